@@ -1,0 +1,208 @@
+// The benchmark cases, written once and run against any store adapter, so that
+// every store does exactly the same work in the same order. Each adapter script
+// (flumelog-offset.mjs, async-append-only-log.mjs, sluice.mjs) only wraps its
+// store's API in a few promise-returning functions and calls main(adapter).
+//
+// Usage: node bench/stores/<store>.mjs --case <name> --n <count> --dir <fresh dir>
+// Prints one line of JSON: { store, case, n, ms, opsPerSec, rssPeakBytes, diskBytes, extra }.
+//
+// The read cases (scan, get, reopen and their raw twins) need a filled store:
+// it is filled, untimed, by a separate process running this same script with
+// `--case fill` (or `raw-fill`), so that the memory the filling took does not
+// count in this process's peak RSS. The fill writes the key of every record
+// (its offset) to `<dir>.bench-keys`, which is how "record i" maps to each
+// store's own key in the get case.
+
+import { spawnSync } from 'node:child_process'
+import { readdirSync, statSync, readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { performance } from 'node:perf_hooks'
+import {
+  BATCH, GETS, NOWAIT_WINDOW, message, randomIndexes, rawKey, rawValue, rawValueIndex
+} from '../workload.mjs'
+
+export const CASES = ['append-single', 'append-nowait', 'append-batch', 'scan', 'get', 'reopen']
+export const RAW_CASES = ['raw-publish', 'raw-consume', 'raw-get']
+
+function parseArgs (argv) {
+  const args = { case: null, n: 1_000_000, dir: null, gets: GETS, seed: 42 }
+  for (let i = 2; i < argv.length; i += 2) {
+    const name = argv[i].replace(/^--/, '')
+    const value = argv[i + 1]
+    if (name === 'case' || name === 'dir') args[name] = value
+    else if (name === 'n' || name === 'gets' || name === 'seed') args[name] = Number(value)
+    else throw new Error('unknown argument ' + argv[i])
+  }
+  if (!args.case || !args.dir || !(args.n > 0)) {
+    throw new Error('usage: --case <name> --n <count> --dir <fresh dir> [--gets 100000] [--seed 42]')
+  }
+  return args
+}
+
+// Apparent size of every file under dir, after the store was closed.
+export function dirBytes (dir) {
+  let total = 0
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, entry.name)
+    if (entry.isDirectory()) total += dirBytes(p)
+    else total += statSync(p).size
+  }
+  return total
+}
+
+const peakRss = () => process.resourceUsage().maxRSS * 1024
+
+function rawRecord (i) {
+  return { key: rawKey(i), value: rawValue(i) }
+}
+
+// The records of batch number b (BATCH per batch, the last one may be short).
+function batchOf (b, n, raw) {
+  const out = []
+  const end = Math.min(n, (b + 1) * BATCH)
+  for (let i = b * BATCH; i < end; i++) out.push(raw ? rawRecord(i) : message(i))
+  return out
+}
+
+function checkMessage (value, i) {
+  if (value === null || typeof value !== 'object' || value.seq !== i) {
+    throw new Error(`record ${i}: read back ${JSON.stringify(value)?.slice(0, 80)}`)
+  }
+}
+
+function checkRaw (value, i) {
+  if (rawValueIndex(value) !== i) throw new Error(`raw record ${i}: read back value of ${rawValueIndex(value)}`)
+}
+
+// Runs this script again, in its own process, to fill dir with n records.
+function prefill (args, raw) {
+  const res = spawnSync(process.execPath, [process.argv[1], '--case', raw ? 'raw-fill' : 'fill', '--n', String(args.n), '--dir', args.dir], {
+    stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8', maxBuffer: 1 << 20
+  })
+  if (res.status !== 0) throw new Error(`prefill of ${args.dir} failed (exit ${res.status}, signal ${res.signal})`)
+  return JSON.parse(res.stdout.trim().split('\n').pop())
+}
+
+function readKeys (dir) {
+  const buf = readFileSync(dir + '.bench-keys')
+  return new Float64Array(buf.buffer, buf.byteOffset, buf.byteLength / 8)
+}
+
+async function fill (adapter, args, raw) {
+  const handle = await adapter.open(args.dir, { raw })
+  const keys = new Float64Array(args.n)
+  const t0 = performance.now()
+  for (let b = 0, i = 0; i < args.n; b++) {
+    const records = batchOf(b, args.n, raw)
+    const got = await handle.fill(records)
+    for (const key of got) keys[i++] = key
+  }
+  await handle.close()
+  const ms = performance.now() - t0
+  writeFileSync(args.dir + '.bench-keys', new Uint8Array(keys.buffer))
+  return { ms, ops: args.n }
+}
+
+async function appendCase (adapter, args, mode, raw) {
+  const handle = await adapter.open(args.dir, { raw })
+  const n = args.n
+  const t0 = performance.now()
+  if (mode === 'single') {
+    for (let i = 0; i < n; i++) await handle.append(message(i))
+  } else if (mode === 'nowait') {
+    for (let start = 0; start < n; start += NOWAIT_WINDOW) {
+      const values = []
+      for (let i = start; i < Math.min(n, start + NOWAIT_WINDOW); i++) values.push(message(i))
+      await handle.appendNoWait(values)
+    }
+  } else {
+    for (let b = 0; b * BATCH < n; b++) await handle.appendBatch(batchOf(b, n, raw))
+  }
+  await handle.close() // inside the timing: the store's own flush counts
+  return { ms: performance.now() - t0, ops: n }
+}
+
+async function scanCase (adapter, args, raw) {
+  prefill(args, raw)
+  const handle = await adapter.open(args.dir, { raw })
+  const rssBefore = process.memoryUsage.rss()
+  let i = 0
+  const check = raw ? checkRaw : checkMessage
+  const t0 = performance.now()
+  await handle.scan((value) => { check(value, i); i++ })
+  const ms = performance.now() - t0
+  const scanRssAddedBytes = peakRss() - rssBefore
+  await handle.close()
+  if (i !== args.n) throw new Error(`scan read ${i} records, expected ${args.n}`)
+  return { ms, ops: args.n, extra: { scanRssAddedBytes, rssBeforeScanBytes: rssBefore } }
+}
+
+async function getCase (adapter, args, raw) {
+  prefill(args, raw)
+  const keys = readKeys(args.dir)
+  const indexes = randomIndexes(args.gets, args.n, args.seed)
+  const check = raw ? checkRaw : checkMessage
+  const handle = await adapter.open(args.dir, { raw })
+  const t0 = performance.now()
+  for (let j = 0; j < indexes.length; j++) {
+    const i = indexes[j]
+    check(await handle.get(keys[i]), i)
+  }
+  const ms = performance.now() - t0
+  await handle.close()
+  return { ms, ops: indexes.length, extra: { gets: indexes.length } }
+}
+
+async function reopenCase (adapter, args) {
+  prefill(args, false)
+  const keys = readKeys(args.dir)
+  // Every timing below starts at t0, before the store's constructor runs, and
+  // each one is taken when that step is done (ready, then last offset, then a
+  // read of the first record).
+  const t0 = performance.now()
+  const handle = await adapter.open(args.dir, { raw: false })
+  const readyMs = performance.now() - t0
+  const last = await handle.lastOffset()
+  const lastOffsetMs = performance.now() - t0
+  const first = await handle.get(keys[0])
+  const firstReadMs = performance.now() - t0
+  await handle.close()
+  checkMessage(first, 0)
+  if (last !== keys[args.n - 1]) throw new Error(`last offset ${last}, expected ${keys[args.n - 1]}`)
+  return { ms: lastOffsetMs, ops: null, extra: { readyMs, lastOffsetMs, firstReadMs } }
+}
+
+async function runCase (adapter, args) {
+  switch (args.case) {
+    case 'fill': return fill(adapter, args, false)
+    case 'raw-fill': return fill(adapter, args, true)
+    case 'append-single': return appendCase(adapter, args, 'single', false)
+    case 'append-nowait': return appendCase(adapter, args, 'nowait', false)
+    case 'append-batch': return appendCase(adapter, args, 'batch', false)
+    case 'scan': return scanCase(adapter, args, false)
+    case 'get': return getCase(adapter, args, false)
+    case 'reopen': return reopenCase(adapter, args)
+    case 'raw-publish': return appendCase(adapter, args, 'batch', true)
+    case 'raw-consume': return scanCase(adapter, args, true)
+    case 'raw-get': return getCase(adapter, args, true)
+    default: throw new Error('unknown case ' + args.case)
+  }
+}
+
+export async function main (adapter) {
+  const args = parseArgs(process.argv)
+  const res = await runCase(adapter, args)
+  const note = adapter.notes?.[args.case]
+  const out = {
+    store: adapter.store,
+    case: args.case,
+    n: args.n,
+    ms: res.ms,
+    opsPerSec: res.ops ? res.ops / (res.ms / 1000) : null,
+    rssPeakBytes: peakRss(),
+    diskBytes: dirBytes(args.dir),
+    extra: { ...res.extra, ...(note ? { note } : {}) }
+  }
+  // Exit explicitly: a peer may leave a file descriptor or a timer behind.
+  process.stdout.write(JSON.stringify(out) + '\n', () => process.exit(0))
+}

@@ -1,0 +1,73 @@
+// flumedb 2.1.8 over flumelog-offset 3.4.4 with the JSON codec, the way SSB
+// (ssb-db before db2) used it: Flume(OffsetLog(file, { codec: json })).
+import { join } from 'node:path'
+import Flume from 'flumedb'
+import OffsetLog from 'flumelog-offset'
+import json from 'flumecodec/json.js'
+import pull from 'pull-stream'
+import { main } from './driver.mjs'
+
+// flumelog-offset frames each record as <len u32><data><len u32><end offset u32>
+// (32-bit offset codec, the default): 12 bytes around the data. Its append
+// callback only gives the offset of the LAST record of a write, so the fill
+// derives the other offsets from this and checks the result against it.
+const FRAME_BYTES = 12
+
+function promise (fn) {
+  return new Promise((resolve, reject) => fn((err, value) => err ? reject(err) : resolve(value)))
+}
+
+async function open (dir, { raw }) {
+  if (raw) throw new Error('flumelog-offset is not part of the raw-bytes variant')
+  const db = Flume(OffsetLog(join(dir, 'log.offset'), { codec: json }))
+  // `since` is set once the file is opened and its tail checked; every call
+  // before that is queued behind it, so this is when the log is ready.
+  await new Promise((resolve) => db.since.once(resolve))
+  let end = 0 // end of the file; fill only runs on a fresh, empty log
+
+  return {
+    append: (value) => promise((cb) => db.append(value, cb)),
+    // Issue every append at once; flumelog-offset groups the waiting ones
+    // into a single write (append-batch). Callbacks are counted, not promised.
+    appendNoWait: (values) => new Promise((resolve, reject) => {
+      let left = values.length
+      for (const v of values) {
+        db.append(v, (err) => {
+          if (err) reject(err)
+          else if (--left === 0) resolve()
+        })
+      }
+    }),
+    appendBatch: (values) => promise((cb) => db.append(values, cb)),
+    async fill (values) {
+      const keys = []
+      for (const v of values) {
+        keys.push(end)
+        end += Buffer.byteLength(JSON.stringify(v)) + FRAME_BYTES
+      }
+      const last = await promise((cb) => db.append(values, cb))
+      if (last !== keys[keys.length - 1]) throw new Error(`offset mismatch: ${last} vs ${keys[keys.length - 1]}`)
+      return keys
+    },
+    // A pull-stream of { seq, value }, the same shape (key + decoded value) as
+    // the other stores' scans.
+    scan: (onValue) => new Promise((resolve, reject) => {
+      pull(db.stream({ seqs: true }), pull.drain((rec) => { onValue(rec.value) }, (err) => err ? reject(err) : resolve()))
+    }),
+    get: (seq) => promise((cb) => db.get(seq, cb)),
+    lastOffset: async () => db.since.value,
+    // flumelog-offset has no close(): flumedb's close calls back at once. Each
+    // append has already been written (fs.write, no fsync) when it calls back.
+    close: () => promise((cb) => db.close(cb))
+  }
+}
+
+const notes = {
+  'append-single': 'acks after fs.write of each record (no fsync, ever); flumelog-offset has no close, so nothing is flushed at the end',
+  'append-nowait': 'concurrent appends are grouped into one fs.write per group by the log (append-batch)',
+  'append-batch': 'db.append(array) writes the batch as one fs.write; callback gives only the last offset',
+  get: 'flumedb.get -> async 16 KiB block reads through a 1024-block LRU (16 MiB)',
+  reopen: 'ready = since observable set (file opened, tail record checked); last offset is known at the same moment'
+}
+
+main({ store: 'flumelog-offset', open, notes })

@@ -1,0 +1,72 @@
+/**
+ * The one error class of Sluice. Callers test `error.code`, never `instanceof` or the message: codes are stable,
+ * messages are for people. Programmer mistakes (a wrong argument type, an out-of-range number) are thrown as
+ * `TypeError` / `RangeError` instead, because no caller should handle them at run time.
+ */
+
+/** Every code Sluice can fail with. Adding a code is a minor change; renaming or removing one is a major one. */
+export type ErrorCode =
+  /** The log (or database) was closed, or is closing: the call cannot proceed. */
+  | 'LOG_CLOSED'
+  /** The offset is before the first available record or at or past the end of the log. */
+  | 'OFFSET_OUT_OF_RANGE'
+  /** No record starts at the offset (it points into the middle of a record, or at damaged framing). */
+  | 'NOT_A_RECORD'
+  /** A record's framing or checksum is wrong: `file` and `position` say where. Never returned as data. */
+  | 'CORRUPT_RECORD'
+  /** A segment file's header is damaged, from a future format version, or disagrees with the file name. */
+  | 'CORRUPT_SEGMENT'
+  /** The log's files contradict each other (a gap between segments, a damaged record before the tail). */
+  | 'CORRUPT_LOG'
+  /** The directory exists, holds files, and is not a Sluice log: nothing in it was modified. */
+  | 'NOT_A_LOG'
+  /** The directory does not exist and the log was opened read-only (or with `create: false`). */
+  | 'LOG_NOT_FOUND'
+  /** Another writer (in this process or another) holds the directory lock. */
+  | 'LOCKED'
+  /** A write was attempted on a log opened with `readonly: true`. */
+  | 'READ_ONLY'
+  /**
+   * A write or fsync failed (disk full, I/O error). The log was left as it was before the failed write, and the
+   * failure is sticky: every later write fails with this code until the log is reopened.
+   */
+  | 'WRITE_FAILED'
+  /** A read from disk failed with an I/O error. */
+  | 'READ_FAILED'
+  /** The call was aborted through its `signal`; `cause` is the signal's reason. */
+  | 'ABORTED'
+  /** A record is intact on disk but the codec could not decode it (a codec other than the one that wrote it?). */
+  | 'DECODE_FAILED'
+  /** Bad input that is data rather than a programming mistake (for example a line of a CLI input stream). */
+  | 'INVALID_INPUT';
+
+export interface SluiceErrorOptions {
+  readonly cause?: unknown;
+  /** The file the problem was found in, when there is one. */
+  readonly file?: string;
+  /** The byte position in `file` (not the log offset) where the problem was found. */
+  readonly position?: number;
+  /** The log offset concerned, when there is one. */
+  readonly offset?: number;
+}
+
+export class SluiceError extends Error {
+  readonly code: ErrorCode;
+  readonly file: string | undefined;
+  readonly position: number | undefined;
+  readonly offset: number | undefined;
+
+  constructor(code: ErrorCode, message: string, options: SluiceErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'SluiceError';
+    this.code = code;
+    this.file = options.file;
+    this.position = options.position;
+    this.offset = options.offset;
+  }
+}
+
+/** True when `error` is a SluiceError with the given code (or any code, when none is given). */
+export function isSluiceError(error: unknown, code?: ErrorCode): error is SluiceError {
+  return error instanceof SluiceError && (code === undefined || error.code === code);
+}

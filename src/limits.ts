@@ -1,0 +1,55 @@
+/**
+ * Every limit and default of Sluice, named in one place. Units come last in each name. FORMAT.md cites the
+ * limits that are part of the file format (those marked "format"); changing one of those is a format change.
+ */
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+
+/** Format: the largest encoded value of one record. A larger length read from disk is corruption. */
+export const valueBytesMax = 16 * MiB;
+
+/** Format: the largest key of one record (the key length field is 16 bits). */
+export const keyBytesMax = 0xffff;
+
+/** Format: the largest log offset; offsets are stored in 64 bits but JavaScript numbers are exact up to 2^53. */
+export const offsetMax = Number.MAX_SAFE_INTEGER;
+
+/** The default size at which a segment is sealed and the next one started. */
+export const segmentBytesDefault = 64 * MiB;
+
+/** The smallest `segmentBytesMax` a log accepts (tests use small segments to exercise rollover). */
+export const segmentBytesMin = 4 * KiB;
+
+/** The largest `segmentBytesMax` a log accepts. */
+export const segmentBytesLimit = 4 * 1024 * MiB;
+
+/** The largest encoded size of one batch; a batch is written with one write and must fit in one segment. */
+export const batchBytesMax = 256 * MiB;
+
+/** The most records in one batch. */
+export const batchRecordsMax = 1_000_000;
+
+/** Bytes read per system call while scanning. */
+export const scanChunkBytes = 256 * KiB;
+
+/** Bytes read for a `get` in the first system call: most records fit, larger ones take a second read. */
+export const getReadBytes = 1 * KiB;
+
+/** Records decoded per step of a stream before control returns to the event loop. */
+export const streamBatchRecords = 256;
+
+/** How much of the last segment's tail is verified record by record on every open. */
+export const tailCheckBytes = 256 * KiB;
+
+/** Segment files kept open for reading at once (least recently used are closed first). */
+export const openSegmentsMax = 64;
+
+/** Initial size of the in-memory buffer that collects appends before they are written. */
+export const writeBufferBytesInitial = 1 * MiB;
+
+/** Appends collected (in bytes) before a write is forced even while the event loop is still busy. */
+export const writeBufferBytesFlush = 4 * MiB;
+
+/** How often a read-only log looks for a writer's new records while a live stream waits (fs.watch does most). */
+export const followIntervalMs = 250;

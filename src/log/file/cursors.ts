@@ -1,0 +1,142 @@
+import type { LogRecord } from '../log.js';
+import type { RecordCursor } from '../abstract-log.js';
+import type { ScanRange } from '../range.js';
+import type { Frame } from './format.js';
+import { FrameReader } from './frame-reader.js';
+import type { Segments } from './segments.js';
+
+/** What a cursor needs from its log. */
+export interface CursorHost<T> {
+  readonly segments: Segments;
+  /** Decodes a record; `bytes` are valid only during the call. */
+  record(offset: number, bytes: Buffer, time: number, key: Uint8Array | undefined): LogRecord<T>;
+  /** Brings in records another process appended (read-only logs); a no-op for the writer. */
+  refresh(): void;
+}
+
+/** Builds the record of a validated frame held in `reader.buffer`. */
+export function recordOf<T>(host: CursorHost<T>, reader: FrameReader, offset: number, frame: Frame): LogRecord<T> {
+  const buffer = reader.buffer;
+  const keyStart = reader.positionOf(offset) + 28;
+  const key =
+    frame.keyLength === 0 ? undefined : Uint8Array.prototype.slice.call(buffer, keyStart, keyStart + frame.keyLength);
+  const valueStart = keyStart + frame.keyLength;
+  return host.record(offset, buffer.subarray(valueStart, valueStart + frame.valueLength), frame.time, key);
+}
+
+/**
+ * The offset of the first record at or after `low`. A bound that is a record start (or just past one, as
+ * `gt: offset` is) is found in O(1); any other bound costs a walk of the frames of one segment.
+ */
+export function firstRecordAtOrAfter(segments: Segments, reader: FrameReader, low: number): number {
+  const first = segments.bases[0] as number;
+  if (low <= first) return first;
+  const index = segments.indexOf(low);
+  const base = segments.bases[index] as number;
+  if (low === base) return low;
+  if (typeof reader.tryAt(index, low, false) !== 'string') return low;
+  const before = reader.tryAt(index, low - 1, false);
+  if (typeof before !== 'string') return low - 1 + before.size;
+  const end = segments.endOf(index);
+  let offset = base;
+  while (offset < low && offset < end) offset += reader.at(index, offset, 'record', true).size;
+  return offset;
+}
+
+/** The end of the last record whose offset is below `high` (so a reverse scan starts there). */
+export function lastRecordEndBefore(segments: Segments, reader: FrameReader, high: number): number {
+  const first = segments.bases[0] as number;
+  if (high >= segments.end) return segments.end;
+  if (high <= first) return first;
+  const index = segments.indexOf(high);
+  const base = segments.bases[index] as number;
+  if (high === base) return high;
+  if (typeof reader.tryAt(index, high, false) !== 'string') return high;
+  const before = reader.tryAt(index, high - 1, false);
+  if (typeof before !== 'string') return high - 1 + before.size;
+  let offset = base;
+  while (offset < high) offset += reader.at(index, offset, 'record', true).size;
+  return offset;
+}
+
+/** Reads forwards through a chunk window; asked again after reaching the end, it picks up new records. */
+export class ForwardCursor<T> implements RecordCursor<T> {
+  readonly #host: CursorHost<T>;
+  readonly #range: ScanRange;
+  #reader: FrameReader | undefined;
+  #offset = -1;
+  #index = -1;
+
+  constructor(host: CursorHost<T>, range: ScanRange) {
+    this.#host = host;
+    this.#range = range;
+  }
+
+  next(max: number): LogRecord<T>[] {
+    const segments = this.#host.segments;
+    if (this.#offset >= segments.end || this.#offset < 0) this.#host.refresh();
+    this.#reader ??= new FrameReader(segments);
+    const reader = this.#reader;
+    if (this.#offset < 0) {
+      if (this.#range.low >= segments.end) return [];
+      this.#offset = firstRecordAtOrAfter(segments, reader, this.#range.low);
+    }
+    const records: LogRecord<T>[] = [];
+    const limit = Math.min(this.#range.high, segments.end);
+    while (records.length < max && this.#offset < limit) {
+      if (this.#index < 0 || this.#offset >= segments.endOf(this.#index)) this.#index = segments.indexOf(this.#offset);
+      const frame = reader.at(this.#index, this.#offset, 'record', true);
+      records.push(recordOf(this.#host, reader, this.#offset, frame));
+      this.#offset += frame.size;
+    }
+    return records;
+  }
+
+  close(): void {
+    this.#reader = undefined;
+  }
+}
+
+/** Reads backwards from the records that exist when it starts. */
+export class ReverseCursor<T> implements RecordCursor<T> {
+  readonly #host: CursorHost<T>;
+  readonly #range: ScanRange;
+  #reader: FrameReader | undefined;
+  /** The end of the next record to hand out; -1 until the cursor starts. */
+  #end = -1;
+  #floor = 0;
+
+  constructor(host: CursorHost<T>, range: ScanRange) {
+    this.#host = host;
+    this.#range = range;
+  }
+
+  next(max: number): LogRecord<T>[] {
+    const segments = this.#host.segments;
+    if (this.#end < 0) {
+      this.#host.refresh();
+      this.#reader = new FrameReader(segments);
+      this.#end = lastRecordEndBefore(segments, this.#reader, this.#range.high);
+      this.#floor = Math.max(this.#range.low, segments.bases[0] as number);
+    }
+    const reader = this.#reader;
+    const records: LogRecord<T>[] = [];
+    if (reader === undefined) return records;
+    while (records.length < max && this.#end > this.#floor) {
+      const index = segments.indexOf(this.#end - 1);
+      const { offset, frame } = reader.endingAt(index, this.#end, 'record');
+      if (offset < this.#range.low) {
+        this.#end = this.#floor;
+        break;
+      }
+      records.push(recordOf(this.#host, reader, offset, frame));
+      this.#end = offset;
+    }
+    return records;
+  }
+
+  close(): void {
+    this.#reader = undefined;
+    this.#end = 0;
+  }
+}

@@ -1,0 +1,341 @@
+import { closeSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, watch, writeFileSync } from 'node:fs';
+import type { FSWatcher } from 'node:fs';
+import { join } from 'node:path';
+import { codecs, type Codec, type JsonValue } from '../../codec/codec.js';
+import { SluiceError } from '../../errors.js';
+import { followIntervalMs, segmentBytesDefault, segmentBytesLimit, segmentBytesMin } from '../../limits.js';
+import { AbstractLog, type EncodedEntry, type RecordCursor } from '../abstract-log.js';
+import type { LogRecord, LogSupports } from '../log.js';
+import type { ScanRange } from '../range.js';
+import { ForwardCursor, recordOf, ReverseCursor, type CursorHost } from './cursors.js';
+import { DirectoryLock } from './directory-lock.js';
+import { headerBytes, offsetAt, positionOf, segmentName } from './format.js';
+import { FrameReader } from './frame-reader.js';
+import { createSegment, listDirectory, makeDirectory, removeTemporary } from './segment-files.js';
+import { checkHeader, Segments } from './segments.js';
+import { checkTail } from './tail.js';
+import { SegmentWriter, type Durability } from './writer.js';
+
+export type { Durability } from './writer.js';
+
+export interface FileLogOptions<T> {
+  /** How values are stored. Default: JSON. */
+  readonly codec?: Codec<T>;
+  /**
+   * Open without the directory lock and never modify a file: appends fail with `READ_ONLY`. A read-only log
+   * sees records a writer appends later (reads past the end look again; live streams watch the directory).
+   */
+  readonly readonly?: boolean;
+  /** Create the directory and the first segment when missing (default `true`; ignored when read-only). */
+  readonly create?: boolean;
+  /** What a resolved append promises; see `Durability`. Default: `os`. */
+  readonly durability?: Durability;
+  /**
+   * A segment is sealed and the next one started when a batch would take it past this size (a single batch
+   * larger than this gets a segment of its own). Default 64 MiB.
+   */
+  readonly segmentBytesMax?: number;
+  /** The clock for records appended without a time. */
+  readonly now?: () => number;
+}
+
+const supports: LogSupports = { keys: true, times: true, persistent: true, readonly: true };
+
+/**
+ * The native log: a directory of segment files in the format of FORMAT.md. A record's offset is its byte
+ * position in the concatenated segments (headers excluded), so `get` reads one record at a computed position
+ * without an index, and the log can be read backwards through the lengths at both ends of every frame.
+ */
+export class FileLog<T = JsonValue> extends AbstractLog<T> {
+  readonly supports = supports;
+  readonly dir: string;
+  readonly readonly: boolean;
+  readonly durability: Durability;
+  #segments!: Segments;
+  #reader!: FrameReader;
+  #writer: SegmentWriter | undefined;
+  #lock: DirectoryLock | undefined;
+  #host!: CursorHost<T>;
+  #watcher: FSWatcher | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  /** The descriptor of the newest segment of a read-only log (the writer owns its own otherwise). */
+  #followFd: number | undefined;
+  readonly #segmentBytesMax: number;
+
+  private constructor(dir: string, options: FileLogOptions<T>) {
+    super({ codec: options.codec ?? codecs.json<T>(), ...(options.now ? { now: options.now } : {}) });
+    this.dir = dir;
+    this.readonly = options.readonly ?? false;
+    this.durability = options.durability ?? 'os';
+    this.#segmentBytesMax = options.segmentBytesMax ?? segmentBytesDefault;
+  }
+
+  /** Opens (or creates) the log in `dir`. Fails with `NOT_A_LOG`, `LOG_NOT_FOUND`, `LOCKED`, `CORRUPT_*`. */
+  static async open<T = JsonValue>(dir: string, options: FileLogOptions<T> = {}): Promise<FileLog<T>> {
+    checkOptions(dir, options);
+    const log = new FileLog<T>(dir, options);
+    try {
+      await log.#open(options);
+    } catch (error) {
+      log.#release();
+      throw error;
+    }
+    return log;
+  }
+
+  get segments(): Segments {
+    return this.#segments;
+  }
+
+  async #open(options: FileLogOptions<T>): Promise<void> {
+    const dir = this.dir;
+    let listing = await listDirectory(dir);
+    if (listing === undefined) {
+      if (this.readonly || options.create === false) {
+        throw new SluiceError('LOG_NOT_FOUND', `there is no log at ${dir}`, { file: dir });
+      }
+      await makeDirectory(dir);
+    } else if (listing.bases.length === 0 && listing.foreign.length > 0) {
+      throw new SluiceError('NOT_A_LOG', `${dir} holds files that are not a Sluice log (${listing.foreign[0]}, …)`, {
+        file: dir,
+      });
+    }
+    if (!this.readonly) {
+      this.#lock = DirectoryLock.acquire(dir);
+      // Listed again under the lock: a writer that just closed may have added a segment.
+      listing = (await listDirectory(dir)) ?? { bases: [], temporary: [], foreign: [] };
+      await removeTemporary(dir, listing.temporary);
+    }
+    const bases = listing?.bases ?? [];
+    if (bases.length === 0 && !this.readonly) {
+      const fd = await createSegment(dir, 0);
+      this.#start([0], 0, fd, offsetAt(0, headerBytes));
+      return;
+    }
+    if (bases.length === 0) {
+      this.#segments = new Segments(dir, [], 0);
+      this.#reader = new FrameReader(this.#segments);
+      this.#host = this.#cursorHost();
+      this._opened(-1);
+      return;
+    }
+    const base = bases[bases.length - 1] as number;
+    const path = join(dir, segmentName(base));
+    const fd = openSync(path, this.readonly ? 'r' : 'r+');
+    try {
+      checkHeader(fd, path, base);
+    } catch (error) {
+      closeSync(fd);
+      throw error;
+    }
+    this.#start(bases, base, fd, offsetAt(base, fstatSync(fd).size));
+  }
+
+  /** Runs the tail check (F-40) on the last segment and sets the log up from its verdict. */
+  #start(bases: number[], base: number, fd: number, fileEnd: number): void {
+    const segments = new Segments(this.dir, bases, fileEnd);
+    segments.pin(base, fd);
+    this.#segments = segments;
+    this.#reader = new FrameReader(segments);
+    this.#host = this.#cursorHost();
+    if (this.readonly) this.#followFd = fd;
+    const index = bases.length - 1;
+    const verdict = checkTail(segments, this.#reader, index, fileEnd);
+    segments.end = verdict.end;
+    if (verdict.cut !== undefined && !this.readonly) this.#cut(fd, base, verdict.end, fileEnd);
+    this.#reader.reset();
+    let since = verdict.since;
+    if (since < 0 && index > 0) since = this.#reader.endingAt(index - 1, base, 'record').offset;
+    if (!this.readonly) {
+      this.#writer = new SegmentWriter(
+        {
+          segments,
+          fd,
+          durability: this.durability,
+          segmentBytesMax: this.#segmentBytesMax,
+          onVisible: (last, end) => {
+            segments.end = end;
+            this._advance(last);
+          },
+        },
+        base,
+        verdict.end,
+        since,
+      );
+    }
+    this._opened(since);
+  }
+
+  /** Moves the bytes of a torn write aside into `quarantine/` (F-42) and truncates the segment to `end`. */
+  #cut(fd: number, base: number, end: number, fileEnd: number): void {
+    const quarantine = join(this.dir, 'quarantine');
+    mkdirSync(quarantine, { recursive: true, mode: 0o700 });
+    const bytes = Buffer.alloc(fileEnd - end);
+    let done = 0;
+    const index = this.#segments.bases.length - 1;
+    while (done < bytes.length) {
+      const read = this.#segments.read(index, positionOf(base, end) + done, bytes, done, bytes.length - done);
+      if (read === 0) break;
+      done += read;
+    }
+    const name = `${segmentName(base)}.${positionOf(base, end)}.${Date.now()}.torn`;
+    writeFileSync(join(quarantine, name), bytes.subarray(0, done), { mode: 0o600 });
+    ftruncateSync(fd, positionOf(base, end));
+    fsyncSync(fd);
+  }
+
+  #cursorHost(): CursorHost<T> {
+    return {
+      segments: this.#segments,
+      record: (offset, bytes, time, key) => this._record(offset, bytes, time, key),
+      refresh: () => this.#refresh(),
+    };
+  }
+
+  protected _append(entries: readonly EncodedEntry[]): Promise<number[]> {
+    if (this.#writer === undefined) {
+      return Promise.reject(new SluiceError('READ_ONLY', `the log at ${this.dir} was opened read-only`));
+    }
+    return this.#writer.append(entries);
+  }
+
+  protected _read(offset: number): LogRecord<T> {
+    if (offset > this.since) this.#refresh();
+    const segments = this.#segments;
+    if (offset > this.since || segments.bases.length === 0 || offset < (segments.bases[0] as number)) {
+      throw new SluiceError('OFFSET_OUT_OF_RANGE', `offset ${offset} is outside the log`, { offset });
+    }
+    const frame = this.#reader.at(segments.indexOf(offset), offset, 'maybe', false);
+    return recordOf(this.#host, this.#reader, offset, frame);
+  }
+
+  protected _cursor(range: ScanRange): RecordCursor<T> {
+    return range.reverse ? new ReverseCursor(this.#host, range) : new ForwardCursor(this.#host, range);
+  }
+
+  protected _sync(): Promise<number> {
+    return this.#writer === undefined ? Promise.resolve(this.since) : this.#writer.sync();
+  }
+
+  protected async _close(): Promise<void> {
+    this._followStop();
+    try {
+      await this.#writer?.close();
+    } finally {
+      this.#release();
+    }
+  }
+
+  #release(): void {
+    this.#segments?.close();
+    if (this.#followFd !== undefined) closeSync(this.#followFd);
+    this.#followFd = undefined;
+    this.#lock?.release();
+  }
+
+  /**
+   * Read-only logs: takes in complete batches another process appended since we last looked, and moves on to
+   * segments it started. Never modifies anything, and never reads past the last complete batch.
+   */
+  #refresh(): void {
+    if (!this.readonly || this.status !== 'open') return;
+    const segments = this.#segments;
+    for (;;) {
+      const fd = this.#followFd;
+      if (fd !== undefined) {
+        const index = segments.bases.length - 1;
+        const fileEnd = offsetAt(segments.bases[index] as number, fstatSync(fd).size);
+        if (fileEnd > segments.end && this.#takeIn(index, fileEnd)) continue;
+      }
+      if (!this.#followNextSegment()) return;
+    }
+  }
+
+  /** Advances the visible end over complete batches up to `fileEnd`; true when it moved. */
+  #takeIn(index: number, fileEnd: number): boolean {
+    const segments = this.#segments;
+    const visible = segments.end;
+    segments.end = fileEnd;
+    const reader = new FrameReader(segments);
+    let offset = visible;
+    let batchEnd = visible;
+    let since = -1;
+    let record = -1;
+    try {
+      while (offset < fileEnd) {
+        const frame = reader.tryAt(index, offset, true);
+        if (typeof frame === 'string') break;
+        record = offset;
+        offset += frame.size;
+        if (!frame.batchContinues) {
+          batchEnd = offset;
+          since = record;
+        }
+      }
+    } finally {
+      segments.end = batchEnd;
+      this.#reader.reset();
+    }
+    if (since >= 0) this._advance(since);
+    return batchEnd > visible;
+  }
+
+  /** Opens the segment that follows the newest one, if the writer started it; true when it did. */
+  #followNextSegment(): boolean {
+    const segments = this.#segments;
+    const next = segments.end;
+    if (segments.bases[segments.bases.length - 1] === next) return false;
+    const path = join(this.dir, segmentName(next));
+    let fd: number;
+    try {
+      fd = openSync(path, 'r');
+    } catch {
+      return false;
+    }
+    try {
+      checkHeader(fd, path, next);
+    } catch {
+      closeSync(fd);
+      return false;
+    }
+    segments.bases.push(next);
+    segments.pin(next, fd);
+    if (this.#followFd !== undefined) closeSync(this.#followFd);
+    this.#followFd = fd;
+    return true;
+  }
+
+  protected override _followStart(): void {
+    if (!this.readonly || this.#timer !== undefined) return;
+    try {
+      this.#watcher = watch(this.dir, { persistent: false }, () => this.#refresh());
+      this.#watcher.on('error', () => this.#watcher?.close());
+    } catch {
+      // Watching is an optimisation; the timer below still finds new records.
+    }
+    this.#timer = setInterval(() => this.#refresh(), followIntervalMs);
+    this.#timer.unref();
+  }
+
+  protected override _followStop(): void {
+    this.#watcher?.close();
+    this.#watcher = undefined;
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+}
+
+function checkOptions(dir: unknown, options: unknown): void {
+  if (typeof dir !== 'string' || dir.length === 0) throw new TypeError('dir must be a non-empty string');
+  if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
+  const { durability, segmentBytesMax } = options as FileLogOptions<unknown>;
+  if (durability !== undefined && durability !== 'os' && durability !== 'disk') {
+    throw new TypeError(`durability must be 'os' or 'disk', got ${String(durability)}`);
+  }
+  if (segmentBytesMax !== undefined) {
+    if (typeof segmentBytesMax !== 'number') throw new TypeError('segmentBytesMax must be a number');
+    if (!Number.isSafeInteger(segmentBytesMax) || segmentBytesMax < segmentBytesMin || segmentBytesMax > segmentBytesLimit) {
+      throw new RangeError(`segmentBytesMax must be an integer from ${segmentBytesMin} to ${segmentBytesLimit}`);
+    }
+  }
+}

@@ -1,0 +1,181 @@
+import { crc32c } from '@node-rs/crc32';
+import { keyBytesMax, valueBytesMax } from '../../limits.js';
+
+/**
+ * The byte layout of the native log's files, as specified in FORMAT.md (rule numbers cited as F-n). All
+ * integers are little-endian; checksums are CRC-32C (Castagnoli).
+ */
+
+/** F-1: "SLUICELG", the first eight bytes of every segment file. */
+export const segmentMagic = Buffer.from('SLUICELG', 'latin1');
+/** F-2: the only segment format version this code writes and reads. */
+export const formatVersion = 1;
+/** F-3: every segment starts with a header of this size; records follow it back to back. */
+export const headerBytes = 64;
+/** F-10: the fixed part of a record frame (lengths, checksum, offset, time, key length, flags). */
+export const frameOverheadBytes = 32;
+/** F-12: the smallest and largest valid frame. */
+export const frameBytesMin = frameOverheadBytes;
+export const frameBytesMax = frameOverheadBytes + keyBytesMax + valueBytesMax;
+/** F-11: flag bit: more records of the same batch follow this one. */
+export const flagBatchContinues = 0x01;
+const flagsKnown = flagBatchContinues;
+
+/** Segment file names: the base offset, zero-padded to 20 digits, then `.seg` (F-4). */
+export const segmentNamePattern = /^(\d{20})\.seg$/;
+
+export function segmentName(base: number): string {
+  return `${String(base).padStart(20, '0')}.seg`;
+}
+
+/** The size of the frame of a record with a key and value of these sizes. */
+export function frameBytes(keyBytes: number, valueBytes: number): number {
+  return frameOverheadBytes + keyBytes + valueBytes;
+}
+
+function writeU64(buffer: Buffer, position: number, value: number): void {
+  buffer.writeUInt32LE(value % 0x1_0000_0000, position);
+  buffer.writeUInt32LE(Math.floor(value / 0x1_0000_0000), position + 4);
+}
+
+/** Reads a u64 that must fit a safe integer; returns -1 when it does not (the caller reports corruption). */
+export function readU64(buffer: Buffer, position: number): number {
+  const high = buffer.readUInt32LE(position + 4);
+  if (high > 0x1f_ffff) return -1;
+  return high * 0x1_0000_0000 + buffer.readUInt32LE(position);
+}
+
+export interface SegmentHeader {
+  readonly version: number;
+  readonly base: number;
+  readonly createdTime: number;
+}
+
+/** Encodes a segment header (F-5). */
+export function encodeHeader(base: number, createdTime: number): Buffer {
+  const header = Buffer.alloc(headerBytes);
+  segmentMagic.copy(header, 0);
+  header.writeUInt16LE(formatVersion, 8);
+  header.writeUInt16LE(headerBytes, 10);
+  writeU64(header, 16, base);
+  writeU64(header, 24, createdTime);
+  header.writeUInt32LE(crc32c(header.subarray(0, 60)), 60);
+  return header;
+}
+
+/** Decodes a segment header, or returns why it is invalid (F-6). */
+export function decodeHeader(header: Buffer): SegmentHeader | string {
+  if (header.length < headerBytes) return `the header is truncated (${header.length} of ${headerBytes} bytes)`;
+  if (!header.subarray(0, 8).equals(segmentMagic)) return 'the file does not start with the segment magic';
+  if (header.readUInt32LE(60) !== crc32c(header.subarray(0, 60))) return 'the header checksum does not match';
+  const version = header.readUInt16LE(8);
+  if (version !== formatVersion) return `format version ${version} is not supported (this code reads ${formatVersion})`;
+  if (header.readUInt16LE(10) !== headerBytes) return 'the header size field is wrong';
+  if (header.readUInt32LE(12) !== 0) return 'unknown header flags are set';
+  for (let i = 32; i < 60; i++) if (header[i] !== 0) return 'reserved header bytes are not zero';
+  const base = readU64(header, 16);
+  const createdTime = readU64(header, 24);
+  if (base < 0 || createdTime < 0) return 'the base offset or creation time is out of range';
+  return { version, base, createdTime };
+}
+
+/**
+ * Writes one record frame into `buffer` at `position` (F-10) and returns its size. The caller guarantees
+ * capacity for the worst case (`frameBytes(key, 3 × string length)` for a string value). Returns -1 when the
+ * encoded value is larger than `valueBytesMax` (nothing meaningful is left in the buffer then).
+ */
+export function writeFrame(
+  buffer: Buffer,
+  position: number,
+  offset: number,
+  time: number,
+  key: Uint8Array | undefined,
+  value: Uint8Array | string,
+  batchContinues: boolean,
+): number {
+  const keyLength = key === undefined ? 0 : key.length;
+  const valueStart = position + 28 + keyLength;
+  let valueLength: number;
+  if (typeof value === 'string') {
+    valueLength = buffer.write(value, valueStart, 'utf8');
+  } else {
+    buffer.set(value, valueStart);
+    valueLength = value.length;
+  }
+  if (valueLength > valueBytesMax) return -1;
+  const size = frameOverheadBytes + keyLength + valueLength;
+  buffer.writeUInt32LE(size, position);
+  writeU64(buffer, position + 8, offset);
+  writeU64(buffer, position + 16, time);
+  buffer.writeUInt16LE(keyLength, position + 24);
+  buffer[position + 26] = batchContinues ? flagBatchContinues : 0;
+  buffer[position + 27] = 0;
+  if (key !== undefined) buffer.set(key, position + 28);
+  buffer.writeUInt32LE(size, position + size - 4);
+  buffer.writeUInt32LE(crc32c(buffer.subarray(position + 8, position + size)), position + 4);
+  return size;
+}
+
+/** The parts of a valid frame, as positions within the buffer it was read from. */
+export interface Frame {
+  size: number;
+  time: number;
+  keyStart: number;
+  keyLength: number;
+  valueStart: number;
+  valueLength: number;
+  batchContinues: boolean;
+}
+
+/**
+ * Checks the frame that starts at `position` in `buffer` (which holds `available` valid bytes from there on)
+ * against F-12 and returns its parts, or a reason string when it is not a valid frame for `offset`.
+ * `needBytes` on the result tells the caller to read more and try again.
+ */
+export function parseFrame(
+  buffer: Buffer,
+  position: number,
+  available: number,
+  offset: number,
+  into: Frame,
+): Frame | string | { needBytes: number } {
+  if (available < 4) return { needBytes: 4 };
+  const size = buffer.readUInt32LE(position);
+  if (size < frameBytesMin || size > frameBytesMax) return `the frame length ${size} is out of bounds`;
+  if (available < size) return { needBytes: size };
+  if (buffer.readUInt32LE(position + size - 4) !== size) return 'the lengths at both ends of the frame differ';
+  if (readU64(buffer, position + 8) !== offset) return 'the frame belongs to another offset';
+  const keyLength = buffer.readUInt16LE(position + 24);
+  const flags = buffer[position + 26] as number;
+  if ((flags & ~flagsKnown) !== 0 || buffer[position + 27] !== 0) return 'unknown frame flags are set';
+  if (frameOverheadBytes + keyLength > size) return 'the key is longer than the frame';
+  if (buffer.readUInt32LE(position + 4) !== crc32c(buffer.subarray(position + 8, position + size))) {
+    return 'the checksum does not match';
+  }
+  const time = readU64(buffer, position + 16);
+  if (time < 0) return 'the time is out of range';
+  into.size = size;
+  into.time = time;
+  into.keyStart = position + 28;
+  into.keyLength = keyLength;
+  into.valueStart = position + 28 + keyLength;
+  into.valueLength = size - frameOverheadBytes - keyLength;
+  into.batchContinues = (flags & flagBatchContinues) !== 0;
+  return into;
+}
+
+export function emptyFrame(): Frame {
+  return { size: 0, time: 0, keyStart: 0, keyLength: 0, valueStart: 0, valueLength: 0, batchContinues: false };
+}
+
+/** The offset of the record at `position` of a segment whose first record has offset `base`. */
+export function offsetAt(base: number, position: number): number {
+  return base + position - headerBytes;
+}
+
+/** The file position of `offset` in the segment whose first record has offset `base`. */
+export function positionOf(base: number, offset: number): number {
+  return offset - base + headerBytes;
+}
+
+

@@ -1,0 +1,126 @@
+import { SluiceError } from '../../errors.js';
+import { getReadBytes, scanChunkBytes } from '../../limits.js';
+import { emptyFrame, parseFrame, positionOf, type Frame } from './format.js';
+import type { Segments } from './segments.js';
+
+/** What a read expects to find at an offset; decides how a bad frame is reported. */
+export type Expectation =
+  /** The caller knows a record starts here (a scan): anything else is corruption. */
+  | 'record'
+  /** The caller merely asks (a `get`, a bound): a bad frame means "no record starts here". */
+  | 'maybe';
+
+/**
+ * Reads and validates frames through a chunk buffer: a window of one segment's bytes. Sequential readers keep
+ * the window and read ahead; random readers (`get`) read just enough. Every frame is checked against F-12
+ * before anything of it is used, and nothing past the segment's visible end is ever read.
+ */
+export class FrameReader {
+  readonly #segments: Segments;
+  readonly #chunkBytes: number;
+  buffer: Buffer;
+  /** The window: `buffer[0, length)` holds segment `index`'s bytes starting at log offset `start`. */
+  #index = -1;
+  #start = 0;
+  #length = 0;
+  readonly frame: Frame = emptyFrame();
+
+  constructor(segments: Segments, chunkBytes = scanChunkBytes) {
+    this.#segments = segments;
+    this.#chunkBytes = chunkBytes;
+    this.buffer = Buffer.allocUnsafe(chunkBytes);
+  }
+
+  /** Position in `buffer` of log offset `offset` (valid right after `at` / `endingAt` for that frame). */
+  positionOf(offset: number): number {
+    return offset - this.#start;
+  }
+
+  /** Forgets the window (the file changed under it, for example after a truncation). */
+  reset(): void {
+    this.#index = -1;
+    this.#length = 0;
+  }
+
+  /**
+   * Validates the frame of the record at `offset` in segment `index` and returns it (positions relative to
+   * `buffer`), or throws: `NOT_A_RECORD` or `CORRUPT_RECORD` for `maybe`, `CORRUPT_RECORD` for `record`.
+   * `readAhead` keeps reading whole chunks forward (scans); otherwise only about one record is read.
+   */
+  at(index: number, offset: number, expect: Expectation, readAhead: boolean): Frame {
+    const result = this.tryAt(index, offset, readAhead);
+    if (typeof result !== 'string') return result;
+    throw this.#error(index, offset, result, expect);
+  }
+
+  /** As `at`, but returns the reason instead of throwing when no valid frame starts at `offset`. */
+  tryAt(index: number, offset: number, readAhead: boolean): Frame | string {
+    const limit = this.#segments.endOf(index);
+    if (offset >= limit) return 'the offset is past the end of the segment';
+    let need = 4;
+    for (;;) {
+      if (!this.#covers(index, offset, need)) {
+        const want = readAhead ? Math.max(this.#chunkBytes, need) : Math.max(getReadBytes, need);
+        this.#fill(index, offset, Math.min(want, limit - offset));
+        if (this.#start + this.#length < offset + need) return 'the segment ends inside the frame';
+      }
+      const position = offset - this.#start;
+      const available = Math.min(this.#length - position, limit - offset);
+      const parsed = parseFrame(this.buffer, position, available, offset, this.frame);
+      if (typeof parsed === 'string' || !('needBytes' in parsed)) return parsed;
+      if (parsed.needBytes <= need) return 'the segment ends inside the frame';
+      need = parsed.needBytes;
+    }
+  }
+
+  /**
+   * Validates the frame that ends at `end` (reading backwards), as `at` does. The window is filled backwards
+   * so that a reverse scan reads whole chunks.
+   */
+  endingAt(index: number, end: number, expect: Expectation): { offset: number; frame: Frame } {
+    const base = this.#segments.bases[index] as number;
+    if (end - 4 < base) throw this.#error(index, end, 'no frame ends here', expect);
+    if (!this.#covers(index, end - 4, 4)) this.#fillBackwards(index, end, end - this.#chunkBytes);
+    const size = this.buffer.readUInt32LE(end - 4 - this.#start);
+    const offset = end - size;
+    if (offset < base || size < 4) {
+      throw this.#error(index, end - 4, 'the frame length points outside the segment', expect);
+    }
+    if (!this.#covers(index, offset, size)) this.#fillBackwards(index, end, offset);
+    return { offset, frame: this.at(index, offset, expect, false) };
+  }
+
+  #covers(index: number, offset: number, bytes: number): boolean {
+    return index === this.#index && offset >= this.#start && offset + bytes <= this.#start + this.#length;
+  }
+
+  #fill(index: number, offset: number, bytes: number): void {
+    if (bytes > this.buffer.length) this.buffer = Buffer.allocUnsafe(bytes);
+    const base = this.#segments.bases[index] as number;
+    this.#index = index;
+    this.#start = offset;
+    this.#length = this.#segments.read(index, positionOf(base, offset), this.buffer, 0, bytes);
+  }
+
+  /** Fills the window with `[start, end)`, reading back to `lowest` and at least a chunk when there is one. */
+  #fillBackwards(index: number, end: number, lowest: number): void {
+    const base = this.#segments.bases[index] as number;
+    const start = Math.max(base, Math.min(lowest, end - this.#chunkBytes));
+    this.#fill(index, start, end - start);
+  }
+
+  #error(index: number, offset: number, reason: string, expect: Expectation): SluiceError {
+    const base = this.#segments.bases[index] as number;
+    const file = this.#segments.path(base);
+    const position = positionOf(base, offset);
+    // A checksum failure behind intact framing means the record is there but damaged, whatever was expected.
+    const damaged = expect === 'record' || reason === 'the checksum does not match';
+    const code = damaged ? 'CORRUPT_RECORD' : 'NOT_A_RECORD';
+    const what = damaged ? 'corrupt record' : 'no record starts';
+    return new SluiceError(code, `${what} at offset ${offset} (${file} position ${position}): ${reason}`, {
+      file,
+      position,
+      offset,
+    });
+  }
+}

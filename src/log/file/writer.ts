@@ -1,0 +1,324 @@
+import { closeSync, fdatasync, ftruncateSync, writeSync } from 'node:fs';
+import { SluiceError } from '../../errors.js';
+import { batchBytesMax, writeBufferBytesInitial } from '../../limits.js';
+import type { EncodedEntry } from '../abstract-log.js';
+import { frameBytes, positionOf, writeFrame } from './format.js';
+import { createSegment } from './segment-files.js';
+import type { Segments } from './segments.js';
+
+/**
+ * What a resolved `append` promises (README "Durability"):
+ * - `os`: the records were handed to the operating system with `write()`: readable by every process, and they
+ *   survive this process being killed; a power failure or kernel crash may lose what was not yet synced.
+ *   `sync()` makes them durable on demand.
+ * - `disk`: the records were written and `fdatasync`ed: they survive a power failure. Concurrent appends share
+ *   one fsync (group commit).
+ * In both modes a clean `close()` syncs, and sealing a segment syncs it (F-21).
+ */
+export type Durability = 'os' | 'disk';
+
+interface PendingBatch {
+  readonly offsets: number[];
+  readonly resolve: (offsets: number[]) => void;
+  readonly reject: (error: Error) => void;
+}
+
+/** Encoded batches waiting to be written to one segment. */
+interface Chunk {
+  /** The base offset of the segment the bytes belong to. */
+  readonly base: number;
+  /** The offset of the first record in the chunk. */
+  readonly start: number;
+  buffer: Buffer;
+  length: number;
+  readonly batches: PendingBatch[];
+}
+
+export interface WriterOptions {
+  readonly segments: Segments;
+  readonly fd: number;
+  readonly durability: Durability;
+  readonly segmentBytesMax: number;
+  /** Called with the offset of the last record and the end offset once records become visible. */
+  readonly onVisible: (since: number, end: number) => void;
+}
+
+/**
+ * Turns appends into writes. Appends encode straight into an in-memory chunk (no copy per record) and a write
+ * is issued at the end of the current microtask, so a loop of un-awaited appends becomes one `write()`, and a
+ * batch is always written whole by one `write()` into one segment (F-13). One loop, never two at once, writes
+ * chunks in order, rolls segments over and syncs; in `disk` mode appends that arrive during an fsync wait for
+ * the next one (group commit). The first failed write or sync is sticky: the segment is truncated back to what
+ * was acknowledged, everything pending is rejected, and every later append fails with the same error.
+ */
+export class SegmentWriter {
+  readonly #segments: Segments;
+  readonly #durability: Durability;
+  readonly #segmentBytesMax: number;
+  readonly #onVisible: (since: number, end: number) => void;
+  #fd: number;
+  #base: number;
+  /** The offset the next appended record gets. */
+  #next: number;
+  /** Acknowledged: visible to readers. */
+  #ackedEnd: number;
+  /** Written to the file (may be ahead of acknowledged in `disk` mode). */
+  #writtenEnd: number;
+  #writtenSince: number;
+  #durableSince: number;
+  #durableEnd: number;
+  #chunks: Chunk[] = [];
+  #unsynced: PendingBatch[] = [];
+  #syncRequests: Array<{ resolve: (since: number) => void; reject: (error: Error) => void }> = [];
+  #idle: Array<() => void> = [];
+  #spare: Buffer | undefined;
+  #scheduled = false;
+  #running = false;
+  #failure: SluiceError | undefined;
+  readonly #run = (): void => {
+    void this.#loop();
+  };
+
+  constructor(options: WriterOptions, base: number, end: number, since: number) {
+    this.#segments = options.segments;
+    this.#durability = options.durability;
+    this.#segmentBytesMax = options.segmentBytesMax;
+    this.#onVisible = options.onVisible;
+    this.#fd = options.fd;
+    this.#base = base;
+    this.#next = end;
+    this.#ackedEnd = end;
+    this.#writtenEnd = end;
+    this.#durableEnd = end;
+    this.#writtenSince = since;
+    this.#durableSince = since;
+  }
+
+  get failure(): SluiceError | undefined {
+    return this.#failure;
+  }
+
+  /** Encodes the entries as one batch and resolves to their offsets once acknowledged. Throws `RangeError`. */
+  append(entries: readonly EncodedEntry[]): Promise<number[]> {
+    if (this.#failure !== undefined) return Promise.reject(this.#failure);
+    const start = this.#next;
+    let chunk = this.#chunks[this.#chunks.length - 1] ?? this.#newChunk(this.#base, start);
+    const from = chunk.length;
+    const offsets = this.#encode(chunk, entries, start);
+    const bytes = chunk.length - from;
+    const segmentBase = chunk.base;
+    // F-13: a batch never straddles segments. Offsets do not depend on the segment, so a batch that does not fit
+    // moves to a new segment as it is.
+    if (start > segmentBase && start - segmentBase + bytes > this.#segmentBytesMax) {
+      const moved = this.#newChunk(start, start);
+      ensureCapacity(moved, bytes);
+      chunk.buffer.copy(moved.buffer, 0, from, from + bytes);
+      moved.length = bytes;
+      chunk.length = from;
+      if (chunk.length === 0 && chunk.batches.length === 0) this.#chunks.splice(this.#chunks.indexOf(chunk), 1);
+      chunk = moved;
+    }
+    this.#next = start + bytes;
+    const pending = new Promise<number[]>((resolve, reject) => {
+      (chunk as Chunk).batches.push({ offsets, resolve, reject });
+    });
+    if (!this.#scheduled && !this.#running) {
+      this.#scheduled = true;
+      queueMicrotask(this.#run);
+    }
+    return pending;
+  }
+
+  #newChunk(base: number, start: number): Chunk {
+    const buffer = this.#spare ?? Buffer.allocUnsafe(writeBufferBytesInitial);
+    this.#spare = undefined;
+    const chunk: Chunk = { base, start, buffer, length: 0, batches: [] };
+    this.#chunks.push(chunk);
+    return chunk;
+  }
+
+  #encode(chunk: Chunk, entries: readonly EncodedEntry[], start: number): number[] {
+    const from = chunk.length;
+    const offsets = new Array<number>(entries.length);
+    let offset = start;
+    try {
+      for (let i = 0; i < entries.length; i++) {
+        const entry = entries[i] as EncodedEntry;
+        const keyBytes = entry.key === undefined ? 0 : entry.key.length;
+        const valueBytesMax = typeof entry.value === 'string' ? entry.value.length * 3 : entry.value.length;
+        ensureCapacity(chunk, frameBytes(keyBytes, valueBytesMax));
+        const size = writeFrame(
+          chunk.buffer,
+          chunk.length,
+          offset,
+          entry.time,
+          entry.key,
+          entry.value,
+          i < entries.length - 1,
+        );
+        if (size < 0) throw new RangeError(`record ${i} of the batch is larger than the largest value allowed`);
+        offsets[i] = offset;
+        offset += size;
+        chunk.length += size;
+        if (chunk.length - from > batchBytesMax) throw new RangeError(`a batch is at most ${batchBytesMax} bytes`);
+      }
+    } catch (error) {
+      chunk.length = from;
+      if (chunk.length === 0 && chunk.batches.length === 0) this.#chunks.pop();
+      throw error;
+    }
+    return offsets;
+  }
+
+  async #loop(): Promise<void> {
+    this.#scheduled = false;
+    if (this.#running) return;
+    this.#running = true;
+    try {
+      while (this.#failure === undefined) {
+        const chunk = this.#chunks[0];
+        if (chunk !== undefined) {
+          if (chunk.base !== this.#base) await this.#roll(chunk.base);
+          this.#write(chunk);
+          continue;
+        }
+        if (this.#unsynced.length > 0 || (this.#syncRequests.length > 0 && this.#durableEnd < this.#writtenEnd)) {
+          await this.#sync();
+          continue;
+        }
+        this.#answerSyncRequests();
+        break;
+      }
+    } catch (error) {
+      this.#fail(error);
+    } finally {
+      this.#running = false;
+      if (this.#chunks.length > 0 && this.#failure === undefined) {
+        this.#scheduled = true;
+        queueMicrotask(this.#run);
+      } else {
+        const idle = this.#idle;
+        this.#idle = [];
+        for (const resolve of idle) resolve();
+      }
+    }
+  }
+
+  #write(chunk: Chunk): void {
+    let done = 0;
+    const position = positionOf(this.#base, chunk.start);
+    while (done < chunk.length) {
+      done += writeSync(this.#fd, chunk.buffer, done, chunk.length - done, position + done);
+    }
+    this.#chunks.shift();
+    if (chunk.buffer.length <= writeBufferBytesInitial * 4) this.#spare = chunk.buffer;
+    const last = chunk.batches[chunk.batches.length - 1];
+    if (last === undefined) return;
+    this.#writtenEnd = chunk.start + chunk.length;
+    this.#writtenSince = last.offsets[last.offsets.length - 1] as number;
+    if (this.#durability === 'os') this.#acknowledge(chunk.batches, this.#writtenSince, this.#writtenEnd);
+    else for (const batch of chunk.batches) this.#unsynced.push(batch);
+  }
+
+  #acknowledge(batches: readonly PendingBatch[], since: number, end: number): void {
+    this.#ackedEnd = end;
+    this.#onVisible(since, end);
+    for (const batch of batches) batch.resolve(batch.offsets);
+  }
+
+  async #sync(): Promise<void> {
+    const since = this.#writtenSince;
+    const end = this.#writtenEnd;
+    const batches = this.#unsynced;
+    this.#unsynced = [];
+    try {
+      await datasync(this.#fd);
+    } catch (error) {
+      // Not yet acknowledged: they fail with the sync, and #fail truncates them away.
+      this.#unsynced = batches;
+      throw error;
+    }
+    this.#durableSince = since;
+    this.#durableEnd = end;
+    if (batches.length > 0) this.#acknowledge(batches, since, end);
+    this.#answerSyncRequests();
+  }
+
+  #answerSyncRequests(): void {
+    if (this.#durableEnd < this.#writtenEnd) return;
+    const requests = this.#syncRequests;
+    this.#syncRequests = [];
+    for (const request of requests) request.resolve(this.#durableSince);
+  }
+
+  /** Seals the active segment (synced first, F-21) and continues in a new one starting at `base`. */
+  async #roll(base: number): Promise<void> {
+    if (this.#durableEnd < this.#writtenEnd) await this.#sync();
+    const fd = await createSegment(this.#segments.dir, base);
+    const old = this.#fd;
+    this.#segments.bases.push(base);
+    this.#segments.pin(base, fd);
+    this.#fd = fd;
+    this.#base = base;
+    closeSync(old);
+  }
+
+  /** Resolves to the last durable offset once everything appended so far is written and synced. */
+  sync(): Promise<number> {
+    if (this.#failure !== undefined) return Promise.reject(this.#failure);
+    if (this.#chunks.length === 0 && this.#durableEnd >= this.#writtenEnd && !this.#running) {
+      return Promise.resolve(this.#durableSince);
+    }
+    const request = new Promise<number>((resolve, reject) => this.#syncRequests.push({ resolve, reject }));
+    if (!this.#running && !this.#scheduled) {
+      this.#scheduled = true;
+      queueMicrotask(this.#run);
+    }
+    return request;
+  }
+
+  /** Writes and syncs what is pending, then closes the active segment. Pending appends settle first. */
+  async close(): Promise<void> {
+    if (this.#failure === undefined) await this.sync().catch(() => undefined);
+    while (this.#running || this.#scheduled) await new Promise<void>((resolve) => this.#idle.push(resolve));
+    closeSync(this.#fd);
+  }
+
+  #fail(cause: unknown): void {
+    const error =
+      cause instanceof SluiceError
+        ? cause
+        : new SluiceError('WRITE_FAILED', `writing the log failed: ${(cause as Error).message}`, {
+            cause,
+            file: this.#segments.path(this.#base),
+          });
+    this.#failure = error;
+    // Leave the log as it was before the failed write: drop whatever was written but not acknowledged.
+    try {
+      ftruncateSync(this.#fd, positionOf(this.#base, Math.max(this.#ackedEnd, this.#base)));
+    } catch {
+      // The truncation failed too; the next open's tail check (F-40) removes a partial batch.
+    }
+    const pending = [...this.#unsynced, ...this.#chunks.flatMap((chunk) => chunk.batches)];
+    this.#unsynced = [];
+    this.#chunks = [];
+    for (const batch of pending) batch.reject(error);
+    const requests = this.#syncRequests;
+    this.#syncRequests = [];
+    for (const request of requests) request.reject(error);
+  }
+}
+
+function ensureCapacity(chunk: Chunk, bytes: number): void {
+  const needed = chunk.length + bytes;
+  if (needed <= chunk.buffer.length) return;
+  const grown = Buffer.allocUnsafe(Math.max(needed, chunk.buffer.length * 2));
+  chunk.buffer.copy(grown, 0, 0, chunk.length);
+  chunk.buffer = grown;
+}
+
+function datasync(fd: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    fdatasync(fd, (error) => (error ? reject(error) : resolve()));
+  });
+}
