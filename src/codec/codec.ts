@@ -41,7 +41,7 @@ const rawCodec: Codec<Uint8Array> = {
   },
   decode(bytes) {
     // The bytes are a view of a reused read buffer: hand out a copy the caller owns.
-    return Uint8Array.prototype.slice.call(bytes);
+    return new Uint8Array(bytes);
   },
 };
 

@@ -27,6 +27,8 @@ export interface RecordCursor<T> {
    * later yields records appended in between). A reverse cursor reads the log as it was when it was created.
    */
   next(max: number): LogRecord<T>[] | Promise<LogRecord<T>[]>;
+  /** True once no record can follow: the cursor passed the range's upper bound (or its start, reversed). */
+  readonly done: boolean;
   /** Releases what the cursor holds. Idempotent. */
   close(): void;
 }
@@ -92,8 +94,9 @@ export abstract class AbstractLog<T> implements Log<T> {
       try {
         listener(since);
       } catch (error) {
-        // A listener must not be able to fail an append that already happened.
-        queueMicrotask(() => {
+        // A listener must not be able to fail an append that already happened: its error surfaces on its own,
+        // after the append's callers have run, as an EventEmitter listener's would.
+        setImmediate(() => {
           throw error;
         });
       }
@@ -105,8 +108,8 @@ export abstract class AbstractLog<T> implements Log<T> {
     return new SluiceError('LOG_CLOSED', `the log is ${this.#status}`);
   }
 
-  append(value: T, options?: AppendOptions): Promise<number>;
   append(values: readonly T[], options?: AppendOptions): Promise<number[]>;
+  append(value: T, options?: AppendOptions): Promise<number>;
   append(input: T | readonly T[], options?: AppendOptions): Promise<number | number[]> {
     const isBatch = Array.isArray(input);
     const values: readonly T[] = isBatch ? (input as readonly T[]) : [input as T];
@@ -169,7 +172,7 @@ export abstract class AbstractLog<T> implements Log<T> {
     try {
       return Promise.resolve(this._read(offset));
     } catch (error) {
-      return Promise.reject(error as Error);
+      return Promise.reject(asError(error));
     }
   }
 
@@ -359,7 +362,7 @@ class LogStream<T> implements AsyncIterableIterator<LogRecord<T>> {
         this.#index = 1;
         return { done: false, value: batch[0] as LogRecord<T> };
       }
-      if (!this.#range.live) return this.#finish();
+      if (!this.#range.live || this.#cursor.done) return this.#finish();
       await this.#log._waitForChange(seenVersion, this.#signal);
     }
   }
@@ -401,7 +404,7 @@ class LogStream<T> implements AsyncIterableIterator<LogRecord<T>> {
 
   throw(error?: unknown): Promise<IteratorResult<LogRecord<T>>> {
     this.#finish();
-    return Promise.reject(error as Error);
+    return Promise.reject(asError(error));
   }
 }
 
@@ -435,6 +438,10 @@ function encodeKey(key: Uint8Array | string | undefined): Uint8Array | undefined
   else throw new TypeError('key must be a string or a Uint8Array');
   if (bytes.length > keyBytesMax) throw new RangeError(`a key is at most ${keyBytesMax} bytes, got ${bytes.length}`);
   return bytes.length === 0 ? undefined : bytes;
+}
+
+function asError(error: unknown): Error {
+  return error instanceof Error ? error : new Error(String(error));
 }
 
 function describe(error: unknown): string {

@@ -108,8 +108,8 @@ export interface Log<T> extends AsyncDisposable {
    *   nothing of the batch).
    * - Concurrent appends are ordered by call order: a later call always gets a greater offset.
    */
-  append(value: T, options?: AppendOptions): Promise<number>;
   append(values: readonly T[], options?: AppendOptions): Promise<number[]>;
+  append(value: T, options?: AppendOptions): Promise<number>;
 
   /**
    * The value of the record at `offset`.

@@ -66,6 +66,7 @@ export class ForwardCursor<T> implements RecordCursor<T> {
   #reader: FrameReader | undefined;
   #offset = -1;
   #index = -1;
+  done = false;
 
   constructor(host: CursorHost<T>, range: ScanRange) {
     this.#host = host;
@@ -74,6 +75,7 @@ export class ForwardCursor<T> implements RecordCursor<T> {
 
   next(max: number): LogRecord<T>[] {
     const segments = this.#host.segments;
+    if (this.done) return [];
     if (this.#offset >= segments.end || this.#offset < 0) this.#host.refresh();
     this.#reader ??= new FrameReader(segments);
     const reader = this.#reader;
@@ -89,11 +91,13 @@ export class ForwardCursor<T> implements RecordCursor<T> {
       records.push(recordOf(this.#host, reader, this.#offset, frame));
       this.#offset += frame.size;
     }
+    if (this.#offset >= this.#range.high) this.done = true;
     return records;
   }
 
   close(): void {
     this.#reader = undefined;
+    this.done = true;
   }
 }
 
@@ -105,6 +109,7 @@ export class ReverseCursor<T> implements RecordCursor<T> {
   /** The end of the next record to hand out; -1 until the cursor starts. */
   #end = -1;
   #floor = 0;
+  done = false;
 
   constructor(host: CursorHost<T>, range: ScanRange) {
     this.#host = host;
@@ -117,11 +122,11 @@ export class ReverseCursor<T> implements RecordCursor<T> {
       this.#host.refresh();
       this.#reader = new FrameReader(segments);
       this.#end = lastRecordEndBefore(segments, this.#reader, this.#range.high);
-      this.#floor = Math.max(this.#range.low, segments.bases[0] as number);
+      this.#floor = Math.max(this.#range.low, segments.bases[0] ?? 0);
     }
     const reader = this.#reader;
     const records: LogRecord<T>[] = [];
-    if (reader === undefined) return records;
+    if (reader === undefined || this.done) return records;
     while (records.length < max && this.#end > this.#floor) {
       const index = segments.indexOf(this.#end - 1);
       const { offset, frame } = reader.endingAt(index, this.#end, 'record');
@@ -132,11 +137,12 @@ export class ReverseCursor<T> implements RecordCursor<T> {
       records.push(recordOf(this.#host, reader, offset, frame));
       this.#end = offset;
     }
+    if (this.#end <= this.#floor) this.done = true;
     return records;
   }
 
   close(): void {
     this.#reader = undefined;
-    this.#end = 0;
+    this.done = true;
   }
 }

@@ -120,7 +120,7 @@ export class SegmentWriter {
     }
     this.#next = start + bytes;
     const pending = new Promise<number[]>((resolve, reject) => {
-      (chunk as Chunk).batches.push({ offsets, resolve, reject });
+      (chunk).batches.push({ offsets, resolve, reject });
     });
     if (!this.#scheduled && !this.#running) {
       this.#scheduled = true;

@@ -103,34 +103,12 @@ export class MemoryLog<T = JsonValue> extends AbstractLog<T> {
   }
 
   protected _cursor(range: ScanRange): RecordCursor<T> {
-    // Reverse cursors read what exists when they start; forward cursors keep up with new records.
-    let next = -1;
-    let end = -1;
-    let closed = false;
-    return {
-      next: (max) => {
-        if (closed) return [];
-        const records: LogRecord<T>[] = [];
-        if (range.reverse) {
-          if (next < 0) {
-            next = this.#search(range.high) - 1;
-            next = Math.min(next, this.#visible - 1);
-            end = this.#search(range.low);
-          }
-          while (records.length < max && next >= end) records.push(this.#decode(next--));
-          return records;
-        }
-        if (next < 0) next = this.#search(range.low);
-        while (records.length < max && next < this.#visible) {
-          if ((this.#records[next] as StoredRecord).offset >= range.high) break;
-          records.push(this.#decode(next++));
-        }
-        return records;
-      },
-      close: () => {
-        closed = true;
-      },
-    };
+    return new MemoryCursor(range, {
+      search: (offset) => this.#search(offset),
+      visible: () => this.#visible,
+      offsetAt: (index) => (this.#records[index] as StoredRecord).offset,
+      decode: (index) => this.#decode(index),
+    });
   }
 
   protected _sync(): Promise<number> {
@@ -140,5 +118,57 @@ export class MemoryLog<T = JsonValue> extends AbstractLog<T> {
   protected _close(): Promise<void> {
     // Let appends already issued settle first, as the file log does.
     return Promise.resolve();
+  }
+}
+
+interface MemoryCursorHost<T> {
+  search(offset: number): number;
+  visible(): number;
+  offsetAt(index: number): number;
+  decode(index: number): LogRecord<T>;
+}
+
+/** Walks the record array; reverse cursors read what exists when they start, forward ones keep up. */
+class MemoryCursor<T> implements RecordCursor<T> {
+  readonly #range: ScanRange;
+  readonly #host: MemoryCursorHost<T>;
+  #next = -1;
+  #floor = 0;
+  #started = false;
+  done = false;
+
+  constructor(range: ScanRange, host: MemoryCursorHost<T>) {
+    this.#range = range;
+    this.#host = host;
+  }
+
+  next(max: number): LogRecord<T>[] {
+    const host = this.#host;
+    const records: LogRecord<T>[] = [];
+    if (this.done) return records;
+    if (!this.#started) {
+      this.#started = true;
+      this.#next = this.#range.reverse
+        ? Math.min(host.search(this.#range.high), host.visible()) - 1
+        : host.search(this.#range.low);
+      this.#floor = host.search(this.#range.low);
+    }
+    if (this.#range.reverse) {
+      while (records.length < max && this.#next >= this.#floor) records.push(host.decode(this.#next--));
+      if (this.#next < this.#floor) this.done = true;
+      return records;
+    }
+    while (records.length < max && this.#next < host.visible()) {
+      if (host.offsetAt(this.#next) >= this.#range.high) {
+        this.done = true;
+        break;
+      }
+      records.push(host.decode(this.#next++));
+    }
+    return records;
+  }
+
+  close(): void {
+    this.done = true;
   }
 }
