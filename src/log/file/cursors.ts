@@ -85,11 +85,18 @@ export class ForwardCursor<T> implements RecordCursor<T> {
     }
     const records: LogRecord<T>[] = [];
     const limit = Math.min(this.#range.high, segments.end);
-    while (records.length < max && this.#offset < limit) {
-      if (this.#index < 0 || this.#offset >= segments.endOf(this.#index)) this.#index = segments.indexOf(this.#offset);
-      const frame = reader.at(this.#index, this.#offset, 'record', true);
-      records.push(recordOf(this.#host, reader, this.#offset, frame));
-      this.#offset += frame.size;
+    try {
+      while (records.length < max && this.#offset < limit) {
+        if (this.#index < 0 || this.#offset >= segments.endOf(this.#index)) {
+          this.#index = segments.indexOf(this.#offset);
+        }
+        const frame = reader.at(this.#index, this.#offset, 'record', true);
+        records.push(recordOf(this.#host, reader, this.#offset, frame));
+        this.#offset += frame.size;
+      }
+    } catch (error) {
+      // Hand out the good records before the damage; the next call fails at the same place again.
+      if (records.length === 0) throw error;
     }
     if (this.#offset >= this.#range.high) this.done = true;
     return records;
@@ -127,15 +134,19 @@ export class ReverseCursor<T> implements RecordCursor<T> {
     const reader = this.#reader;
     const records: LogRecord<T>[] = [];
     if (reader === undefined || this.done) return records;
-    while (records.length < max && this.#end > this.#floor) {
-      const index = segments.indexOf(this.#end - 1);
-      const { offset, frame } = reader.endingAt(index, this.#end, 'record');
-      if (offset < this.#range.low) {
-        this.#end = this.#floor;
-        break;
+    try {
+      while (records.length < max && this.#end > this.#floor) {
+        const index = segments.indexOf(this.#end - 1);
+        const { offset, frame } = reader.endingAt(index, this.#end, 'record');
+        if (offset < this.#range.low) {
+          this.#end = this.#floor;
+          break;
+        }
+        records.push(recordOf(this.#host, reader, offset, frame));
+        this.#end = offset;
       }
-      records.push(recordOf(this.#host, reader, offset, frame));
-      this.#end = offset;
+    } catch (error) {
+      if (records.length === 0) throw error;
     }
     if (this.#end <= this.#floor) this.done = true;
     return records;

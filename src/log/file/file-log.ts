@@ -218,7 +218,7 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
   }
 
   protected async _close(): Promise<void> {
-    this._followStop();
+    this.#stopFollowing();
     try {
       await this.#writer?.close();
     } finally {
@@ -305,19 +305,30 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
     return true;
   }
 
+  /**
+   * A live stream of a read-only log waits: watch the directory (and poll slowly, in case a watch event is
+   * missed) for the writer's records. The timer holds the process open only while a stream waits, as an
+   * in-flight read would.
+   */
   protected override _followStart(): void {
-    if (!this.readonly || this.#timer !== undefined) return;
-    try {
-      this.#watcher = watch(this.dir, { persistent: false }, () => this.#refresh());
-      this.#watcher.on('error', () => this.#watcher?.close());
-    } catch {
-      // Watching is an optimisation; the timer below still finds new records.
+    if (!this.readonly || this.status !== 'open') return;
+    if (this.#timer === undefined) {
+      try {
+        this.#watcher = watch(this.dir, { persistent: false }, () => this.#refresh());
+        this.#watcher.on('error', () => this.#watcher?.close());
+      } catch {
+        // Watching is an optimisation; the timer still finds new records.
+      }
+      this.#timer = setInterval(() => this.#refresh(), followIntervalMs);
     }
-    this.#timer = setInterval(() => this.#refresh(), followIntervalMs);
-    this.#timer.unref();
+    this.#timer.ref();
   }
 
   protected override _followStop(): void {
+    this.#timer?.unref();
+  }
+
+  #stopFollowing(): void {
     this.#watcher?.close();
     this.#watcher = undefined;
     if (this.#timer !== undefined) clearInterval(this.#timer);

@@ -67,9 +67,10 @@ export function encodeHeader(base: number, createdTime: number): Buffer {
 export function decodeHeader(header: Buffer): SegmentHeader | string {
   if (header.length < headerBytes) return `the header is truncated (${header.length} of ${headerBytes} bytes)`;
   if (!header.subarray(0, 8).equals(segmentMagic)) return 'the file does not start with the segment magic';
-  if (header.readUInt32LE(60) !== crc32c(header.subarray(0, 60))) return 'the header checksum does not match';
+  // The version comes before the checksum: a later version may lay out (and checksum) its header differently.
   const version = header.readUInt16LE(8);
   if (version !== formatVersion) return `format version ${version} is not supported (this code reads ${formatVersion})`;
+  if (header.readUInt32LE(60) !== crc32c(header.subarray(0, 60))) return 'the header checksum does not match';
   if (header.readUInt16LE(10) !== headerBytes) return 'the header size field is wrong';
   if (header.readUInt32LE(12) !== 0) return 'unknown header flags are set';
   for (let i = 32; i < 60; i++) if (header[i] !== 0) return 'reserved header bytes are not zero';
