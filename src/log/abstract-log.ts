@@ -68,6 +68,11 @@ export abstract class AbstractLog<T> implements Log<T> {
     if (options.now !== undefined && typeof options.now !== 'function') throw new TypeError('now must be a function');
     this.codec = options.codec;
     this.#now = options.now ?? Date.now;
+    const codec = options.codec;
+    this.#decodeRange =
+      typeof codec.decodeRange === 'function'
+        ? codec.decodeRange.bind(codec)
+        : (buffer, start, end) => codec.decode(buffer.subarray(start, end));
   }
 
   get status(): LogStatus {
@@ -176,11 +181,20 @@ export abstract class AbstractLog<T> implements Log<T> {
     }
   }
 
-  /** Decodes a record's value bytes (valid only during the call), wrapping codec failures. */
-  protected _record(offset: number, bytes: Buffer, time: number, key: Uint8Array | undefined): LogRecord<T> {
+  /**
+   * Builds a record whose value is `buffer[start, end)` (valid only during the call), wrapping codec failures.
+   */
+  protected _record(
+    offset: number,
+    buffer: Buffer,
+    start: number,
+    end: number,
+    time: number,
+    key: Uint8Array | undefined,
+  ): LogRecord<T> {
     let value: T;
     try {
-      value = this.codec.decode(bytes);
+      value = this.#decodeRange(buffer, start, end);
     } catch (error) {
       throw new SluiceError(
         'DECODE_FAILED',
@@ -190,6 +204,8 @@ export abstract class AbstractLog<T> implements Log<T> {
     }
     return { offset, value, time, key };
   }
+
+  readonly #decodeRange: (buffer: Buffer, start: number, end: number) => T;
 
   stream(options?: StreamOptions): AsyncIterableIterator<LogRecord<T>> {
     const range = toScanRange(options);

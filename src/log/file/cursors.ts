@@ -9,7 +9,7 @@ import type { Segments } from './segments.js';
 export interface CursorHost<T> {
   readonly segments: Segments;
   /** Decodes a record; `bytes` are valid only during the call. */
-  record(offset: number, bytes: Buffer, time: number, key: Uint8Array | undefined): LogRecord<T>;
+  record(offset: number, buffer: Buffer, start: number, end: number, time: number, key: Uint8Array | undefined): LogRecord<T>;
   /** Brings in records another process appended (read-only logs); a no-op for the writer. */
   refresh(): void;
 }
@@ -21,7 +21,7 @@ export function recordOf<T>(host: CursorHost<T>, reader: FrameReader, offset: nu
   const key =
     frame.keyLength === 0 ? undefined : Uint8Array.prototype.slice.call(buffer, keyStart, keyStart + frame.keyLength);
   const valueStart = keyStart + frame.keyLength;
-  return host.record(offset, buffer.subarray(valueStart, valueStart + frame.valueLength), frame.time, key);
+  return host.record(offset, buffer, valueStart, valueStart + frame.valueLength, frame.time, key);
 }
 
 /**

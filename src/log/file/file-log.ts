@@ -187,7 +187,7 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
   #cursorHost(): CursorHost<T> {
     return {
       segments: this.#segments,
-      record: (offset, bytes, time, key) => this._record(offset, bytes, time, key),
+      record: (offset, buffer, start, end, time, key) => this._record(offset, buffer, start, end, time, key),
       refresh: () => this.#refresh(),
     };
   }

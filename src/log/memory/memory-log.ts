@@ -87,7 +87,7 @@ export class MemoryLog<T = JsonValue> extends AbstractLog<T> {
   #decode(index: number): LogRecord<T> {
     const record = this.#records[index] as StoredRecord;
     const key = record.key === undefined ? undefined : Uint8Array.prototype.slice.call(record.key);
-    return this._record(record.offset, record.bytes, record.time, key);
+    return this._record(record.offset, record.bytes, 0, record.bytes.length, record.time, key);
   }
 
   /** The index of the first record whose offset is ≥ `offset`. */

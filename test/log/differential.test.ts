@@ -1,0 +1,449 @@
+/**
+ * Differential property test: the memory log is the executable model of the file log ("exactly the behaviour of
+ * the file log: the same offsets, the same validation, errors, visibility and stream semantics"). Random
+ * sequences of operations are applied to both and every observable result must be identical: offsets, values,
+ * keys, times, error codes (and the error class and whether it was thrown synchronously for programmer
+ * mistakes), stream contents for arbitrary bounds, `since` after every step. The file log uses 4 KiB segments
+ * so that rollovers (and batches too large for a segment, which get one of their own) happen all the time, and
+ * it is closed and reopened on the same directory at random points.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import type { JsonValue } from '../../src/codec/codec.js';
+import { SluiceError } from '../../src/errors.js';
+import { FileLog, type Durability } from '../../src/log/file/file-log.js';
+import type { AppendOptions, Log, LogRecord, StreamOptions } from '../../src/log/log.js';
+import { MemoryLog } from '../../src/log/memory/memory-log.js';
+import { temporaryDirectory } from '../helpers.js';
+
+const seed = 42;
+const numRuns = 100;
+const opsMax = 40;
+const fixedTime = 1_700_000_000_000;
+const segmentBytesMax = 4096;
+
+// ---------------------------------------------------------------------------------------------------------------
+// Operation descriptions. Offsets are not known when the operations are generated, so targets are described by
+// kind plus a few random numbers and resolved against the records the model has when the operation runs.
+
+type Key = string | Uint8Array | undefined;
+type Time = number | undefined;
+
+interface Item {
+  readonly value: JsonValue;
+  readonly key: Key;
+  readonly time: Time;
+}
+
+/** One `append` call: a single value (wrapped as `[value]` when it is an array) or a batch. */
+type AppendCall =
+  | { readonly kind: 'single'; readonly item: Item }
+  | {
+      readonly kind: 'batch';
+      readonly items: readonly Item[];
+      /** `each`: one key (time) per record; `shared`: the first item's for all; `mismatch`: an array too long. */
+      readonly keyMode: 'none' | 'shared' | 'each' | 'mismatch';
+      readonly timeMode: 'none' | 'shared' | 'each' | 'mismatch';
+    };
+
+/** Where a `get` points, resolved at run time. */
+type Target =
+  | { readonly kind: 'record'; readonly pick: number }
+  /** Strictly inside a record that has a successor: not a record start, but within the log. */
+  | { readonly kind: 'inside'; readonly pick: number; readonly delta: number }
+  /** Past `since` (which includes the bytes of the last record itself). */
+  | { readonly kind: 'past'; readonly delta: number }
+  /** Anything from a little below 0 to a little past the end. */
+  | { readonly kind: 'any'; readonly pick: number }
+  | { readonly kind: 'invalid'; readonly value: unknown };
+
+/** A stream bound, resolved at run time. */
+type Bound =
+  | { readonly kind: 'record'; readonly pick: number; readonly delta: number }
+  | { readonly kind: 'any'; readonly value: number }
+  | { readonly kind: 'invalid'; readonly value: unknown };
+
+interface StreamSpec {
+  readonly lower: { readonly which: 'none' | 'gt' | 'gte' | 'both'; readonly bound: Bound };
+  readonly upper: { readonly which: 'none' | 'lt' | 'lte' | 'both'; readonly bound: Bound };
+  readonly reverse: boolean | undefined;
+  readonly limit: number | undefined;
+}
+
+type Op =
+  | { readonly op: 'append'; readonly call: AppendCall }
+  | { readonly op: 'concurrent'; readonly calls: readonly AppendCall[] }
+  | { readonly op: 'get' | 'getRecord'; readonly target: Target }
+  | { readonly op: 'stream'; readonly spec: StreamSpec }
+  | { readonly op: 'since' }
+  | { readonly op: 'sync' }
+  | { readonly op: 'reopen' };
+
+const valueArb: fc.Arbitrary<JsonValue> = fc.oneof(
+  { weight: 8, arbitrary: fc.jsonValue({ maxDepth: 2 }) as fc.Arbitrary<JsonValue> },
+  // Large values: a few fill a 4 KiB segment, some do not fit one at all.
+  { weight: 1, arbitrary: fc.integer({ min: 300, max: 6000 }).map((n): JsonValue => 'x'.repeat(n)) },
+);
+
+const keyArb: fc.Arbitrary<Key> = fc.oneof(
+  { weight: 2, arbitrary: fc.constant(undefined) },
+  { weight: 1, arbitrary: fc.string({ unit: 'binary', maxLength: 12 }) },
+  { weight: 1, arbitrary: fc.uint8Array({ maxLength: 12 }) },
+);
+
+const timeArb: fc.Arbitrary<Time> = fc.oneof(
+  { weight: 16, arbitrary: fc.constant(undefined) },
+  { weight: 8, arbitrary: fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }) },
+  // Invalid times: RangeError, synchronously, from both.
+  { weight: 1, arbitrary: fc.constantFrom(-1, 1.5) },
+);
+
+const itemArb: fc.Arbitrary<Item> = fc.record({ value: valueArb, key: keyArb, time: timeArb });
+
+const modeArb = fc.constantFrom('none', 'none', 'none', 'shared', 'shared', 'each', 'each', 'mismatch') as fc.Arbitrary<
+  'none' | 'shared' | 'each' | 'mismatch'
+>;
+
+const appendCallArb: fc.Arbitrary<AppendCall> = fc.oneof(
+  fc.record({ kind: fc.constant('single' as const), item: itemArb }),
+  fc.record({
+    kind: fc.constant('batch' as const),
+    items: fc.array(itemArb, { maxLength: 8, size: 'medium' }),
+    keyMode: modeArb,
+    timeMode: modeArb,
+  }),
+);
+
+const invalidOffsetArb = fc.constantFrom<unknown>(-1, 1.5, Number.NaN, Infinity, Number.MAX_SAFE_INTEGER + 1, '3', null);
+
+const targetArb: fc.Arbitrary<Target> = fc.oneof(
+  { weight: 4, arbitrary: fc.record({ kind: fc.constant('record' as const), pick: fc.nat() }) },
+  {
+    weight: 3,
+    arbitrary: fc.record({ kind: fc.constant('inside' as const), pick: fc.nat(), delta: fc.nat() }),
+  },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('past' as const), delta: fc.nat({ max: 10_000 }) }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('any' as const), pick: fc.nat() }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('invalid' as const), value: invalidOffsetArb }) },
+);
+
+const boundArb: fc.Arbitrary<Bound> = fc.oneof(
+  {
+    weight: 5,
+    arbitrary: fc.record({
+      kind: fc.constant('record' as const),
+      pick: fc.nat(),
+      delta: fc.oneof(fc.constant(0), fc.integer({ min: -3, max: 3 }), fc.integer({ min: -60, max: 60 })),
+    }),
+  },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      kind: fc.constant('any' as const),
+      value: fc.oneof(fc.integer({ min: -100, max: 30_000 }), fc.integer()),
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      kind: fc.constant('invalid' as const),
+      value: fc.constantFrom<unknown>(1.5, Number.NaN, '1', Number.MAX_SAFE_INTEGER + 2),
+    }),
+  },
+);
+
+const streamSpecArb: fc.Arbitrary<StreamSpec> = fc.record({
+  lower: fc.record({
+    which: fc.constantFrom('none', 'none', 'gt', 'gte', 'gt', 'gte', 'gt', 'gte', 'both') as fc.Arbitrary<'none' | 'gt' | 'gte' | 'both'>,
+    bound: boundArb,
+  }),
+  upper: fc.record({
+    which: fc.constantFrom('none', 'none', 'lt', 'lte', 'lt', 'lte', 'lt', 'lte', 'both') as fc.Arbitrary<'none' | 'lt' | 'lte' | 'both'>,
+    bound: boundArb,
+  }),
+  reverse: fc.constantFrom(undefined, false, true, true),
+  limit: fc.oneof(
+    { weight: 3, arbitrary: fc.constant(undefined) },
+    { weight: 3, arbitrary: fc.integer({ min: 0, max: 12 }) },
+    { weight: 1, arbitrary: fc.constantFrom(-1, 2.5, 1000) },
+  ),
+});
+
+const opArb: fc.Arbitrary<Op> = fc.oneof(
+  { weight: 12, arbitrary: fc.record({ op: fc.constant('append' as const), call: appendCallArb }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      op: fc.constant('concurrent' as const),
+      calls: fc.array(appendCallArb, { minLength: 2, maxLength: 6 }),
+    }),
+  },
+  { weight: 5, arbitrary: fc.record({ op: fc.constant('get' as const), target: targetArb }) },
+  { weight: 5, arbitrary: fc.record({ op: fc.constant('getRecord' as const), target: targetArb }) },
+  { weight: 7, arbitrary: fc.record({ op: fc.constant('stream' as const), spec: streamSpecArb }) },
+  { weight: 1, arbitrary: fc.record({ op: fc.constant('since' as const) }) },
+  { weight: 1, arbitrary: fc.record({ op: fc.constant('sync' as const) }) },
+  { weight: 2, arbitrary: fc.record({ op: fc.constant('reopen' as const) }) },
+);
+
+// ---------------------------------------------------------------------------------------------------------------
+// Running an operation and describing its outcome in a form that can be compared with deepEqual.
+
+/** What a call did: a result, or an error (its code, or its class for programmer mistakes). */
+type Outcome =
+  | { readonly ok: unknown }
+  | { readonly error: string; readonly thrown: 'synchronously' | 'asynchronously' };
+
+function describeError(error: unknown): string {
+  if (error instanceof SluiceError) return `SluiceError ${error.code}`;
+  if (error instanceof TypeError) return 'TypeError';
+  if (error instanceof RangeError) return 'RangeError';
+  return `unexpected ${String(error)}`;
+}
+
+async function outcomeOf<R>(call: () => Promise<R>, map: (result: R) => unknown = (result) => result): Promise<Outcome> {
+  let promise: Promise<R>;
+  try {
+    promise = call();
+  } catch (error) {
+    return { error: describeError(error), thrown: 'synchronously' };
+  }
+  try {
+    return { ok: map(await promise) };
+  } catch (error) {
+    return { error: describeError(error), thrown: 'asynchronously' };
+  }
+}
+
+interface PlainRecord {
+  readonly offset: number;
+  readonly value: unknown;
+  readonly time: number;
+  /** Hex of the key bytes; `undefined` for no key. */
+  readonly key: string | undefined;
+}
+
+function plain(record: LogRecord<JsonValue>): PlainRecord {
+  const { key } = record;
+  if (key !== undefined) assert.ok(key instanceof Uint8Array, 'a key is a Uint8Array');
+  return {
+    offset: record.offset,
+    value: record.value,
+    time: record.time,
+    key: key === undefined ? undefined : Buffer.from(key).toString('hex'),
+  };
+}
+
+async function collect(iterable: AsyncIterable<LogRecord<JsonValue>>): Promise<PlainRecord[]> {
+  const records: PlainRecord[] = [];
+  for await (const record of iterable) records.push(plain(record));
+  return records;
+}
+
+/** Starts one append call (without awaiting it); throws synchronously as `append` does. */
+function startAppend(log: Log<JsonValue>, call: AppendCall): Promise<number | number[]> {
+  if (call.kind === 'single') {
+    const { value, key, time } = call.item;
+    const options: AppendOptions = { ...(key !== undefined && { key }), ...(time !== undefined && { time }) };
+    // An array passed to append is a batch: a single array value is appended as a batch of one.
+    return Array.isArray(value) ? log.append([value], options) : log.append(value, options);
+  }
+  const { items, keyMode, timeMode } = call;
+  const values = items.map((item) => item.value);
+  const options: { key?: AppendOptions['key']; time?: AppendOptions['time'] } = {};
+  const first = items[0];
+  if (keyMode === 'shared' && first?.key !== undefined) options.key = first.key;
+  if (keyMode === 'each') options.key = items.map((item) => item.key);
+  if (keyMode === 'mismatch') options.key = [...items.map((item) => item.key), 'extra'];
+  if (timeMode === 'shared' && first?.time !== undefined) options.time = first.time;
+  if (timeMode === 'each') options.time = items.map((item) => item.time ?? fixedTime);
+  if (timeMode === 'mismatch') options.time = [...items.map((item) => item.time ?? fixedTime), 1];
+  return log.append(values, options);
+}
+
+/** The record starts the model knows, in offset order. */
+class Model {
+  readonly starts: number[] = [];
+
+  add(result: unknown): void {
+    const offsets = typeof result === 'number' ? [result] : (result as number[]);
+    for (const offset of offsets) {
+      const last = this.starts[this.starts.length - 1];
+      assert.ok(last === undefined || offset > last, 'offsets grow');
+      this.starts.push(offset);
+    }
+  }
+
+  since(): number {
+    return this.starts[this.starts.length - 1] ?? -1;
+  }
+
+  offset(target: Target): unknown {
+    const starts = this.starts;
+    const count = starts.length;
+    switch (target.kind) {
+      case 'record':
+        return count === 0 ? 0 : (starts[target.pick % count] as number);
+      case 'inside': {
+        if (count < 2) return 1 + (target.delta % 50);
+        const index = target.pick % (count - 1);
+        const start = starts[index] as number;
+        const size = (starts[index + 1] as number) - start;
+        return start + 1 + (target.delta % (size - 1));
+      }
+      case 'past':
+        return this.since() + 1 + target.delta;
+      case 'any':
+        return (target.pick % (Math.max(this.since(), 0) + 600)) - 20;
+      case 'invalid':
+        return target.value;
+    }
+  }
+
+  bound(bound: Bound): unknown {
+    const count = this.starts.length;
+    switch (bound.kind) {
+      case 'record':
+        return (count === 0 ? 0 : (this.starts[bound.pick % count] as number)) + bound.delta;
+      case 'any':
+      case 'invalid':
+        return bound.value;
+    }
+  }
+
+  streamOptions(spec: StreamSpec): StreamOptions {
+    const options: Record<string, unknown> = {};
+    const lower = this.bound(spec.lower.bound);
+    const upper = this.bound(spec.upper.bound);
+    if (spec.lower.which === 'gt' || spec.lower.which === 'both') options.gt = lower;
+    if (spec.lower.which === 'gte' || spec.lower.which === 'both') options.gte = lower;
+    if (spec.upper.which === 'lt' || spec.upper.which === 'both') options.lt = upper;
+    if (spec.upper.which === 'lte' || spec.upper.which === 'both') options.lte = upper;
+    if (spec.reverse !== undefined) options.reverse = spec.reverse;
+    if (spec.limit !== undefined) options.limit = spec.limit;
+    return options as StreamOptions;
+  }
+}
+
+/** How often each kind of outcome occurred, to show what the runs covered. */
+const coverage = new Map<string, number>();
+
+function count(what: string, by = 1): void {
+  coverage.set(what, (coverage.get(what) ?? 0) + by);
+}
+
+interface Pair {
+  readonly memory: MemoryLog<JsonValue>;
+  file: FileLog<JsonValue>;
+  readonly dir: string;
+  readonly durability: Durability;
+}
+
+async function openFile(dir: string, durability: Durability): Promise<FileLog<JsonValue>> {
+  return FileLog.open<JsonValue>(dir, { durability, segmentBytesMax, now: () => fixedTime });
+}
+
+/** Runs one operation on both logs and asserts they agree; returns a description for failure messages. */
+async function step(pair: Pair, model: Model, op: Op, label: string): Promise<void> {
+  const both = async (run: (log: Log<JsonValue>) => Promise<Outcome>): Promise<Outcome> => {
+    const expected = await run(pair.memory);
+    const actual = await run(pair.file);
+    assert.deepEqual(actual, expected, `${label}: the file log differs from the memory log`);
+    count(`${op.op} ${'ok' in expected ? (Array.isArray(expected.ok) && op.op === 'stream' ? `ok (${expected.ok.length === 0 ? 'empty' : 'records'})` : 'ok') : expected.error}`);
+    return expected;
+  };
+  switch (op.op) {
+    case 'append': {
+      const outcome = await both((log) => outcomeOf(() => startAppend(log, op.call)));
+      if ('ok' in outcome) model.add(outcome.ok);
+      break;
+    }
+    case 'concurrent': {
+      // Issue every call before awaiting any: they share writes (and fsyncs) in the file log.
+      const outcome = await both(async (log) => {
+        const started: Array<Promise<Outcome>> = op.calls.map((call) => outcomeOf(() => startAppend(log, call)));
+        return { ok: await Promise.all(started) };
+      });
+      for (const each of (outcome as { ok: Outcome[] }).ok) if ('ok' in each) model.add(each.ok);
+      break;
+    }
+    case 'get': {
+      const offset = model.offset(op.target) as number;
+      await both((log) => outcomeOf(() => log.get(offset)));
+      break;
+    }
+    case 'getRecord': {
+      const offset = model.offset(op.target) as number;
+      await both((log) => outcomeOf(() => log.getRecord(offset), plain));
+      break;
+    }
+    case 'stream': {
+      const options = model.streamOptions(op.spec);
+      await both((log) => outcomeOf(() => collect(log.stream(options))));
+      break;
+    }
+    case 'since':
+      await both(async (log) => ({ ok: log.since }));
+      break;
+    case 'sync':
+      await both((log) => outcomeOf(() => log.sync()));
+      break;
+    case 'reopen': {
+      count('reopen');
+      await pair.file.close();
+      pair.file = await openFile(pair.dir, pair.durability);
+      break;
+    }
+  }
+  assert.equal(pair.memory.since, model.since(), `${label}: the memory log's since`);
+  assert.equal(pair.file.since, model.since(), `${label}: the file log's since`);
+  assert.equal(pair.file.status, 'open', `${label}: the file log's status`);
+}
+
+describe('FileLog against MemoryLog (differential, fast-check)', () => {
+  const root = temporaryDirectory('sluice-differential-');
+
+  it(`agrees on every operation (seed ${seed}, ${numRuns} runs of up to ${opsMax} operations)`, async (t) => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom<Durability>('os', 'disk'),
+        fc.array(opArb, { maxLength: opsMax, size: 'max' }),
+        async (durability, ops) => {
+          const dir = mkdtempSync(join(root, 'run-'));
+          const pair: Pair = {
+            memory: new MemoryLog<JsonValue>({ now: () => fixedTime }),
+            file: await openFile(dir, durability),
+            dir,
+            durability,
+          };
+          const model = new Model();
+          try {
+            for (const [index, op] of ops.entries()) await step(pair, model, op, `op ${index} (${op.op})`);
+            // Everything, both ways, and once more after a reopen.
+            await step(pair, model, { op: 'reopen' }, 'final reopen');
+            const all = await collect(pair.memory.stream());
+            assert.deepEqual(await collect(pair.file.stream()), all, 'final forward stream');
+            const reversed = await collect(pair.file.stream({ reverse: true }));
+            assert.deepEqual(reversed, [...all].reverse(), 'final reverse stream');
+            assert.deepEqual(
+              all.map((record) => record.offset),
+              model.starts,
+              'the model tracked every record',
+            );
+            count('segments', pair.file.segments.bases.length);
+            count('records', model.starts.length);
+          } finally {
+            await pair.file.close();
+            await pair.memory.close();
+          }
+        },
+      ),
+      { seed, numRuns, includeErrorInReport: true },
+    );
+    const lines = [...coverage].sort(([a], [b]) => a.localeCompare(b)).map(([what, n]) => `${what}: ${n}`);
+    t.diagnostic(`covered: ${lines.join(', ')}`);
+  });
+});
