@@ -49,7 +49,7 @@ export const openSegmentsMax = 64;
 export const writeBufferBytesInitial = 1 * MiB;
 
 /** Appends collected (in bytes) before a write is forced even while the event loop is still busy. */
-export const writeBufferBytesFlush = 4 * MiB;
+export const writeBufferBytesFlush = 1 * MiB;
 
 /** How often a read-only log looks for a writer's new records while a live stream waits (fs.watch does most). */
 export const followIntervalMs = 250;

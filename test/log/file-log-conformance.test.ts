@@ -11,6 +11,7 @@ const dirs = new WeakMap<object, string>();
 for (const [label, options] of [
   ['FileLog', {}],
   ['FileLog (disk durability, 4 KiB segments)', { durability: 'disk', segmentBytesMax: 4096 }],
+  ['FileLog (buffered durability, 4 KiB segments)', { durability: 'buffered', segmentBytesMax: 4096 }],
 ] as const) {
   logSuite({
     name: label,

@@ -162,6 +162,7 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
         verdict.end,
         since,
       );
+      if (this.durability === 'buffered') segments.tail = this.#writer;
     }
     this._opened(since);
   }
@@ -340,8 +341,8 @@ function checkOptions(dir: unknown, options: unknown): void {
   if (typeof dir !== 'string' || dir.length === 0) throw new TypeError('dir must be a non-empty string');
   if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
   const { durability, segmentBytesMax } = options as FileLogOptions<unknown>;
-  if (durability !== undefined && durability !== 'os' && durability !== 'disk') {
-    throw new TypeError(`durability must be 'os' or 'disk', got ${String(durability)}`);
+  if (durability !== undefined && durability !== 'buffered' && durability !== 'os' && durability !== 'disk') {
+    throw new TypeError(`durability must be 'buffered', 'os' or 'disk', got ${String(durability)}`);
   }
   if (segmentBytesMax !== undefined) {
     if (typeof segmentBytesMax !== 'number') throw new TypeError('segmentBytesMax must be a number');

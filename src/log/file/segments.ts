@@ -12,6 +12,13 @@ import { decodeHeader, headerBytes, segmentName } from './format.js';
  * descriptors safe (nothing can be closed under an in-flight read). Headers of sealed segments are checked the
  * first time a segment is opened, so opening a log never touches more than its last segment.
  */
+/** Records acknowledged before they were written (buffered durability): reads past `writtenEnd` come from here. */
+export interface UnwrittenTail {
+  readonly writtenEnd: number;
+  readonly failure: Error | undefined;
+  copy(offset: number, buffer: Buffer, at: number, length: number): number;
+}
+
 export class Segments {
   readonly dir: string;
   /** Base offsets, ascending; the last entry is the active (or, read-only, the newest) segment. */
@@ -20,6 +27,8 @@ export class Segments {
   end: number;
   readonly #open = new Map<number, number>();
   #pinned: { base: number; fd: number } | undefined;
+  /** Set by a writer in buffered mode. */
+  tail: UnwrittenTail | undefined;
 
   constructor(dir: string, bases: number[], end: number) {
     this.dir = dir;
@@ -62,6 +71,18 @@ export class Segments {
   /** Reads up to `length` bytes at `position` of segment `index` into `buffer`; returns the bytes read. */
   read(index: number, position: number, buffer: Buffer, bufferOffset: number, length: number): number {
     const base = this.bases[index] as number;
+    const tail = this.tail;
+    const offset = base + position - headerBytes;
+    const fromFile = tail === undefined ? length : Math.max(0, Math.min(length, tail.writtenEnd - offset));
+    const done = fromFile === 0 ? 0 : this.#readFile(base, position, buffer, bufferOffset, fromFile);
+    if (tail === undefined || done < fromFile || fromFile === length) return done;
+    // Bytes the writer acknowledged but has not written yet (they may even belong to a segment it has not
+    // created yet: offsets run on across segments, so the position still names them).
+    if (tail.failure !== undefined) throw tail.failure;
+    return done + tail.copy(offset + done, buffer, bufferOffset + done, length - done);
+  }
+
+  #readFile(base: number, position: number, buffer: Buffer, bufferOffset: number, length: number): number {
     const fd = this.#fd(base);
     let done = 0;
     try {

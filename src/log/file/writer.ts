@@ -1,6 +1,6 @@
 import { closeSync, fdatasync, ftruncateSync, writeSync } from 'node:fs';
 import { SluiceError } from '../../errors.js';
-import { batchBytesMax, writeBufferBytesInitial } from '../../limits.js';
+import { batchBytesMax, writeBufferBytesFlush, writeBufferBytesInitial } from '../../limits.js';
 import type { EncodedEntry } from '../abstract-log.js';
 import { frameBytes, positionOf, writeFrame } from './format.js';
 import { createSegment } from './segment-files.js';
@@ -8,14 +8,17 @@ import type { Segments } from './segments.js';
 
 /**
  * What a resolved `append` promises (README "Durability"):
+ * - `buffered`: the records are visible to this process (reads of records not yet written are served from
+ *   memory); they are handed to the operating system at the end of the current event-loop turn, or as soon as
+ *   `writeBufferBytesFlush` bytes are waiting. A crash of the process loses at most the appends of that turn.
  * - `os`: the records were handed to the operating system with `write()`: readable by every process, and they
  *   survive this process being killed; a power failure or kernel crash may lose what was not yet synced.
- *   `sync()` makes them durable on demand.
  * - `disk`: the records were written and `fdatasync`ed: they survive a power failure. Concurrent appends share
  *   one fsync (group commit).
- * In both modes a clean `close()` syncs, and sealing a segment syncs it (F-21).
+ * In every mode `sync()` makes everything appended durable on demand, a clean `close()` syncs, and sealing a
+ * segment syncs it (F-21).
  */
-export type Durability = 'os' | 'disk';
+export type Durability = 'buffered' | 'os' | 'disk';
 
 interface PendingBatch {
   readonly offsets: number[];
@@ -29,6 +32,8 @@ interface Chunk {
   readonly base: number;
   /** The offset of the first record in the chunk. */
   readonly start: number;
+  /** The offset of the last record in the chunk. */
+  last: number;
   buffer: Buffer;
   length: number;
   readonly batches: PendingBatch[];
@@ -73,6 +78,7 @@ export class SegmentWriter {
   #idle: Array<() => void> = [];
   #spare: Buffer | undefined;
   #scheduled = false;
+  #immediate: NodeJS.Immediate | undefined;
   #running = false;
   #failure: SluiceError | undefined;
   readonly #run = (): void => {
@@ -119,20 +125,65 @@ export class SegmentWriter {
       chunk = moved;
     }
     this.#next = start + bytes;
+    const last = offsets[offsets.length - 1] as number;
+    chunk.last = last;
+    if (this.#durability === 'buffered') return this.#appendBuffered(chunk, offsets, last);
     const pending = new Promise<number[]>((resolve, reject) => {
-      (chunk).batches.push({ offsets, resolve, reject });
+      (chunk as Chunk).batches.push({ offsets, resolve, reject });
     });
-    if (!this.#scheduled && !this.#running) {
-      this.#scheduled = true;
-      queueMicrotask(this.#run);
-    }
+    this.#schedule(false);
     return pending;
+  }
+
+  /** Buffered mode: visible at once (one microtask later, in call order); written at the end of the turn. */
+  #appendBuffered(chunk: Chunk, offsets: number[], last: number): Promise<number[]> {
+    const end = this.#next;
+    this.#schedule(chunk.length < writeBufferBytesFlush);
+    return Promise.resolve().then(() => {
+      if (this.#failure !== undefined) throw this.#failure;
+      this.#ackedEnd = Math.max(this.#ackedEnd, end);
+      this.#onVisible(last, end);
+      return offsets;
+    });
+  }
+
+  /** Runs the write loop at the end of this microtask, or (`later`) at the end of this event-loop turn. */
+  #schedule(later: boolean): void {
+    if (this.#running) return;
+    if (later) {
+      if (this.#scheduled || this.#immediate !== undefined) return;
+      this.#immediate = setImmediate(this.#run);
+      return;
+    }
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    queueMicrotask(this.#run);
+  }
+
+  /** Bytes not yet written start here; `copy` serves reads of them (buffered mode). */
+  get writtenEnd(): number {
+    return this.#writtenEnd;
+  }
+
+  /** Copies bytes of records not yet written, from `offset` on, into `buffer`; returns how many it copied. */
+  copy(offset: number, buffer: Buffer, at: number, length: number): number {
+    let done = 0;
+    for (const chunk of this.#chunks) {
+      const from = offset + done;
+      if (done === length || from < chunk.start) break;
+      if (from >= chunk.start + chunk.length) continue;
+      const start = from - chunk.start;
+      const bytes = Math.min(length - done, chunk.length - start);
+      chunk.buffer.copy(buffer, at + done, start, start + bytes);
+      done += bytes;
+    }
+    return done;
   }
 
   #newChunk(base: number, start: number): Chunk {
     const buffer = this.#spare ?? Buffer.allocUnsafe(writeBufferBytesInitial);
     this.#spare = undefined;
-    const chunk: Chunk = { base, start, buffer, length: 0, batches: [] };
+    const chunk: Chunk = { base, start, last: -1, buffer, length: 0, batches: [] };
     this.#chunks.push(chunk);
     return chunk;
   }
@@ -172,6 +223,8 @@ export class SegmentWriter {
 
   async #loop(): Promise<void> {
     this.#scheduled = false;
+    if (this.#immediate !== undefined) clearImmediate(this.#immediate);
+    this.#immediate = undefined;
     if (this.#running) return;
     this.#running = true;
     try {
@@ -212,16 +265,15 @@ export class SegmentWriter {
     }
     this.#chunks.shift();
     if (chunk.buffer.length <= writeBufferBytesInitial * 4) this.#spare = chunk.buffer;
-    const last = chunk.batches[chunk.batches.length - 1];
-    if (last === undefined) return;
+    if (chunk.last < 0) return;
     this.#writtenEnd = chunk.start + chunk.length;
-    this.#writtenSince = last.offsets[last.offsets.length - 1] as number;
+    this.#writtenSince = chunk.last;
     if (this.#durability === 'os') this.#acknowledge(chunk.batches, this.#writtenSince, this.#writtenEnd);
-    else for (const batch of chunk.batches) this.#unsynced.push(batch);
+    else if (this.#durability === 'disk') for (const batch of chunk.batches) this.#unsynced.push(batch);
   }
 
   #acknowledge(batches: readonly PendingBatch[], since: number, end: number): void {
-    this.#ackedEnd = end;
+    this.#ackedEnd = Math.max(this.#ackedEnd, end);
     this.#onVisible(since, end);
     for (const batch of batches) batch.resolve(batch.offsets);
   }
@@ -270,17 +322,16 @@ export class SegmentWriter {
       return Promise.resolve(this.#durableSince);
     }
     const request = new Promise<number>((resolve, reject) => this.#syncRequests.push({ resolve, reject }));
-    if (!this.#running && !this.#scheduled) {
-      this.#scheduled = true;
-      queueMicrotask(this.#run);
-    }
+    this.#schedule(false);
     return request;
   }
 
   /** Writes and syncs what is pending, then closes the active segment. Pending appends settle first. */
   async close(): Promise<void> {
     if (this.#failure === undefined) await this.sync().catch(() => undefined);
-    while (this.#running || this.#scheduled) await new Promise<void>((resolve) => this.#idle.push(resolve));
+    while (this.#running || this.#scheduled || this.#immediate !== undefined) {
+      await new Promise<void>((resolve) => this.#idle.push(resolve));
+    }
     closeSync(this.#fd);
   }
 
@@ -293,9 +344,11 @@ export class SegmentWriter {
             file: this.#segments.path(this.#base),
           });
     this.#failure = error;
-    // Leave the log as it was before the failed write: drop whatever was written but not acknowledged.
+    // Leave the log as it was before the failed write: drop whatever was written but not acknowledged (buffered
+    // appends were acknowledged before their write: keep what was written whole).
+    const keep = this.#durability === 'buffered' ? this.#writtenEnd : this.#ackedEnd;
     try {
-      ftruncateSync(this.#fd, positionOf(this.#base, Math.max(this.#ackedEnd, this.#base)));
+      ftruncateSync(this.#fd, positionOf(this.#base, Math.max(keep, this.#base)));
     } catch {
       // The truncation failed too; the next open's tail check (F-40) removes a partial batch.
     }
