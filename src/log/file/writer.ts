@@ -129,7 +129,7 @@ export class SegmentWriter {
     chunk.last = last;
     if (this.#durability === 'buffered') return this.#appendBuffered(chunk, offsets, last);
     const pending = new Promise<number[]>((resolve, reject) => {
-      (chunk as Chunk).batches.push({ offsets, resolve, reject });
+      (chunk).batches.push({ offsets, resolve, reject });
     });
     this.#schedule(false);
     return pending;
