@@ -70,3 +70,8 @@ export class SluiceError extends Error {
 export function isSluiceError(error: unknown, code?: ErrorCode): error is SluiceError {
   return error instanceof SluiceError && (code === undefined || error.code === code);
 }
+
+/** Rejections and rethrows always carry an Error, even when something threw a non-Error value. */
+export function asError(error: unknown): Error {
+  return error instanceof Error ? error : new Error(String(error));
+}

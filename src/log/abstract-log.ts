@@ -1,6 +1,7 @@
 import { assertCodec, type Codec } from '../codec/codec.js';
-import { SluiceError } from '../errors.js';
-import { keyBytesMax, streamBatchRecords } from '../limits.js';
+import { asError, SluiceError } from '../errors.js';
+import { keyBytesMax } from '../limits.js';
+import { LogStream } from './log-stream.js';
 import type {
   AppendOptions,
   Log,
@@ -60,7 +61,7 @@ export abstract class AbstractLog<T> implements Log<T> {
   #closing: Promise<void> | undefined;
   readonly #listeners = new Set<SinceListener>();
   #waiters: ChangeWaiter[] = [];
-  readonly #streams = new Set<LogStream<T>>();
+  readonly #streams = new Set<{ release(): void }>();
   readonly #now: () => number;
 
   protected constructor(options: AbstractLogOptions<T>) {
@@ -168,7 +169,15 @@ export abstract class AbstractLog<T> implements Log<T> {
   }
 
   get(offset: number): Promise<T> {
-    return this.getRecord(offset).then(valueOf);
+    checkOffset(offset);
+    if (this.#status !== 'open') return Promise.reject(this._closedError());
+    try {
+      const record = this._read(offset);
+      // Synchronous reads skip a promise: random gets are a hot path.
+      return record instanceof Promise ? record.then(valueOf) : Promise.resolve(record.value);
+    } catch (error) {
+      return Promise.reject(asError(error));
+    }
   }
 
   getRecord(offset: number): Promise<LogRecord<T>> {
@@ -218,7 +227,7 @@ export abstract class AbstractLog<T> implements Log<T> {
   }
 
   /** @internal */
-  _track(stream: LogStream<T>, open: boolean): void {
+  _track(stream: { release(): void }, open: boolean): void {
     if (open) this.#streams.add(stream);
     else this.#streams.delete(stream);
   }
@@ -320,110 +329,6 @@ export abstract class AbstractLog<T> implements Log<T> {
   protected _followStop(): void {}
 }
 
-/**
- * One stream over a log: the async iterator handed to `for await`. Buffers a cursor's batch and hands records
- * out one by one, so the per-record cost is one resolved promise.
- */
-class LogStream<T> implements AsyncIterableIterator<LogRecord<T>> {
-  readonly #log: AbstractLog<T>;
-  readonly #range: ScanRange;
-  readonly #signal: AbortSignal | undefined;
-  #cursor: RecordCursor<T> | undefined;
-  #buffer: LogRecord<T>[] = [];
-  #index = 0;
-  #remaining: number;
-  #finished = false;
-  #released = false;
-
-  constructor(log: AbstractLog<T>, range: ScanRange, signal: AbortSignal | undefined) {
-    this.#log = log;
-    this.#range = range;
-    this.#signal = signal;
-    this.#remaining = range.limit;
-  }
-
-  [Symbol.asyncIterator](): this {
-    return this;
-  }
-
-  next(): Promise<IteratorResult<LogRecord<T>>> {
-    if (this.#index < this.#buffer.length) {
-      const value = this.#buffer[this.#index++] as LogRecord<T>;
-      return Promise.resolve({ done: false, value });
-    }
-    return this.#fill();
-  }
-
-  async #fill(): Promise<IteratorResult<LogRecord<T>>> {
-    for (;;) {
-      if (this.#finished) return { done: true, value: undefined };
-      this.#check();
-      if (this.#remaining === 0) return this.#finish();
-      if (this.#cursor === undefined) {
-        this.#cursor = this.#log._openCursor(this.#range);
-        this.#log._track(this, true);
-      }
-      const seenVersion = this.#log._version;
-      let batch: LogRecord<T>[];
-      try {
-        batch = await this.#cursor.next(Math.min(this.#remaining, streamBatchRecords));
-      } catch (error) {
-        this.#finish();
-        throw error;
-      }
-      this.#check();
-      if (batch.length > 0) {
-        this.#remaining -= batch.length;
-        this.#buffer = batch;
-        this.#index = 1;
-        return { done: false, value: batch[0] as LogRecord<T> };
-      }
-      if (!this.#range.live || this.#cursor.done) return this.#finish();
-      await this.#log._waitForChange(seenVersion, this.#signal);
-    }
-  }
-
-  /** Throws (and ends the stream) when the log closed or the signal aborted. */
-  #check(): void {
-    if (this.#released || this.#log.status !== 'open') {
-      this.#finish();
-      throw new SluiceError('LOG_CLOSED', 'the log was closed while the stream was open');
-    }
-    if (this.#signal?.aborted === true) {
-      this.#finish();
-      throw new SluiceError('ABORTED', 'the stream was aborted', { cause: this.#signal.reason });
-    }
-  }
-
-  #finish(): IteratorResult<LogRecord<T>> {
-    this.#finished = true;
-    this.#buffer = [];
-    this.#index = 0;
-    if (this.#cursor !== undefined) {
-      this.#cursor.close();
-      this.#log._track(this, false);
-    }
-    return { done: true, value: undefined };
-  }
-
-  /** The log closed: drop resources; the next read fails with LOG_CLOSED. */
-  release(): void {
-    this.#released = true;
-    this.#buffer = [];
-    this.#index = 0;
-    this.#cursor?.close();
-  }
-
-  return(): Promise<IteratorResult<LogRecord<T>>> {
-    return Promise.resolve(this.#finish());
-  }
-
-  throw(error?: unknown): Promise<IteratorResult<LogRecord<T>>> {
-    this.#finish();
-    return Promise.reject(asError(error));
-  }
-}
-
 function firstOf(offsets: number[]): number {
   return offsets[0] as number;
 }
@@ -454,10 +359,6 @@ function encodeKey(key: Uint8Array | string | undefined): Uint8Array | undefined
   else throw new TypeError('key must be a string or a Uint8Array');
   if (bytes.length > keyBytesMax) throw new RangeError(`a key is at most ${keyBytesMax} bytes, got ${bytes.length}`);
   return bytes.length === 0 ? undefined : bytes;
-}
-
-function asError(error: unknown): Error {
-  return error instanceof Error ? error : new Error(String(error));
 }
 
 function describe(error: unknown): string {

@@ -1,0 +1,119 @@
+import { asError, SluiceError } from '../errors.js';
+import { streamBatchRecords } from '../limits.js';
+import type { RecordCursor } from './abstract-log.js';
+import type { LogRecord, LogStatus } from './log.js';
+import type { ScanRange } from './range.js';
+
+/** What a stream needs from its log (implemented by AbstractLog). */
+export interface StreamSource<T> {
+  readonly status: LogStatus;
+  readonly _version: number;
+  _openCursor(range: ScanRange): RecordCursor<T>;
+  _track(stream: { release(): void }, open: boolean): void;
+  _waitForChange(seenVersion: number, signal: AbortSignal | undefined): Promise<void>;
+}
+
+/**
+ * One stream over a log: the async iterator handed to `for await`. Buffers a cursor's batch and hands records
+ * out one by one, so the per-record cost is one resolved promise.
+ */
+export class LogStream<T> implements AsyncIterableIterator<LogRecord<T>> {
+  readonly #log: StreamSource<T>;
+  readonly #range: ScanRange;
+  readonly #signal: AbortSignal | undefined;
+  #cursor: RecordCursor<T> | undefined;
+  #buffer: LogRecord<T>[] = [];
+  #index = 0;
+  #remaining: number;
+  #finished = false;
+  #released = false;
+
+  constructor(log: StreamSource<T>, range: ScanRange, signal: AbortSignal | undefined) {
+    this.#log = log;
+    this.#range = range;
+    this.#signal = signal;
+    this.#remaining = range.limit;
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  next(): Promise<IteratorResult<LogRecord<T>>> {
+    if (this.#index < this.#buffer.length) {
+      const value = this.#buffer[this.#index++] as LogRecord<T>;
+      return Promise.resolve({ done: false, value });
+    }
+    return this.#fill();
+  }
+
+  async #fill(): Promise<IteratorResult<LogRecord<T>>> {
+    for (;;) {
+      if (this.#finished) return { done: true, value: undefined };
+      this.#check();
+      if (this.#remaining === 0) return this.#finish();
+      if (this.#cursor === undefined) {
+        this.#cursor = this.#log._openCursor(this.#range);
+        this.#log._track(this, true);
+      }
+      const seenVersion = this.#log._version;
+      let batch: LogRecord<T>[];
+      try {
+        batch = await this.#cursor.next(Math.min(this.#remaining, streamBatchRecords));
+      } catch (error) {
+        this.#finish();
+        throw error;
+      }
+      this.#check();
+      if (batch.length > 0) {
+        this.#remaining -= batch.length;
+        this.#buffer = batch;
+        this.#index = 1;
+        return { done: false, value: batch[0] as LogRecord<T> };
+      }
+      if (!this.#range.live || this.#cursor.done) return this.#finish();
+      await this.#log._waitForChange(seenVersion, this.#signal);
+    }
+  }
+
+  /** Throws (and ends the stream) when the log closed or the signal aborted. */
+  #check(): void {
+    if (this.#released || this.#log.status !== 'open') {
+      this.#finish();
+      throw new SluiceError('LOG_CLOSED', 'the log was closed while the stream was open');
+    }
+    if (this.#signal?.aborted === true) {
+      this.#finish();
+      throw new SluiceError('ABORTED', 'the stream was aborted', { cause: this.#signal.reason });
+    }
+  }
+
+  #finish(): IteratorResult<LogRecord<T>> {
+    this.#finished = true;
+    this.#buffer = [];
+    this.#index = 0;
+    if (this.#cursor !== undefined) {
+      this.#cursor.close();
+      this.#log._track(this, false);
+    }
+    return { done: true, value: undefined };
+  }
+
+  /** The log closed: drop resources; the next read fails with LOG_CLOSED. */
+  release(): void {
+    this.#released = true;
+    this.#buffer = [];
+    this.#index = 0;
+    this.#cursor?.close();
+  }
+
+  return(): Promise<IteratorResult<LogRecord<T>>> {
+    return Promise.resolve(this.#finish());
+  }
+
+  throw(error?: unknown): Promise<IteratorResult<LogRecord<T>>> {
+    this.#finish();
+    return Promise.reject(asError(error));
+  }
+}
+
