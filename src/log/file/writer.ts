@@ -74,7 +74,8 @@ export class SegmentWriter {
   #durableEnd: number;
   #chunks: Chunk[] = [];
   #unsynced: PendingBatch[] = [];
-  #syncRequests: Array<{ resolve: (since: number) => void; reject: (error: Error) => void }> = [];
+  /** `sync()` calls waiting until everything appended before them (up to `end`) is durable. */
+  #syncRequests: Array<{ end: number; resolve: (since: number) => void; reject: (error: Error) => void }> = [];
   #idle: Array<() => void> = [];
   #spare: Buffer | undefined;
   #scheduled = false;
@@ -235,7 +236,7 @@ export class SegmentWriter {
           this.#write(chunk);
           continue;
         }
-        if (this.#unsynced.length > 0 || (this.#syncRequests.length > 0 && this.#durableEnd < this.#writtenEnd)) {
+        if (this.#unsynced.length > 0 || this.#syncRequests.some((request) => request.end > this.#durableEnd)) {
           await this.#sync();
           continue;
         }
@@ -297,10 +298,13 @@ export class SegmentWriter {
   }
 
   #answerSyncRequests(): void {
-    if (this.#durableEnd < this.#writtenEnd) return;
-    const requests = this.#syncRequests;
-    this.#syncRequests = [];
-    for (const request of requests) request.resolve(this.#durableSince);
+    if (this.#syncRequests.length === 0) return;
+    const waiting = [];
+    for (const request of this.#syncRequests) {
+      if (request.end <= this.#durableEnd) request.resolve(this.#durableSince);
+      else waiting.push(request);
+    }
+    this.#syncRequests = waiting;
   }
 
   /** Seals the active segment (synced first, F-21) and continues in a new one starting at `base`. */
@@ -321,7 +325,8 @@ export class SegmentWriter {
     if (this.#chunks.length === 0 && this.#durableEnd >= this.#writtenEnd && !this.#running) {
       return Promise.resolve(this.#durableSince);
     }
-    const request = new Promise<number>((resolve, reject) => this.#syncRequests.push({ resolve, reject }));
+    const end = this.#next;
+    const request = new Promise<number>((resolve, reject) => this.#syncRequests.push({ end, resolve, reject }));
     this.#schedule(false);
     return request;
   }
