@@ -1,59 +1,116 @@
-// Runs the benchmark cases against Sluice and its peers and prints the medians.
+// Runs the benchmark cases against Sluice and its peers and prints the medians,
+// then checks the targets of shared/BENCHMARKS.md against the ratios of this run.
 //
 //   node bench/run.mjs [--n 1000000] [--runs 3] [--cases scan,get] [--stores sluice,flumelog-offset]
-//                      [--gets 100000] [--seed 42] [--raw] [--no-caps]
+//                      [--gets 100000] [--seed 42] [--raw] [--no-caps] [--all-cells]
 //
-// Each (case, store, run) is a separate child process (bench/stores/<store>.mjs)
-// with a fresh directory under os.tmpdir(), removed afterwards, so that peak RSS
-// is per store and no run inherits another's caches but the OS page cache.
-// Within a repetition the stores run one after the other (A B C, A B C, ...)
-// so that the noise of a shared machine hits all of them alike.
+// The columns (STORES below) are store adapters (bench/stores/<script>.mjs) with
+// options: `sluice`, `sluice-buffered` and `sluice-disk` are the same adapter
+// with durability 'os', 'buffered' and 'disk'. Each column runs only the cases
+// where it tells something (`cases`): durability changes nothing for reads, so
+// only `sluice` runs scan/get/reopen, and the fsync'd columns (`sluice-disk`,
+// `lmdb`) only run append-single and append-nowait. `--all-cells` runs every
+// case each selected adapter supports.
+//
+// Each (case, store, run) is a separate child process with a fresh directory
+// under os.tmpdir(), removed afterwards, so that peak RSS is per store and no
+// run inherits another's caches but the OS page cache. Within a repetition the
+// stores run one after the other (A B C, A B C, ...) so that the noise of a
+// shared machine hits all of them alike.
 // Raw results go to bench/results/latest.json.
 
 import { spawnSync } from 'node:child_process'
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import { dirname, join } from 'node:path'
+import { performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
 import { CASES, RAW_CASES } from './stores/driver.mjs'
 import { GETS } from './workload.mjs'
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url))
 const SLUICE_DIST = join(BENCH_DIR, '..', 'dist', 'src', 'index.js')
-const STORES = ['flumelog-offset', 'async-append-only-log', 'sluice']
-const RAW_STORES = ['async-append-only-log', 'sluice'] // flumelog-offset is not in the raw-bytes variant
-const SHORT = { 'flumelog-offset': 'flumelog-offset', 'async-append-only-log': 'aaol', sluice: 'sluice' }
-const ALIASES = { aaol: 'async-append-only-log', flume: 'flumelog-offset', flumedb: 'flumelog-offset' }
 
-// Combinations too slow to run at full size: flumelog-offset awaits one
-// fs.write per single append (~10k/s, so 100 s per million). n is capped for
-// them and the table says so.
-const CAPS = { 'flumelog-offset': { 'append-single': 100_000 } }
+const APPEND_CASES = ['append-single', 'append-nowait', 'append-batch']
+// The rows of the "Durable appends" table, where the fsync'd columns are shown.
+const DURABLE_CASES = ['append-single', 'append-nowait']
+
+// Every column. script: bench/stores/<script>.mjs; args: its options; cases:
+// what it runs by default; supports: what it can run (--all-cells); durable:
+// acknowledges after fsync (shown in its own table); caps: n for the slow cases
+// (each awaited append waits for a thread-pool round trip or an fsync).
+const STORES = {
+  'flumelog-offset': {
+    script: 'flumelog-offset', short: 'flumelog-offset', peer: true,
+    cases: CASES, supports: CASES,
+    caps: { 'append-single': 100_000 } // one fs.write per awaited append: ~10-25k/s
+  },
+  'async-append-only-log': {
+    script: 'async-append-only-log', short: 'aaol', peer: true,
+    cases: [...CASES, ...RAW_CASES], supports: [...CASES, ...RAW_CASES]
+  },
+  sluice: {
+    script: 'sluice', args: ['--durability', 'os'], short: 'sluice',
+    cases: [...CASES, ...RAW_CASES], supports: [...CASES, ...RAW_CASES]
+  },
+  'sluice-buffered': {
+    script: 'sluice', args: ['--durability', 'buffered'], short: 'sluice-buffered',
+    cases: [...APPEND_CASES, 'raw-publish'], supports: [...CASES, ...RAW_CASES]
+  },
+  'sluice-disk': {
+    script: 'sluice', args: ['--durability', 'disk'], short: 'sluice-disk', durable: true,
+    cases: DURABLE_CASES, supports: [...CASES, ...RAW_CASES],
+    caps: { 'append-single': 5_000 } // an fsync per awaited append: ~1-4k/s
+  },
+  lmdb: {
+    script: 'lmdb', short: 'lmdb', peer: true, durable: true,
+    cases: DURABLE_CASES, supports: CASES,
+    caps: { 'append-single': 5_000 } // a synced transaction per awaited put: ~1-2k/s
+  }
+}
+const DEFAULT_STORES = Object.keys(STORES)
+const RAW_STORES = ['async-append-only-log', 'sluice'] // flumelog-offset and lmdb are not in the raw-bytes variant
+const ALIASES = {
+  aaol: 'async-append-only-log', flume: 'flumelog-offset', flumedb: 'flumelog-offset',
+  'sluice-os': 'sluice', buffered: 'sluice-buffered', disk: 'sluice-disk'
+}
+const short = (s) => STORES[s].short
+// The Sluice columns that get ratio columns against every peer in the main table.
+const SUBJECTS = ['sluice', 'sluice-buffered']
 
 const CHILD_TIMEOUT_MS = 30 * 60 * 1000
 
 function parseArgs (argv) {
-  const opts = { n: 1_000_000, runs: 3, cases: null, stores: null, gets: GETS, seed: 42, raw: false, caps: true }
+  const opts = { n: 1_000_000, runs: 3, cases: null, stores: null, gets: GETS, seed: 42, raw: false, caps: true, allCells: false }
   for (let i = 2; i < argv.length; i++) {
     const name = argv[i].replace(/^--/, '')
     if (name === 'raw') opts.raw = true
     else if (name === 'no-caps') opts.caps = false
+    else if (name === 'all-cells') opts.allCells = true
     else if (['n', 'runs', 'gets', 'seed'].includes(name)) opts[name] = Number(argv[++i])
     else if (name === 'cases' || name === 'stores') opts[name] = argv[++i].split(',').map((s) => s.trim()).filter(Boolean)
     else throw new Error(`unknown argument ${argv[i]} (see the top of bench/run.mjs)`)
   }
   opts.cases ??= opts.raw ? RAW_CASES : CASES
-  opts.stores = (opts.stores ?? (opts.raw ? RAW_STORES : STORES)).map((s) => ALIASES[s] ?? s)
+  opts.stores = (opts.stores ?? (opts.raw ? RAW_STORES : DEFAULT_STORES)).map((s) => ALIASES[s] ?? s)
   for (const c of opts.cases) if (!CASES.includes(c) && !RAW_CASES.includes(c)) throw new Error('unknown case ' + c)
-  for (const s of opts.stores) if (!STORES.includes(s)) throw new Error('unknown store ' + s)
+  for (const s of opts.stores) if (!STORES[s]) throw new Error(`unknown store ${s} (one of ${Object.keys(STORES).join(', ')})`)
   if (!(opts.n > 0) || !(opts.runs > 0)) throw new Error('--n and --runs must be positive')
   return opts
 }
 
-// On a fresh clone the peers are not installed yet: install them from the lock file.
+// Whether the (case, store) cell is run.
+function runs (opts, kase, store) {
+  return (opts.allCells ? STORES[store].supports : STORES[store].cases).includes(kase)
+}
+
+// On a fresh clone the peers are not installed yet, and after a pull one may be
+// missing: install them from the lock file.
 function ensurePeersInstalled () {
-  if (existsSync(join(BENCH_DIR, 'node_modules'))) return
-  console.error('bench/node_modules is missing: running npm ci --prefix bench')
+  const deps = Object.keys(JSON.parse(readFileSync(join(BENCH_DIR, 'package.json'), 'utf8')).dependencies)
+  const missing = deps.filter((d) => !existsSync(join(BENCH_DIR, 'node_modules', d, 'package.json')))
+  if (missing.length === 0) return
+  console.error(`bench/node_modules lacks ${missing.join(', ')}: running npm ci --prefix bench`)
   const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm'
   const res = spawnSync(npm, ['ci', '--prefix', BENCH_DIR, '--no-audit', '--no-fund'], { stdio: 'inherit' })
   if (res.status !== 0) throw new Error('npm ci --prefix bench failed')
@@ -64,13 +121,16 @@ function runChild (store, kase, n, opts) {
   const dir = join(parent, 'store')
   mkdirSync(dir)
   try {
-    const args = [join(BENCH_DIR, 'stores', store + '.mjs'), '--case', kase, '--n', String(n), '--dir', dir,
-      '--gets', String(opts.gets), '--seed', String(opts.seed)]
+    const { script, args: storeArgs = [] } = STORES[store]
+    const args = [join(BENCH_DIR, 'stores', script + '.mjs'), '--case', kase, '--n', String(n), '--dir', dir,
+      '--gets', String(opts.gets), '--seed', String(opts.seed), ...storeArgs]
     const res = spawnSync(process.execPath, args, {
       stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8', timeout: CHILD_TIMEOUT_MS, maxBuffer: 1 << 20
     })
     if (res.status !== 0) return { store, case: kase, n, error: `exit ${res.status}${res.signal ? ' ' + res.signal : ''}` }
-    return JSON.parse(res.stdout.trim().split('\n').pop())
+    const out = JSON.parse(res.stdout.trim().split('\n').pop())
+    if (out.store !== store) throw new Error(`${script}.mjs ${storeArgs.join(' ')} measured ${out.store}, expected ${store}`)
+    return out
   } finally {
     rmSync(parent, { recursive: true, force: true })
   }
@@ -97,14 +157,33 @@ function summarize (runs) {
   return out
 }
 
-const fmtRate = (x) => x == null ? '-' : x >= 1e6 ? (x / 1e6).toFixed(2) + 'M' : (x / 1e3).toFixed(1) + 'k'
+const fmtRate = (x) => x == null ? '-' : x >= 1e6 ? (x / 1e6).toFixed(2) + 'M' : x >= 1e5 ? (x / 1e3).toFixed(0) + 'k' : (x / 1e3).toFixed(1) + 'k'
 const fmtMB = (x) => x == null ? '-' : (x / 1048576).toFixed(1)
 const fmtMs = (x) => x == null ? '-' : x.toFixed(2)
+const fmtRatio = (x) => x == null ? '-' : x >= 100 ? x.toFixed(0) + 'x' : x.toFixed(2) + 'x'
+const fmtN = (n) => n.toLocaleString('en')
 
-function printTable (title, header, rows) {
+// groups: optional labels spanning columns, printed above the header:
+// [{ label, from, to }] (column indexes, inclusive).
+function printTable (title, header, rows, groups = []) {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)))
+  const spanOf = (g) => widths.slice(g.from, g.to + 1).reduce((a, b) => a + b, 0) + 2 * (g.to - g.from)
+  for (const g of groups) { // widen the last column of a group if its label does not fit
+    const missing = g.label.length + 4 - spanOf(g) // at least "- label -"
+    if (missing > 0) widths[g.to] += missing
+  }
   const line = (cells) => cells.map((c, i) => i === 0 ? String(c).padEnd(widths[i]) : String(c).padStart(widths[i])).join('  ')
   console.log('\n' + title)
+  if (groups.length) { // "---- label ----" centred over its columns
+    let text = ''
+    for (const g of groups) {
+      const dashes = spanOf(g) - g.label.length - 2
+      const left = dashes >> 1
+      text = text.padEnd(widths.slice(0, g.from).reduce((a, b) => a + b + 2, 0)) +
+        '-'.repeat(left) + ' ' + g.label + ' ' + '-'.repeat(dashes - left)
+    }
+    console.log(text)
+  }
   console.log(line(header))
   console.log(widths.map((w) => '-'.repeat(w)).join('  '))
   for (const r of rows) console.log(line(r))
@@ -113,48 +192,81 @@ function printTable (title, header, rows) {
 function report (opts, medians, capped) {
   const { stores } = opts
   const cell = (kase, store) => medians[kase]?.[store]
-  const peers = stores.includes('sluice') ? stores.filter((s) => s !== 'sluice') : []
+  const rate = (kase, store) => { const m = cell(kase, store); return m && !m.error ? m.opsPerSec : null }
+  const ratio = (a, b) => a && b ? a / b : null
+  const rateCell = (c, s) => {
+    const m = cell(c, s)
+    if (!m) return '-'
+    if (m.error) return 'ERR'
+    return fmtRate(m.opsPerSec) + (capped.has(`${c}/${s}`) ? '*' : '')
+  }
+  const capNotes = (cells) => {
+    for (const [c, s] of cells) {
+      if (capped.has(`${c}/${s}`)) console.log(`* ${short(s)} ${c}: n capped at ${fmtN(cell(c, s)?.n ?? 0)} (too slow at full size; --no-caps to lift)`)
+    }
+  }
   const rateCases = opts.cases.filter((c) => c !== 'reopen')
 
-  if (rateCases.length) {
-    const header = ['msgs/s (median)', ...stores.map((s) => SHORT[s]), ...peers.map((p) => `sluice / ${SHORT[p]}`)]
-    const rows = rateCases.map((c) => [
+  // Main table: every column but the fsync'd ones, which have their own table
+  // (unless they were also run for other cases, with --all-cells).
+  const mainStores = stores.filter((s) => !STORES[s].durable ||
+    rateCases.some((c) => !DURABLE_CASES.includes(c) && cell(c, s)))
+  const subjects = SUBJECTS.filter((s) => mainStores.includes(s))
+  const peers = mainStores.filter((s) => STORES[s].peer)
+  const mainRows = rateCases.filter((c) => mainStores.some((s) => cell(c, s)))
+  if (mainRows.length && mainStores.length) {
+    const header = ['msgs/s (median)', ...mainStores.map(short)]
+    const groups = []
+    for (const subject of peers.length ? subjects : []) {
+      groups.push({ label: `${short(subject)} /`, from: header.length, to: header.length + peers.length - 1 })
+      header.push(...peers.map(short))
+    }
+    const rows = mainRows.map((c) => [
       c,
-      ...stores.map((s) => {
-        const m = cell(c, s)
-        if (!m || m.error) return 'ERR'
-        return fmtRate(m.opsPerSec) + (capped.has(`${c}/${s}`) ? '*' : '')
-      }),
-      ...peers.map((p) => {
-        const a = cell(c, 'sluice')?.opsPerSec
-        const b = cell(c, p)?.opsPerSec
-        return a && b ? (a / b).toFixed(2) + 'x' : '-'
-      })
+      ...mainStores.map((s) => rateCell(c, s)),
+      ...groups.flatMap((_, g) => peers.map((p) => fmtRatio(ratio(rate(c, subjects[g]), rate(c, p)))))
     ])
-    printTable(`Throughput, n = ${opts.n.toLocaleString('en')}, ${opts.runs} run(s) each`, header, rows)
-    for (const key of capped) {
-      const [c, s] = key.split('/')
-      console.log(`* ${s} ${c}: n capped at ${cell(c, s)?.n?.toLocaleString('en')} (too slow at full size; --no-caps to lift)`)
+    printTable(`Throughput, n = ${fmtN(opts.n)}, ${opts.runs} run(s) each`, header, rows, groups)
+    capNotes(mainRows.flatMap((c) => mainStores.map((s) => [c, s])))
+  }
+
+  // Durable appends: acknowledged only once fsynced.
+  const durableStores = stores.filter((s) => STORES[s].durable)
+  const durableRows = DURABLE_CASES.filter((c) => opts.cases.includes(c) && durableStores.some((s) => cell(c, s)))
+  if (durableRows.length) {
+    const pair = durableStores.includes('sluice-disk') && durableStores.includes('lmdb')
+    const header = ['msgs/s (median)', ...durableStores.map(short), ...(pair ? ['sluice-disk / lmdb'] : [])]
+    const rows = durableRows.map((c) => [c, ...durableStores.map((s) => rateCell(c, s)),
+      ...(pair ? [fmtRatio(ratio(rate(c, 'sluice-disk'), rate(c, 'lmdb')))] : [])])
+    printTable('Durable appends (fsync before acknowledging)', header, rows)
+    capNotes(durableRows.flatMap((c) => durableStores.map((s) => [c, s])))
+    if (pair) {
+      console.log(`sluice-disk nowait / lmdb single: ${fmtRatio(ratio(rate('append-nowait', 'sluice-disk'), rate('append-single', 'lmdb')))}` +
+        ' (group commit vs one synced transaction per awaited put)')
     }
   }
 
   // Disk bytes per message, from whichever case filled the store with the full n
   // (every case leaves the same log behind, capped ones excepted).
-  const diskRow = ['disk bytes/msg', ...stores.map((s) => {
+  const allStores = stores.filter((s) => opts.cases.some((c) => cell(c, s)))
+  const diskRow = ['disk bytes/msg', ...allStores.map((s) => {
     const c = opts.cases.find((k) => cell(k, s)?.diskBytes != null && !capped.has(`${k}/${s}`))
     const m = c && cell(c, s)
     return m ? (m.diskBytes / m.n).toFixed(1) : '-'
   })]
-  const rssRows = opts.cases.map((c) => [`peak RSS MB, ${c}`, ...stores.map((s) => fmtMB(cell(c, s)?.rssPeakBytes))])
+  const rssRows = opts.cases.filter((c) => allStores.some((s) => cell(c, s))).map((c) => [`peak RSS MB, ${c}`, ...allStores.map((s) => fmtMB(cell(c, s)?.rssPeakBytes))])
   const scanCase = opts.cases.find((c) => c === 'scan' || c === 'raw-consume')
-  const scanRow = scanCase ? [[`RSS added by ${scanCase}, MB`, ...stores.map((s) => fmtMB(cell(scanCase, s)?.extra?.scanRssAddedBytes))]] : []
-  printTable('Disk and memory (medians)', ['', ...stores.map((s) => SHORT[s])], [diskRow, ...rssRows, ...scanRow])
+  const scanRow = scanCase ? [[`RSS added by ${scanCase}, MB`, ...allStores.map((s) => fmtMB(cell(scanCase, s)?.extra?.scanRssAddedBytes))]] : []
+  if (allStores.length) printTable('Disk and memory (medians)', ['', ...allStores.map(short)], [diskRow, ...rssRows, ...scanRow])
 
-  if (opts.cases.includes('reopen')) {
-    const row = (label, key) => [label, ...stores.map((s) => fmtMs(cell('reopen', s)?.extra?.[key]))]
-    printTable(`Reopen of a ${opts.n.toLocaleString('en')}-message log, ms from open() (medians)`, ['', ...stores.map((s) => SHORT[s])],
+  const reopenStores = stores.filter((s) => cell('reopen', s))
+  if (reopenStores.length) {
+    const row = (label, key) => [label, ...reopenStores.map((s) => fmtMs(cell('reopen', s)?.extra?.[key]))]
+    printTable(`Reopen of a ${fmtN(opts.n)}-message log, ms from open() (medians)`, ['', ...reopenStores.map(short)],
       [row('ready', 'readyMs'), row('last offset known', 'lastOffsetMs'), row('first record read', 'firstReadMs')])
   }
+
+  printTargets(opts, cell, rate)
 
   // The same note often applies to several cases of a store: print it once.
   const notes = new Map() // "store: note" -> cases
@@ -162,33 +274,93 @@ function report (opts, medians, capped) {
     for (const c of opts.cases) {
       const note = cell(c, s)?.extra?.note
       if (!note) continue
-      const key = `${SHORT[s]}: ${note}`
+      const key = `${short(s)}: ${note}`
       if (!notes.has(key)) notes.set(key, [])
       notes.get(key).push(c)
     }
   }
   const errors = []
-  for (const c of opts.cases) for (const s of stores) if (cell(c, s)?.error || cell(c, s)?.errors) errors.push(`${SHORT[s]} ${c}: ${cell(c, s).error ?? cell(c, s).errors + ' failed run(s)'}`)
+  for (const c of opts.cases) for (const s of stores) if (cell(c, s)?.error || cell(c, s)?.errors) errors.push(`${short(s)} ${c}: ${cell(c, s).error ?? cell(c, s).errors + ' failed run(s)'}`)
   if (notes.size) console.log('\nNotes\n' + [...notes].map(([note, cases]) => `- ${note} [${cases.join(', ')}]`).join('\n'))
   if (errors.length) console.log('\nErrors\n' + errors.map((n) => '- ' + n).join('\n'))
 }
 
+// The targets of shared/BENCHMARKS.md, each checked against this run's medians.
+// A target whose cells were not run (or failed) is listed as not measured;
+// `optional` ones are only listed when measured (lmdb's reads need --all-cells).
+function targets (opts, cell, rate) {
+  const r = (numCase, num, denCase, den) => {
+    const a = rate(numCase, num)
+    const b = rate(denCase, den)
+    return a && b ? a / b : null
+  }
+  const extra = (kase, store, key) => { const m = cell(kase, store); return m && !m.error ? m.extra?.[key] ?? null : null }
+  const MiB = 1048576
+  // A miss never prints as the goal itself (1.4996 would show as 1.50x).
+  const atLeast = (min) => ({
+    goal: `≥ ${min}x`,
+    ok: (x) => x >= min,
+    fmt: (x) => x < min && fmtRatio(x) === fmtRatio(min) ? x.toFixed(4) + 'x' : fmtRatio(x)
+  })
+  return [
+    { what: 'append batch of 100: sluice / aaol', value: r('append-batch', 'sluice', 'append-batch', 'async-append-only-log'), ...atLeast(1.5) },
+    { what: 'append batch of 100: sluice / flumelog-offset', value: r('append-batch', 'sluice', 'append-batch', 'flumelog-offset'), ...atLeast(1.5) },
+    { what: 'append single: sluice-buffered / aaol (both ack before writing)', value: r('append-single', 'sluice-buffered', 'append-single', 'async-append-only-log'), ...atLeast(1) },
+    { what: 'append single: sluice (os: acks after write) / aaol', value: r('append-single', 'sluice', 'append-single', 'async-append-only-log'), goal: 'info', fmt: fmtRatio },
+    { what: 'append single: sluice / flumelog-offset', value: r('append-single', 'sluice', 'append-single', 'flumelog-offset'), ...atLeast(10) },
+    { what: 'scan decoded: sluice / aaol', value: r('scan', 'sluice', 'scan', 'async-append-only-log'), ...atLeast(1) },
+    { what: 'scan decoded: sluice / flumelog-offset', value: r('scan', 'sluice', 'scan', 'flumelog-offset'), ...atLeast(3) },
+    { what: 'scan decoded: sluice / lmdb', value: r('scan', 'sluice', 'scan', 'lmdb'), ...atLeast(1), optional: true },
+    { what: 'random get: sluice / flumelog-offset', value: r('get', 'sluice', 'get', 'flumelog-offset'), ...atLeast(10) },
+    { what: 'random get: sluice / lmdb', value: r('get', 'sluice', 'get', 'lmdb'), ...atLeast(1), optional: true },
+    {
+      what: `reopen of the ${fmtN(opts.n)}-message log to last offset: sluice`,
+      value: extra('reopen', 'sluice', 'lastOffsetMs'), goal: '≤ 10 ms', ok: (x) => x <= 10, fmt: (x) => fmtMs(x) + ' ms'
+    },
+    {
+      what: 'RSS added by a full scan: sluice',
+      value: extra('scan', 'sluice', 'scanRssAddedBytes'), goal: '< 64 MB', ok: (x) => x < 64 * MiB, fmt: (x) => fmtMB(x) + ' MB'
+    },
+    { what: 'durable: sluice-disk nowait / lmdb single', value: r('append-nowait', 'sluice-disk', 'append-single', 'lmdb'), ...atLeast(20) }
+  ].filter((t) => !(t.optional && t.value == null))
+}
+
+function printTargets (opts, cell, rate) {
+  if (opts.raw && !opts.cases.some((c) => CASES.includes(c))) return // the targets are for the JSON workload
+  const list = targets(opts, cell, rate)
+  const rows = list.map((t) => [
+    t.what, t.goal,
+    t.value == null ? 'not measured' : t.fmt(t.value),
+    t.value == null || !t.ok ? '' : t.ok(t.value) ? '✓' : '✗'
+  ])
+  printTable(`Targets (shared/BENCHMARKS.md), medians of this run`, ['target', 'goal', 'this run', ''], rows)
+  const checked = list.filter((t) => t.ok && t.value != null)
+  const met = checked.filter((t) => t.ok(t.value)).length
+  const unmeasured = list.filter((t) => t.ok && t.value == null).length
+  console.log(`${met} of ${checked.length} measured targets met` + (unmeasured ? `; ${unmeasured} not measured (cases or stores left out)` : ''))
+  if (opts.n !== 1_000_000) console.log(`n = ${fmtN(opts.n)}: the targets are set for n = 1,000,000; at other sizes they are only indicative.`)
+  console.log('Not checked here: batch vs the JSON encoding limit, raw bytes vs klevdb (Go), scan and get vs better-sqlite3, views.')
+}
+
 function main () {
+  const started = performance.now()
   const opts = parseArgs(process.argv)
   ensurePeersInstalled()
-  if (opts.stores.includes('sluice') && !existsSync(SLUICE_DIST)) {
+  if (opts.stores.some((s) => STORES[s].script === 'sluice') && !existsSync(SLUICE_DIST)) {
     console.error(`sluice: ${SLUICE_DIST} not found (run npm run build); leaving sluice out`)
-    opts.stores = opts.stores.filter((s) => s !== 'sluice')
+    opts.stores = opts.stores.filter((s) => STORES[s].script !== 'sluice')
   }
 
   const results = []
   const capped = new Set()
   const medians = {}
   for (const kase of opts.cases) {
+    const caseStores = opts.stores.filter((s) => runs(opts, kase, s))
+    if (caseStores.length === 0) continue
     const byStore = {}
     for (let run = 1; run <= opts.runs; run++) {
-      for (const store of opts.stores) {
-        const cap = opts.caps ? CAPS[store]?.[kase] : undefined
+      for (const store of caseStores) {
+        const cap = opts.caps ? STORES[store].caps?.[kase] : undefined
         const n = cap && cap < opts.n ? cap : opts.n
         if (n !== opts.n) capped.add(`${kase}/${store}`)
         const r = runChild(store, kase, n, opts)
@@ -200,7 +372,7 @@ function main () {
       }
     }
     medians[kase] = {}
-    for (const store of opts.stores) medians[kase][store] = summarize(byStore[store])
+    for (const store of caseStores) medians[kase][store] = summarize(byStore[store])
   }
 
   report(opts, medians, capped)
@@ -212,11 +384,14 @@ function main () {
     node: process.version,
     machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, totalMemBytes: os.totalmem(), platform: `${os.platform()} ${os.release()}` },
     options: opts,
+    stores: Object.fromEntries(opts.stores.map((s) => [s, { script: STORES[s].script, args: STORES[s].args ?? [] }])),
     capped: [...capped],
     medians,
     results
   }, null, 2) + '\n')
   console.log(`\nraw results: ${out}`)
+  const seconds = (performance.now() - started) / 1000
+  console.log(`total time: ${seconds < 120 ? seconds.toFixed(0) + ' s' : (seconds / 60).toFixed(1) + ' min'}`)
 }
 
 main()

@@ -1,10 +1,16 @@
 // The benchmark cases, written once and run against any store adapter, so that
 // every store does exactly the same work in the same order. Each adapter script
-// (flumelog-offset.mjs, async-append-only-log.mjs, sluice.mjs) only wraps its
+// (flumelog-offset.mjs, async-append-only-log.mjs, sluice.mjs, lmdb.mjs) only wraps its
 // store's API in a few promise-returning functions and calls main(adapter).
 //
-// Usage: node bench/stores/<store>.mjs --case <name> --n <count> --dir <fresh dir>
-// Prints one line of JSON: { store, case, n, ms, opsPerSec, rssPeakBytes, diskBytes, extra }.
+// Usage: node bench/stores/<store>.mjs --case <name> --n <count> --dir <fresh dir> [--<option> <value>]
+// Prints one line of JSON: { store, case, n, ms, opsPerSec, rssPeakBytes, diskBytes, options, extra }.
+//
+// An adapter may take options of its own (sluice.mjs: `--durability`): it lists
+// them with their defaults in `adapter.options`, receives them in open(dir,
+// { raw, ...options }), and names the column it measures with
+// `adapter.name(options)` (e.g. 'sluice-disk'); `adapter.notes` may then be a
+// function of the options.
 //
 // The read cases (scan, get, reopen and their raw twins) need a filled store:
 // it is filled, untimed, by a separate process running this same script with
@@ -24,13 +30,14 @@ import {
 export const CASES = ['append-single', 'append-nowait', 'append-batch', 'scan', 'get', 'reopen']
 export const RAW_CASES = ['raw-publish', 'raw-consume', 'raw-get']
 
-function parseArgs (argv) {
-  const args = { case: null, n: 1_000_000, dir: null, gets: GETS, seed: 42 }
+function parseArgs (argv, adapterOptions = {}) {
+  const args = { case: null, n: 1_000_000, dir: null, gets: GETS, seed: 42, options: { ...adapterOptions } }
   for (let i = 2; i < argv.length; i += 2) {
     const name = argv[i].replace(/^--/, '')
     const value = argv[i + 1]
     if (name === 'case' || name === 'dir') args[name] = value
     else if (name === 'n' || name === 'gets' || name === 'seed') args[name] = Number(value)
+    else if (Object.hasOwn(adapterOptions, name)) args.options[name] = value
     else throw new Error('unknown argument ' + argv[i])
   }
   if (!args.case || !args.dir || !(args.n > 0)) {
@@ -76,7 +83,8 @@ function checkRaw (value, i) {
 
 // Runs this script again, in its own process, to fill dir with n records.
 function prefill (args, raw) {
-  const res = spawnSync(process.execPath, [process.argv[1], '--case', raw ? 'raw-fill' : 'fill', '--n', String(args.n), '--dir', args.dir], {
+  const options = Object.entries(args.options).flatMap(([name, value]) => ['--' + name, String(value)])
+  const res = spawnSync(process.execPath, [process.argv[1], '--case', raw ? 'raw-fill' : 'fill', '--n', String(args.n), '--dir', args.dir, ...options], {
     stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8', maxBuffer: 1 << 20
   })
   if (res.status !== 0) throw new Error(`prefill of ${args.dir} failed (exit ${res.status}, signal ${res.signal})`)
@@ -89,7 +97,7 @@ function readKeys (dir) {
 }
 
 async function fill (adapter, args, raw) {
-  const handle = await adapter.open(args.dir, { raw })
+  const handle = await adapter.open(args.dir, { raw, ...args.options })
   const keys = new Float64Array(args.n)
   const t0 = performance.now()
   for (let b = 0, i = 0; i < args.n; b++) {
@@ -104,7 +112,7 @@ async function fill (adapter, args, raw) {
 }
 
 async function appendCase (adapter, args, mode, raw) {
-  const handle = await adapter.open(args.dir, { raw })
+  const handle = await adapter.open(args.dir, { raw, ...args.options })
   const n = args.n
   const t0 = performance.now()
   if (mode === 'single') {
@@ -124,7 +132,7 @@ async function appendCase (adapter, args, mode, raw) {
 
 async function scanCase (adapter, args, raw) {
   prefill(args, raw)
-  const handle = await adapter.open(args.dir, { raw })
+  const handle = await adapter.open(args.dir, { raw, ...args.options })
   const rssBefore = process.memoryUsage.rss()
   let i = 0
   const check = raw ? checkRaw : checkMessage
@@ -142,7 +150,7 @@ async function getCase (adapter, args, raw) {
   const keys = readKeys(args.dir)
   const indexes = randomIndexes(args.gets, args.n, args.seed)
   const check = raw ? checkRaw : checkMessage
-  const handle = await adapter.open(args.dir, { raw })
+  const handle = await adapter.open(args.dir, { raw, ...args.options })
   const t0 = performance.now()
   for (let j = 0; j < indexes.length; j++) {
     const i = indexes[j]
@@ -160,7 +168,7 @@ async function reopenCase (adapter, args) {
   // each one is taken when that step is done (ready, then last offset, then a
   // read of the first record).
   const t0 = performance.now()
-  const handle = await adapter.open(args.dir, { raw: false })
+  const handle = await adapter.open(args.dir, { raw: false, ...args.options })
   const readyMs = performance.now() - t0
   const last = await handle.lastOffset()
   const lastOffsetMs = performance.now() - t0
@@ -190,13 +198,15 @@ async function runCase (adapter, args) {
 }
 
 export async function main (adapter) {
-  const args = parseArgs(process.argv)
+  const args = parseArgs(process.argv, adapter.options)
   const res = await runCase(adapter, args)
-  const note = adapter.notes?.[args.case]
+  const notes = typeof adapter.notes === 'function' ? adapter.notes(args.options) : adapter.notes
+  const note = notes?.[args.case]
   const out = {
-    store: adapter.store,
+    store: adapter.name ? adapter.name(args.options) : adapter.store,
     case: args.case,
     n: args.n,
+    options: args.options,
     ms: res.ms,
     opsPerSec: res.ops ? res.ops / (res.ms / 1000) : null,
     rssPeakBytes: peakRss(),
