@@ -92,7 +92,9 @@ export interface Log<T> extends AsyncDisposable {
 
   /**
    * The offset of the last record, or `-1` when the log is empty. Advances only when an append resolves, so a
-   * record at or before `since` is always readable. Monotonic while the log is open.
+   * record at or before `since` is readable (the one exception: a file log in `buffered` durability whose write
+   * failed has lost the appends it had acknowledged but not yet written; reading them fails with `WRITE_FAILED`).
+   * Monotonic while the log is open.
    */
   readonly since: number;
 

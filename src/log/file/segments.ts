@@ -78,7 +78,11 @@ export class Segments {
     if (tail === undefined || done < fromFile || fromFile === length) return done;
     // Bytes the writer acknowledged but has not written yet (they may even belong to a segment it has not
     // created yet: offsets run on across segments, so the position still names them).
-    if (tail.failure !== undefined) throw tail.failure;
+    // After a failed write those bytes are gone: hand out what the file has, and fail only past it.
+    if (tail.failure !== undefined) {
+      if (done > 0) return done;
+      throw tail.failure;
+    }
     return done + tail.copy(offset + done, buffer, bufferOffset + done, length - done);
   }
 

@@ -310,7 +310,13 @@ export class SegmentWriter {
   /** Seals the active segment (synced first, F-21) and continues in a new one starting at `base`. */
   async #roll(base: number): Promise<void> {
     if (this.#durableEnd < this.#writtenEnd) await this.#sync();
-    const fd = await createSegment(this.#segments.dir, base);
+    let fd: number;
+    try {
+      fd = await createSegment(this.#segments.dir, base);
+    } catch (cause) {
+      const file = this.#segments.path(base);
+      throw new SluiceError('WRITE_FAILED', `creating ${file} failed: ${(cause as Error).message}`, { cause, file });
+    }
     const old = this.#fd;
     this.#segments.bases.push(base);
     this.#segments.pin(base, fd);
