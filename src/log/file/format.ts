@@ -1,4 +1,4 @@
-import { crc32c } from '@node-rs/crc32';
+import { crc32c } from '../../checksum/crc32c.js';
 import { keyBytesMax, valueBytesMax } from '../../limits.js';
 
 /**
@@ -59,7 +59,7 @@ export function encodeHeader(base: number, createdTime: number): Buffer {
   header.writeUInt16LE(headerBytes, 10);
   writeU64(header, 16, base);
   writeU64(header, 24, createdTime);
-  header.writeUInt32LE(crc32c(header.subarray(0, 60)), 60);
+  header.writeUInt32LE(crc32c(header, 0, 60), 60);
   return header;
 }
 
@@ -70,7 +70,7 @@ export function decodeHeader(header: Buffer): SegmentHeader | string {
   // The version comes before the checksum: a later version may lay out (and checksum) its header differently.
   const version = header.readUInt16LE(8);
   if (version !== formatVersion) return `format version ${version} is not supported (this code reads ${formatVersion})`;
-  if (header.readUInt32LE(60) !== crc32c(header.subarray(0, 60))) return 'the header checksum does not match';
+  if (header.readUInt32LE(60) !== crc32c(header, 0, 60)) return 'the header checksum does not match';
   if (header.readUInt16LE(10) !== headerBytes) return 'the header size field is wrong';
   if (header.readUInt32LE(12) !== 0) return 'unknown header flags are set';
   for (let i = 32; i < 60; i++) if (header[i] !== 0) return 'reserved header bytes are not zero';
@@ -113,7 +113,7 @@ export function writeFrame(
   buffer[position + 27] = 0;
   if (key !== undefined) buffer.set(key, position + 28);
   buffer.writeUInt32LE(size, position + size - 4);
-  buffer.writeUInt32LE(crc32c(buffer.subarray(position + 8, position + size)), position + 4);
+  buffer.writeUInt32LE(crc32c(buffer, position + 8, position + size), position + 4);
   return size;
 }
 
@@ -150,7 +150,7 @@ export function parseFrame(
   const flags = buffer[position + 26] as number;
   if ((flags & ~flagsKnown) !== 0 || buffer[position + 27] !== 0) return 'unknown frame flags are set';
   if (frameOverheadBytes + keyLength > size) return 'the key is longer than the frame';
-  if (u32(buffer, position + 4) !== crc32c(buffer.subarray(position + 8, position + size))) {
+  if (u32(buffer, position + 4) !== crc32c(buffer, position + 8, position + size)) {
     return checksumMismatch;
   }
   const time = u64(buffer, position + 16);
