@@ -51,5 +51,8 @@ export const writeBufferBytesInitial = 1 * MiB;
 /** Appends collected (in bytes) before a write is forced even while the event loop is still busy. */
 export const writeBufferBytesFlush = 1 * MiB;
 
+/** Buffered durability: bytes acknowledged but not yet written, past which appends wait for their write. */
+export const bufferedBytesMax = 16 * MiB;
+
 /** How often a read-only log looks for a writer's new records while a live stream waits (fs.watch does most). */
 export const followIntervalMs = 250;

@@ -1,6 +1,6 @@
 import { closeSync, fdatasync, ftruncateSync, writeSync } from 'node:fs';
 import { SluiceError } from '../../errors.js';
-import { batchBytesMax, writeBufferBytesFlush, writeBufferBytesInitial } from '../../limits.js';
+import { batchBytesMax, bufferedBytesMax, writeBufferBytesFlush, writeBufferBytesInitial } from '../../limits.js';
 import type { EncodedEntry } from '../abstract-log.js';
 import { frameBytes, positionOf, writeFrame } from './format.js';
 import { createSegment } from './segment-files.js';
@@ -79,6 +79,8 @@ export class SegmentWriter {
   #idle: Array<() => void> = [];
   #spare: Buffer | undefined;
   #scheduled = false;
+  /** Buffered mode: the backlog passed `bufferedBytesMax`; appends wait for their write until it drains. */
+  #holding = false;
   #immediate: NodeJS.Immediate | undefined;
   #running = false;
   #failure: SluiceError | undefined;
@@ -136,9 +138,19 @@ export class SegmentWriter {
     return pending;
   }
 
-  /** Buffered mode: visible at once (one microtask later, in call order); written at the end of the turn. */
+  /**
+   * Buffered mode: visible at once (one microtask later, in call order); written at the end of the turn. While
+   * more than `bufferedBytesMax` wait to be written (a segment being sealed and synced, a slow disk), appends
+   * are acknowledged only once written, as in `os` mode, so memory stays bounded; call order is kept.
+   */
   #appendBuffered(chunk: Chunk, offsets: number[], last: number): Promise<number[]> {
     const end = this.#next;
+    if (this.#holding || end - this.#writtenEnd > bufferedBytesMax) {
+      this.#holding = true;
+      const pending = new Promise<number[]>((resolve, reject) => chunk.batches.push({ offsets, resolve, reject }));
+      this.#schedule(false);
+      return pending;
+    }
     this.#schedule(chunk.length < writeBufferBytesFlush);
     return Promise.resolve().then(() => {
       if (this.#failure !== undefined) throw this.#failure;
@@ -271,6 +283,11 @@ export class SegmentWriter {
     this.#writtenSince = chunk.last;
     if (this.#durability === 'os') this.#acknowledge(chunk.batches, this.#writtenSince, this.#writtenEnd);
     else if (this.#durability === 'disk') for (const batch of chunk.batches) this.#unsynced.push(batch);
+    else {
+      // Buffered appends held back while the backlog was too large: acknowledged now that they are written.
+      if (chunk.batches.length > 0) this.#acknowledge(chunk.batches, this.#writtenSince, this.#writtenEnd);
+      if (this.#chunks.length === 0) this.#holding = false;
+    }
   }
 
   #acknowledge(batches: readonly PendingBatch[], since: number, end: number): void {
