@@ -26,7 +26,7 @@ import { describe, it } from 'node:test';
 import { FileLog, type Durability } from '../../src/log/file/file-log.js';
 import { frameBytes } from '../../src/log/file/format.js';
 import type { LogRecord } from '../../src/log/log.js';
-import { temporaryDirectory } from '../helpers.js';
+import { mulberry32, temporaryDirectory, type BatchValue } from '../helpers.js';
 
 const baseSeed = process.env.SLUICE_KILL_SEED === undefined ? 0x5eed_c0de : Number(process.env.SLUICE_KILL_SEED);
 const rounds = 5;
@@ -34,26 +34,9 @@ const segmentBytesMax = 4096;
 const ackedRecordsMin = 50;
 const ackedRecordsMax = 2000;
 
-/** The value of record `i` of batch `b` (of `n` records): everything about it follows from these three. */
-interface Value {
-  readonly b: number;
-  readonly i: number;
-  readonly n: number;
-  readonly p: string;
-}
+type Value = BatchValue;
 
 // Shared by the parent and the child: the child gets their compiled source text (`toString()`).
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * Mostly small values; every seventh batch has values of 0.4–1.6 KiB (so it is often larger than a segment and

@@ -28,29 +28,13 @@ import { describe, it } from 'node:test';
 import { FileLog, type Durability } from '../../src/log/file/file-log.js';
 import { frameBytes, headerBytes, segmentNamePattern } from '../../src/log/file/format.js';
 import type { LogRecord } from '../../src/log/log.js';
-import { temporaryDirectory } from '../helpers.js';
+import { mulberry32, temporaryDirectory, type BatchValue } from '../helpers.js';
 
 const seed = 0xf11e;
 
-interface Value {
-  readonly b: number;
-  readonly i: number;
-  readonly n: number;
-  readonly p: string;
-}
+type Value = BatchValue;
 
 // Shared by the parent and the child: the child gets their compiled source text (`toString()`).
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** About 1 KiB per record. */
 function valueOf(b: number, i: number, n: number): Value {
