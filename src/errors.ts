@@ -37,6 +37,10 @@ export type ErrorCode =
   | 'ABORTED'
   /** A record is intact on disk but the codec could not decode it (a codec other than the one that wrote it?). */
   | 'DECODE_FAILED'
+  /** A view's code threw: its reads fail with this code until it is rebuilt. `cause` is what it threw. */
+  | 'VIEW_FAILED'
+  /** The view (or its database) closed while the read waited, or was used after closing. */
+  | 'VIEW_CLOSED'
   /** Bad input that is data rather than a programming mistake (for example a line of a CLI input stream). */
   | 'INVALID_INPUT';
 

@@ -13,3 +13,7 @@ export { AbstractLog, type EncodedEntry, type RecordCursor } from './log/abstrac
 export { MemoryLog, type MemoryLogOptions } from './log/memory/memory-log.js';
 export { FileLog, type FileLogOptions, type Durability } from './log/file/file-log.js';
 export * as limits from './limits.js';
+export { Sluice, type SluiceOptions, type SluiceEvents } from './db/sluice.js';
+export type { View, ViewContext, ReadOptions } from './views/view.js';
+export type { ViewProgress, ViewStatus } from './views/runner.js';
+export { ReduceView, reduce, type ReduceOptions } from './views/reduce.js';

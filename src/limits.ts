@@ -56,3 +56,15 @@ export const bufferedBytesMax = 16 * MiB;
 
 /** How often a read-only log looks for a writer's new records while a live stream waits (fs.watch does most). */
 export const followIntervalMs = 250;
+
+/** Records handed to a view's `apply` at once while it catches up. */
+export const viewBatchRecords = 1000;
+
+/** While a view catches up, its state is checkpointed after this many records… */
+export const viewCheckpointRecords = 100_000;
+
+/** …or this much time, whichever comes first, so a rebuild killed half-way resumes near where it stopped. */
+export const viewCheckpointMs = 2000;
+
+/** A caught-up view is checkpointed once it has been idle this long (and when it closes). */
+export const viewCheckpointIdleMs = 1000;

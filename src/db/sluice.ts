@@ -1,0 +1,176 @@
+import { EventEmitter } from 'node:events';
+import { join } from 'node:path';
+import type { Codec, JsonValue } from '../codec/codec.js';
+import { SluiceError } from '../errors.js';
+import { FileLog, type Durability } from '../log/file/file-log.js';
+import type { AppendOptions, Log, LogRecord, StreamOptions } from '../log/log.js';
+import { ViewRunner, type RunnerSource, type ViewProgress, type ViewStatus } from '../views/runner.js';
+import type { ReadOptions, View } from '../views/view.js';
+
+export interface SluiceOptions<T> {
+  /** The log; default: the native file log in `dir` (with `codec` and `durability`). Closed with the database. */
+  readonly log?: Log<T>;
+  readonly codec?: Codec<T>;
+  readonly durability?: Durability;
+  /** Views to use from the start, by name. */
+  readonly views?: Readonly<Record<string, View<T>>>;
+  /** Applied to every value before views, `get` and `stream` see it (flumedb uses it to decrypt). */
+  readonly mapper?: (value: T, offset: number) => T | Promise<T>;
+}
+
+/** Events: `progress` (ViewProgress), `view-error` ({ view, offset, error }), `report` ({ view, message }). */
+export interface SluiceEvents {
+  progress: [ViewProgress];
+  'view-error': [{ readonly view: string; readonly offset: number; readonly error: Error }];
+  report: [{ readonly view: string; readonly message: string }];
+}
+
+const viewNamePattern = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
+const viewMethods = ['open', 'apply', 'checkpoint', 'clear', 'close'] as const;
+
+/**
+ * The database: one log, and views kept in step with it. Appends go to the log and never wait for views; a view
+ * read waits until that view has processed every record appended before the read (see `ReadOptions`). View
+ * state lives in `<dir>/views/<name>/`.
+ */
+export class Sluice<T = JsonValue> extends EventEmitter<SluiceEvents> {
+  readonly dir: string;
+  readonly log: Log<T>;
+  readonly #mapper: ((value: T, offset: number) => T | Promise<T>) | undefined;
+  readonly #runners = new Map<string, ViewRunner<T>>();
+  readonly #source: RunnerSource<T>;
+  #closing: Promise<void> | undefined;
+
+  private constructor(dir: string, log: Log<T>, mapper: SluiceOptions<T>['mapper']) {
+    super();
+    this.dir = dir;
+    this.log = log;
+    this.#mapper = mapper;
+    this.#source = {
+      get since() {
+        return log.since;
+      },
+      stream: (options) => this.stream(options),
+      subscribe: (listener) => log.subscribe(listener),
+    };
+  }
+
+  /** Opens the database in `dir`, with the native log there unless `options.log` is given. */
+  static async open<T = JsonValue>(dir: string, options: SluiceOptions<T> = {}): Promise<Sluice<T>> {
+    if (typeof dir !== 'string' || dir.length === 0) throw new TypeError('dir must be a non-empty string');
+    if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
+    if (options.mapper !== undefined && typeof options.mapper !== 'function') {
+      throw new TypeError('mapper must be a function');
+    }
+    const log =
+      options.log ??
+      (await FileLog.open<T>(dir, {
+        ...(options.codec === undefined ? {} : { codec: options.codec }),
+        ...(options.durability === undefined ? {} : { durability: options.durability }),
+      }));
+    const db = new Sluice<T>(dir, log, options.mapper);
+    for (const [name, view] of Object.entries(options.views ?? {})) db.use(name, view);
+    return db;
+  }
+
+  get since(): number {
+    return this.log.since;
+  }
+
+  append(values: readonly T[], options?: AppendOptions): Promise<number[]>;
+  append(value: T, options?: AppendOptions): Promise<number>;
+  append(input: T | readonly T[], options?: AppendOptions): Promise<number | number[]> {
+    this.#checkOpen();
+    return this.log.append(input as T, options);
+  }
+
+  async get(offset: number): Promise<T> {
+    this.#checkOpen();
+    const value = await this.log.get(offset);
+    return this.#mapper === undefined ? value : this.#mapper(value, offset);
+  }
+
+  stream(options?: StreamOptions): AsyncIterable<LogRecord<T>> {
+    this.#checkOpen();
+    const records = this.log.stream(options);
+    const mapper = this.#mapper;
+    if (mapper === undefined) return records;
+    return (async function* mapped() {
+      for await (const record of records) yield { ...record, value: await mapper(record.value, record.offset) };
+    })();
+  }
+
+  /**
+   * Starts keeping `view` in step with the log under `name` (also after open) and returns it, so its read
+   * methods can be called. `TypeError` when the name is taken or invalid, or a method is missing.
+   */
+  use<V extends View<T>>(name: string, view: V): V {
+    this.#checkOpen();
+    if (typeof name !== 'string' || !viewNamePattern.test(name)) {
+      throw new TypeError(`a view name is 1-64 letters, digits, "-" or "_", got ${JSON.stringify(name)}`);
+    }
+    if (this.#runners.has(name)) throw new TypeError(`a view named ${name} is already in use`);
+    if (typeof view !== 'object' || view === null) throw new TypeError(`view ${name} must be an object`);
+    for (const method of viewMethods) {
+      if (typeof view[method] !== 'function') throw new TypeError(`view ${name} has no ${method}() method`);
+    }
+    if (!Number.isSafeInteger(view.version)) throw new TypeError(`view ${name} has no integer version`);
+    const runner = new ViewRunner(name, view, this.#source, join(this.dir, 'views', name), {
+      progress: (progress) => this.emit('progress', progress),
+      failed: (view, offset, error) => this.emit('view-error', { view, offset, error }),
+      report: (view, message) => this.emit('report', { view, message }),
+    });
+    this.#runners.set(name, runner);
+    return view;
+  }
+
+  /** The views in use, by name. */
+  get views(): Readonly<Record<string, View<T>>> {
+    return Object.fromEntries([...this.#runners].map(([name, runner]) => [name, runner.view]));
+  }
+
+  /** How far one view is: its status and `since`. */
+  viewStatus(name: string): { readonly status: ViewStatus; readonly since: number } {
+    const runner = this.#runner(name);
+    return { status: runner.status, since: runner.since };
+  }
+
+  /** Resolves once one view (by name) or every view has caught up as `options` asks. */
+  async ready(name?: string, options?: ReadOptions): Promise<void> {
+    if (name !== undefined) return this.#runner(name).ready(options);
+    await Promise.all([...this.#runners.values()].map((runner) => runner.ready(options)));
+  }
+
+  /** Rebuilds one view, or all of them, from the start of the log while appends and other reads go on. */
+  async rebuild(name?: string): Promise<void> {
+    this.#checkOpen();
+    const runners = name === undefined ? [...this.#runners.values()] : [this.#runner(name)];
+    await Promise.all(runners.map((runner) => runner.rebuild()));
+  }
+
+  #runner(name: string): ViewRunner<T> {
+    const runner = this.#runners.get(name);
+    if (runner === undefined) throw new TypeError(`no view named ${name}`);
+    return runner;
+  }
+
+  #checkOpen(): void {
+    if (this.#closing !== undefined) throw new SluiceError('LOG_CLOSED', 'the database is closed');
+  }
+
+  /** Closes the views (pending reads fail with `VIEW_CLOSED`, state is checkpointed), then the log. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      try {
+        await Promise.all([...this.#runners.values()].map((runner) => runner.close()));
+      } finally {
+        await this.log.close();
+      }
+    })();
+    return this.#closing;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}

@@ -1,0 +1,101 @@
+import { join } from 'node:path';
+import type { LogRecord } from '../log/log.js';
+import { readState, writeState } from './state-file.js';
+import type { ReadOptions, View, ViewContext } from './view.js';
+
+export interface ReduceOptions<T, M, S> {
+  /** The state before any record (copied with structuredClone, so it can be an object). */
+  readonly initial: S;
+  /**
+   * Turns a record's value into what the reducer sees; returning `undefined` skips the record. Default: the
+   * value itself.
+   */
+  readonly map?: (value: T, record: LogRecord<T>) => M | undefined;
+}
+
+/**
+ * A reduction of the whole log to one value (flumeview-reduce): `state = reducer(state, map(value))` for every
+ * record in order. The state is persisted as JSON with its version and `since` (FORMAT.md F-50), so it must be
+ * JSON-serialisable; a state file from another version, or damaged, is discarded and the view rebuilt.
+ */
+export class ReduceView<T, S, M = T> implements View<T> {
+  readonly version: number;
+  readonly #reducer: (state: S, mapped: M, record: LogRecord<T>) => S;
+  readonly #map: ((value: T, record: LogRecord<T>) => M | undefined) | undefined;
+  readonly #initial: S;
+  #state: S;
+  #context: ViewContext | undefined;
+
+  constructor(version: number, reducer: (state: S, mapped: M, record: LogRecord<T>) => S, options: ReduceOptions<T, M, S>) {
+    if (!Number.isSafeInteger(version)) throw new TypeError('version must be an integer');
+    if (typeof reducer !== 'function') throw new TypeError('reducer must be a function');
+    if (typeof options !== 'object' || options === null || !('initial' in options)) {
+      throw new TypeError('options.initial is required');
+    }
+    if (options.map !== undefined && typeof options.map !== 'function') throw new TypeError('map must be a function');
+    this.version = version;
+    this.#reducer = reducer;
+    this.#map = options.map;
+    this.#initial = options.initial;
+    this.#state = structuredClone(options.initial);
+  }
+
+  /** The reduced state once the view has caught up (see `ReadOptions`). Do not mutate it. */
+  async get(options?: ReadOptions): Promise<S> {
+    if (this.#context === undefined) throw new TypeError('the view is not in use by a database');
+    await this.#context.ready(options);
+    return this.#state;
+  }
+
+  async open(context: ViewContext): Promise<number> {
+    this.#context = context;
+    const stored = await readState<S>(this.#path());
+    if (stored === undefined) return -1;
+    if (typeof stored === 'string') {
+      context.report(`${stored}: rebuilding`);
+      return -1;
+    }
+    if (stored.version !== this.version) {
+      context.report(`version ${stored.version} on disk, ${this.version} in code: rebuilding`);
+      return -1;
+    }
+    this.#state = stored.state;
+    return stored.since;
+  }
+
+  apply(records: readonly LogRecord<T>[]): void {
+    let state = this.#state;
+    const map = this.#map;
+    for (const record of records) {
+      const mapped = map === undefined ? (record.value as unknown as M) : map(record.value, record);
+      if (mapped !== undefined) state = this.#reducer(state, mapped, record);
+    }
+    this.#state = state;
+  }
+
+  checkpoint(since: number): Promise<void> {
+    return writeState(this.#path(), { version: this.version, since, state: this.#state });
+  }
+
+  clear(): Promise<void> {
+    this.#state = structuredClone(this.#initial);
+    return Promise.resolve();
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  #path(): string {
+    return join((this.#context as ViewContext).dir, 'state');
+  }
+}
+
+/** `reduce(version, reducer, { initial, map? })`: see `ReduceView`. */
+export function reduce<T, S, M = T>(
+  version: number,
+  reducer: (state: S, mapped: M, record: LogRecord<T>) => S,
+  options: ReduceOptions<T, M, S>,
+): ReduceView<T, S, M> {
+  return new ReduceView(version, reducer, options);
+}

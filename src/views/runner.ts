@@ -1,0 +1,270 @@
+import { mkdir } from 'node:fs/promises';
+import { asError, SluiceError } from '../errors.js';
+import { viewBatchRecords, viewCheckpointIdleMs, viewCheckpointMs, viewCheckpointRecords } from '../limits.js';
+import type { LogRecord } from '../log/log.js';
+import type { ReadOptions, View, ViewContext } from './view.js';
+import { Waiters } from './waiters.js';
+
+/** The part of the database a runner reads from: the log, with the database's mapper applied. */
+export interface RunnerSource<T> {
+  readonly since: number;
+  stream(options: { gt: number; lte: number; signal: AbortSignal }): AsyncIterable<LogRecord<T>>;
+  subscribe(listener: (since: number) => void): () => void;
+}
+
+/** How far a view is, for progress bars. Offsets are bytes, so `bytesDone / bytesTotal` is the fraction done. */
+export interface ViewProgress {
+  readonly view: string;
+  readonly since: number;
+  /** The log's `since` the view is heading for. */
+  readonly target: number;
+  readonly recordsDone: number;
+  readonly bytesDone: number;
+  readonly bytesTotal: number;
+  readonly recordsPerSecond: number;
+  /** Estimated time to reach `target` at the current rate; `0` once there. */
+  readonly etaMs: number;
+}
+
+export type ViewStatus = 'opening' | 'catching-up' | 'live' | 'failed' | 'closed';
+
+export interface RunnerEvents {
+  progress(progress: ViewProgress): void;
+  failed(view: string, offset: number, error: Error): void;
+  report(view: string, message: string): void;
+}
+
+/**
+ * Feeds one view from the log: catches it up in batches, checkpoints it (every `viewCheckpointRecords` records
+ * or `viewCheckpointMs` while catching up, and once idle), rebuilds it when its version changed or its state is
+ * ahead of the log, stops it when it throws, and answers `ready()` in offset order. Appends never wait for it.
+ */
+export class ViewRunner<T> {
+  readonly name: string;
+  readonly view: View<T>;
+  #status: ViewStatus = 'opening';
+  #since = -1;
+  #checkpointed = -1;
+  #failure: SluiceError | undefined;
+  readonly #source: RunnerSource<T>;
+  readonly #dir: string;
+  readonly #events: RunnerEvents;
+  readonly #waiters = new Waiters();
+  readonly #opened: Promise<void>;
+  #stop = new AbortController();
+  #wake: (() => void) | undefined;
+  #running: Promise<void> | undefined;
+  #idleTimer: NodeJS.Timeout | undefined;
+  #progress: { start: number; startMs: number; records: number; lastEmitMs: number } | undefined;
+  readonly #unsubscribe: () => void;
+
+  constructor(name: string, view: View<T>, source: RunnerSource<T>, dir: string, events: RunnerEvents) {
+    this.name = name;
+    this.view = view;
+    this.#source = source;
+    this.#dir = dir;
+    this.#events = events;
+    this.#unsubscribe = source.subscribe(() => this.#wake?.());
+    this.#opened = this.#open();
+    // Failures of opening surface through ready(); this only keeps them from being unhandled.
+    this.#opened.catch(() => undefined);
+  }
+
+  get status(): ViewStatus {
+    return this.#status;
+  }
+
+  /** The offset of the last record the view has processed; `-1` before any. */
+  get since(): number {
+    return this.#since;
+  }
+
+  async #open(): Promise<void> {
+    const context: ViewContext = {
+      dir: this.#dir,
+      name: this.name,
+      ready: (options) => this.ready(options),
+      report: (message) => this.#events.report(this.name, message),
+    };
+    // open() is called before any await, so the view has its context (and can take reads) at once.
+    const opening = this.view.open(context);
+    await mkdir(this.#dir, { recursive: true, mode: 0o700 });
+    let since = await opening;
+    if (since > this.#source.since) {
+      this.#events.report(this.name, `the view is ahead of the log (${since} > ${this.#source.since}): rebuilding`);
+      await this.view.clear();
+      since = -1;
+    }
+    this.#since = since;
+    this.#checkpointed = since;
+    this.#status = 'catching-up';
+    this.#running = this.#run();
+  }
+
+  /** Resolves once the view has processed what `options` asks for (by default, everything appended so far). */
+  async ready(options: ReadOptions = {}): Promise<void> {
+    const target = options.since ?? this.#source.since;
+    if (!Number.isSafeInteger(target) || target < -1) throw new RangeError('since must be an integer ≥ -1');
+    await this.#opened;
+    this.#check();
+    if (target <= this.#since) return;
+    await this.#waiters.wait(target, options.signal);
+    this.#check();
+  }
+
+  #check(): void {
+    if (this.#failure !== undefined) throw this.#failure;
+    if (this.#status === 'closed') throw new SluiceError('VIEW_CLOSED', `view ${this.name} is closed`);
+  }
+
+  async #run(): Promise<void> {
+    const signal = this.#stop.signal;
+    while (!signal.aborted) {
+      const target = this.#source.since;
+      if (this.#since >= target) {
+        this.#status = 'live';
+        this.#progress = undefined;
+        this.#scheduleIdleCheckpoint();
+        await new Promise<void>((resolve) => {
+          this.#wake = resolve;
+          if (this.#source.since > this.#since || signal.aborted) resolve();
+        });
+        this.#wake = undefined;
+        continue;
+      }
+      this.#status = 'catching-up';
+      this.#progress ??= { start: this.#since, startMs: Date.now(), records: 0, lastEmitMs: 0 };
+      const ok = await this.#catchUp(target, signal);
+      if (!ok) return;
+    }
+  }
+
+  /** Applies the records up to `target` in batches; false when the view failed or the runner stopped. */
+  async #catchUp(target: number, signal: AbortSignal): Promise<boolean> {
+    let batch: LogRecord<T>[] = [];
+    let lastCheckpointMs = Date.now();
+    let sinceCheckpoint = 0;
+    try {
+      for await (const record of this.#source.stream({ gt: this.#since, lte: target, signal })) {
+        batch.push(record);
+        if (batch.length < viewBatchRecords) continue;
+        if (!(await this.#apply(batch, target))) return false;
+        sinceCheckpoint += batch.length;
+        batch = [];
+        // A rebuild killed half-way resumes from here, not from zero.
+        if (sinceCheckpoint >= viewCheckpointRecords || Date.now() - lastCheckpointMs >= viewCheckpointMs) {
+          await this.#checkpoint();
+          lastCheckpointMs = Date.now();
+          sinceCheckpoint = 0;
+        }
+      }
+    } catch (error) {
+      if (signal.aborted) return false;
+      this.#fail(this.#since, error);
+      return false;
+    }
+    return batch.length === 0 || (await this.#apply(batch, target));
+  }
+
+  async #apply(batch: LogRecord<T>[], target: number): Promise<boolean> {
+    try {
+      await this.view.apply(batch);
+    } catch (error) {
+      this.#fail(batch[0]?.offset ?? this.#since, error);
+      return false;
+    }
+    this.#since = (batch[batch.length - 1] as LogRecord<T>).offset;
+    this.#waiters.release(this.#since);
+    this.#reportProgress(batch.length, target);
+    return true;
+  }
+
+  #reportProgress(records: number, target: number): void {
+    const progress = this.#progress;
+    if (progress === undefined) return;
+    progress.records += records;
+    const nowMs = Date.now();
+    if (nowMs - progress.lastEmitMs < 100 && this.#since < target) return;
+    progress.lastEmitMs = nowMs;
+    const elapsedMs = Math.max(1, nowMs - progress.startMs);
+    const bytesDone = this.#since - progress.start;
+    const bytesTotal = target - progress.start;
+    const bytesPerMs = bytesDone / elapsedMs;
+    this.#events.progress({
+      view: this.name,
+      since: this.#since,
+      target,
+      recordsDone: progress.records,
+      bytesDone,
+      bytesTotal,
+      recordsPerSecond: Math.round((progress.records / elapsedMs) * 1000),
+      etaMs: bytesPerMs > 0 ? Math.round((target - this.#since) / bytesPerMs) : 0,
+    });
+  }
+
+  #fail(offset: number, cause: unknown): void {
+    const error = asError(cause);
+    this.#failure = new SluiceError('VIEW_FAILED', `view ${this.name} failed at offset ${offset}: ${error.message}`, {
+      cause,
+      offset,
+    });
+    this.#status = 'failed';
+    this.#waiters.rejectAll(this.#failure);
+    this.#events.failed(this.name, offset, error);
+  }
+
+  #scheduleIdleCheckpoint(): void {
+    if (this.#since === this.#checkpointed || this.#idleTimer !== undefined) return;
+    this.#idleTimer = setTimeout(() => {
+      this.#idleTimer = undefined;
+      if (this.#status === 'live') void this.#checkpoint().catch((error: unknown) => this.#fail(this.#since, error));
+    }, viewCheckpointIdleMs);
+    this.#idleTimer.unref();
+  }
+
+  /** Persists the view's state with its `since`, unless nothing changed since the last checkpoint. */
+  async #checkpoint(): Promise<void> {
+    const since = this.#since;
+    if (since === this.#checkpointed) return;
+    await this.view.checkpoint(since);
+    this.#checkpointed = since;
+  }
+
+  /** Discards the view's state and processes the whole log again; reads wait meanwhile. */
+  async rebuild(): Promise<void> {
+    await this.#opened.catch(() => undefined);
+    await this.#halt();
+    this.#stop = new AbortController();
+    await this.view.clear();
+    this.#since = -1;
+    this.#checkpointed = -1;
+    this.#failure = undefined;
+    this.#progress = undefined;
+    this.#status = 'catching-up';
+    this.#running = this.#run();
+  }
+
+  async #halt(): Promise<void> {
+    this.#stop.abort();
+    this.#wake?.();
+    await this.#running?.catch(() => undefined);
+    if (this.#idleTimer !== undefined) clearTimeout(this.#idleTimer);
+    this.#idleTimer = undefined;
+  }
+
+  /** Stops feeding, checkpoints what was processed, closes the view; pending reads fail with `VIEW_CLOSED`. */
+  async close(): Promise<void> {
+    if (this.#status === 'closed') return;
+    this.#unsubscribe();
+    await this.#opened.catch(() => undefined);
+    await this.#halt();
+    const wasFailed = this.#failure !== undefined;
+    this.#status = 'closed';
+    this.#waiters.rejectAll(new SluiceError('VIEW_CLOSED', `view ${this.name} closed before it got there`));
+    try {
+      if (!wasFailed) await this.#checkpoint();
+    } finally {
+      await this.view.close();
+    }
+  }
+}

@@ -1,0 +1,74 @@
+import { constants } from 'node:fs';
+import { open, readFile, rename } from 'node:fs/promises';
+import { crc32c } from '../checksum/crc32c.js';
+import { syncDirectory } from '../log/file/segment-files.js';
+import { dirname } from 'node:path';
+
+/** F-50: "SLUICEVS", the first bytes of a view state file. */
+const magic = Buffer.from('SLUICEVS', 'latin1');
+/** F-50: the state file format this code writes and reads. */
+const stateFormatVersion = 1;
+const headerBytes = 16;
+
+/** A view's state as persisted: the view's version and `since` travel with the state they describe. */
+export interface StoredState<S> {
+  readonly version: number;
+  readonly since: number;
+  readonly state: S;
+}
+
+/**
+ * Reads a state file (FORMAT.md F-50, F-51): `undefined` when there is none, a string saying why when it is
+ * damaged or from an unknown format (the caller rebuilds), the stored state otherwise.
+ */
+export async function readState<S>(path: string): Promise<StoredState<S> | string | undefined> {
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+  if (bytes.length < headerBytes || !bytes.subarray(0, 8).equals(magic)) return `${path} is not a view state file`;
+  const format = bytes.readUInt32LE(8);
+  if (format !== stateFormatVersion) return `${path} has state format ${format}, this code reads ${stateFormatVersion}`;
+  if (bytes.readUInt32LE(12) !== crc32c(bytes, headerBytes, bytes.length)) return `${path}: the checksum does not match`;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(bytes.toString('utf8', headerBytes));
+  } catch {
+    return `${path}: the body is not JSON`;
+  }
+  const stored = parsed as Partial<StoredState<S>> | null;
+  if (
+    typeof stored !== 'object' ||
+    stored === null ||
+    typeof stored.version !== 'number' ||
+    typeof stored.since !== 'number' ||
+    !Number.isSafeInteger(stored.since) ||
+    stored.since < -1 ||
+    !('state' in stored)
+  ) {
+    return `${path}: the body lacks version, since or state`;
+  }
+  return stored as StoredState<S>;
+}
+
+/** Writes a state file atomically (F-51): a temporary file, synced, renamed over the old one, directory synced. */
+export async function writeState<S>(path: string, stored: StoredState<S>): Promise<void> {
+  const body = Buffer.from(JSON.stringify(stored), 'utf8');
+  const header = Buffer.alloc(headerBytes);
+  magic.copy(header, 0);
+  header.writeUInt32LE(stateFormatVersion, 8);
+  header.writeUInt32LE(crc32c(body, 0, body.length), 12);
+  const temporary = `${path}.tmp`;
+  const handle = await open(temporary, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC, 0o600);
+  try {
+    await handle.writev([header, body]);
+    await handle.datasync();
+  } finally {
+    await handle.close();
+  }
+  await rename(temporary, path);
+  await syncDirectory(dirname(path));
+}

@@ -1,0 +1,54 @@
+import type { LogRecord } from '../log/log.js';
+
+/**
+ * Derived state kept in step with the log: an index, a reduction, a query structure. A view processes records
+ * in log order and keeps its own state; the runner (not the view) feeds it, batches, checkpoints, rebuilds and
+ * makes reads wait.
+ *
+ * Contract, in the order the runner calls it:
+ * 1. `open(context)` is called as soon as the view is used (synchronously, so it can keep the context before
+ *    the first read; `context.dir` exists by the time the returned promise is awaited); it loads the persisted state from `context.dir` and resolves to the `since` stored *with* it
+ *    (the offset of the last record the state includes, `-1` for none). When the stored state has another
+ *    `version`, or is damaged, or from an unknown format, the view discards it and resolves to `-1` (and may say
+ *    why through `context.report`): the runner then rebuilds it from the start of the log.
+ * 2. `apply(records)` applies a batch of records in offset order, each after the last one applied. It may throw
+ *    (or reject): the view is then stopped and reported, and the others go on.
+ * 3. `checkpoint(since)` persists the state as of `since`, atomically with `since` itself, so the view never
+ *    claims records it has not stored. Called regularly during a rebuild and when the view has caught up.
+ * 4. `clear()` discards all state (the runner rebuilds after it): the view is then as after `open` of nothing.
+ * 5. `close()` releases files; pending checkpoints were already made by the runner.
+ *
+ * Reads are the view's own methods (a reduce view has `get`); they call `context.ready(options)` first, which
+ * waits until the view has processed every record appended before the read was issued.
+ */
+export interface View<T> {
+  /** Changing it rebuilds the view from the start of the log. */
+  readonly version: number;
+  open(context: ViewContext): Promise<number>;
+  apply(records: readonly LogRecord<T>[]): void | Promise<void>;
+  checkpoint(since: number): Promise<void>;
+  clear(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** When a view read may answer. */
+export interface ReadOptions {
+  /**
+   * The offset the view must have processed before the read answers. Default: the log's `since` when the read
+   * is issued (read-after-append). `-1`: answer from what is processed now (only waits for the state to load).
+   */
+  readonly since?: number;
+  /** Aborting rejects the wait with `ABORTED`. */
+  readonly signal?: AbortSignal;
+}
+
+/** What the runner gives a view. */
+export interface ViewContext {
+  /** The view's own directory (created, owner-only), for its state files. */
+  readonly dir: string;
+  readonly name: string;
+  /** Resolves once the view may answer a read with these options; rejects `VIEW_FAILED` / `VIEW_CLOSED`. */
+  ready(options?: ReadOptions): Promise<void>;
+  /** Tells the database something a user should know (a damaged state file that will be rebuilt). */
+  report(message: string): void;
+}
