@@ -50,7 +50,8 @@ export class Sluice<T = JsonValue> extends EventEmitter<SluiceEvents> {
       get since() {
         return log.since;
       },
-      stream: (options) => this.stream(options),
+      // Not `this.stream`: a view still catching up while the database closes must read on until it stops.
+      stream: (options) => this.#mapped(options),
       subscribe: (listener) => log.subscribe(listener),
     };
   }
@@ -92,6 +93,10 @@ export class Sluice<T = JsonValue> extends EventEmitter<SluiceEvents> {
 
   stream(options?: StreamOptions): AsyncIterable<LogRecord<T>> {
     this.#checkOpen();
+    return this.#mapped(options);
+  }
+
+  #mapped(options: StreamOptions | undefined): AsyncIterable<LogRecord<T>> {
     const records = this.log.stream(options);
     const mapper = this.#mapper;
     if (mapper === undefined) return records;
