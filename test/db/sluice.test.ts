@@ -1,0 +1,105 @@
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { Sluice } from '../../src/db/sluice.js';
+import { MemoryLog } from '../../src/log/memory/memory-log.js';
+import type { LogRecord } from '../../src/log/log.js';
+import { reduce } from '../../src/views/reduce.js';
+import type { View } from '../../src/views/view.js';
+import { collect, rejectsWith } from '../conformance/log-suite.js';
+import { temporaryDirectory } from '../helpers.js';
+
+const root = temporaryDirectory();
+let count = 0;
+const directory = (): string => join(root, `db-${count++}`);
+
+/** A view that applies a record only when the test lets it, to observe the order reads are released in. */
+function gatedView(): { view: View<number>; step: () => void } {
+  let open: () => void = () => undefined;
+  let gate = Promise.resolve();
+  const step = (): void => open();
+  const view: View<number> = {
+    version: 1,
+    open: () => Promise.resolve(-1),
+    apply: () => {
+      gate = new Promise<void>((resolve) => (open = resolve));
+      return gate;
+    },
+    checkpoint: () => Promise.resolve(),
+    clear: () => Promise.resolve(),
+    close: () => Promise.resolve(),
+  };
+  return { view, step };
+}
+
+describe('Sluice database', () => {
+  it('applies the mapper before views, get and stream see a value', async () => {
+    await using db = await Sluice.open<number>(directory(), { mapper: (value) => Promise.resolve(value * 10) });
+    const sum = db.use('sum', reduce(1, (total: number, value: number) => total + value, { initial: 0 }));
+    const offsets = await db.append([1, 2, 3]);
+    assert.equal(await db.get(offsets[1] as number), 20);
+    assert.deepEqual(
+      (await collect(db.stream())).map((record) => record.value),
+      [10, 20, 30],
+    );
+    assert.equal(await sum.get(), 60);
+  });
+
+  it('releases waiting reads in offset order, each once the view reached its offset', async () => {
+    await using db = await Sluice.open<number>(directory(), { log: await MemoryLog.open<number>() });
+    const { view, step } = gatedView();
+    db.use('gated', view);
+    const offsets: number[] = [];
+    const released: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      offsets.push(await db.append(i));
+      void db.ready('gated', { since: offsets[i] as number }).then(() => released.push(i));
+    }
+    // The runner applies one batch at a time; each step lets one batch through.
+    while (db.viewStatus('gated').since < (offsets[2] as number)) {
+      step();
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    await db.ready('gated');
+    assert.deepEqual(released, [0, 1, 2]);
+  });
+
+  it('aborts a waiting read with ABORTED', async () => {
+    await using db = await Sluice.open<number>(directory());
+    const { view, step } = gatedView();
+    db.use('gated', view);
+    await db.append(1);
+    const controller = new AbortController();
+    const waiting = rejectsWith(db.ready('gated', { signal: controller.signal }), 'ABORTED');
+    controller.abort();
+    await waiting;
+    step();
+  });
+
+  it('uses views given at open, lists them, and closes idempotently', async () => {
+    const counting = reduce(1, (n: number) => n + 1, { initial: 0 });
+    const db = await Sluice.open<number>(directory(), { views: { counting } });
+    assert.deepEqual(Object.keys(db.views), ['counting']);
+    await db.append([1, 2]);
+    assert.equal(await counting.get(), 2);
+    const closing = db.close();
+    assert.equal(db.close(), closing);
+    await closing;
+    assert.throws(() => db.append(3), { code: 'LOG_CLOSED' });
+    await rejectsWith(counting.get(), 'VIEW_CLOSED');
+  });
+
+  it('feeds views records with their offset, time and key', async () => {
+    await using db = await Sluice.open<string>(directory());
+    const seen: LogRecord<string>[] = [];
+    const view = db.use(
+      'keys',
+      reduce(1, (n: number, _value: string, record: LogRecord<string>) => (seen.push(record), n + 1), { initial: 0 }),
+    );
+    const offset = await db.append('a', { key: 'k', time: 42 });
+    await view.get();
+    assert.equal(seen[0]?.offset, offset);
+    assert.equal(seen[0]?.time, 42);
+    assert.equal(Buffer.from(seen[0]?.key ?? []).toString(), 'k');
+  });
+});
