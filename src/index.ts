@@ -17,3 +17,4 @@ export { Sluice, type SluiceOptions, type SluiceEvents } from './db/sluice.js';
 export type { View, ViewContext, ReadOptions } from './views/view.js';
 export type { ViewProgress, ViewStatus } from './views/runner.js';
 export { ReduceView, reduce, type ReduceOptions } from './views/reduce.js';
+export { IndexView, index, type IndexKey, type IndexEntry, type IndexRange } from './views/index-view.js';

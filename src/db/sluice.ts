@@ -53,6 +53,10 @@ export class Sluice<T = JsonValue> extends EventEmitter<SluiceEvents> {
       // Not `this.stream`: a view still catching up while the database closes must read on until it stops.
       stream: (options) => this.#mapped(options),
       subscribe: (listener) => log.subscribe(listener),
+      get: async (offset) => {
+        const value = await log.get(offset);
+        return mapper === undefined ? value : mapper(value, offset);
+      },
     };
   }
 

@@ -24,7 +24,7 @@ export class ReduceView<T, S, M = T> implements View<T> {
   readonly #map: ((value: T, record: LogRecord<T>) => M | undefined) | undefined;
   readonly #initial: S;
   #state: S;
-  #context: ViewContext | undefined;
+  #context: ViewContext<T> | undefined;
 
   constructor(version: number, reducer: (state: S, mapped: M, record: LogRecord<T>) => S, options: ReduceOptions<T, M, S>) {
     if (!Number.isSafeInteger(version)) throw new TypeError('version must be an integer');
@@ -47,7 +47,7 @@ export class ReduceView<T, S, M = T> implements View<T> {
     return this.#state;
   }
 
-  async open(context: ViewContext): Promise<number> {
+  async open(context: ViewContext<T>): Promise<number> {
     this.#context = context;
     const stored = await readState<S>(this.#path());
     if (stored === undefined) return -1;
@@ -87,7 +87,7 @@ export class ReduceView<T, S, M = T> implements View<T> {
   }
 
   #path(): string {
-    return join((this.#context as ViewContext).dir, 'state');
+    return join((this.#context as ViewContext<T>).dir, 'state');
   }
 }
 

@@ -1,4 +1,4 @@
-import { mkdir } from 'node:fs/promises';
+import { mkdirSync } from 'node:fs';
 import { asError, SluiceError } from '../errors.js';
 import { viewBatchRecords, viewCheckpointIdleMs, viewCheckpointMs, viewCheckpointRecords } from '../limits.js';
 import type { LogRecord } from '../log/log.js';
@@ -10,6 +10,7 @@ export interface RunnerSource<T> {
   readonly since: number;
   stream(options: { gt: number; lte: number; signal: AbortSignal }): AsyncIterable<LogRecord<T>>;
   subscribe(listener: (since: number) => void): () => void;
+  get(offset: number): Promise<T>;
 }
 
 /** How far a view is, for progress bars. Offsets are bytes, so `bytesDone / bytesTotal` is the fraction done. */
@@ -80,16 +81,16 @@ export class ViewRunner<T> {
   }
 
   async #open(): Promise<void> {
-    const context: ViewContext = {
+    const context: ViewContext<T> = {
       dir: this.#dir,
       name: this.name,
+      get: (offset) => this.#source.get(offset),
       ready: (options) => this.ready(options),
       report: (message) => this.#events.report(this.name, message),
     };
-    // open() is called before any await, so the view has its context (and can take reads) at once.
-    const opening = this.view.open(context);
-    await mkdir(this.#dir, { recursive: true, mode: 0o700 });
-    let since = await opening;
+    // Synchronous, so the view gets its context (and can take reads) the moment it is used.
+    mkdirSync(this.#dir, { recursive: true, mode: 0o700 });
+    let since = await this.view.open(context);
     if (since > this.#source.since) {
       this.#events.report(this.name, `the view is ahead of the log (${since} > ${this.#source.since}): rebuilding`);
       await this.view.clear();

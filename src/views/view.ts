@@ -7,7 +7,7 @@ import type { LogRecord } from '../log/log.js';
  *
  * Contract, in the order the runner calls it:
  * 1. `open(context)` is called as soon as the view is used (synchronously, so it can keep the context before
- *    the first read; `context.dir` exists by the time the returned promise is awaited); it loads the persisted state from `context.dir` and resolves to the `since` stored *with* it
+ *    the first read; `context.dir` exists by then); it loads the persisted state from `context.dir` and resolves to the `since` stored *with* it
  *    (the offset of the last record the state includes, `-1` for none). When the stored state has another
  *    `version`, or is damaged, or from an unknown format, the view discards it and resolves to `-1` (and may say
  *    why through `context.report`): the runner then rebuilds it from the start of the log.
@@ -24,7 +24,7 @@ import type { LogRecord } from '../log/log.js';
 export interface View<T> {
   /** Changing it rebuilds the view from the start of the log. */
   readonly version: number;
-  open(context: ViewContext): Promise<number>;
+  open(context: ViewContext<T>): Promise<number>;
   apply(records: readonly LogRecord<T>[]): void | Promise<void>;
   checkpoint(since: number): Promise<void>;
   clear(): Promise<void>;
@@ -43,12 +43,14 @@ export interface ReadOptions {
 }
 
 /** What the runner gives a view. */
-export interface ViewContext {
+export interface ViewContext<T = unknown> {
   /** The view's own directory (created, owner-only), for its state files. */
   readonly dir: string;
   readonly name: string;
   /** Resolves once the view may answer a read with these options; rejects `VIEW_FAILED` / `VIEW_CLOSED`. */
   ready(options?: ReadOptions): Promise<void>;
+  /** Reads a record's value from the log (through the database's mapper): index views return values with keys. */
+  get(offset: number): Promise<T>;
   /** Tells the database something a user should know (a damaged state file that will be rebuilt). */
   report(message: string): void;
 }

@@ -118,16 +118,23 @@ export function viewSuite<V extends View<Message>, R>(options: ViewSuiteOptions<
       const dir = options.directory();
       const db = await Sluice.open<Message>(dir, options.log === undefined ? {} : { log: await options.log(dir) });
       let release: () => void = () => undefined;
+      let entered: () => void = () => undefined;
+      const applying = new Promise<void>((resolve) => (entered = resolve));
       const stuck: View<Message> = {
         version: 1,
         open: () => Promise.resolve(-1),
-        apply: () => new Promise<void>((resolve) => (release = resolve)),
+        apply: () => {
+          entered();
+          return new Promise<void>((resolve) => (release = resolve));
+        },
         checkpoint: () => Promise.resolve(),
         clear: () => Promise.resolve(),
         close: () => Promise.resolve(),
       };
       db.use('stuck', stuck);
       await db.append(message(1));
+      await applying;
+      await db.append(message(2));
       const pending = rejectsWith(db.ready('stuck'), 'VIEW_CLOSED');
       const closing = db.close();
       release();

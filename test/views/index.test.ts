@@ -1,0 +1,76 @@
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { Sluice } from '../../src/db/sluice.js';
+import { MemoryLog } from '../../src/log/memory/memory-log.js';
+import type { LogRecord } from '../../src/log/log.js';
+import { index, type IndexEntry, type IndexView } from '../../src/views/index-view.js';
+import { message, viewSuite, type Message } from '../conformance/view-suite.js';
+import { temporaryDirectory } from '../helpers.js';
+
+const root = temporaryDirectory();
+let count = 0;
+const directory = (): string => join(root, `db-${count++}`);
+
+type Entry = [string | number | ReadonlyArray<string | number>, number];
+
+async function entries(view: IndexView<Message>, options?: object): Promise<Entry[]> {
+  const found: Entry[] = [];
+  for await (const entry of view.read(options)) found.push([entry.key, entry.offset]);
+  return found;
+}
+
+/** By author, then offset: every record has its own key. */
+const byAuthor = {
+  create: (version: number, calls: { records: number }): IndexView<Message> =>
+    index<Message>(version, (value, record) => {
+      calls.records++;
+      return [value.author, record.offset];
+    }),
+  read: (view: IndexView<Message>, options?: object) => entries(view, options),
+  expected: (records: readonly LogRecord<Message>[]): Entry[] =>
+    records
+      .map((record): Entry => [[record.value.author, record.offset], record.offset])
+      .sort((a, b) => {
+        const [authorA, offsetA] = a[0] as [string, number];
+        const [authorB, offsetB] = b[0] as [string, number];
+        return authorA < authorB ? -1 : authorA > authorB ? 1 : offsetA - offsetB;
+      }),
+};
+
+viewSuite({ name: 'index (by author), native log', view: byAuthor, directory });
+viewSuite({ name: 'index (by author), memory log', view: byAuthor, directory, log: () => MemoryLog.open<Message>() });
+
+describe('index view', () => {
+  it('gets by key (last record wins), reads ranges in both directions, with limits', async () => {
+    await using db = await Sluice.open<Message>(directory());
+    const byType = db.use('byType', index<Message>(1, (value) => value.type));
+    const byN = db.use('byN', index<Message>(1, (value) => value.n));
+    const offsets = await db.append(Array.from({ length: 30 }, (_, n) => message(n)));
+    const post = (await byType.get('post')) as IndexEntry<Message>;
+    assert.equal(post.offset, offsets[27]);
+    assert.deepEqual(post.value, message(27));
+    assert.equal(await byType.get('nothing'), undefined);
+    const keys = async (options: object): Promise<unknown[]> => (await entries(byN, options)).map(([key]) => key);
+    assert.deepEqual(await keys({ gte: 5, lt: 9 }), [5, 6, 7, 8]);
+    assert.deepEqual(await keys({ gt: 5, lte: 9 }), [6, 7, 8, 9]);
+    assert.deepEqual(await keys({ gt: 5, lte: 9, reverse: true }), [9, 8, 7, 6]);
+    assert.deepEqual(await keys({ gte: 5, lt: 9, reverse: true }), [8, 7, 6, 5]);
+    assert.deepEqual(await keys({ gte: 20, limit: 3 }), [20, 21, 22]);
+    assert.deepEqual(await keys({ reverse: true, limit: 2 }), [29, 28]);
+  });
+
+  it('indexes several keys per record, none for undefined, and rejects bad keys', async () => {
+    await using db = await Sluice.open<Message>(directory());
+    const tags = db.use('tags', index<Message>(1, (value) => (value.type === 'post' ? [['post', value.n], ['by', value.author]] : undefined)));
+    await db.append(Array.from({ length: 6 }, (_, n) => message(n)));
+    assert.deepEqual((await entries(tags)).map(([key]) => key), [
+      ['by', '@author-0'],
+      ['by', '@author-3'],
+      ['post', 0],
+      ['post', 3],
+    ]);
+    await assert.rejects(tags.get(''), TypeError);
+    assert.throws(() => tags.read({ gt: 1, gte: 1 }), TypeError);
+  });
+});
