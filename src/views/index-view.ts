@@ -77,9 +77,9 @@ export class IndexView<T> implements View<T> {
     const since = (records[records.length - 1] as LogRecord<T>).offset;
     // One transaction: the entries, the since they bring the index to, and the version they were made by.
     await entries.transaction(() => {
-      for (const [key, offset] of keyed) void entries.put(key as Key, offset);
-      void meta.put(sinceKey, since);
-      void meta.put(versionKey, this.version);
+      for (const [key, offset] of keyed) entries.putSync(key as Key, offset);
+      meta.putSync(sinceKey, since);
+      meta.putSync(versionKey, this.version);
     });
   }
 
