@@ -18,3 +18,4 @@ export type { View, ViewContext, ReadOptions } from './views/view.js';
 export type { ViewProgress, ViewStatus } from './views/runner.js';
 export { ReduceView, reduce, type ReduceOptions } from './views/reduce.js';
 export { IndexView, index, type IndexKey, type IndexEntry, type IndexRange } from './views/index-view.js';
+export { KeyIndexView, TimeIndexView, keyIndex, timeIndex, type KeyIndexOptions } from './views/key-time-index.js';

@@ -57,6 +57,10 @@ export class Sluice<T = JsonValue> extends EventEmitter<SluiceEvents> {
         const value = await log.get(offset);
         return mapper === undefined ? value : mapper(value, offset);
       },
+      getRecord: async (offset) => {
+        const record = await log.getRecord(offset);
+        return mapper === undefined ? record : { ...record, value: await mapper(record.value, offset) };
+      },
     };
   }
 

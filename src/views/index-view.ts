@@ -125,6 +125,11 @@ export class IndexView<T> implements View<T> {
     for (const { key, offset } of found) yield { key: key as IndexKey, offset, value: await context.get(offset) };
   }
 
+  /** The whole record at `offset` (value through the mapper, time, key), for views built on this one. */
+  protected _getRecord(offset: number): Promise<LogRecord<T>> {
+    return this.#ready().getRecord(offset);
+  }
+
   #ready(): ViewContext<T> {
     if (this.#context === undefined) throw new TypeError('the view is not in use by a database');
     return this.#context;

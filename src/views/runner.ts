@@ -11,6 +11,7 @@ export interface RunnerSource<T> {
   stream(options: { gt: number; lte: number; signal: AbortSignal }): AsyncIterable<LogRecord<T>>;
   subscribe(listener: (since: number) => void): () => void;
   get(offset: number): Promise<T>;
+  getRecord(offset: number): Promise<LogRecord<T>>;
 }
 
 /** How far a view is, for progress bars. Offsets are bytes, so `bytesDone / bytesTotal` is the fraction done. */
@@ -85,6 +86,7 @@ export class ViewRunner<T> {
       dir: this.#dir,
       name: this.name,
       get: (offset) => this.#source.get(offset),
+      getRecord: (offset) => this.#source.getRecord(offset),
       ready: (options) => this.ready(options),
       report: (message) => this.#events.report(this.name, message),
     };

@@ -51,6 +51,8 @@ export interface ViewContext<T = unknown> {
   ready(options?: ReadOptions): Promise<void>;
   /** Reads a record's value from the log (through the database's mapper): index views return values with keys. */
   get(offset: number): Promise<T>;
+  /** As `get`, with the record's time and key. */
+  getRecord(offset: number): Promise<LogRecord<T>>;
   /** Tells the database something a user should know (a damaged state file that will be rebuilt). */
   report(message: string): void;
 }
