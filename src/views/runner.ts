@@ -1,14 +1,14 @@
 import { mkdirSync } from 'node:fs';
 import { asError, SluiceError } from '../errors.js';
 import { viewBatchRecords, viewCheckpointIdleMs, viewCheckpointMs, viewCheckpointRecords } from '../limits.js';
-import type { LogRecord } from '../log/log.js';
+import type { LogRecord, StreamOptions } from '../log/log.js';
 import type { ReadOptions, View, ViewContext } from './view.js';
 import { Waiters } from './waiters.js';
 
 /** The part of the database a runner reads from: the log, with the database's mapper applied. */
 export interface RunnerSource<T> {
   readonly since: number;
-  stream(options: { gt: number; lte: number; signal: AbortSignal }): AsyncIterable<LogRecord<T>>;
+  stream(options: StreamOptions): AsyncIterable<LogRecord<T>>;
   subscribe(listener: (since: number) => void): () => void;
   get(offset: number): Promise<T>;
   getRecord(offset: number): Promise<LogRecord<T>>;
@@ -87,6 +87,7 @@ export class ViewRunner<T> {
       name: this.name,
       get: (offset) => this.#source.get(offset),
       getRecord: (offset) => this.#source.getRecord(offset),
+      stream: (options) => this.#source.stream(options ?? {}),
       ready: (options) => this.ready(options),
       report: (message) => this.#events.report(this.name, message),
     };

@@ -1,4 +1,4 @@
-import type { LogRecord } from '../log/log.js';
+import type { LogRecord, StreamOptions } from '../log/log.js';
 
 /**
  * Derived state kept in step with the log: an index, a reduction, a query structure. A view processes records
@@ -53,6 +53,8 @@ export interface ViewContext<T = unknown> {
   get(offset: number): Promise<T>;
   /** As `get`, with the record's time and key. */
   getRecord(offset: number): Promise<LogRecord<T>>;
+  /** Streams the log (through the mapper), for views that answer some reads by scanning. */
+  stream(options?: StreamOptions): AsyncIterable<LogRecord<T>>;
   /** Tells the database something a user should know (a damaged state file that will be rebuilt). */
   report(message: string): void;
 }
