@@ -25,6 +25,7 @@ export class ReduceView<T, S, M = T> implements View<T> {
   readonly #initial: S;
   #state: S;
   #context: ViewContext<T> | undefined;
+  readonly #watchers = new Set<(state: S) => void>();
 
   constructor(version: number, reducer: (state: S, mapped: M, record: LogRecord<T>) => S, options: ReduceOptions<T, M, S>) {
     if (!Number.isSafeInteger(version)) throw new TypeError('version must be an integer');
@@ -45,6 +46,44 @@ export class ReduceView<T, S, M = T> implements View<T> {
     if (this.#context === undefined) throw new TypeError('the view is not in use by a database');
     await this.#context.ready(options);
     return this.#state;
+  }
+
+  /**
+   * The state once the view has caught up (as `get`), then the new state after every batch of records the view
+   * applies, until the consumer stops or `signal` aborts (the iteration then ends quietly). States are not
+   * queued: a slow consumer sees the latest state, not every intermediate one.
+   */
+  async *changes(options: ReadOptions = {}): AsyncIterable<S> {
+    const signal = options.signal;
+    let latest: S | undefined;
+    let fresh = false;
+    let wake: (() => void) | undefined;
+    const watcher = (state: S): void => {
+      latest = state;
+      fresh = true;
+      wake?.();
+    };
+    this.#watchers.add(watcher);
+    const onAbort = (): void => wake?.();
+    signal?.addEventListener('abort', onAbort);
+    try {
+      const first = await this.get(options);
+      // Changes up to here are in `first`; the ones made while the consumer handles it must not be lost.
+      fresh = false;
+      yield first;
+      while (signal?.aborted !== true) {
+        if (!fresh) {
+          await new Promise<void>((resolve) => (wake = resolve));
+          wake = undefined;
+          continue;
+        }
+        fresh = false;
+        yield latest as S;
+      }
+    } finally {
+      this.#watchers.delete(watcher);
+      signal?.removeEventListener('abort', onAbort);
+    }
   }
 
   async open(context: ViewContext<T>): Promise<number> {
@@ -71,6 +110,7 @@ export class ReduceView<T, S, M = T> implements View<T> {
       if (mapped !== undefined) state = this.#reducer(state, mapped, record);
     }
     this.#state = state;
+    for (const watcher of this.#watchers) watcher(state);
   }
 
   checkpoint(since: number): Promise<void> {

@@ -1,4 +1,7 @@
+import assert from 'node:assert/strict';
 import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { Sluice } from '../../src/db/sluice.js';
 import { MemoryLog } from '../../src/log/memory/memory-log.js';
 import { reduce, type ReduceView } from '../../src/views/reduce.js';
 import { viewSuite, type Message } from '../conformance/view-suite.js';
@@ -31,3 +34,29 @@ const countByType = {
 
 viewSuite({ name: 'reduce (count per type), native log', view: countByType, directory });
 viewSuite({ name: 'reduce (count per type), memory log', view: countByType, directory, log: () => MemoryLog.open<Message>() });
+
+describe('reduce view', () => {
+  it('streams its state, then each new state as records arrive, until aborted', async () => {
+    await using db = await Sluice.open<number>(directory());
+    const sum = db.use('sum', reduce(1, (total: number, value: number) => total + value, { initial: 0 }));
+    await db.append([1, 2]);
+    const controller = new AbortController();
+    const seen: number[] = [];
+    const watching = (async () => {
+      for await (const state of sum.changes({ signal: controller.signal })) {
+        seen.push(state);
+        if (state >= 10) controller.abort();
+        else await db.append(state);
+      }
+    })();
+    await watching;
+    // 3, then each state appended to itself: 6, 12.
+    assert.deepEqual(seen, [3, 6, 12]);
+  });
+
+  it('validates its arguments', () => {
+    assert.throws(() => reduce(1.5, (n: number) => n, { initial: 0 }), TypeError);
+    assert.throws(() => reduce(1, 'no' as unknown as () => number, { initial: 0 }), TypeError);
+    assert.throws(() => reduce(1, (n: number) => n, {} as { initial: number }), TypeError);
+  });
+});
