@@ -89,6 +89,14 @@ export class CommandLine {
     return this.#toInteger(this.positional(index), `<${this.#spec.positionals[index] ?? index}>`);
   }
 
+  /** The value of a string flag, or `undefined` when the flag is absent. */
+  string(name: string): string | undefined {
+    const value = this.#flags[name];
+    if (value === undefined) return undefined;
+    if (typeof value !== 'string') throw this.usageError(`--${name} needs a value`);
+    return value;
+  }
+
   boolean(name: string): boolean {
     return this.#flags[name] === true;
   }

@@ -4,11 +4,12 @@ import type { Command, CommandIo } from './command.js';
 import { appendCommand } from './commands/append.js';
 import { dumpCommand } from './commands/dump.js';
 import { getCommand } from './commands/get.js';
+import { rebuildCommand } from './commands/rebuild.js';
 import { statCommand } from './commands/stat.js';
 import { LineOutput } from './output.js';
 import { errorCode, exitStatus, reportError } from './report.js';
 
-const commands: readonly Command[] = [appendCommand, getCommand, dumpCommand, statCommand];
+const commands: readonly Command[] = [appendCommand, getCommand, dumpCommand, statCommand, rebuildCommand];
 
 const nameWidth = Math.max(...commands.map((command) => command.name.length));
 const usage =

@@ -58,6 +58,10 @@ export class ViewRunner<T> {
   #running: Promise<void> | undefined;
   #idleTimer: NodeJS.Timeout | undefined;
   #progress: { start: number; startMs: number; records: number; lastEmitMs: number } | undefined;
+  /** Records applied, and the time, since the last checkpoint: kept across catch-up rounds, so a view chasing a
+   * busy writer is checkpointed as regularly as one rebuilding. */
+  #uncheckpointedRecords = 0;
+  #lastCheckpointMs = Date.now();
   readonly #unsubscribe: () => void;
 
   constructor(name: string, view: View<T>, source: RunnerSource<T>, dir: string, events: RunnerEvents) {
@@ -146,28 +150,29 @@ export class ViewRunner<T> {
   /** Applies the records up to `target` in batches; false when the view failed or the runner stopped. */
   async #catchUp(target: number, signal: AbortSignal): Promise<boolean> {
     let batch: LogRecord<T>[] = [];
-    let lastCheckpointMs = Date.now();
-    let sinceCheckpoint = 0;
     try {
       for await (const record of this.#source.stream({ gt: this.#since, lte: target, signal })) {
         batch.push(record);
         if (batch.length < viewBatchRecords) continue;
         if (!(await this.#apply(batch, target))) return false;
-        sinceCheckpoint += batch.length;
         batch = [];
-        // A rebuild killed half-way resumes from here, not from zero.
-        if (sinceCheckpoint >= viewCheckpointRecords || Date.now() - lastCheckpointMs >= viewCheckpointMs) {
-          await this.#checkpoint();
-          lastCheckpointMs = Date.now();
-          sinceCheckpoint = 0;
-        }
+        await this.#checkpointIfDue();
       }
     } catch (error) {
       if (signal.aborted) return false;
       this.#fail(this.#since, error);
       return false;
     }
-    return batch.length === 0 || (await this.#apply(batch, target));
+    if (batch.length > 0 && !(await this.#apply(batch, target))) return false;
+    await this.#checkpointIfDue();
+    return true;
+  }
+
+  /** A rebuild killed half-way resumes from the last checkpoint, not from zero. */
+  async #checkpointIfDue(): Promise<void> {
+    if (this.#uncheckpointedRecords >= viewCheckpointRecords || Date.now() - this.#lastCheckpointMs >= viewCheckpointMs) {
+      await this.#checkpoint();
+    }
   }
 
   async #apply(batch: LogRecord<T>[], target: number): Promise<boolean> {
@@ -178,6 +183,8 @@ export class ViewRunner<T> {
       return false;
     }
     this.#since = (batch[batch.length - 1] as LogRecord<T>).offset;
+    this.#uncheckpointedRecords += batch.length;
+    if (this.#since >= this.#source.since) this.#status = 'live';
     this.#waiters.release(this.#since);
     this.#reportProgress(batch.length, target);
     return true;
@@ -229,7 +236,9 @@ export class ViewRunner<T> {
   /** Persists the view's state with its `since`, unless nothing changed since the last checkpoint. */
   async #checkpoint(): Promise<void> {
     const since = this.#since;
+    this.#lastCheckpointMs = Date.now();
     if (since === this.#checkpointed) return;
+    this.#uncheckpointedRecords = 0;
     await this.view.checkpoint(since);
     this.#checkpointed = since;
   }

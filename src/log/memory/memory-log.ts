@@ -28,7 +28,6 @@ const supports: LogSupports = { keys: true, times: true, persistent: false, read
 export class MemoryLog<T = JsonValue> extends AbstractLog<T> {
   readonly supports = supports;
   readonly #records: StoredRecord[] = [];
-  readonly #indexOf = new Map<number, number>();
   /** Records at index < visible are readable (their append resolved). */
   #visible = 0;
   #next = 0;
@@ -60,10 +59,7 @@ export class MemoryLog<T = JsonValue> extends AbstractLog<T> {
       if (offset - this.#next > batchBytesMax) throw new RangeError(`a batch is at most ${batchBytesMax} bytes`);
     }
     this.#next = offset;
-    for (const record of stored) {
-      this.#indexOf.set(record.offset, this.#records.length);
-      this.#records.push(record);
-    }
+    for (const record of stored) this.#records.push(record);
     const visible = this.#records.length;
     // Visible one microtask later, as the file log's write is, so both logs interleave alike.
     return Promise.resolve().then(() => {
@@ -77,8 +73,9 @@ export class MemoryLog<T = JsonValue> extends AbstractLog<T> {
     if (offset > this.since) {
       throw new SluiceError('OFFSET_OUT_OF_RANGE', `offset ${offset} is outside the log`, { offset });
     }
-    const index = this.#indexOf.get(offset);
-    if (index === undefined) {
+    // A binary search rather than a Map: a Map holds at most 2^24 entries, a log may hold more records.
+    const index = this.#search(offset);
+    if (this.#records[index]?.offset !== offset) {
       throw new SluiceError('NOT_A_RECORD', `no record starts at offset ${offset}`, { offset });
     }
     return this.#decode(index);
