@@ -142,10 +142,17 @@ export class Sluice<T = JsonValue> extends EventEmitter<SluiceEvents> {
     return Object.fromEntries([...this.#runners].map(([name, runner]) => [name, runner.view]));
   }
 
-  /** How far one view is: its status and `since`. */
-  viewStatus(name: string): { readonly status: ViewStatus; readonly since: number } {
+  /**
+   * How far one view is: its status, its `since`, and while it catches up the last progress report (for a
+   * progress bar that polls rather than listens).
+   */
+  viewStatus(name: string): {
+    readonly status: ViewStatus;
+    readonly since: number;
+    readonly progress: ViewProgress | undefined;
+  } {
     const runner = this.#runner(name);
-    return { status: runner.status, since: runner.since };
+    return { status: runner.status, since: runner.since, progress: runner.progress };
   }
 
   /** Resolves once one view (by name) or every view has caught up as `options` asks. */

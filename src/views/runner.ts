@@ -80,6 +80,13 @@ export class ViewRunner<T> {
     return this.#status;
   }
 
+  /** The last progress reported while catching up (`undefined` before any, and once caught up). */
+  get progress(): ViewProgress | undefined {
+    return this.#status === 'catching-up' ? this.#lastProgress : undefined;
+  }
+
+  #lastProgress: ViewProgress | undefined;
+
   /** The offset of the last record the view has processed; `-1` before any. */
   get since(): number {
     return this.#since;
@@ -201,7 +208,7 @@ export class ViewRunner<T> {
     const bytesDone = this.#since - progress.start;
     const bytesTotal = target - progress.start;
     const bytesPerMs = bytesDone / elapsedMs;
-    this.#events.progress({
+    this.#lastProgress = {
       view: this.name,
       since: this.#since,
       target,
@@ -210,7 +217,8 @@ export class ViewRunner<T> {
       bytesTotal,
       recordsPerSecond: Math.round((progress.records / elapsedMs) * 1000),
       etaMs: bytesPerMs > 0 ? Math.round((target - this.#since) / bytesPerMs) : 0,
-    });
+    };
+    this.#events.progress(this.#lastProgress);
   }
 
   #fail(offset: number, cause: unknown): void {

@@ -173,7 +173,12 @@ export function viewSuite<V extends View<Message>, R>(options: ViewSuiteOptions<
       await db.append(Array.from({ length: 3000 }, (_, n) => message(n)));
       await subject.read(view);
       const progress: number[] = [];
-      db.on('progress', (event) => progress.push(event.bytesDone / Math.max(1, event.bytesTotal)));
+      db.on('progress', (event) => {
+        progress.push(event.bytesDone / Math.max(1, event.bytesTotal));
+        // The same report is readable as a property while the view catches up.
+        const status = db.viewStatus('subject');
+        if (status.status === 'catching-up') assert.equal(status.progress, event);
+      });
       const rebuilding = db.rebuild('subject');
       await db.append(message(5000));
       await rebuilding;
