@@ -1,5 +1,7 @@
 import { join } from 'node:path';
 import { open as openLmdb, type Database, type Key, type RootDatabase } from 'lmdb';
+import { compareKeys } from 'ordered-binary';
+import { SluiceError } from '../errors.js';
 import type { LogRecord } from '../log/log.js';
 import type { ReadOptions, View, ViewContext } from './view.js';
 
@@ -21,6 +23,17 @@ export interface IndexRange extends ReadOptions {
   readonly lte?: IndexKey;
   readonly reverse?: boolean;
   readonly limit?: number;
+  /**
+   * After the entries that exist, yield new ones in the range as records are indexed (in log order), until
+   * `limit`, the consumer stops, or `signal` aborts (`ABORTED`). Cannot be combined with `reverse`.
+   */
+  readonly live?: boolean;
+}
+
+/** Entries indexed by one batch, told to live reads. */
+interface IndexedBatch {
+  readonly since: number;
+  readonly entries: ReadonlyArray<readonly [IndexKey, number]>;
 }
 
 const sinceKey = 'since';
@@ -40,6 +53,9 @@ export class IndexView<T> implements View<T> {
   #root: RootDatabase | undefined;
   #entries: Database<number, Key> | undefined;
   #meta: Database<number, string> | undefined;
+  /** The last offset whose entries are committed. */
+  #committed = -1;
+  readonly #watchers = new Set<(batch: IndexedBatch) => void>();
 
   constructor(version: number, map: (value: T, record: LogRecord<T>) => IndexKey | readonly IndexKey[] | undefined) {
     if (!Number.isSafeInteger(version)) throw new TypeError('version must be an integer');
@@ -61,6 +77,7 @@ export class IndexView<T> implements View<T> {
       context.report(`version ${version} on disk, ${this.version} in code: rebuilding`);
       return -1;
     }
+    this.#committed = since;
     return since;
   }
 
@@ -81,6 +98,8 @@ export class IndexView<T> implements View<T> {
       meta.putSync(sinceKey, since);
       meta.putSync(versionKey, this.version);
     });
+    this.#committed = since;
+    for (const watcher of this.#watchers) watcher({ since, entries: keyed });
   }
 
   /** Every apply already committed its entries with their since: a checkpoint only waits for the disk. */
@@ -91,6 +110,7 @@ export class IndexView<T> implements View<T> {
   async clear(): Promise<void> {
     await this.#store().clearAsync();
     await (this.#meta as Database<number, string>).clearAsync();
+    this.#committed = -1;
   }
 
   async close(): Promise<void> {
@@ -113,16 +133,56 @@ export class IndexView<T> implements View<T> {
    * validated at once (`TypeError` / `RangeError`).
    */
   read(range: IndexRange = {}): AsyncIterable<IndexEntry<T>> {
-    return this.#read(toRangeOptions(range), range);
+    const options = toRangeOptions(range);
+    if (range.live === true && options.reverse) throw new TypeError('a live read cannot be reversed');
+    return this.#read(options, range);
   }
 
-  async *#read(options: ReturnType<typeof toRangeOptions>, wait: ReadOptions): AsyncIterable<IndexEntry<T>> {
+  async *#read(options: RangeOptions, range: IndexRange): AsyncIterable<IndexEntry<T>> {
     const context = this.#ready();
-    await context.ready(wait);
-    // A snapshot of the keys first, so that the log reads between entries do not hold an LMDB read transaction.
-    const found: Array<{ key: Key; offset: number }> = [];
-    for (const { key, value } of this.#store().getRange(options)) found.push({ key, offset: value });
-    for (const { key, offset } of found) yield { key: key as IndexKey, offset, value: await context.get(offset) };
+    const queue: IndexedBatch[] = [];
+    let wake: (() => void) | undefined;
+    const watcher = (batch: IndexedBatch): void => {
+      queue.push(batch);
+      wake?.();
+    };
+    // Watch before the snapshot, so nothing indexed in between is missed; batches the snapshot already holds
+    // are skipped by their since.
+    if (range.live === true) this.#watchers.add(watcher);
+    const signal = range.signal;
+    const onAbort = (): void => wake?.();
+    signal?.addEventListener('abort', onAbort);
+    try {
+      await context.ready(range);
+      // A snapshot of the keys first, so that the log reads between entries do not hold an LMDB read transaction.
+      const snapshotSince = this.#committed;
+      const found: Array<{ key: Key; offset: number }> = [];
+      for (const { key, value } of this.#store().getRange(options)) found.push({ key, offset: value });
+      let remaining = options.limit ?? Infinity;
+      for (const { key, offset } of found) {
+        remaining--;
+        yield { key: key as IndexKey, offset, value: await context.get(offset) };
+      }
+      if (range.live !== true) return;
+      while (remaining > 0) {
+        if (signal?.aborted === true) throw new SluiceError('ABORTED', 'the read was aborted', { cause: signal.reason });
+        const batch = queue.shift();
+        if (batch === undefined) {
+          await new Promise<void>((resolve) => (wake = resolve));
+          wake = undefined;
+          continue;
+        }
+        if (batch.since <= snapshotSince) continue;
+        for (const [key, offset] of batch.entries) {
+          if (remaining === 0 || !inRange(key, options)) continue;
+          remaining--;
+          yield { key, offset, value: await context.get(offset) };
+        }
+      }
+    } finally {
+      this.#watchers.delete(watcher);
+      signal?.removeEventListener('abort', onAbort);
+    }
   }
 
   /** The whole record at `offset` (value through the mapper, time, key), for views built on this one. */
@@ -153,7 +213,29 @@ function checkKey(key: IndexKey): IndexKey {
   throw new TypeError(`an index key is a non-empty string, a finite number, or an array of them: ${JSON.stringify(key)}`);
 }
 
-function toRangeOptions(range: IndexRange): { start?: Key; end?: Key; reverse: boolean; limit?: number; exclusiveStart?: boolean; inclusiveEnd?: boolean } {
+interface RangeOptions {
+  start?: Key;
+  end?: Key;
+  reverse: boolean;
+  limit?: number;
+  exclusiveStart?: boolean;
+  inclusiveEnd?: boolean;
+}
+
+/** Whether a (forward) range holds `key`, compared as LMDB orders keys. */
+function inRange(key: IndexKey, options: RangeOptions): boolean {
+  if (options.start !== undefined) {
+    const order = compareKeys(key as Key, options.start);
+    if (order < 0 || (order === 0 && options.exclusiveStart === true)) return false;
+  }
+  if (options.end !== undefined) {
+    const order = compareKeys(key as Key, options.end);
+    if (order > 0 || (order === 0 && options.inclusiveEnd !== true)) return false;
+  }
+  return true;
+}
+
+function toRangeOptions(range: IndexRange): RangeOptions {
   const { gt, gte, lt, lte } = range;
   if (gt !== undefined && gte !== undefined) throw new TypeError('give gt or gte, not both');
   if (lt !== undefined && lte !== undefined) throw new TypeError('give lt or lte, not both');
@@ -161,7 +243,7 @@ function toRangeOptions(range: IndexRange): { start?: Key; end?: Key; reverse: b
   const reverse = range.reverse === true;
   const low = gt ?? gte;
   const high = lt ?? lte;
-  const options: { start?: Key; end?: Key; reverse: boolean; limit?: number; exclusiveStart?: boolean; inclusiveEnd?: boolean } = { reverse };
+  const options: RangeOptions = { reverse };
   if (range.limit !== undefined) {
     if (!Number.isSafeInteger(range.limit) || range.limit < 0) throw new RangeError('limit must be a non-negative integer');
     options.limit = range.limit;

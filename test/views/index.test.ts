@@ -73,4 +73,34 @@ describe('index view', () => {
     await assert.rejects(tags.get(''), TypeError);
     assert.throws(() => tags.read({ gt: 1, gte: 1 }), TypeError);
   });
+
+  it('reads live: existing entries in range, then new ones as they are indexed, until the limit', async () => {
+    await using db = await Sluice.open<Message>(directory());
+    const byN = db.use('byN', index<Message>(1, (value) => value.n));
+    await db.append(Array.from({ length: 5 }, (_, n) => message(n)));
+    const seen: number[] = [];
+    const reading = (async () => {
+      for await (const entry of byN.read({ gte: 3, lt: 100, live: true, limit: 5 })) seen.push(entry.key as number);
+    })();
+    await db.append(message(200));
+    await db.append([message(50), message(1)]);
+    await db.append(message(99));
+    await db.append(message(7));
+    await reading;
+    assert.deepEqual(seen, [3, 4, 50, 99, 7]);
+    assert.throws(() => byN.read({ live: true, reverse: true }), TypeError);
+  });
+
+  it('ends a live read with ABORTED when its signal aborts', async () => {
+    await using db = await Sluice.open<Message>(directory());
+    const byN = db.use('byN', index<Message>(1, (value) => value.n));
+    const controller = new AbortController();
+    const reading = (async () => {
+      for await (const entry of byN.read({ live: true, signal: controller.signal })) {
+        if (entry.key === 2) controller.abort();
+      }
+    })();
+    await db.append([message(1), message(2)]);
+    await assert.rejects(reading, { code: 'ABORTED' });
+  });
 });
