@@ -6,8 +6,11 @@
  * and prints what it did and how fast. Run it again and the log grows: nothing is thrown away between runs.
  */
 import { join } from 'node:path';
+import { Sluice } from '../db/sluice.js';
 import { FileLog } from '../log/file/file-log.js';
 import { stat } from '../ops/stat.js';
+import { index } from '../views/index-view.js';
+import { reduce } from '../views/reduce.js';
 
 interface Message {
   readonly type: 'post' | 'like' | 'follow';
@@ -105,10 +108,40 @@ async function main(): Promise<void> {
   line('reopen (read-only) to last record', `${reopenMs.toFixed(1)} ms, sequence ${last.sequence} by ${last.author.slice(0, 12)}…`);
   await reopened.close();
 
+  await views();
+
   const shape = await stat(dir);
   line('log on disk', `${shape.records.toLocaleString('en-US')} records, ${(shape.bytes / 1024 / 1024).toFixed(1)} MiB in ${shape.segments.length} segment(s), ${(shape.bytes / shape.records).toFixed(0)} bytes/record`);
   process.stdout.write(`\nNewest message: ${JSON.stringify(newest)}\n`);
   process.stdout.write(`Try: npx sluice dump ${join('data', 'feed')} --reverse --limit 3\n`);
+}
+
+/** The same log as a database with two views: each catches up on open (or resumes from its checkpoint). */
+async function views(): Promise<void> {
+  let started = performance.now();
+  const db = await Sluice.open<Message>(dir);
+  const perType = db.use(
+    'per-type',
+    reduce<Message, Record<string, number>, string>(1, (counts, type) => ({ ...counts, [type]: (counts[type] ?? 0) + 1 }), {
+      initial: {},
+      map: (message) => message.type,
+    }),
+  );
+  const byAuthor = db.use('by-author', index<Message>(1, (message, record) => [message.author, record.offset]));
+  const counts = await perType.get();
+  line('view per-type (reduce), caught up', `${(performance.now() - started).toFixed(0)} ms: ${JSON.stringify(counts)}`);
+  started = performance.now();
+  let latest: number | undefined;
+  const author = authors[42] as string;
+  for await (const entry of byAuthor.read({ gte: [author, 0], lte: [author, Number.MAX_SAFE_INTEGER], reverse: true, limit: 1 })) {
+    latest = entry.value.sequence;
+  }
+  line('view by-author (index), caught up', `${(performance.now() - started).toFixed(0)} ms: latest by ${author.slice(0, 12)}… is #${latest}`);
+  started = performance.now();
+  await db.append(message((await db.get(db.since)).sequence + 1, Date.now()));
+  const after = await perType.get();
+  line('append, then read the view', `${(performance.now() - started).toFixed(1)} ms: ${after.post ?? 0} posts (sees the append)`);
+  await db.close();
 }
 
 main().catch((error: unknown) => {
