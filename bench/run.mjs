@@ -2,7 +2,7 @@
 // then checks the targets of shared/BENCHMARKS.md against the ratios of this run.
 //
 //   node bench/run.mjs [--n 1000000] [--runs 3] [--cases scan,get] [--stores sluice,flumelog-offset]
-//                      [--gets 100000] [--seed 42] [--raw] [--no-caps] [--all-cells]
+//                      [--gets 100000] [--seed 42] [--raw] [--views] [--no-views] [--no-caps] [--all-cells]
 //
 // The columns (STORES below) are store adapters (bench/stores/<script>.mjs) with
 // options: `sluice`, `sluice-buffered` and `sluice-disk` are the same adapter
@@ -17,6 +17,12 @@
 // run inherits another's caches but the OS page cache. Within a repetition the
 // stores run one after the other (A B C, A B C, ...) so that the noise of a
 // shared machine hits all of them alike.
+// The view cases (VIEW_CASES: Sluice's reduce and index views against flumedb's
+// flumeview-reduce and flumeview-level over flumelog-offset) are part of the
+// default run; `--views` runs only them, `--no-views` leaves them out.
+// append-with-reduce (Sluice's append-batch with a reduce view attached) is
+// compared with Sluice's append-batch of the same run, so that cell is always
+// run with it, the two interleaved run by run (INTERLEAVED).
 // Raw results go to bench/results/latest.json.
 
 import { spawnSync } from 'node:child_process'
@@ -25,7 +31,7 @@ import os from 'node:os'
 import { dirname, join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
-import { CASES, RAW_CASES } from './stores/driver.mjs'
+import { CASES, RAW_CASES, VIEW_CASES } from './stores/driver.mjs'
 import { GETS } from './workload.mjs'
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url))
@@ -34,6 +40,13 @@ const SLUICE_DIST = join(BENCH_DIR, '..', 'dist', 'src', 'index.js')
 const APPEND_CASES = ['append-single', 'append-nowait', 'append-batch']
 // The rows of the "Durable appends" table, where the fsync'd columns are shown.
 const DURABLE_CASES = ['append-single', 'append-nowait']
+// Whether a plain run (no --cases, --raw or --views) includes the view cases.
+const VIEWS_BY_DEFAULT = true
+// Cases run interleaved (for each run: every store of the first, then of the
+// second, ...), because one is the baseline of the other's ratio.
+const INTERLEAVED = [['append-batch', 'append-with-reduce']]
+// The view cases flumedb runs by default (append-with-reduce only with --all-cells).
+const FLUME_VIEW_CASES = ['view-reduce-rebuild', 'view-index-build', 'view-index-get']
 
 // Every column. script: bench/stores/<script>.mjs; args: its options; cases:
 // what it runs by default; supports: what it can run (--all-cells); durable:
@@ -42,7 +55,8 @@ const DURABLE_CASES = ['append-single', 'append-nowait']
 const STORES = {
   'flumelog-offset': {
     script: 'flumelog-offset', short: 'flumelog-offset', peer: true,
-    cases: CASES, supports: CASES,
+    viewShort: 'flumedb', // with flumeview-reduce / flumeview-level
+    cases: [...CASES, ...FLUME_VIEW_CASES], supports: [...CASES, ...VIEW_CASES],
     caps: { 'append-single': 100_000 } // one fs.write per awaited append: ~10-25k/s
   },
   'async-append-only-log': {
@@ -51,15 +65,15 @@ const STORES = {
   },
   sluice: {
     script: 'sluice', args: ['--durability', 'os'], short: 'sluice',
-    cases: [...CASES, ...RAW_CASES], supports: [...CASES, ...RAW_CASES]
+    cases: [...CASES, ...RAW_CASES, ...VIEW_CASES], supports: [...CASES, ...RAW_CASES, ...VIEW_CASES]
   },
   'sluice-buffered': {
     script: 'sluice', args: ['--durability', 'buffered'], short: 'sluice-buffered',
-    cases: [...APPEND_CASES, 'raw-publish'], supports: [...CASES, ...RAW_CASES]
+    cases: [...APPEND_CASES, 'raw-publish'], supports: [...CASES, ...RAW_CASES, ...VIEW_CASES]
   },
   'sluice-disk': {
     script: 'sluice', args: ['--durability', 'disk'], short: 'sluice-disk', durable: true,
-    cases: DURABLE_CASES, supports: [...CASES, ...RAW_CASES],
+    cases: DURABLE_CASES, supports: [...CASES, ...RAW_CASES, ...VIEW_CASES],
     caps: { 'append-single': 5_000 } // an fsync per awaited append: ~1-4k/s
   },
   lmdb: {
@@ -81,19 +95,30 @@ const SUBJECTS = ['sluice', 'sluice-buffered']
 const CHILD_TIMEOUT_MS = 30 * 60 * 1000
 
 function parseArgs (argv) {
-  const opts = { n: 1_000_000, runs: 3, cases: null, stores: null, gets: GETS, seed: 42, raw: false, caps: true, allCells: false }
+  const opts = { n: 1_000_000, runs: 3, cases: null, stores: null, gets: GETS, seed: 42, raw: false, views: null, caps: true, allCells: false }
   for (let i = 2; i < argv.length; i++) {
     const name = argv[i].replace(/^--/, '')
     if (name === 'raw') opts.raw = true
+    else if (name === 'views') opts.views = true
+    else if (name === 'no-views') opts.views = false
     else if (name === 'no-caps') opts.caps = false
     else if (name === 'all-cells') opts.allCells = true
     else if (['n', 'runs', 'gets', 'seed'].includes(name)) opts[name] = Number(argv[++i])
     else if (name === 'cases' || name === 'stores') opts[name] = argv[++i].split(',').map((s) => s.trim()).filter(Boolean)
     else throw new Error(`unknown argument ${argv[i]} (see the top of bench/run.mjs)`)
   }
-  opts.cases ??= opts.raw ? RAW_CASES : CASES
+  if (opts.views && (opts.cases || opts.raw)) throw new Error('--views runs the view cases only: not with --cases or --raw')
+  opts.cases ??= opts.raw ? RAW_CASES : opts.views ? VIEW_CASES : (opts.views ?? VIEWS_BY_DEFAULT) ? [...CASES, ...VIEW_CASES] : CASES
+  if (opts.views === false) opts.cases = opts.cases.filter((c) => !VIEW_CASES.includes(c))
   opts.stores = (opts.stores ?? (opts.raw ? RAW_STORES : DEFAULT_STORES)).map((s) => ALIASES[s] ?? s)
-  for (const c of opts.cases) if (!CASES.includes(c) && !RAW_CASES.includes(c)) throw new Error('unknown case ' + c)
+  for (const c of opts.cases) if (!CASES.includes(c) && !RAW_CASES.includes(c) && !VIEW_CASES.includes(c)) throw new Error('unknown case ' + c)
+  // append-with-reduce is read against append-batch of the same store and run:
+  // add that cell when it was not asked for (only for the stores that need it).
+  opts.baselineOnly = null
+  if (opts.cases.includes('append-with-reduce') && !opts.cases.includes('append-batch')) {
+    opts.cases = opts.cases.flatMap((c) => c === 'append-with-reduce' ? ['append-batch', c] : [c])
+    opts.baselineOnly = { 'append-batch': 'append-with-reduce' }
+  }
   for (const s of opts.stores) if (!STORES[s]) throw new Error(`unknown store ${s} (one of ${Object.keys(STORES).join(', ')})`)
   if (!(opts.n > 0) || !(opts.runs > 0)) throw new Error('--n and --runs must be positive')
   return opts
@@ -101,7 +126,22 @@ function parseArgs (argv) {
 
 // Whether the (case, store) cell is run.
 function runs (opts, kase, store) {
+  const of = opts.baselineOnly?.[kase]
+  if (of) return runs(opts, of, store) && STORES[store].supports.includes(kase)
   return (opts.allCells ? STORES[store].supports : STORES[store].cases).includes(kase)
+}
+
+// The selected cases in groups run together (see INTERLEAVED), in order.
+function caseGroups (cases) {
+  const groups = []
+  const done = new Set()
+  for (const c of cases) {
+    if (done.has(c)) continue
+    const together = INTERLEAVED.find((g) => g.includes(c))?.filter((k) => cases.includes(k)) ?? [c]
+    for (const k of together) done.add(k)
+    groups.push(together)
+  }
+  return groups
 }
 
 // On a fresh clone the peers are not installed yet, and after a pull one may be
@@ -205,11 +245,11 @@ function report (opts, medians, capped) {
       if (capped.has(`${c}/${s}`)) console.log(`* ${short(s)} ${c}: n capped at ${fmtN(cell(c, s)?.n ?? 0)} (too slow at full size; --no-caps to lift)`)
     }
   }
-  const rateCases = opts.cases.filter((c) => c !== 'reopen')
+  const rateCases = opts.cases.filter((c) => c !== 'reopen' && !VIEW_CASES.includes(c))
 
   // Main table: every column but the fsync'd ones, which have their own table
   // (unless they were also run for other cases, with --all-cells).
-  const mainStores = stores.filter((s) => !STORES[s].durable ||
+  const mainStores = stores.filter((s) => (!STORES[s].durable && rateCases.some((c) => cell(c, s))) ||
     rateCases.some((c) => !DURABLE_CASES.includes(c) && cell(c, s)))
   const subjects = SUBJECTS.filter((s) => mainStores.includes(s))
   const peers = mainStores.filter((s) => STORES[s].peer)
@@ -250,7 +290,7 @@ function report (opts, medians, capped) {
   // (every case leaves the same log behind, capped ones excepted).
   const allStores = stores.filter((s) => opts.cases.some((c) => cell(c, s)))
   const diskRow = ['disk bytes/msg', ...allStores.map((s) => {
-    const c = opts.cases.find((k) => cell(k, s)?.diskBytes != null && !capped.has(`${k}/${s}`))
+    const c = opts.cases.find((k) => !VIEW_CASES.includes(k) && cell(k, s)?.diskBytes != null && !capped.has(`${k}/${s}`))
     const m = c && cell(c, s)
     return m ? (m.diskBytes / m.n).toFixed(1) : '-'
   })]
@@ -265,6 +305,8 @@ function report (opts, medians, capped) {
     printTable(`Reopen of a ${fmtN(opts.n)}-message log, ms from open() (medians)`, ['', ...reopenStores.map(short)],
       [row('ready', 'readyMs'), row('last offset known', 'lastOffsetMs'), row('first record read', 'firstReadMs')])
   }
+
+  printViews(opts, cell, rate, ratio, rateCell)
 
   printTargets(opts, cell, rate)
 
@@ -283,6 +325,39 @@ function report (opts, medians, capped) {
   for (const c of opts.cases) for (const s of stores) if (cell(c, s)?.error || cell(c, s)?.errors) errors.push(`${short(s)} ${c}: ${cell(c, s).error ?? cell(c, s).errors + ' failed run(s)'}`)
   if (notes.size) console.log('\nNotes\n' + [...notes].map(([note, cases]) => `- ${note} [${cases.join(', ')}]`).join('\n'))
   if (errors.length) console.log('\nErrors\n' + errors.map((n) => '- ' + n).join('\n'))
+}
+
+// The view cases: Sluice's views against flumedb's (flumeview-reduce,
+// flumeview-level), then append-with-reduce against append-batch.
+function printViews (opts, cell, rate, ratio, rateCell) {
+  const viewRows = VIEW_CASES.filter((c) => opts.cases.includes(c) && opts.stores.some((s) => cell(c, s)))
+  if (viewRows.length === 0) return
+  const viewStores = opts.stores.filter((s) => viewRows.some((c) => cell(c, s)))
+  const peers = viewStores.filter((s) => STORES[s].peer)
+  const label = (s) => STORES[s].viewShort ?? short(s)
+  const what = {
+    'view-reduce-rebuild': 'reduce rebuild, msgs/s',
+    'view-index-build': 'index build, msgs/s',
+    'view-index-get': 'get by key, gets/s',
+    'append-with-reduce': 'append batch + reduce view, msgs/s'
+  }
+  const header = ['view case (median)', ...viewStores.map(label), ...peers.map((p) => `sluice / ${label(p)}`)]
+  const rows = viewRows.map((c) => [what[c], ...viewStores.map((s) => rateCell(c, s)),
+    ...peers.map((p) => fmtRatio(ratio(rate(c, 'sluice'), rate(c, p))))])
+  printTable(`Views, n = ${fmtN(opts.n)}, ${opts.runs} run(s) each (flumedb: flumelog-offset with flumeview-reduce / flumeview-level)`, header, rows)
+  if (viewRows.includes('view-index-build')) {
+    const c = 'view-index-build'
+    const perMsg = (s) => { const b = cell(c, s)?.extra?.viewBytes; return b == null ? '-' : (b / cell(c, s).n).toFixed(1) }
+    printTable('Index on disk after the build (medians)', ['', ...viewStores.map(label)],
+      [['bytes/msg', ...viewStores.map(perMsg)]])
+  }
+  for (const s of viewStores) {
+    const w = cell('append-with-reduce', s)
+    const base = rate('append-batch', s)
+    if (!w || w.error || !base) continue
+    console.log(`\nappend-with-reduce / append-batch (${short(s)}): ${fmtRatio(w.opsPerSec / base)} counting the wait for the view to catch up` +
+      ` (${fmtMs(w.extra.viewLagMs)} ms after the last append); ${fmtRatio(w.extra.noViewWaitPerSec / base)} without that wait (appends + close)`)
+  }
 }
 
 // The targets of shared/BENCHMARKS.md, each checked against this run's medians.
@@ -321,8 +396,19 @@ function targets (opts, cell, rate) {
       what: 'RSS added by a full scan: sluice',
       value: extra('scan', 'sluice', 'scanRssAddedBytes'), goal: '< 64 MB', ok: (x) => x < 64 * MiB, fmt: (x) => fmtMB(x) + ' MB'
     },
-    { what: 'durable: sluice-disk nowait / lmdb single', value: r('append-nowait', 'sluice-disk', 'append-single', 'lmdb'), ...atLeast(20) }
-  ].filter((t) => !(t.optional && t.value == null))
+    { what: 'durable: sluice-disk nowait / lmdb single', value: r('append-nowait', 'sluice-disk', 'append-single', 'lmdb'), ...atLeast(20) },
+    { what: 'views: reduce rebuild: sluice / flumeview-reduce', value: r('view-reduce-rebuild', 'sluice', 'view-reduce-rebuild', 'flumelog-offset'), ...atLeast(5) },
+    { what: 'views: index build: sluice / flumeview-level', value: r('view-index-build', 'sluice', 'view-index-build', 'flumelog-offset'), ...atLeast(3) },
+    { what: 'views: get by key: sluice / flumeview-level', value: r('view-index-get', 'sluice', 'view-index-get', 'flumelog-offset'), ...atLeast(5) },
+    { what: 'views: append batch with a reduce view / without: sluice', value: r('append-with-reduce', 'sluice', 'append-batch', 'sluice'), ...atLeast(0.9) },
+    {
+      what: 'views: the same, not waiting for the view to catch up: sluice',
+      value: (() => { const w = extra('append-with-reduce', 'sluice', 'noViewWaitPerSec'); const b = rate('append-batch', 'sluice'); return w && b ? w / b : null })(),
+      goal: 'info', fmt: fmtRatio, optional: true
+    }
+  ].filter((t) => !(t.optional && t.value == null) &&
+    // --views lists only the view targets, --no-views leaves them out
+    (opts.views == null || opts.views === t.what.startsWith('views:')))
 }
 
 function printTargets (opts, cell, rate) {
@@ -339,7 +425,7 @@ function printTargets (opts, cell, rate) {
   const unmeasured = list.filter((t) => t.ok && t.value == null).length
   console.log(`${met} of ${checked.length} measured targets met` + (unmeasured ? `; ${unmeasured} not measured (cases or stores left out)` : ''))
   if (opts.n !== 1_000_000) console.log(`n = ${fmtN(opts.n)}: the targets are set for n = 1,000,000; at other sizes they are only indicative.`)
-  console.log('Not checked here: batch vs the JSON encoding limit, raw bytes vs klevdb (Go), scan and get vs better-sqlite3, views.')
+  console.log('Not checked here: batch vs the JSON encoding limit, raw bytes vs klevdb (Go), scan and get vs better-sqlite3.')
 }
 
 function main () {
@@ -354,25 +440,30 @@ function main () {
   const results = []
   const capped = new Set()
   const medians = {}
-  for (const kase of opts.cases) {
-    const caseStores = opts.stores.filter((s) => runs(opts, kase, s))
-    if (caseStores.length === 0) continue
-    const byStore = {}
+  for (const group of caseGroups(opts.cases)) {
+    const caseStores = Object.fromEntries(group.map((kase) => [kase, opts.stores.filter((s) => runs(opts, kase, s))]))
+    const byStore = Object.fromEntries(group.map((kase) => [kase, {}]))
     for (let run = 1; run <= opts.runs; run++) {
-      for (const store of caseStores) {
-        const cap = opts.caps ? STORES[store].caps?.[kase] : undefined
-        const n = cap && cap < opts.n ? cap : opts.n
-        if (n !== opts.n) capped.add(`${kase}/${store}`)
-        const r = runChild(store, kase, n, opts)
-        r.run = run
-        results.push(r)
-        ;(byStore[store] ??= []).push(r)
-        const shown = r.error ? 'ERROR ' + r.error : kase === 'reopen' ? fmtMs(r.ms) + ' ms' : fmtRate(r.opsPerSec) + ' msgs/s'
-        console.error(`[${kase}] ${store} run ${run}/${opts.runs}, n=${n}: ${shown}`)
+      for (const kase of group) {
+        for (const store of caseStores[kase]) {
+          const cap = opts.caps ? STORES[store].caps?.[kase] : undefined
+          const n = cap && cap < opts.n ? cap : opts.n
+          if (n !== opts.n) capped.add(`${kase}/${store}`)
+          const r = runChild(store, kase, n, opts)
+          r.run = run
+          results.push(r)
+          ;(byStore[kase][store] ??= []).push(r)
+          const unit = kase === 'view-index-get' ? ' gets/s' : ' msgs/s'
+          const shown = r.error ? 'ERROR ' + r.error : kase === 'reopen' ? fmtMs(r.ms) + ' ms' : fmtRate(r.opsPerSec) + unit
+          console.error(`[${kase}] ${store} run ${run}/${opts.runs}, n=${n}: ${shown}`)
+        }
       }
     }
-    medians[kase] = {}
-    for (const store of caseStores) medians[kase][store] = summarize(byStore[store])
+    for (const kase of group) {
+      if (caseStores[kase].length === 0) continue
+      medians[kase] = {}
+      for (const store of caseStores[kase]) medians[kase][store] = summarize(byStore[kase][store])
+    }
   }
 
   report(opts, medians, capped)

@@ -87,3 +87,15 @@ export function rawValue (n) {
 export function rawValueIndex (value) {
   return Buffer.from(value.buffer, value.byteOffset, value.byteLength).readUInt32BE(0)
 }
+
+// The views of the view cases, the same functions for every store (Sluice's
+// reduce/index and flumedb's flumeview-reduce/flumeview-level).
+// A reduce view counting messages per type (every message of the workload is a
+// 'post', so the full count is { post: n }). The reducer updates the state in
+// place (both libraries hand it the previous state and keep what it returns).
+export const countByType = (counts, type) => { counts[type] = (counts[type] ?? 0) + 1; return counts }
+export const typeOf = (value) => value.type
+// A key index by author and time: [author, ts], unique per message here.
+export const authorTsKey = (value) => [value.author, value.ts]
+// The key that authorTsKey gives message number i.
+export const authorTsKeyOf = (i) => [AUTHOR, TS0 + i]

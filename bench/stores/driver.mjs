@@ -18,17 +18,28 @@
 // count in this process's peak RSS. The fill writes the key of every record
 // (its offset) to `<dir>.bench-keys`, which is how "record i" maps to each
 // store's own key in the get case.
+//
+// The view cases need `adapter.openViews(dir, { reduce, index, ...options })`:
+// the store's database over the log in dir with the views asked for (a reduce
+// view counting messages per type, a key index by [author, ts]; workload.mjs
+// has both functions), returning { appendBatch(values), counts(), byKey(key),
+// close() }: counts() and byKey() wait until the view has caught up with the
+// log (byKey resolves to the record's value). `adapter.viewPaths(dir)` lists
+// the files and folders the views keep (their size goes to extra.viewBytes).
+// view-index-get fills the log and builds the index in a separate process
+// (`--case index-fill`), untimed, as the read cases do.
 
 import { spawnSync } from 'node:child_process'
-import { readdirSync, statSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, readdirSync, statSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import {
-  BATCH, GETS, NOWAIT_WINDOW, message, randomIndexes, rawKey, rawValue, rawValueIndex
+  BATCH, GETS, NOWAIT_WINDOW, authorTsKeyOf, message, randomIndexes, rawKey, rawValue, rawValueIndex
 } from '../workload.mjs'
 
 export const CASES = ['append-single', 'append-nowait', 'append-batch', 'scan', 'get', 'reopen']
 export const RAW_CASES = ['raw-publish', 'raw-consume', 'raw-get']
+export const VIEW_CASES = ['view-reduce-rebuild', 'view-index-build', 'view-index-get', 'append-with-reduce']
 
 function parseArgs (argv, adapterOptions = {}) {
   const args = { case: null, n: 1_000_000, dir: null, gets: GETS, seed: 42, options: { ...adapterOptions } }
@@ -81,10 +92,11 @@ function checkRaw (value, i) {
   if (rawValueIndex(value) !== i) throw new Error(`raw record ${i}: read back value of ${rawValueIndex(value)}`)
 }
 
-// Runs this script again, in its own process, to fill dir with n records.
-function prefill (args, raw) {
+// Runs this script again, in its own process, to fill dir with n records
+// (kind: 'fill', 'raw-fill', or 'index-fill': fill, then build the index).
+function prefill (args, raw, kind = raw ? 'raw-fill' : 'fill') {
   const options = Object.entries(args.options).flatMap(([name, value]) => ['--' + name, String(value)])
-  const res = spawnSync(process.execPath, [process.argv[1], '--case', raw ? 'raw-fill' : 'fill', '--n', String(args.n), '--dir', args.dir, ...options], {
+  const res = spawnSync(process.execPath, [process.argv[1], '--case', kind, '--n', String(args.n), '--dir', args.dir, ...options], {
     stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8', maxBuffer: 1 << 20
   })
   if (res.status !== 0) throw new Error(`prefill of ${args.dir} failed (exit ${res.status}, signal ${res.signal})`)
@@ -180,7 +192,103 @@ async function reopenCase (adapter, args) {
   return { ms: lastOffsetMs, ops: null, extra: { readyMs, lastOffsetMs, firstReadMs } }
 }
 
+// Total size of the views' files (index and state), after the store was closed.
+function viewBytes (adapter, dir) {
+  let total = 0
+  for (const p of adapter.viewPaths(dir)) {
+    if (!existsSync(p)) continue
+    total += statSync(p).isDirectory() ? dirBytes(p) : statSync(p).size
+  }
+  return total
+}
+
+function checkCounts (counts, n) {
+  if (counts?.post !== n || Object.keys(counts).length !== 1) throw new Error(`reduce view: ${JSON.stringify(counts)}, expected { post: ${n} }`)
+}
+
+// Opens the database over the filled log with the reduce view, which has no
+// state yet: timed until its get() returns the count of every message.
+async function viewReduceRebuildCase (adapter, args) {
+  prefill(args, false)
+  const t0 = performance.now()
+  const db = await adapter.openViews(args.dir, { reduce: true, ...args.options })
+  const counts = await db.counts()
+  const ms = performance.now() - t0
+  checkCounts(counts, args.n)
+  const t1 = performance.now()
+  await db.close()
+  return { ms, ops: args.n, extra: { closeMs: performance.now() - t1, viewBytes: viewBytes(adapter, args.dir) } }
+}
+
+// Opens the database over the filled log with the key index, which is empty:
+// timed until a get of the last message's key resolves (the index caught up).
+async function viewIndexBuildCase (adapter, args) {
+  prefill(args, false)
+  const last = args.n - 1
+  const t0 = performance.now()
+  const db = await adapter.openViews(args.dir, { index: true, ...args.options })
+  const value = await db.byKey(authorTsKeyOf(last))
+  const ms = performance.now() - t0
+  checkMessage(value, last)
+  const t1 = performance.now()
+  await db.close()
+  return { ms, ops: args.n, extra: { closeMs: performance.now() - t1, viewBytes: viewBytes(adapter, args.dir) } }
+}
+
+// Builds the index (untimed, in the fill process), reopens the database, then
+// times `gets` gets by key of seeded random messages, one awaited at a time.
+async function viewIndexGetCase (adapter, args) {
+  prefill(args, false, 'index-fill')
+  const indexes = randomIndexes(args.gets, args.n, args.seed)
+  const db = await adapter.openViews(args.dir, { index: true, ...args.options })
+  checkMessage(await db.byKey(authorTsKeyOf(0)), 0) // untimed: opened and caught up
+  const t0 = performance.now()
+  for (let j = 0; j < indexes.length; j++) {
+    const i = indexes[j]
+    checkMessage(await db.byKey(authorTsKeyOf(i)), i)
+  }
+  const ms = performance.now() - t0
+  await db.close()
+  return { ms, ops: indexes.length, extra: { gets: indexes.length } }
+}
+
+async function indexFill (adapter, args) {
+  const res = await fill(adapter, args, false)
+  const db = await adapter.openViews(args.dir, { index: true, ...args.options })
+  checkMessage(await db.byKey(authorTsKeyOf(args.n - 1)), args.n - 1)
+  await db.close()
+  return res
+}
+
+// append-batch with the reduce view attached: timed until the last append
+// resolved, then the view's get() returned the full count (so the work the
+// view had left to do counts), then close() resolved. extra: appendsMs (until
+// the last append resolved), viewLagMs (from then until the view had caught
+// up), closeMs, and noViewWaitPerSec = n / (appendsMs + closeMs): the rate
+// when nobody waits for the view, comparable with append-batch (which also
+// counts close()).
+async function appendWithReduceCase (adapter, args) {
+  const n = args.n
+  const db = await adapter.openViews(args.dir, { reduce: true, ...args.options })
+  const t0 = performance.now()
+  for (let b = 0; b * BATCH < n; b++) await db.appendBatch(batchOf(b, n, false))
+  const t1 = performance.now()
+  const counts = await db.counts()
+  const t2 = performance.now()
+  await db.close()
+  const t3 = performance.now()
+  checkCounts(counts, n)
+  const appendsMs = t1 - t0
+  const closeMs = t3 - t2
+  return {
+    ms: t3 - t0,
+    ops: n,
+    extra: { appendsMs, viewLagMs: t2 - t1, closeMs, noViewWaitPerSec: n / ((appendsMs + closeMs) / 1000), viewBytes: viewBytes(adapter, args.dir) }
+  }
+}
+
 async function runCase (adapter, args) {
+  if (VIEW_CASES.includes(args.case) && typeof adapter.openViews !== 'function') throw new Error(`${adapter.store} has no views`)
   switch (args.case) {
     case 'fill': return fill(adapter, args, false)
     case 'raw-fill': return fill(adapter, args, true)
@@ -193,6 +301,11 @@ async function runCase (adapter, args) {
     case 'raw-publish': return appendCase(adapter, args, 'batch', true)
     case 'raw-consume': return scanCase(adapter, args, true)
     case 'raw-get': return getCase(adapter, args, true)
+    case 'index-fill': return indexFill(adapter, args)
+    case 'view-reduce-rebuild': return viewReduceRebuildCase(adapter, args)
+    case 'view-index-build': return viewIndexBuildCase(adapter, args)
+    case 'view-index-get': return viewIndexGetCase(adapter, args)
+    case 'append-with-reduce': return appendWithReduceCase(adapter, args)
     default: throw new Error('unknown case ' + args.case)
   }
 }

@@ -5,6 +5,9 @@ import Flume from 'flumedb'
 import OffsetLog from 'flumelog-offset'
 import json from 'flumecodec/json.js'
 import pull from 'pull-stream'
+import Reduce from 'flumeview-reduce'
+import Level from 'flumeview-level'
+import { authorTsKey, countByType, typeOf } from '../workload.mjs'
 import { main } from './driver.mjs'
 
 // flumelog-offset frames each record as <len u32><data><len u32><end offset u32>
@@ -62,12 +65,42 @@ async function open (dir, { raw }) {
   }
 }
 
+// The view cases: the same flumedb over the same log, with flumeview-reduce
+// 1.4.0 (state in <dir>/perType.json) and flumeview-level 4.0.4 (LevelDB
+// through level 6 / leveldown 5, charwise keys, in <dir>/byAuthorTs/), the
+// views SSB used. An async view method called through flumedb waits until the
+// view has caught up with the log, as Sluice's view reads do.
+async function openViews (dir, { reduce, index }) {
+  const db = Flume(OffsetLog(join(dir, 'log.offset'), { codec: json }))
+  // flumeview-reduce(version, reducer, map, codec, initial)
+  if (reduce) db.use('perType', Reduce(1, countByType, typeOf, undefined, {}))
+  // flumeview-level's map returns the list of a record's keys
+  if (index) db.use('byAuthorTs', Level(1, (value) => [authorTsKey(value)]))
+  await new Promise((resolve) => db.since.once(resolve))
+  return {
+    appendBatch: (values) => promise((cb) => db.append(values, cb)),
+    counts: () => promise((cb) => db.perType.get(cb)),
+    byKey: (key) => promise((cb) => db.byAuthorTs.get(key, cb)),
+    close: () => promise((cb) => db.close(cb))
+  }
+}
+
 const notes = {
   'append-single': 'acks after fs.write of each record (no fsync, ever); flumelog-offset has no close, so nothing is flushed at the end',
   'append-nowait': 'concurrent appends are grouped into one fs.write per group by the log (append-batch)',
   'append-batch': 'db.append(array) writes the batch as one fs.write; callback gives only the last offset',
   get: 'flumedb.get -> async 16 KiB block reads through a 1024-block LRU (16 MiB)',
-  reopen: 'ready = since observable set (file opened, tail record checked); last offset is known at the same moment'
+  reopen: 'ready = since observable set (file opened, tail record checked); last offset is known at the same moment',
+  'view-reduce-rebuild': 'flumedb + flumeview-reduce 1.4.0',
+  'view-index-build': 'flumedb + flumeview-level 4.0.4 (LevelDB via leveldown 5, unsynced writes, batches of up to 512 records)',
+  'view-index-get': 'flumeview-level get: async LevelDB get, then flumedb get (async 16 KiB block read)',
+  'append-with-reduce': 'flumedb + flumeview-reduce 1.4.0, fed by a live stream of the log'
 }
 
-main({ store: 'flumelog-offset', open, notes })
+main({
+  store: 'flumelog-offset',
+  open,
+  openViews,
+  viewPaths: (dir) => [join(dir, 'perType.json'), join(dir, 'byAuthorTs')],
+  notes
+})

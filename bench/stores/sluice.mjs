@@ -11,8 +11,26 @@
 //                     async-append-only-log makes: acked before writing).
 // - `sluice-disk`     durability 'disk': resolves after fdatasync; concurrent
 //                     appends share one fsync (group commit).
-import { FileLog, codecs } from '../../dist/src/index.js'
+//
+// The view cases go through Sluice.open(dir) over the same log, with the
+// library's own views: reduce() for the counts per type, index() for the key
+// index (entries in LMDB under <dir>/views/<name>/).
+import { join } from 'node:path'
+import { FileLog, Sluice, codecs, index, reduce } from '../../dist/src/index.js'
+import { authorTsKey, countByType, typeOf } from '../workload.mjs'
 import { main } from './driver.mjs'
+
+async function openViews (dir, { reduce: withReduce, index: withIndex, durability }) {
+  const db = await Sluice.open(dir, { durability })
+  const perType = withReduce ? db.use('perType', reduce(1, countByType, { initial: {}, map: typeOf })) : null
+  const byAuthorTs = withIndex ? db.use('byAuthorTs', index(1, (value) => authorTsKey(value))) : null
+  return {
+    appendBatch: (values) => db.append(values),
+    counts: () => perType.get(),
+    byKey: async (key) => (await byAuthorTs.get(key))?.value,
+    close: () => db.close()
+  }
+}
 
 async function open (dir, { raw, durability }) {
   const log = await FileLog.open(dir, raw ? { durability, codec: codecs.raw() } : { durability })
@@ -34,19 +52,27 @@ async function open (dir, { raw, durability }) {
   }
 }
 
-const APPEND_CASES = ['append-single', 'append-nowait', 'append-batch', 'raw-publish']
+const APPEND_CASES = ['append-single', 'append-nowait', 'append-batch', 'raw-publish', 'append-with-reduce']
 const APPEND_NOTES = {
   os: 'acks after write() to the OS (no fsync: survives kill -9, not a power cut); close() syncs',
   buffered: 'acks once visible in-process (not yet written: the same promise as aaol); written at the end of the event-loop turn; close() writes and syncs',
   disk: 'acks after write + fdatasync; appends waiting together share one fsync (group commit)'
 }
 
+const VIEW_NOTES = {
+  'view-index-build': 'index entries in LMDB, one transaction (committed with an fdatasync) per 10,000 records',
+  'view-index-get': 'LMDB lookup (synchronous, memory map), then a log read'
+}
+
 main({
   store: 'sluice',
   options: { durability: 'os' },
   name: ({ durability }) => durability === 'os' ? 'sluice' : 'sluice-' + durability,
-  notes: ({ durability }) => APPEND_NOTES[durability]
-    ? Object.fromEntries(APPEND_CASES.map((c) => [c, APPEND_NOTES[durability]]))
-    : {},
-  open
+  notes: ({ durability }) => ({
+    ...VIEW_NOTES,
+    ...(APPEND_NOTES[durability] ? Object.fromEntries(APPEND_CASES.map((c) => [c, APPEND_NOTES[durability]])) : {})
+  }),
+  open,
+  openViews,
+  viewPaths: (dir) => [join(dir, 'views')]
 })
