@@ -57,8 +57,11 @@ export const bufferedBytesMax = 16 * MiB;
 /** How often a read-only log looks for a writer's new records while a live stream waits (fs.watch does most). */
 export const followIntervalMs = 250;
 
-/** Records handed to a view's `apply` at once while it catches up (one LMDB transaction for the index view: commits cost an fsync). */
-export const viewBatchRecords = 10_000;
+/** Records handed to a view's `apply` at once while it catches up, unless the view asks for another size. */
+export const viewBatchRecords = 1000;
+
+/** The index views' batch: each batch is one LMDB transaction, and a commit costs an fsync. */
+export const indexBatchRecords = 10_000;
 
 /** While a view catches up, its state is checkpointed after this many records… */
 export const viewCheckpointRecords = 100_000;

@@ -128,6 +128,9 @@ export class Sluice<T = JsonValue> extends EventEmitter<SluiceEvents> {
       if (typeof view[method] !== 'function') throw new TypeError(`view ${name} has no ${method}() method`);
     }
     if (!Number.isSafeInteger(view.version)) throw new TypeError(`view ${name} has no integer version`);
+    if (view.batchRecords !== undefined && (!Number.isSafeInteger(view.batchRecords) || view.batchRecords < 1)) {
+      throw new RangeError(`view ${name}: batchRecords must be a positive integer`);
+    }
     const runner = new ViewRunner(name, view, this.#source, join(this.dir, 'views', name), {
       progress: (progress) => this.emit('progress', progress),
       failed: (view, offset, error) => this.emit('view-error', { view, offset, error }),

@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { open as openLmdb, type Database, type Key, type RootDatabase } from 'lmdb';
 import { compareKeys } from 'ordered-binary';
 import { SluiceError } from '../errors.js';
+import { indexBatchRecords } from '../limits.js';
 import type { LogRecord } from '../log/log.js';
 import type { ReadOptions, View, ViewContext } from './view.js';
 
@@ -48,6 +49,7 @@ const versionKey = 'version';
  */
 export class IndexView<T> implements View<T> {
   readonly version: number;
+  readonly batchRecords = indexBatchRecords;
   readonly #map: (value: T, record: LogRecord<T>) => IndexKey | readonly IndexKey[] | undefined;
   #context: ViewContext<T> | undefined;
   #root: RootDatabase | undefined;

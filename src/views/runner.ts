@@ -63,6 +63,7 @@ export class ViewRunner<T> {
   #uncheckpointedRecords = 0;
   #lastCheckpointMs = Date.now();
   readonly #unsubscribe: () => void;
+  readonly #batchRecords: number;
 
   constructor(name: string, view: View<T>, source: RunnerSource<T>, dir: string, events: RunnerEvents) {
     this.name = name;
@@ -70,6 +71,7 @@ export class ViewRunner<T> {
     this.#source = source;
     this.#dir = dir;
     this.#events = events;
+    this.#batchRecords = view.batchRecords ?? viewBatchRecords;
     this.#unsubscribe = source.subscribe(() => this.#wake?.());
     this.#opened = this.#open();
     // Failures of opening surface through ready(); this only keeps them from being unhandled.
@@ -160,7 +162,7 @@ export class ViewRunner<T> {
     try {
       for await (const record of this.#source.stream({ gt: this.#since, lte: target, signal })) {
         batch.push(record);
-        if (batch.length < viewBatchRecords) continue;
+        if (batch.length < this.#batchRecords) continue;
         if (!(await this.#apply(batch, target))) return false;
         batch = [];
         await this.#checkpointIfDue();

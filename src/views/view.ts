@@ -24,6 +24,8 @@ import type { LogRecord, StreamOptions } from '../log/log.js';
 export interface View<T> {
   /** Changing it rebuilds the view from the start of the log. */
   readonly version: number;
+  /** Records per `apply` while catching up (default `viewBatchRecords`): larger for views whose writes commit. */
+  readonly batchRecords?: number;
   open(context: ViewContext<T>): Promise<number>;
   apply(records: readonly LogRecord<T>[]): void | Promise<void>;
   checkpoint(since: number): Promise<void>;
