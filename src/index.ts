@@ -19,3 +19,4 @@ export type { ViewProgress, ViewStatus } from './views/runner.js';
 export { ReduceView, reduce, type ReduceOptions } from './views/reduce.js';
 export { IndexView, index, type IndexKey, type IndexEntry, type IndexRange } from './views/index-view.js';
 export { KeyIndexView, TimeIndexView, keyIndex, timeIndex, type KeyIndexOptions } from './views/key-time-index.js';
+export * from './views/query/index.js';

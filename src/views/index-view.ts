@@ -77,6 +77,7 @@ export class IndexView<T> implements View<T> {
     if (version === undefined || since === undefined) return -1;
     if (version !== this.version) {
       context.report(`version ${version} on disk, ${this.version} in code: rebuilding`);
+      await this.clear();
       return -1;
     }
     this.#committed = since;
@@ -109,9 +110,14 @@ export class IndexView<T> implements View<T> {
     await this.#root?.flushed;
   }
 
+  /** Entries and meta go in one transaction: a crash cannot leave a since that points at missing entries. */
   async clear(): Promise<void> {
-    await this.#store().clearAsync();
-    await (this.#meta as Database<number, string>).clearAsync();
+    const entries = this.#store();
+    const meta = this.#meta as Database<number, string>;
+    await entries.transaction(() => {
+      entries.clearSync();
+      meta.clearSync();
+    });
     this.#committed = -1;
   }
 

@@ -103,4 +103,17 @@ describe('index view', () => {
     await db.append([message(1), message(2)]);
     await assert.rejects(reading, { code: 'ABORTED' });
   });
+
+  it('drops the entries of the old version when its version changes', async () => {
+    const dir = directory();
+    let db = await Sluice.open<Message>(dir);
+    let view = db.use('ix', index<Message>(1, (value) => value.author));
+    await db.append([message(0), message(1)]);
+    await entries(view);
+    await db.close();
+    db = await Sluice.open<Message>(dir);
+    view = db.use('ix', index<Message>(2, (value) => value.type));
+    assert.deepEqual((await entries(view)).map(([key]) => key), ['like', 'post']);
+    await db.close();
+  });
 });

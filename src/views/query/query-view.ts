@@ -1,0 +1,259 @@
+import { join } from 'node:path';
+import { open as openLmdb, type Database, type Key, type RootDatabase } from 'lmdb';
+import type { LogRecord } from '../../log/log.js';
+import type { ReadOptions, View, ViewContext } from '../view.js';
+import { chain, compileStages, type CompiledStage, type QueryFilter, type QueryStage, type Sink } from './compile.js';
+import { checkIndexes, choosePlan, entryKey, type KeyBounds, type QueryIndex, type QueryPlan } from './plan.js';
+import { describe, isPlainObject } from './values.js';
+
+/** What a query reads: every record as `{ offset, time, key, value }`; `key` is the record's key as UTF-8 text. */
+export interface QueryRecord<T> {
+  readonly offset: number;
+  readonly time: number;
+  readonly key: string | undefined;
+  readonly value: T;
+}
+
+/** A query: stages applied in order to the records, in log order (newest first with `reverse`). */
+export interface Query {
+  /** `$filter`, `$map`, `$reduce` and `$sort` stages, in any number and order. Default: none (every record). */
+  readonly query?: readonly QueryStage[];
+  /** Read the records newest first (results then come in that order unless a `$sort` or `$reduce` reorders). */
+  readonly reverse?: boolean;
+  /** The most results to yield. */
+  readonly limit?: number;
+  /** Not supported yet: `true` is a TypeError. */
+  readonly live?: boolean;
+}
+
+export interface QueryViewOptions {
+  /**
+   * The composite indexes to maintain, e.g. `{ name: 'author-time', value: [['value', 'author'], ['value', 'time']] }`.
+   * Changing them rebuilds the view (as a new version does). Default: none (every read scans the log).
+   */
+  readonly indexes?: readonly QueryIndex[];
+}
+
+interface CompiledQuery {
+  readonly stages: readonly CompiledStage[];
+  readonly plan: QueryPlan;
+  readonly bounds: KeyBounds | undefined;
+  readonly reverse: boolean;
+  readonly limit: number;
+}
+
+const queryKeys = new Set(['query', 'reverse', 'limit', 'live']);
+const versionKey = 'version';
+const sinceKey = 'since';
+const indexesKey = 'indexes';
+const utf8 = new TextDecoder();
+
+function toQueryRecord<T>(record: LogRecord<T>): QueryRecord<T> {
+  return {
+    offset: record.offset,
+    time: record.time,
+    key: record.key === undefined ? undefined : utf8.decode(record.key),
+    value: record.value,
+  };
+}
+
+/**
+ * Queries over the log in the manner of flumeview-query (map-filter-reduce): a read is a list of `$filter`,
+ * `$map`, `$reduce` and `$sort` stages; the view keeps the declared composite indexes in step with the log and
+ * serves a read's leading `$filter` from the best of them (`explain` shows which), or scans the log when none
+ * fits. The index only narrows what is read: every record read is matched against the whole filter, so results
+ * never depend on the plan, and they come in log order (or reverse) whichever plan ran.
+ *
+ * Storage: one LMDB environment (`<view dir>/query.mdb`) holds the entries of every index, keyed
+ * `[index name, ...field values, offset]` (the offset makes every record's key unique, so each is kept), next to
+ * the view's `since`, version and index declarations. One store rather than one `IndexView` per index: an
+ * apply writes the entries of all indexes and the `since` they reach in one transaction, so the indexes can
+ * never disagree with each other after a crash; a read fetches each record once (`getRecord`, which `IndexView`
+ * reads do not give); and the declarations stored with the entries let a changed declaration rebuild the view.
+ */
+export class QueryView<T> implements View<T> {
+  readonly version: number;
+  /** The declared indexes (validated copies). */
+  readonly indexes: readonly QueryIndex[];
+  readonly #declarations: string;
+  #context: ViewContext<T> | undefined;
+  #root: RootDatabase | undefined;
+  #entries: Database<number, Key> | undefined;
+  #meta: Database<number | string, string> | undefined;
+  #since = -1;
+
+  constructor(version: number, options: QueryViewOptions = {}) {
+    if (!Number.isSafeInteger(version)) throw new TypeError('version must be an integer');
+    if (!isPlainObject(options)) throw new TypeError(`options must be an object, got ${describe(options)}`);
+    this.version = version;
+    this.indexes = Object.freeze(checkIndexes(options.indexes ?? []));
+    this.#declarations = JSON.stringify(this.indexes);
+  }
+
+  async open(context: ViewContext<T>): Promise<number> {
+    this.#context = context;
+    const root = openLmdb({ path: join(context.dir, 'query.mdb'), compression: false });
+    this.#root = root;
+    this.#entries = root.openDB<number, Key>({ name: 'entries', encoding: 'ordered-binary' });
+    const meta = root.openDB<number | string, string>({ name: 'meta' });
+    this.#meta = meta;
+    const version = meta.get(versionKey);
+    const since = meta.get(sinceKey);
+    const declarations = meta.get(indexesKey);
+    if (version === undefined || since === undefined) return -1;
+    let stale: string | undefined;
+    if (version !== this.version) stale = `version ${version} on disk, ${this.version} in code: rebuilding`;
+    else if (declarations !== this.#declarations) stale = 'the declared indexes changed: rebuilding';
+    if (stale !== undefined) {
+      context.report(stale);
+      // The entries of another version or other indexes must not survive into the rebuild.
+      await this.clear();
+      return -1;
+    }
+    this.#since = since as number;
+    return this.#since;
+  }
+
+  async apply(records: readonly LogRecord<T>[]): Promise<void> {
+    const entries = this.#store();
+    const meta = this.#meta as Database<number | string, string>;
+    const keyed: Array<[Key[], number]> = [];
+    for (const record of records) {
+      const item = toQueryRecord(record);
+      for (const index of this.indexes) {
+        const key = entryKey(index, item, record.offset);
+        if (key !== undefined) keyed.push([key, record.offset]);
+      }
+    }
+    const since = (records[records.length - 1] as LogRecord<T>).offset;
+    // One transaction: the entries of every index, the since they bring the view to, its version and indexes.
+    await entries.transaction(() => {
+      for (const [key, offset] of keyed) entries.putSync(key, offset);
+      meta.putSync(sinceKey, since);
+      meta.putSync(versionKey, this.version);
+      meta.putSync(indexesKey, this.#declarations);
+    });
+    this.#since = since;
+  }
+
+  /** Every apply already committed its entries with their since: a checkpoint only waits for the disk. */
+  async checkpoint(): Promise<void> {
+    await this.#root?.flushed;
+  }
+
+  /** Entries and meta in one transaction: a crash half-way must not leave a `since` over missing entries. */
+  async clear(): Promise<void> {
+    const entries = this.#store();
+    const meta = this.#meta as Database<number | string, string>;
+    await entries.transaction(() => {
+      entries.clearSync();
+      meta.clearSync();
+    });
+    this.#since = -1;
+  }
+
+  async close(): Promise<void> {
+    await this.#root?.close();
+    this.#root = undefined;
+    this.#entries = undefined;
+  }
+
+  /**
+   * Runs a query once the view has caught up (see `ReadOptions`) and yields its results. The query is validated
+   * at once: an unknown stage or operator, or a `$sort` / `$reduce` argument that is not a path, is a
+   * `TypeError`; a bad `limit` a `RangeError`; `live: true` a `TypeError` (not supported).
+   */
+  read<R = unknown>(q: Query, options?: ReadOptions): AsyncIterable<R> {
+    return this.#run(this.#compile(q), options) as AsyncIterable<R>;
+  }
+
+  /** How `read(q)` would run, without running it: the index and the part of it read, or a scan. */
+  explain(q: Query): QueryPlan {
+    return this.#compile(q).plan;
+  }
+
+  #compile(q: Query): CompiledQuery {
+    if (!isPlainObject(q)) throw new TypeError(`a query is an object { query: [stages], reverse?, limit? }, got ${describe(q)}`);
+    for (const key of Object.keys(q)) if (!queryKeys.has(key)) throw new TypeError(`unknown query option ${key}`);
+    if (q.live !== undefined && q.live !== false) {
+      throw new TypeError('live queries are not supported: read again after appending (reads wait for the view)');
+    }
+    if (q.reverse !== undefined && typeof q.reverse !== 'boolean') throw new TypeError('reverse must be a boolean');
+    let limit = Infinity;
+    if (q.limit !== undefined) {
+      if (typeof q.limit !== 'number') throw new TypeError('limit must be a number');
+      if (!Number.isSafeInteger(q.limit) || q.limit < 0) throw new RangeError('limit must be a non-negative integer');
+      limit = q.limit;
+    }
+    const stages = compileStages(q.query ?? []);
+    // The leading filters see the records themselves: only they can be served by an index.
+    const filters: QueryFilter[] = [];
+    for (const stage of stages) {
+      if (stage.kind !== 'filter') break;
+      filters.push(stage.filter as QueryFilter);
+    }
+    const { plan, bounds } = choosePlan(this.indexes, filters);
+    return { stages, plan, bounds, reverse: q.reverse === true, limit };
+  }
+
+  async *#run(query: CompiledQuery, options: ReadOptions | undefined): AsyncIterable<unknown> {
+    const context = this.#ready();
+    await context.ready(options);
+    if (query.limit === 0) return;
+    // What the view has processed now: an index read and a scan see exactly the same records.
+    const since = this.#since;
+    const records =
+      query.bounds === undefined ? this.#scan(context, since, query.reverse) : this.#fromIndex(context, query.bounds, since, query.reverse);
+    const results: unknown[] = [];
+    const sink = chain(query.stages, { push: (item) => results.push(item), end: () => undefined } satisfies Sink);
+    let yielded = 0;
+    for await (const record of records) {
+      sink.push(toQueryRecord(record));
+      if (results.length === 0) continue;
+      for (const result of results) {
+        yield result;
+        // Returning here ends the loop over the records, which releases the log stream.
+        if (++yielded >= query.limit) return;
+      }
+      results.length = 0;
+    }
+    sink.end();
+    for (const result of results) {
+      yield result;
+      if (++yielded >= query.limit) return;
+    }
+  }
+
+  /** The records in the index range, in log order: offsets first (a snapshot, no LMDB transaction held), then reads. */
+  #fromIndex(context: ViewContext<T>, bounds: KeyBounds, since: number, reverse: boolean): AsyncIterable<LogRecord<T>> {
+    const offsets: number[] = [];
+    for (const { value: offset } of this.#store().getRange(bounds)) {
+      // An apply may have committed after `since` was taken: those records are not part of this read.
+      if (offset <= since) offsets.push(offset);
+    }
+    offsets.sort(reverse ? (a, b) => b - a : (a, b) => a - b);
+    return (async function* fetch() {
+      for (const offset of offsets) yield await context.getRecord(offset);
+    })();
+  }
+
+  #scan(context: ViewContext<T>, since: number, reverse: boolean): AsyncIterable<LogRecord<T>> {
+    if (since < 0) return (async function* nothing() {})();
+    return context.stream({ lte: since, reverse });
+  }
+
+  #ready(): ViewContext<T> {
+    if (this.#context === undefined) throw new TypeError('the view is not in use by a database');
+    return this.#context;
+  }
+
+  #store(): Database<number, Key> {
+    if (this.#entries === undefined) throw new TypeError('the query view is not open');
+    return this.#entries;
+  }
+}
+
+/** `query(version, { indexes })`: see `QueryView`. */
+export function query<T>(version: number, options?: QueryViewOptions): QueryView<T> {
+  return new QueryView(version, options);
+}
