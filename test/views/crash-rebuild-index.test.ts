@@ -1,0 +1,324 @@
+/**
+ * An index view killed (SIGKILL) while it catches up resumes from what it committed, not from zero.
+ *
+ * The parent fills a native log with 400,000 small records (`{ n }`, n = 0, 1, …), closes it, and starts a child
+ * process that opens the database with an index view `idx` (`index(1, (v, r) => [v.n % 1000, r.offset])`, whose
+ * `map` counts its calls) and prints every `progress` event. The index commits each batch of 10,000 records in one
+ * LMDB transaction together with its `since` and version, and progress is emitted after a batch is applied, so a
+ * progress `since` is a committed point. The parent kills the child on the first progress line short of the log's
+ * last record. It then reads the index's `meta` (in a copy of the killed database, straight from LMDB) and checks:
+ * - every progress line of the child: `map` had been called exactly for the records up to that line's `since`;
+ * - the committed `since` is at least the last progress `since` the child printed, short of the last record, and
+ *   a batch boundary (a multiple of 10,000 records); the committed version is 1;
+ * - reopened with the same version, the view maps exactly the records after the committed `since` (fewer than
+ *   the whole log, and at most the records after the last progress `since`), starting with the first one after
+ *   it, reports nothing, and the index ends complete and exact: one entry per record, `read` of `[k, *]` for a few
+ *   k gives exactly the offsets of the records with n % 1000 === k;
+ * - reopened with version 2 (keys `['v2', n % 1000, offset]`, so any version 1 entry left would show), the view
+ *   reports the version change, maps every record again from the first, and no version 1 entry remains.
+ * Should the child nevertheless catch up before the kill lands, the log is made bigger and the child run again.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { cpSync } from 'node:fs';
+import { join } from 'node:path';
+import { before, describe, it } from 'node:test';
+import { open as openLmdb, type Key } from 'lmdb';
+import { Sluice } from '../../src/db/sluice.js';
+import { FileLog } from '../../src/log/file/file-log.js';
+import type { LogRecord } from '../../src/log/log.js';
+import { index, type IndexKey, type IndexView } from '../../src/views/index-view.js';
+import { temporaryDirectory } from '../helpers.js';
+
+interface Value {
+  readonly n: number;
+}
+
+const recordsFirst = 400_000;
+const appendBatchRecords = 1000;
+const indexBatch = 10_000;
+const attemptsMax = 3;
+const viewName = 'idx';
+const keysChecked = [0, 1, 500, 999];
+
+const indexPathOf = (dir: string): string => join(dir, 'views', viewName, 'index.mdb');
+
+/**
+ * The child: opens the database with the `idx` view (version 1; `map` counts its calls) and prints one JSON line
+ * per progress event, per report, and once caught up. It never exits by itself: the parent kills it.
+ */
+const childScript = `
+import { Sluice } from ${JSON.stringify(new URL('../../src/db/sluice.js', import.meta.url).href)};
+import { index } from ${JSON.stringify(new URL('../../src/views/index-view.js', import.meta.url).href)};
+const print = (line) => process.stdout.write(JSON.stringify(line) + '\\n');
+let mapped = 0;
+const db = await Sluice.open(process.env.SLUICE_CRASH_DIR);
+db.on('progress', (progress) => print({ since: progress.since, mapped }));
+db.on('report', ({ message }) => print({ report: message }));
+db.on('view-error', ({ offset, error }) => {
+  process.stderr.write('view-error at ' + offset + ': ' + (error && error.stack) + '\\n');
+  process.exit(3);
+});
+const view = db.use(${JSON.stringify(viewName)}, index(1, (v, r) => {
+  mapped++;
+  return [v.n % 1000, r.offset];
+}));
+await view.get([0, 0]);
+print({ done: db.viewStatus(${JSON.stringify(viewName)}).since, mapped });
+setInterval(() => undefined, 1 << 30);
+`;
+
+/** Appends `count` records `{ n }` (n = 0, 1, … continuing the log) in batches; adds their offsets to `offsets`. */
+async function fill(dir: string, offsets: number[], count: number): Promise<void> {
+  const log = await FileLog.open<Value>(dir);
+  const first = offsets.length;
+  try {
+    for (let start = first; start < first + count; start += appendBatchRecords) {
+      const values: Value[] = [];
+      for (let n = start; n < Math.min(start + appendBatchRecords, first + count); n++) values.push({ n });
+      for (const offset of await log.append(values)) offsets.push(offset);
+    }
+  } finally {
+    await log.close();
+  }
+}
+
+/** How many of the (ascending) offsets are ≤ `since`. */
+function countUpTo(offsets: readonly number[], since: number): number {
+  let low = 0;
+  let high = offsets.length;
+  while (low < high) {
+    const middle = (low + high) >>> 1;
+    if ((offsets[middle] as number) <= since) low = middle + 1;
+    else high = middle;
+  }
+  return low;
+}
+
+type ChildLine =
+  | { readonly since: number; readonly mapped: number }
+  | { readonly report: string }
+  | { readonly done: number; readonly mapped: number };
+
+interface ChildRun {
+  readonly lines: ChildLine[];
+  /** The last progress `since` the child printed before the kill, and whether it had said it caught up. */
+  readonly progressSince: number;
+  readonly caughtUp: boolean;
+}
+
+/** Runs the child on `dir` and kills it on its first progress line past `startSince` and short of `lastOffset`. */
+async function runUntilKilled(dir: string, startSince: number, lastOffset: number): Promise<ChildRun> {
+  const child = spawn(process.execPath, ['--input-type=module', '-e', childScript], {
+    env: { ...process.env, SLUICE_CRASH_DIR: dir },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const lines: ChildLine[] = [];
+  let stderr = '';
+  let pending = '';
+  let progressSince = startSince;
+  let caughtUp = false;
+  let killed = false;
+  child.stderr.setEncoding('utf8').on('data', (data: string) => (stderr += data));
+  child.stdout.setEncoding('utf8').on('data', (data: string) => {
+    if (killed) return;
+    pending += data;
+    const parts = pending.split('\n');
+    pending = parts.pop() ?? '';
+    for (const part of parts) {
+      const line = JSON.parse(part) as ChildLine;
+      lines.push(line);
+      if ('since' in line) progressSince = line.since;
+      if ('done' in line) caughtUp = true;
+    }
+    if (caughtUp || (progressSince > startSince && progressSince < lastOffset)) {
+      killed = true;
+      child.kill('SIGKILL');
+    }
+  });
+  try {
+    const [code, signal] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null];
+    assert.equal(signal, 'SIGKILL', `the child ended by itself (exit code ${code}): ${stderr}`);
+  } finally {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  }
+  return { lines, progressSince, caughtUp };
+}
+
+/** Copies `dir` to a sibling `name` (each case works on its own copy of the killed database). */
+function copy(dir: string, name: string): string {
+  const target = join(dir, '..', name);
+  cpSync(dir, target, { recursive: true });
+  return target;
+}
+
+/** The index as LMDB holds it in a database that is not open: its meta, and every key with its offset. */
+async function readLmdb(dir: string) {
+  const root = openLmdb({ path: indexPathOf(dir), compression: false });
+  try {
+    const meta = root.openDB<number, string>({ name: 'meta' });
+    const entries = root.openDB<number, Key>({ name: 'entries', encoding: 'ordered-binary' });
+    const keys: Array<{ key: Key; offset: number }> = [];
+    for (const { key, value } of entries.getRange({})) keys.push({ key, offset: value });
+    return { since: meta.get('since'), version: meta.get('version'), keys };
+  } finally {
+    await root.close();
+  }
+}
+
+interface Crash {
+  /** The killed database, never opened since: each case works on a copy. */
+  readonly dir: string;
+  readonly offsets: readonly number[];
+  /** The `since` and version committed in LMDB when the child was killed. */
+  readonly committed: { readonly since: number; readonly version: number };
+  readonly progressSince: number;
+  readonly description: string;
+}
+
+/** The offsets of the records with n % 1000 === k, in order (record i has n = i). */
+const offsetsOfKey = (offsets: readonly number[], k: number): number[] => offsets.filter((_, i) => i % 1000 === k);
+
+/** Opens a copy of the crashed database with the index of `version`; counts the records `map` is called for. */
+async function reopen(crash: Crash, name: string, version: number) {
+  const dir = copy(crash.dir, name);
+  const reports: string[] = [];
+  const errors: string[] = [];
+  let mapped = 0;
+  let firstMapped = -1;
+  const keyOf =
+    version === 1
+      ? (n: number, offset: number): IndexKey => [n % 1000, offset]
+      : (n: number, offset: number): IndexKey => ['v2', n % 1000, offset];
+  const db = await Sluice.open<Value>(dir);
+  db.on('report', ({ message }) => reports.push(message));
+  db.on('view-error', ({ offset, error }) => errors.push(`at ${offset}: ${error.message}`));
+  const view: IndexView<Value> = db.use(
+    viewName,
+    index<Value>(version, (value, record: LogRecord<Value>) => {
+      if (mapped === 0) firstMapped = record.offset;
+      mapped++;
+      return keyOf(value.n, record.offset);
+    }),
+  );
+  const reads = new Map<number, { v1: number[]; v2: number[] }>();
+  let since: number;
+  try {
+    for (const k of keysChecked) {
+      const v1: number[] = [];
+      const v2: number[] = [];
+      for await (const entry of view.read({ gte: [k, 0], lte: [k, Number.MAX_SAFE_INTEGER] })) v1.push(entry.offset);
+      for await (const entry of view.read({ gte: ['v2', k, 0], lte: ['v2', k, Number.MAX_SAFE_INTEGER] })) {
+        v2.push(entry.offset);
+      }
+      reads.set(k, { v1, v2 });
+    }
+    since = db.viewStatus(viewName).since;
+  } finally {
+    await db.close();
+  }
+  return { mapped, firstMapped, reports, errors, reads, since, lmdb: await readLmdb(dir) };
+}
+
+describe('an index view killed while catching up', { timeout: 60_000 }, () => {
+  const root = temporaryDirectory('sluice-crash-rebuild-index-');
+  let crash: Crash | undefined;
+
+  before(async () => {
+    const dir = join(root, 'crashed');
+    const offsets: number[] = [];
+    const notes: string[] = [];
+    let startSince = -1;
+    for (let attempt = 1; ; attempt++) {
+      await fill(dir, offsets, recordsFirst * 2 ** (attempt - 1));
+      const lastOffset = offsets[offsets.length - 1] as number;
+      const run = await runUntilKilled(dir, startSince, lastOffset);
+      const context = `attempt ${attempt} (${offsets.length} records, from ${startSince} to ${lastOffset})`;
+      // Every progress line: map had been called exactly for the records after the start, up to `since`.
+      for (const line of run.lines) {
+        assert.ok(!('report' in line), `${context}: the child reported "${'report' in line ? line.report : ''}"`);
+        if ('since' in line) {
+          const expected = countUpTo(offsets, line.since) - countUpTo(offsets, startSince);
+          assert.equal(line.mapped, expected, `${context}: records mapped by the child at progress ${line.since}`);
+        }
+      }
+      const peek = await readLmdb(copy(dir, `peek-${attempt}`));
+      assert.ok(peek.since !== undefined && peek.version !== undefined, `${context}: no since/version in LMDB`);
+      const committed = { since: peek.since, version: peek.version };
+      notes.push(
+        `${context}: killed after progress ${run.progressSince}${run.caughtUp ? ' (caught up)' : ''}; ` +
+          `committed in LMDB: since ${committed.since}, version ${committed.version}`,
+      );
+      assert.ok(
+        committed.since >= run.progressSince,
+        `${context}: LMDB holds since ${committed.since}, behind the progress ${run.progressSince} the child printed`,
+      );
+      if (!run.caughtUp && committed.since < lastOffset) {
+        crash = { dir, offsets, committed, progressSince: run.progressSince, description: notes.join('; ') };
+        return;
+      }
+      assert.ok(attempt < attemptsMax, `the kill never landed before the view caught up: ${notes.join('; ')}`);
+      startSince = committed.since;
+    }
+  });
+
+  it('resumes from its last committed batch and ends complete and exact', async (t) => {
+    assert.ok(crash !== undefined);
+    const { offsets, committed, progressSince } = crash;
+    const records = offsets.length;
+    const covered = countUpTo(offsets, committed.since);
+    t.diagnostic(`${crash.description}; ${covered} of ${records} records committed`);
+    assert.equal(committed.version, 1);
+    assert.ok(covered > 0 && covered < records, `the committed since ${committed.since} lies inside the log`);
+    assert.equal(covered % indexBatch, 0, `${covered} records committed: whole batches of ${indexBatch}`);
+
+    const reopened = await reopen(crash, 'resume', 1);
+    assert.deepEqual(reopened.errors, []);
+    assert.deepEqual(reopened.reports, [], 'the same version reopens without a rebuild');
+    assert.ok(reopened.mapped < records, `mapped ${reopened.mapped} of ${records}: not from zero`);
+    const afterProgress = records - countUpTo(offsets, progressSince);
+    assert.ok(reopened.mapped <= afterProgress, `mapped ${reopened.mapped}, more than the ${afterProgress} after the last progress`);
+    assert.equal(reopened.mapped, records - covered, 'mapped exactly the records after the committed since');
+    assert.equal(reopened.firstMapped, offsets[covered], 'started with the first record after the committed since');
+    assert.equal(reopened.since, offsets[records - 1], 'the view is at the last record');
+    for (const k of keysChecked) {
+      const read = reopened.reads.get(k);
+      assert.deepEqual(read?.v1, offsetsOfKey(offsets, k), `the entries [${k}, *]`);
+      assert.deepEqual(read?.v2, [], `no entry ['v2', ${k}, *]`);
+    }
+    const { lmdb } = reopened;
+    assert.equal(lmdb.keys.length, records, 'one entry per record');
+    const wrong = lmdb.keys.filter(({ key, offset }) => {
+      const i = countUpTo(offsets, offset) - 1;
+      const [k, o] = key as [number, number];
+      return offsets[i] !== offset || o !== offset || k !== i % 1000;
+    });
+    assert.deepEqual(wrong.slice(0, 5), [], `${wrong.length} entries not [n % 1000, offset] -> offset`);
+    assert.deepEqual({ since: lmdb.since, version: lmdb.version }, { since: offsets[records - 1], version: 1 });
+  });
+
+  it('rebuilds from zero, leaving no version 1 entry, when the version changed since the kill', async (t) => {
+    assert.ok(crash !== undefined);
+    const { offsets } = crash;
+    const records = offsets.length;
+    t.diagnostic(`${crash.description}; reopened with version 2`);
+    const reopened = await reopen(crash, 'new-version', 2);
+    assert.deepEqual(reopened.errors, []);
+    assert.equal(reopened.reports.length, 1, `one report: ${JSON.stringify(reopened.reports)}`);
+    assert.match(reopened.reports[0] as string, /\bversion\b.*\b1\b.*\b2\b/);
+    assert.equal(reopened.mapped, records, 'mapped every record again');
+    assert.equal(reopened.firstMapped, offsets[0], 'started with the first record of the log');
+    assert.equal(reopened.since, offsets[records - 1], 'the view is at the last record');
+    for (const k of keysChecked) {
+      const read = reopened.reads.get(k);
+      assert.deepEqual(read?.v1, [], `no version 1 entry [${k}, *] left`);
+      assert.deepEqual(read?.v2, offsetsOfKey(offsets, k), `the entries ['v2', ${k}, *]`);
+    }
+    const { lmdb } = reopened;
+    const stale = lmdb.keys.filter(({ key }) => !Array.isArray(key) || key[0] !== 'v2');
+    assert.deepEqual(stale.slice(0, 5), [], `${stale.length} entries not made by version 2`);
+    assert.equal(lmdb.keys.length, records, 'one entry per record');
+    assert.deepEqual({ since: lmdb.since, version: lmdb.version }, { since: offsets[records - 1], version: 2 });
+  });
+});
