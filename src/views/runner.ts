@@ -57,6 +57,9 @@ export class ViewRunner<T> {
   #wake: (() => void) | undefined;
   #running: Promise<void> | undefined;
   #idleTimer: NodeJS.Timeout | undefined;
+  #idleCheckpoint: Promise<void> | undefined;
+  /** rebuild() and close() run one at a time, in call order. */
+  #transitions: Promise<void> = Promise.resolve();
   #progress: { start: number; startMs: number; records: number; lastEmitMs: number } | undefined;
   /** Records applied, and the time, since the last checkpoint: kept across catch-up rounds, so a view chasing a
    * busy writer is checkpointed as regularly as one rebuilding. */
@@ -134,25 +137,29 @@ export class ViewRunner<T> {
     if (this.#status === 'closed') throw new SluiceError('VIEW_CLOSED', `view ${this.name} is closed`);
   }
 
+  /** The feeding loop: never rejects (a failure stops it and is reported), ends when stopped or failed. */
   async #run(): Promise<void> {
     const signal = this.#stop.signal;
-    while (!signal.aborted) {
-      const target = this.#source.since;
-      if (this.#since >= target) {
-        this.#status = 'live';
-        this.#progress = undefined;
-        this.#scheduleIdleCheckpoint();
-        await new Promise<void>((resolve) => {
-          this.#wake = resolve;
-          if (this.#source.since > this.#since || signal.aborted) resolve();
-        });
-        this.#wake = undefined;
-        continue;
+    try {
+      while (!signal.aborted && this.#failure === undefined) {
+        const target = this.#source.since;
+        if (this.#since >= target) {
+          this.#status = 'live';
+          this.#progress = undefined;
+          this.#scheduleIdleCheckpoint();
+          await new Promise<void>((resolve) => {
+            this.#wake = resolve;
+            if (this.#source.since > this.#since || signal.aborted || this.#failure !== undefined) resolve();
+          });
+          this.#wake = undefined;
+          continue;
+        }
+        this.#status = 'catching-up';
+        this.#progress ??= { start: this.#since, startMs: Date.now(), records: 0, lastEmitMs: 0 };
+        if (!(await this.#catchUp(target, signal))) return;
       }
-      this.#status = 'catching-up';
-      this.#progress ??= { start: this.#since, startMs: Date.now(), records: 0, lastEmitMs: 0 };
-      const ok = await this.#catchUp(target, signal);
-      if (!ok) return;
+    } catch (error) {
+      if (!signal.aborted) this.#fail(this.#since, error);
     }
   }
 
@@ -193,7 +200,7 @@ export class ViewRunner<T> {
     }
     this.#since = (batch[batch.length - 1] as LogRecord<T>).offset;
     this.#uncheckpointedRecords += batch.length;
-    if (this.#since >= this.#source.since) this.#status = 'live';
+    if (this.#since >= this.#source.since && this.#failure === undefined) this.#status = 'live';
     this.#waiters.release(this.#since);
     this.#reportProgress(batch.length, target);
     return true;
@@ -231,6 +238,7 @@ export class ViewRunner<T> {
     });
     this.#status = 'failed';
     this.#waiters.rejectAll(this.#failure);
+    this.#wake?.();
     this.#events.failed(this.name, offset, error);
   }
 
@@ -238,7 +246,8 @@ export class ViewRunner<T> {
     if (this.#since === this.#checkpointed || this.#idleTimer !== undefined) return;
     this.#idleTimer = setTimeout(() => {
       this.#idleTimer = undefined;
-      if (this.#status === 'live') void this.#checkpoint().catch((error: unknown) => this.#fail(this.#since, error));
+      if (this.#status !== 'live') return;
+      this.#idleCheckpoint = this.#checkpoint().catch((error: unknown) => this.#fail(this.#since, error));
     }, viewCheckpointIdleMs);
     this.#idleTimer.unref();
   }
@@ -254,40 +263,55 @@ export class ViewRunner<T> {
   }
 
   /** Discards the view's state and processes the whole log again; reads wait meanwhile. */
-  async rebuild(): Promise<void> {
-    await this.#opened.catch(() => undefined);
-    await this.#halt();
-    this.#stop = new AbortController();
-    await this.view.clear();
-    this.#since = -1;
-    this.#checkpointed = -1;
-    this.#failure = undefined;
-    this.#progress = undefined;
-    this.#status = 'catching-up';
-    this.#running = this.#run();
+  rebuild(): Promise<void> {
+    return this.#transition(async () => {
+      await this.#opened.catch(() => undefined);
+      if (this.#status === 'closed') throw new SluiceError('VIEW_CLOSED', `view ${this.name} is closed`);
+      await this.#halt();
+      this.#stop = new AbortController();
+      // Reset before clearing, so reads issued during the clear wait for the rebuilt state.
+      this.#since = -1;
+      this.#checkpointed = -1;
+      this.#failure = undefined;
+      this.#progress = undefined;
+      this.#status = 'catching-up';
+      await this.view.clear();
+      this.#running = this.#run();
+    });
+  }
+
+  #transition(step: () => Promise<void>): Promise<void> {
+    const next = this.#transitions.then(step);
+    this.#transitions = next.catch(() => undefined);
+    return next;
   }
 
   async #halt(): Promise<void> {
     this.#stop.abort();
     this.#wake?.();
-    await this.#running?.catch(() => undefined);
+    await this.#running;
     if (this.#idleTimer !== undefined) clearTimeout(this.#idleTimer);
     this.#idleTimer = undefined;
+    await this.#idleCheckpoint;
   }
 
   /** Stops feeding, checkpoints what was processed, closes the view; pending reads fail with `VIEW_CLOSED`. */
-  async close(): Promise<void> {
-    if (this.#status === 'closed') return;
-    this.#unsubscribe();
-    await this.#opened.catch(() => undefined);
-    await this.#halt();
-    const wasFailed = this.#failure !== undefined;
-    this.#status = 'closed';
-    this.#waiters.rejectAll(new SluiceError('VIEW_CLOSED', `view ${this.name} closed before it got there`));
-    try {
-      if (!wasFailed) await this.#checkpoint();
-    } finally {
-      await this.view.close();
-    }
+  close(): Promise<void> {
+    this.#closing ??= this.#transition(async () => {
+      this.#unsubscribe();
+      await this.#opened.catch(() => undefined);
+      await this.#halt();
+      const wasFailed = this.#failure !== undefined;
+      this.#status = 'closed';
+      this.#waiters.rejectAll(new SluiceError('VIEW_CLOSED', `view ${this.name} closed before it got there`));
+      try {
+        if (!wasFailed && this.#since >= 0) await this.#checkpoint();
+      } finally {
+        await this.view.close();
+      }
+    });
+    return this.#closing;
   }
+
+  #closing: Promise<void> | undefined;
 }

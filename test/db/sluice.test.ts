@@ -102,4 +102,77 @@ describe('Sluice database', () => {
     assert.equal(seen[0]?.time, 42);
     assert.equal(Buffer.from(seen[0]?.key ?? []).toString(), 'k');
   });
+
+  it('runs overlapping rebuilds one after the other: every record applied once', async () => {
+    await using db = await Sluice.open<number>(directory());
+    const count = db.use('count', reduce(1, (n: number) => n + 1, { initial: 0 }));
+    await db.append(Array.from({ length: 5000 }, (_, i) => i));
+    await count.get();
+    await Promise.all([db.rebuild('count'), db.rebuild('count'), db.rebuild()]);
+    assert.equal(await count.get(), 5000);
+    await db.append([1, 2]);
+    assert.equal(await count.get(), 5002);
+  });
+
+  it('closes cleanly during a rebuild: the view is not used after close, and reads fail with VIEW_CLOSED', async () => {
+    const db = await Sluice.open<number>(directory());
+    const calls: string[] = [];
+    let releaseClear: () => void = () => undefined;
+    const view: View<number> = {
+      version: 1,
+      open: () => Promise.resolve(-1),
+      apply: () => undefined,
+      checkpoint: () => (calls.push('checkpoint'), Promise.resolve()),
+      clear: () => {
+        calls.push('clear');
+        return new Promise<void>((resolve) => (releaseClear = () => (calls.push('cleared'), resolve())));
+      },
+      close: () => (calls.push('close'), Promise.resolve()),
+    };
+    db.use('v', view);
+    await db.append([1, 2, 3]);
+    await db.ready('v');
+    const rebuilding = db.rebuild('v');
+    await new Promise((resolve) => setImmediate(resolve));
+    const closing = db.close();
+    releaseClear();
+    await rebuilding;
+    await closing;
+    assert.equal(calls.indexOf('cleared') < calls.indexOf('close'), true, calls.join(' '));
+    assert.equal(calls.at(-1), 'close');
+    assert.equal(db.viewStatus('v').status, 'closed');
+    await rejectsWith(db.ready('v'), 'VIEW_CLOSED');
+  });
+
+  it('stops a view whose checkpoint fails: reported, reads fail, and it is not fed again', async () => {
+    await using db = await Sluice.open<number>(directory());
+    let applied = 0;
+    const errors: string[] = [];
+    db.on('view-error', ({ view }) => errors.push(view));
+    const view: View<number> = {
+      version: 1,
+      open: () => Promise.resolve(-1),
+      apply: (records) => {
+        applied += records.length;
+      },
+      checkpoint: () => Promise.reject(new Error('disk full')),
+      clear: () => Promise.resolve(),
+      close: () => Promise.resolve(),
+    };
+    const failed = new Promise<void>((resolve) => db.once('view-error', () => resolve()));
+    db.use('v', view);
+    await db.append(Array.from({ length: 10 }, (_, i) => i));
+    await db.ready('v');
+    // Once idle, the view is checkpointed: that fails. (The idle timer does not hold the process open by itself.)
+    const keepAlive = setInterval(() => undefined, 100);
+    await failed.finally(() => clearInterval(keepAlive));
+    assert.deepEqual(errors, ['v']);
+    assert.equal(db.viewStatus('v').status, 'failed');
+    await rejectsWith(db.ready('v'), 'VIEW_FAILED');
+    await db.append(11);
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(applied, 10);
+    assert.equal(db.viewStatus('v').status, 'failed');
+  });
 });
+

@@ -316,3 +316,19 @@ describe('FileLog: the writer lock (F-30)', () => {
     assert.equal(seen[199], '98.1'.padEnd(40));
   });
 });
+
+describe('FileLog: buffered durability', () => {
+  it('resolves appends in call order across a backlog past its limit, and every one stays readable', async () => {
+    await using log = await FileLog.open<string>(freshDir(), { durability: 'buffered' });
+    const big = 'x'.repeat(2 * 1024 * 1024);
+    const order: number[] = [];
+    const offsets = await Promise.all(
+      Array.from({ length: 9 }, (_, i) => log.append(big).then((offset) => (order.push(i), offset))),
+    );
+    assert.deepEqual(order, [0, 1, 2, 3, 4, 5, 6, 7, 8]);
+    assert.equal(log.since, offsets[8]);
+    assert.equal((await log.get(offsets[8] as number)).length, big.length);
+    assert.equal((await collect(log.stream())).length, 9);
+  });
+});
+

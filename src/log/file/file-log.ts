@@ -154,7 +154,8 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
           durability: this.durability,
           segmentBytesMax: this.#segmentBytesMax,
           onVisible: (last, end) => {
-            segments.end = end;
+            // Monotonic, as since is: acknowledgments of one write may arrive in any order.
+            segments.end = Math.max(segments.end, end);
             this._advance(last);
           },
         },

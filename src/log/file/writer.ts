@@ -284,8 +284,14 @@ export class SegmentWriter {
     if (this.#durability === 'os') this.#acknowledge(chunk.batches, this.#writtenSince, this.#writtenEnd);
     else if (this.#durability === 'disk') for (const batch of chunk.batches) this.#unsynced.push(batch);
     else {
-      // Buffered appends held back while the backlog was too large: acknowledged now that they are written.
-      if (chunk.batches.length > 0) this.#acknowledge(chunk.batches, this.#writtenSince, this.#writtenEnd);
+      // Buffered appends held back while the backlog was too large, acknowledged now that they are written; in a
+      // microtask, so that appends made before them (acknowledged in microtasks too) resolve first.
+      if (chunk.batches.length > 0) {
+        const batches = chunk.batches;
+        const since = this.#writtenSince;
+        const end = this.#writtenEnd;
+        queueMicrotask(() => this.#acknowledge(batches, since, end));
+      }
       if (this.#chunks.length === 0) this.#holding = false;
     }
   }
