@@ -156,6 +156,9 @@ export class ViewRunner<T> {
         }
         this.#status = 'catching-up';
         this.#progress ??= { start: this.#since, startMs: Date.now(), records: 0, lastEmitMs: 0 };
+        // View work runs in its own turns of the event loop: a burst of appends (which chain microtasks) is never
+        // slowed by a view, which catches up once the burst yields.
+        await nextTurn();
         if (!(await this.#catchUp(target, signal))) return;
       }
     } catch (error) {
@@ -173,6 +176,7 @@ export class ViewRunner<T> {
         if (!(await this.#apply(batch, target))) return false;
         batch = [];
         await this.#checkpointIfDue();
+        await nextTurn();
       }
     } catch (error) {
       if (signal.aborted) return false;
@@ -314,4 +318,8 @@ export class ViewRunner<T> {
   }
 
   #closing: Promise<void> | undefined;
+}
+
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
