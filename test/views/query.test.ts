@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Sluice } from '../../src/db/sluice.js';
+import { isSluiceError } from '../../src/errors.js';
 import type { LogRecord } from '../../src/log/log.js';
 import { MemoryLog } from '../../src/log/memory/memory-log.js';
 import { QueryView, query, type Query, type QueryIndex, type QueryRecord } from '../../src/views/query/index.js';
@@ -421,6 +422,103 @@ describe('query view: plans', () => {
   });
 });
 
+describe('query view: live', () => {
+  const postNs: Query = { query: [{ $filter: { value: { type: 'post' } } }, { $map: ['value', 'n'] }] };
+  const postsOf = (ns: readonly number[]): number[] => ns.filter((n) => n % 3 === 0);
+
+  /** Takes the next `n` results of a live read (which never ends by itself). */
+  async function take<R>(results: AsyncIterator<R>, n: number): Promise<R[]> {
+    const found: R[] = [];
+    while (found.length < n) {
+      const step = await results.next();
+      if (step.done === true) throw new Error(`the read ended after ${found.length} of ${n}`);
+      found.push(step.value);
+    }
+    return found;
+  }
+
+  const range = (from: number, to: number): number[] => Array.from({ length: to - from }, (_, i) => from + i);
+
+  it('yields the existing matches, then each new matching record as it is indexed, with or without an index', async () => {
+    await using f = await fixture();
+    assert.equal(f.indexed.explain(postNs).index, 'type');
+    const readers = [f.indexed, f.plain].map((view) => view.read<number>({ ...postNs, live: true })[Symbol.asyncIterator]());
+    for (const reader of readers) assert.deepEqual(await take(reader, 20), postsOf(range(0, 60)));
+    // Two batches; the records that are not posts are skipped.
+    await f.db.append(range(60, 65).map(doc));
+    await f.db.append(range(65, 70).map(doc));
+    for (const reader of readers) assert.deepEqual(await take(reader, 4), postsOf(range(60, 70)));
+    // A record that does not match is not yielded: the next result is the next post.
+    await f.db.append([doc(70), doc(71)]);
+    const next = readers.map((reader) => reader.next());
+    await f.db.append([doc(72)]);
+    for (const step of await Promise.all(next)) assert.deepEqual(step, { done: false, value: 72 });
+    for (const reader of readers) await reader.return?.();
+  });
+
+  it('sees each record once when appends race with the start of the read', async () => {
+    await using f = await fixture();
+    for (const view of [f.indexed, f.plain]) {
+      const start = 60 + (view === f.indexed ? 0 : 30);
+      // The read starts (waits for the view, takes its snapshot) while batches are being appended.
+      const expected = postsOf(range(0, start + 30));
+      const reading = collect(view.read<number>({ ...postNs, live: true, limit: expected.length }));
+      const appends = [];
+      for (let n = start; n < start + 30; n += 3) appends.push(f.db.append(range(n, n + 3).map(doc)));
+      await Promise.all(appends);
+      assert.deepEqual(await reading, expected);
+    }
+  });
+
+  it('counts limit across both phases', async () => {
+    await using f = await fixture();
+    const reader = f.indexed.read<number>({ ...postNs, live: true, limit: 22 })[Symbol.asyncIterator]();
+    assert.deepEqual(await take(reader, 20), postsOf(range(0, 60)));
+    await f.db.append(range(60, 72).map(doc));
+    assert.deepEqual(await take(reader, 2), [60, 63]);
+    assert.deepEqual(await reader.next(), { done: true, value: undefined }, 'the limit ends the read');
+    // A limit within the existing matches never waits for new records.
+    assert.deepEqual(await collect(f.plain.read({ ...postNs, live: true, limit: 3 })), [0, 3, 6]);
+    assert.deepEqual(await collect(f.plain.read({ ...postNs, live: true, limit: 0 })), []);
+  });
+
+  it('ends with ABORTED when the signal aborts, and with VIEW_CLOSED when the view closes', async () => {
+    await using f = await fixture();
+    const controller = new AbortController();
+    const reader = f.plain.read<number>({ ...postNs, live: true }, { signal: controller.signal })[Symbol.asyncIterator]();
+    assert.deepEqual(await take(reader, 20), postsOf(range(0, 60)));
+    const waiting = reader.next();
+    controller.abort(new Error('enough'));
+    await assert.rejects(waiting, (error: unknown) => isSluiceError(error, 'ABORTED') && (error.cause as Error).message === 'enough');
+    assert.deepEqual(await reader.next(), { done: true, value: undefined });
+    // Aborted in the first phase.
+    const early = new AbortController();
+    const second = f.indexed.read<number>({ ...postNs, live: true }, { signal: early.signal })[Symbol.asyncIterator]();
+    assert.deepEqual(await take(second, 2), [0, 3]);
+    early.abort();
+    await assert.rejects(second.next(), (error: unknown) => isSluiceError(error, 'ABORTED'));
+    // Closing the database ends a waiting live read.
+    const third = f.indexed.read<number>({ ...postNs, live: true })[Symbol.asyncIterator]();
+    assert.deepEqual(await take(third, 20), postsOf(range(0, 60)));
+    const pending = third.next();
+    await f.db.close();
+    await assert.rejects(pending, (error: unknown) => isSluiceError(error, 'VIEW_CLOSED'));
+  });
+
+  it('refuses $reduce, $sort and reverse, saying why', () => {
+    const view = query<Doc>(1, { indexes });
+    const refuses = (q: Query, pattern: RegExp): void => {
+      assert.throws(() => view.read(q), (error: unknown) => error instanceof TypeError && pattern.test(error.message), JSON.stringify(q));
+      assert.throws(() => view.explain(q), TypeError);
+    };
+    refuses({ query: [{ $filter: { value: { type: 'post' } } }, { $reduce: { $count: true } }], live: true }, /query\[1\] is a \$reduce, which gives its results only after the last record/);
+    refuses({ query: [{ $sort: ['value', 'ts'] }, { $map: ['value', 'n'] }], live: true }, /query\[0\] is a \$sort/);
+    refuses({ ...postNs, live: true, reverse: true }, /a live query cannot be reversed/);
+    // Not live: the same stages are fine.
+    assert.doesNotThrow(() => view.read({ query: [{ $reduce: { $count: true } }], live: false }));
+  });
+});
+
 describe('query view: validation', () => {
   const view = query<Doc>(1, { indexes });
   const rejects = (q: unknown, pattern: RegExp, type: typeof TypeError | typeof RangeError = TypeError): void => {
@@ -453,7 +551,7 @@ describe('query view: validation', () => {
     rejects(filter({ value: { n: { $prefix: 1 } } }), /must be a string/);
     rejects(filter({ value: { at: new Date(0) } }), /a filter holds/);
     rejects({ query: { $filter: {} } }, /array of stages/);
-    rejects({ live: true }, /live queries are not supported/);
+    rejects({ live: 'yes' }, /live must be a boolean/);
     rejects({ limit: -1 }, /non-negative/, RangeError);
     rejects({ limit: '3' }, /must be a number/);
   });

@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { open as openLmdb, type Database, type Key, type RootDatabase } from 'lmdb';
+import { SluiceError } from '../../errors.js';
 import type { LogRecord } from '../../log/log.js';
 import type { ReadOptions, View, ViewContext } from '../view.js';
 import { chain, compileStages, type CompiledStage, type QueryFilter, type QueryStage, type Sink } from './compile.js';
@@ -22,7 +23,12 @@ export interface Query {
   readonly reverse?: boolean;
   /** The most results to yield. */
   readonly limit?: number;
-  /** Not supported yet: `true` is a TypeError. */
+  /**
+   * After the results over the records that exist, yield those of each new record as it is indexed, in log
+   * order, until `limit`, the consumer stops, `signal` aborts (`ABORTED`) or the view closes (`VIEW_CLOSED`).
+   * Only for queries of `$filter` and `$map` stages (a `$reduce` or `$sort` needs every record before its first
+   * result); cannot be combined with `reverse`.
+   */
   readonly live?: boolean;
 }
 
@@ -40,7 +46,15 @@ interface CompiledQuery {
   readonly bounds: KeyBounds | undefined;
   readonly reverse: boolean;
   readonly limit: number;
+  readonly live: boolean;
 }
+
+/** The records one apply committed, told to live reads; `undefined`: the view closed. */
+interface AppliedBatch<T> {
+  readonly since: number;
+  readonly records: readonly LogRecord<T>[];
+}
+type Watcher<T> = (batch: AppliedBatch<T> | undefined) => void;
 
 const queryKeys = new Set(['query', 'reverse', 'limit', 'live']);
 const versionKey = 'version';
@@ -81,6 +95,7 @@ export class QueryView<T> implements View<T> {
   #entries: Database<number, Key> | undefined;
   #meta: Database<number | string, string> | undefined;
   #since = -1;
+  readonly #watchers = new Set<Watcher<T>>();
 
   constructor(version: number, options: QueryViewOptions = {}) {
     if (!Number.isSafeInteger(version)) throw new TypeError('version must be an integer');
@@ -134,6 +149,10 @@ export class QueryView<T> implements View<T> {
       meta.putSync(indexesKey, this.#declarations);
     });
     this.#since = since;
+    if (this.#watchers.size > 0) {
+      const batch: AppliedBatch<T> = { since, records: [...records] };
+      for (const watcher of this.#watchers) watcher(batch);
+    }
   }
 
   /** Every apply already committed its entries with their since: a checkpoint only waits for the disk. */
@@ -153,6 +172,9 @@ export class QueryView<T> implements View<T> {
   }
 
   async close(): Promise<void> {
+    // Live reads waiting for records end with VIEW_CLOSED.
+    for (const watcher of this.#watchers) watcher(undefined);
+    this.#watchers.clear();
     await this.#root?.close();
     this.#root = undefined;
     this.#entries = undefined;
@@ -161,7 +183,7 @@ export class QueryView<T> implements View<T> {
   /**
    * Runs a query once the view has caught up (see `ReadOptions`) and yields its results. The query is validated
    * at once: an unknown stage or operator, or a `$sort` / `$reduce` argument that is not a path, is a
-   * `TypeError`; a bad `limit` a `RangeError`; `live: true` a `TypeError` (not supported).
+   * `TypeError`; a bad `limit` a `RangeError`; `live: true` with `reverse` or with a `$reduce` / `$sort` stage a `TypeError`.
    */
   read<R = unknown>(q: Query, options?: ReadOptions): AsyncIterable<R> {
     return this.#run(this.#compile(q), options) as AsyncIterable<R>;
@@ -175,10 +197,10 @@ export class QueryView<T> implements View<T> {
   #compile(q: Query): CompiledQuery {
     if (!isPlainObject(q)) throw new TypeError(`a query is an object { query: [stages], reverse?, limit? }, got ${describe(q)}`);
     for (const key of Object.keys(q)) if (!queryKeys.has(key)) throw new TypeError(`unknown query option ${key}`);
-    if (q.live !== undefined && q.live !== false) {
-      throw new TypeError('live queries are not supported: read again after appending (reads wait for the view)');
-    }
+    if (q.live !== undefined && typeof q.live !== 'boolean') throw new TypeError('live must be a boolean');
     if (q.reverse !== undefined && typeof q.reverse !== 'boolean') throw new TypeError('reverse must be a boolean');
+    const live = q.live === true;
+    if (live && q.reverse === true) throw new TypeError('a live query cannot be reversed: new records come in log order');
     let limit = Infinity;
     if (q.limit !== undefined) {
       if (typeof q.limit !== 'number') throw new TypeError('limit must be a number');
@@ -186,6 +208,15 @@ export class QueryView<T> implements View<T> {
       limit = q.limit;
     }
     const stages = compileStages(q.query ?? []);
+    if (live) {
+      const blocking = stages.findIndex((stage) => stage.kind === 'reduce' || stage.kind === 'sort');
+      if (blocking >= 0) {
+        const name = `$${(stages[blocking] as CompiledStage).kind}`;
+        throw new TypeError(
+          `a live query can only $filter and $map: query[${blocking}] is a ${name}, which gives its results only after the last record, and a live query has no last record`,
+        );
+      }
+    }
     // The leading filters see the records themselves: only they can be served by an index.
     const filters: QueryFilter[] = [];
     for (const stage of stages) {
@@ -193,21 +224,23 @@ export class QueryView<T> implements View<T> {
       filters.push(stage.filter as QueryFilter);
     }
     const { plan, bounds } = choosePlan(this.indexes, filters);
-    return { stages, plan, bounds, reverse: q.reverse === true, limit };
+    return { stages, plan, bounds, reverse: q.reverse === true, limit, live };
   }
 
   async *#run(query: CompiledQuery, options: ReadOptions | undefined): AsyncIterable<unknown> {
     const context = this.#ready();
+    if (query.live) {
+      yield* this.#runLive(context, query, options);
+      return;
+    }
     await context.ready(options);
     if (query.limit === 0) return;
     // What the view has processed now: an index read and a scan see exactly the same records.
     const since = this.#since;
-    const records =
-      query.bounds === undefined ? this.#scan(context, since, query.reverse) : this.#fromIndex(context, query.bounds, since, query.reverse);
     const results: unknown[] = [];
     const sink = chain(query.stages, { push: (item) => results.push(item), end: () => undefined } satisfies Sink);
     let yielded = 0;
-    for await (const record of records) {
+    for await (const record of this.#snapshot(context, query, since)) {
       sink.push(toQueryRecord(record));
       if (results.length === 0) continue;
       for (const result of results) {
@@ -222,6 +255,78 @@ export class QueryView<T> implements View<T> {
       yield result;
       if (++yielded >= query.limit) return;
     }
+  }
+
+  /**
+   * A live read (only `$filter` and `$map` stages, forward): the results over the records the view has processed,
+   * then those of the records each later apply commits. The watcher is registered before the snapshot's `since`
+   * is taken, so a record committed in between is seen once: the snapshot covers every record up to `since`, and
+   * the live phase skips every record at or before the last offset already covered.
+   */
+  async *#runLive(context: ViewContext<T>, query: CompiledQuery, options: ReadOptions | undefined): AsyncIterable<unknown> {
+    const queue: Array<AppliedBatch<T> | undefined> = [];
+    let wake: (() => void) | undefined;
+    const watcher: Watcher<T> = (batch) => {
+      queue.push(batch);
+      wake?.();
+    };
+    const signal = options?.signal;
+    const onAbort = (): void => wake?.();
+    // A function rather than `signal.aborted` inline: the flag changes between yields, which narrowing ignores.
+    const checkAborted = (): void => {
+      if (signal?.aborted === true) throw new SluiceError('ABORTED', 'the read was aborted', { cause: signal.reason });
+    };
+    this.#watchers.add(watcher);
+    signal?.addEventListener('abort', onAbort);
+    try {
+      await context.ready(options);
+      if (query.limit === 0) return;
+      let covered = this.#since;
+      // Filters and maps keep no state and push at once: one sink serves both phases.
+      const results: unknown[] = [];
+      const sink = chain(query.stages, { push: (item) => results.push(item), end: () => undefined } satisfies Sink);
+      let yielded = 0;
+      for await (const record of this.#snapshot(context, query, covered)) {
+        checkAborted();
+        sink.push(toQueryRecord(record));
+        for (const result of results) {
+          yield result;
+          if (++yielded >= query.limit) return;
+        }
+        results.length = 0;
+      }
+      for (;;) {
+        checkAborted();
+        if (queue.length === 0) {
+          await new Promise<void>((resolve) => (wake = resolve));
+          wake = undefined;
+          continue;
+        }
+        const batch = queue.shift();
+        if (batch === undefined) throw new SluiceError('VIEW_CLOSED', 'the view closed during a live read');
+        // Batches (or, after a rebuild, records) the read has already covered are skipped.
+        if (batch.since <= covered) continue;
+        for (const record of batch.records) {
+          if (record.offset <= covered) continue;
+          covered = record.offset;
+          sink.push(toQueryRecord(record));
+          for (const result of results) {
+            yield result;
+            if (++yielded >= query.limit) return;
+            checkAborted();
+          }
+          results.length = 0;
+        }
+      }
+    } finally {
+      this.#watchers.delete(watcher);
+      signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /** The records the query reads, up to `since`: from its index range, or a scan. */
+  #snapshot(context: ViewContext<T>, query: CompiledQuery, since: number): AsyncIterable<LogRecord<T>> {
+    return query.bounds === undefined ? this.#scan(context, since, query.reverse) : this.#fromIndex(context, query.bounds, since, query.reverse);
   }
 
   /** The records in the index range, in log order: offsets first (a snapshot, no LMDB transaction held), then reads. */
