@@ -26,17 +26,14 @@ import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { open as openLmdb, type Key } from 'lmdb';
 import { Sluice } from '../../src/db/sluice.js';
-import { FileLog } from '../../src/log/file/file-log.js';
 import type { LogRecord } from '../../src/log/log.js';
 import { index, type IndexKey, type IndexView } from '../../src/views/index-view.js';
+import { countUpTo, fill, type NumberedValue } from './crash-fill.js';
 import { temporaryDirectory } from '../helpers.js';
 
-interface Value {
-  readonly n: number;
-}
+type Value = NumberedValue;
 
 const recordsFirst = 400_000;
-const appendBatchRecords = 1000;
 const indexBatch = 10_000;
 const attemptsMax = 3;
 const viewName = 'idx';
@@ -69,32 +66,6 @@ print({ done: db.viewStatus(${JSON.stringify(viewName)}).since, mapped });
 setInterval(() => undefined, 1 << 30);
 `;
 
-/** Appends `count` records `{ n }` (n = 0, 1, … continuing the log) in batches; adds their offsets to `offsets`. */
-async function fill(dir: string, offsets: number[], count: number): Promise<void> {
-  const log = await FileLog.open<Value>(dir);
-  const first = offsets.length;
-  try {
-    for (let start = first; start < first + count; start += appendBatchRecords) {
-      const values: Value[] = [];
-      for (let n = start; n < Math.min(start + appendBatchRecords, first + count); n++) values.push({ n });
-      for (const offset of await log.append(values)) offsets.push(offset);
-    }
-  } finally {
-    await log.close();
-  }
-}
-
-/** How many of the (ascending) offsets are ≤ `since`. */
-function countUpTo(offsets: readonly number[], since: number): number {
-  let low = 0;
-  let high = offsets.length;
-  while (low < high) {
-    const middle = (low + high) >>> 1;
-    if ((offsets[middle] as number) <= since) low = middle + 1;
-    else high = middle;
-  }
-  return low;
-}
 
 type ChildLine =
   | { readonly since: number; readonly mapped: number }

@@ -32,14 +32,12 @@ import { Sluice } from '../../src/db/sluice.js';
 import { FileLog } from '../../src/log/file/file-log.js';
 import type { LogRecord } from '../../src/log/log.js';
 import { reduce } from '../../src/views/reduce.js';
+import { countUpTo, fill, type NumberedValue } from './crash-fill.js';
 import { temporaryDirectory } from '../helpers.js';
 
-interface Value {
-  readonly n: number;
-}
+type Value = NumberedValue;
 
 const recordsFirst = 400_000;
-const appendBatchRecords = 1000;
 const attemptsMax = 3;
 const pollMs = 2;
 const viewName = 'count';
@@ -101,32 +99,6 @@ function peekSince(path: string): number | undefined {
   }
 }
 
-/** Appends `count` records `{ n }` (n = 0, 1, … continuing the log) in batches; adds their offsets to `offsets`. */
-async function fill(dir: string, offsets: number[], count: number): Promise<void> {
-  const log = await FileLog.open<Value>(dir);
-  const first = offsets.length;
-  try {
-    for (let start = first; start < first + count; start += appendBatchRecords) {
-      const values: Value[] = [];
-      for (let n = start; n < Math.min(start + appendBatchRecords, first + count); n++) values.push({ n });
-      for (const offset of await log.append(values)) offsets.push(offset);
-    }
-  } finally {
-    await log.close();
-  }
-}
-
-/** How many of the (ascending) offsets are ≤ `since`. */
-function countUpTo(offsets: readonly number[], since: number): number {
-  let low = 0;
-  let high = offsets.length;
-  while (low < high) {
-    const middle = (low + high) >>> 1;
-    if ((offsets[middle] as number) <= since) low = middle + 1;
-    else high = middle;
-  }
-  return low;
-}
 
 type ChildLine =
   | { readonly since: number; readonly applied: number }
