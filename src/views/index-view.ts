@@ -158,8 +158,10 @@ export class IndexView<T> implements View<T> {
     // are skipped by their since.
     if (range.live === true) this.#watchers.add(watcher);
     const signal = range.signal;
+    const stopped = context.stopped;
     const onAbort = (): void => wake?.();
     signal?.addEventListener('abort', onAbort);
+    stopped.addEventListener('abort', onAbort);
     try {
       await context.ready(range);
       // A snapshot of the keys first, so that the log reads between entries do not hold an LMDB read transaction.
@@ -174,6 +176,7 @@ export class IndexView<T> implements View<T> {
       if (range.live !== true) return;
       while (remaining > 0) {
         if (signal?.aborted === true) throw new SluiceError('ABORTED', 'the read was aborted', { cause: signal.reason });
+        if (stopped.aborted) throw stopped.reason as Error;
         const batch = queue.shift();
         if (batch === undefined) {
           await new Promise<void>((resolve) => (wake = resolve));
@@ -190,6 +193,7 @@ export class IndexView<T> implements View<T> {
     } finally {
       this.#watchers.delete(watcher);
       signal?.removeEventListener('abort', onAbort);
+      stopped.removeEventListener('abort', onAbort);
     }
   }
 

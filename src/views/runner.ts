@@ -98,7 +98,11 @@ export class ViewRunner<T> {
   }
 
   async #open(): Promise<void> {
+    const stopped = (): AbortSignal => this.#stopped.signal;
     const context: ViewContext<T> = {
+      get stopped() {
+        return stopped();
+      },
       dir: this.#dir,
       name: this.name,
       get: (offset) => this.#source.get(offset),
@@ -242,6 +246,7 @@ export class ViewRunner<T> {
     });
     this.#status = 'failed';
     this.#waiters.rejectAll(this.#failure);
+    this.#stopped.abort(this.#failure);
     this.#wake?.();
     this.#events.failed(this.name, offset, error);
   }
@@ -279,6 +284,7 @@ export class ViewRunner<T> {
       this.#failure = undefined;
       this.#progress = undefined;
       this.#status = 'catching-up';
+      if (this.#stopped.signal.aborted) this.#stopped = new AbortController();
       await this.view.clear();
       this.#running = this.#run();
     });
@@ -308,6 +314,7 @@ export class ViewRunner<T> {
       const wasFailed = this.#failure !== undefined;
       this.#status = 'closed';
       this.#waiters.rejectAll(new SluiceError('VIEW_CLOSED', `view ${this.name} closed before it got there`));
+      if (!this.#stopped.signal.aborted) this.#stopped.abort(new SluiceError('VIEW_CLOSED', `view ${this.name} closed`));
       try {
         if (!wasFailed && this.#since >= 0) await this.#checkpoint();
       } finally {
@@ -318,6 +325,8 @@ export class ViewRunner<T> {
   }
 
   #closing: Promise<void> | undefined;
+  /** Aborted when the view stops being fed (failed or closed): see `ViewContext.stopped`. */
+  #stopped = new AbortController();
 }
 
 function nextTurn(): Promise<void> {

@@ -57,6 +57,12 @@ export interface ViewContext<T = unknown> {
   getRecord(offset: number): Promise<LogRecord<T>>;
   /** Streams the log (through the mapper), for views that answer some reads by scanning. */
   stream(options?: StreamOptions): AsyncIterable<LogRecord<T>>;
+  /**
+   * Aborted when the view stops being fed: it failed (reason: the `VIEW_FAILED` error) or closed (reason: a
+   * `VIEW_CLOSED` error). Reads that wait for new records (live reads) end with that reason. A rebuild gives the
+   * context a fresh signal.
+   */
+  readonly stopped: AbortSignal;
   /** Tells the database something a user should know (a damaged state file that will be rebuilt). */
   report(message: string): void;
 }

@@ -116,4 +116,26 @@ describe('index view', () => {
     assert.deepEqual((await entries(view)).map(([key]) => key), ['like', 'post']);
     await db.close();
   });
+
+  it('ends a waiting live read with VIEW_FAILED when the view fails', async () => {
+    await using db = await Sluice.open<Message>(directory());
+    const byN = db.use(
+      'byN',
+      index<Message>(1, (value) => {
+        if (value.n === 13) throw new Error('unlucky');
+        return value.n;
+      }),
+    );
+    await db.append(message(1));
+    const seen: unknown[] = [];
+    const reading = (async () => {
+      for await (const entry of byN.read({ live: true })) seen.push(entry.key);
+    })();
+    const failing = assert.rejects(reading, { code: 'VIEW_FAILED' });
+    await db.append(message(2));
+    await db.append(message(13));
+    await failing;
+    assert.deepEqual(seen.slice(0, 1), [1]);
+  });
 });
+

@@ -273,11 +273,14 @@ export class QueryView<T> implements View<T> {
     const signal = options?.signal;
     const onAbort = (): void => wake?.();
     // A function rather than `signal.aborted` inline: the flag changes between yields, which narrowing ignores.
+    const stopped = context.stopped;
     const checkAborted = (): void => {
       if (signal?.aborted === true) throw new SluiceError('ABORTED', 'the read was aborted', { cause: signal.reason });
+      if (stopped.aborted) throw stopped.reason as Error;
     };
     this.#watchers.add(watcher);
     signal?.addEventListener('abort', onAbort);
+    stopped.addEventListener('abort', onAbort);
     try {
       await context.ready(options);
       if (query.limit === 0) return;
@@ -321,6 +324,7 @@ export class QueryView<T> implements View<T> {
     } finally {
       this.#watchers.delete(watcher);
       signal?.removeEventListener('abort', onAbort);
+      stopped.removeEventListener('abort', onAbort);
     }
   }
 
