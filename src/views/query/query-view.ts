@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { open as openLmdb, type Database, type Key, type RootDatabase } from 'lmdb';
 import { SluiceError } from '../../errors.js';
+import { indexBatchRecords } from '../../limits.js';
 import type { LogRecord } from '../../log/log.js';
 import type { ReadOptions, View, ViewContext } from '../view.js';
 import { chain, compileStages, type CompiledStage, type QueryFilter, type QueryStage, type Sink } from './compile.js';
@@ -87,6 +88,8 @@ function toQueryRecord<T>(record: LogRecord<T>): QueryRecord<T> {
  */
 export class QueryView<T> implements View<T> {
   readonly version: number;
+  /** Each batch is one LMDB transaction, whose commit costs an fsync. */
+  readonly batchRecords = indexBatchRecords;
   /** The declared indexes (validated copies). */
   readonly indexes: readonly QueryIndex[];
   readonly #declarations: string;

@@ -1,0 +1,271 @@
+/**
+ * A query view killed (SIGKILL) while it catches up resumes from what it committed, not from zero.
+ *
+ * The parent fills a native log with small records (`{ n }`, n = 0, 1, …), closes it, and starts a child process
+ * that opens the database with a query view `q` (`query(1, { indexes: [{ name: 'n', value: [['value', 'n']] }] })`,
+ * whose `apply` counts the records it is given) and prints every `progress` event. The view commits each apply
+ * batch (the runner's default batch, as the query view sets no `batchRecords`) in one LMDB transaction with its
+ * `since`, version and index declarations, and progress is emitted after a batch is applied, so a progress `since`
+ * is a committed point. The parent kills the child on the first progress line short of the log's last record,
+ * reads the view's `meta` (in a copy of the killed database, straight from LMDB) and checks:
+ * - every progress line of the child: `apply` had been given exactly the records up to that line's `since`;
+ * - the committed `since` is at least the last progress `since` the child printed, short of the last record, and
+ *   a batch boundary; the committed version is 1;
+ * - reopened in-process with the same view, it applies exactly the records after the committed `since` (fewer
+ *   than the whole log), starting with the first one after it, reports nothing, and ends exact: counting the
+ *   records with A ≤ n < B through the index gives B − A for a few ranges (and `explain` shows the index serves
+ *   them), and LMDB holds one entry per record.
+ * Should the child nevertheless catch up before the kill lands, the log is made bigger and the child run again.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { cpSync } from 'node:fs';
+import { join } from 'node:path';
+import { before, describe, it } from 'node:test';
+import { open as openLmdb, type Key } from 'lmdb';
+import { Sluice } from '../../src/db/sluice.js';
+import { viewBatchRecords } from '../../src/limits.js';
+import type { LogRecord } from '../../src/log/log.js';
+import { query, type Query, type QueryView } from '../../src/views/query/query-view.js';
+import { countUpTo, fill, type NumberedValue } from './crash-fill.js';
+import { temporaryDirectory } from '../helpers.js';
+
+type Value = NumberedValue;
+
+const recordsFirst = 200_000;
+const attemptsMax = 3;
+const viewName = 'q';
+const indexes = [{ name: 'n', value: [['value', 'n']] }];
+
+const queryPathOf = (dir: string): string => join(dir, 'views', viewName, 'query.mdb');
+
+/** The query counting the records with a ≤ n < b. */
+const countBetween = (a: number, b: number): Query => ({
+  query: [{ $filter: { value: { n: { $gte: a, $lt: b } } } }, { $reduce: { c: { $count: true } } }],
+});
+
+/**
+ * The child: opens the database with the `q` view (version 1; `apply` counts its records) and prints one JSON line
+ * per progress event, per report, and once caught up. It never exits by itself: the parent kills it.
+ */
+const childScript = `
+import { Sluice } from ${JSON.stringify(new URL('../../src/db/sluice.js', import.meta.url).href)};
+import { query } from ${JSON.stringify(new URL('../../src/views/query/query-view.js', import.meta.url).href)};
+const print = (line) => process.stdout.write(JSON.stringify(line) + '\\n');
+let applied = 0;
+const db = await Sluice.open(process.env.SLUICE_CRASH_DIR);
+db.on('progress', (progress) => print({ since: progress.since, applied }));
+db.on('report', ({ message }) => print({ report: message }));
+db.on('view-error', ({ offset, error }) => {
+  process.stderr.write('view-error at ' + offset + ': ' + (error && error.stack) + '\\n');
+  process.exit(3);
+});
+const view = query(1, { indexes: ${JSON.stringify(indexes)} });
+const apply = view.apply.bind(view);
+view.apply = (records) => {
+  applied += records.length;
+  return apply(records);
+};
+db.use(${JSON.stringify(viewName)}, view);
+for await (const _ of view.read({ limit: 0 })) void _;
+print({ done: db.viewStatus(${JSON.stringify(viewName)}).since, applied });
+setInterval(() => undefined, 1 << 30);
+`;
+
+type ChildLine =
+  | { readonly since: number; readonly applied: number }
+  | { readonly report: string }
+  | { readonly done: number; readonly applied: number };
+
+interface ChildRun {
+  readonly lines: ChildLine[];
+  /** The last progress `since` the child printed before the kill, and whether it had said it caught up. */
+  readonly progressSince: number;
+  readonly caughtUp: boolean;
+}
+
+/** Runs the child on `dir` and kills it on its first progress line past `startSince` and short of `lastOffset`. */
+async function runUntilKilled(dir: string, startSince: number, lastOffset: number): Promise<ChildRun> {
+  const child = spawn(process.execPath, ['--input-type=module', '-e', childScript], {
+    env: { ...process.env, SLUICE_CRASH_DIR: dir },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const lines: ChildLine[] = [];
+  let stderr = '';
+  let pending = '';
+  let progressSince = startSince;
+  let caughtUp = false;
+  let killed = false;
+  child.stderr.setEncoding('utf8').on('data', (data: string) => (stderr += data));
+  child.stdout.setEncoding('utf8').on('data', (data: string) => {
+    if (killed) return;
+    pending += data;
+    const parts = pending.split('\n');
+    pending = parts.pop() ?? '';
+    for (const part of parts) {
+      const line = JSON.parse(part) as ChildLine;
+      lines.push(line);
+      if ('since' in line) progressSince = line.since;
+      if ('done' in line) caughtUp = true;
+    }
+    if (caughtUp || (progressSince > startSince && progressSince < lastOffset)) {
+      killed = true;
+      child.kill('SIGKILL');
+    }
+  });
+  try {
+    const [code, signal] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null];
+    assert.equal(signal, 'SIGKILL', `the child ended by itself (exit code ${code}): ${stderr}`);
+  } finally {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  }
+  return { lines, progressSince, caughtUp };
+}
+
+/** Copies `dir` to a sibling `name` (each check works on its own copy of the killed database). */
+function copy(dir: string, name: string): string {
+  const target = join(dir, '..', name);
+  cpSync(dir, target, { recursive: true });
+  return target;
+}
+
+/** The query view as LMDB holds it in a database that is not open: its meta and how many entries it has. */
+async function readLmdb(dir: string) {
+  const root = openLmdb({ path: queryPathOf(dir), compression: false });
+  try {
+    const meta = root.openDB<number | string, string>({ name: 'meta' });
+    const entries = root.openDB<number, Key>({ name: 'entries', encoding: 'ordered-binary' });
+    let count = 0;
+    for (const key of entries.getKeys({})) {
+      void key;
+      count++;
+    }
+    return {
+      since: meta.get('since') as number | undefined,
+      version: meta.get('version') as number | undefined,
+      indexes: meta.get('indexes') as string | undefined,
+      entries: count,
+    };
+  } finally {
+    await root.close();
+  }
+}
+
+interface Crash {
+  /** The killed database, never opened since: the reopen works on a copy. */
+  readonly dir: string;
+  readonly offsets: readonly number[];
+  /** The `since` and version committed in LMDB when the child was killed. */
+  readonly committed: { readonly since: number; readonly version: number };
+  readonly progressSince: number;
+  readonly description: string;
+}
+
+describe('a query view killed while catching up', { timeout: 60_000 }, () => {
+  const root = temporaryDirectory('sluice-crash-rebuild-query-');
+  let crash: Crash | undefined;
+
+  before(async () => {
+    const dir = join(root, 'crashed');
+    const offsets: number[] = [];
+    const notes: string[] = [];
+    let startSince = -1;
+    for (let attempt = 1; ; attempt++) {
+      await fill(dir, offsets, recordsFirst * 2 ** (attempt - 1));
+      const lastOffset = offsets[offsets.length - 1] as number;
+      const run = await runUntilKilled(dir, startSince, lastOffset);
+      const context = `attempt ${attempt} (${offsets.length} records, from ${startSince} to ${lastOffset})`;
+      // Every progress line: apply had been given exactly the records after the start, up to `since`.
+      for (const line of run.lines) {
+        assert.ok(!('report' in line), `${context}: the child reported "${'report' in line ? line.report : ''}"`);
+        if ('since' in line) {
+          const expected = countUpTo(offsets, line.since) - countUpTo(offsets, startSince);
+          assert.equal(line.applied, expected, `${context}: records applied by the child at progress ${line.since}`);
+        }
+      }
+      const peek = await readLmdb(copy(dir, `peek-${attempt}`));
+      assert.ok(peek.since !== undefined && peek.version !== undefined, `${context}: no since/version in LMDB`);
+      const committed = { since: peek.since, version: peek.version };
+      notes.push(
+        `${context}: killed after progress ${run.progressSince}${run.caughtUp ? ' (caught up)' : ''}; ` +
+          `committed in LMDB: since ${committed.since}, version ${committed.version}`,
+      );
+      assert.ok(
+        committed.since >= run.progressSince,
+        `${context}: LMDB holds since ${committed.since}, behind the progress ${run.progressSince} the child printed`,
+      );
+      if (!run.caughtUp && committed.since < lastOffset) {
+        crash = { dir, offsets, committed, progressSince: run.progressSince, description: notes.join('; ') };
+        return;
+      }
+      assert.ok(attempt < attemptsMax, `the kill never landed before the view caught up: ${notes.join('; ')}`);
+      startSince = committed.since;
+    }
+  });
+
+  it('resumes from its last committed batch and ends exact', async (t) => {
+    assert.ok(crash !== undefined);
+    const { offsets, committed, progressSince } = crash;
+    const records = offsets.length;
+    const covered = countUpTo(offsets, committed.since);
+    t.diagnostic(`${crash.description}; ${covered} of ${records} records committed`);
+    assert.equal(committed.version, 1);
+    assert.ok(covered > 0 && covered < records, `the committed since ${committed.since} lies inside the log`);
+    assert.equal(covered % viewBatchRecords, 0, `${covered} records committed: whole batches of ${viewBatchRecords}`);
+
+    const dir = copy(crash.dir, 'resume');
+    const reports: string[] = [];
+    const errors: string[] = [];
+    let applied = 0;
+    let firstApplied = -1;
+    const db = await Sluice.open<Value>(dir);
+    db.on('report', ({ message }) => reports.push(message));
+    db.on('view-error', ({ offset, error }) => errors.push(`at ${offset}: ${error.message}`));
+    const view: QueryView<Value> = query<Value>(1, { indexes });
+    const apply = view.apply.bind(view);
+    view.apply = (batch: readonly LogRecord<Value>[]) => {
+      if (applied === 0 && batch.length > 0) firstApplied = (batch[0] as LogRecord<Value>).offset;
+      applied += batch.length;
+      return apply(batch);
+    };
+    db.use(viewName, view);
+    const ranges: Array<[number, number]> = [
+      [0, records],
+      [0, 1000],
+      [covered - 500, covered + 500],
+      [records - 1234, records],
+      [Math.floor(records / 3), Math.floor(records / 3) + 7],
+    ];
+    const counts: Array<{ range: [number, number]; result: unknown[] }> = [];
+    let since: number;
+    try {
+      for (const [a, b] of ranges) {
+        const result: unknown[] = [];
+        for await (const item of view.read(countBetween(a, b))) result.push(item);
+        counts.push({ range: [a, b], result });
+      }
+      since = db.viewStatus(viewName).since;
+      const plan = view.explain(countBetween(10, 20));
+      assert.equal(plan.index, 'n', `the index serves the range: ${JSON.stringify(plan)}`);
+      assert.equal(plan.scan, false, `no scan: ${JSON.stringify(plan)}`);
+    } finally {
+      await db.close();
+    }
+
+    assert.deepEqual(errors, []);
+    assert.deepEqual(reports, [], 'the same version and indexes reopen without a rebuild');
+    assert.ok(applied < records, `applied ${applied} of ${records}: not from zero`);
+    const afterProgress = records - countUpTo(offsets, progressSince);
+    assert.ok(applied <= afterProgress, `applied ${applied}, more than the ${afterProgress} after the last progress`);
+    assert.equal(applied, records - covered, 'applied exactly the records after the committed since');
+    assert.equal(firstApplied, offsets[covered], 'started with the first record after the committed since');
+    assert.equal(since, offsets[records - 1], 'the view is at the last record');
+    for (const { range, result } of counts) {
+      assert.deepEqual(result, [{ c: range[1] - range[0] }], `the records with ${range[0]} <= n < ${range[1]}`);
+    }
+    const lmdb = await readLmdb(dir);
+    assert.equal(lmdb.entries, records, 'one entry per record');
+    assert.deepEqual({ since: lmdb.since, version: lmdb.version }, { since: offsets[records - 1], version: 1 });
+  });
+});
