@@ -25,7 +25,7 @@ import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { open as openLmdb, type Key } from 'lmdb';
 import { Sluice } from '../../src/db/sluice.js';
-import { viewBatchRecords } from '../../src/limits.js';
+import { indexBatchRecords } from '../../src/limits.js';
 import type { LogRecord } from '../../src/log/log.js';
 import { query, type Query, type QueryView } from '../../src/views/query/query-view.js';
 import { countUpTo, fill, type NumberedValue } from './crash-fill.js';
@@ -212,7 +212,7 @@ describe('a query view killed while catching up', { timeout: 60_000 }, () => {
     t.diagnostic(`${crash.description}; ${covered} of ${records} records committed`);
     assert.equal(committed.version, 1);
     assert.ok(covered > 0 && covered < records, `the committed since ${committed.since} lies inside the log`);
-    assert.equal(covered % viewBatchRecords, 0, `${covered} records committed: whole batches of ${viewBatchRecords}`);
+    assert.equal(covered % indexBatchRecords, 0, `${covered} records committed: whole batches of ${indexBatchRecords}`);
 
     const dir = copy(crash.dir, 'resume');
     const reports: string[] = [];
