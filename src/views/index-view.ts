@@ -141,12 +141,26 @@ export class IndexView<T> implements View<T> {
    * validated at once (`TypeError` / `RangeError`).
    */
   read(range: IndexRange = {}): AsyncIterable<IndexEntry<T>> {
-    const options = toRangeOptions(range);
-    if (range.live === true && options.reverse) throw new TypeError('a live read cannot be reversed');
-    return this.#read(options, range);
+    return this.#read(range, async (key, offset) => ({ key, offset, value: await this.#ready().get(offset) }));
   }
 
-  async *#read(options: RangeOptions, range: IndexRange): AsyncIterable<IndexEntry<T>> {
+  /** As `read`, yielding the whole records (value, time, key) of the entries, for views built on this one. */
+  protected _readRecords(range: IndexRange): AsyncIterable<LogRecord<T>> {
+    return this.#read(range, (_key, offset) => this.#ready().getRecord(offset));
+  }
+
+  /** Validates the range at once, then reads it, turning each entry into an item with one log read. */
+  #read<E>(range: IndexRange, item: (key: IndexKey, offset: number) => Promise<E>): AsyncIterable<E> {
+    const options = toRangeOptions(range);
+    if (range.live === true && options.reverse) throw new TypeError('a live read cannot be reversed');
+    return this.#scan(options, range, item);
+  }
+
+  async *#scan<E>(
+    options: RangeOptions,
+    range: IndexRange,
+    item: (key: IndexKey, offset: number) => Promise<E>,
+  ): AsyncIterable<E> {
     const context = this.#ready();
     const queue: IndexedBatch[] = [];
     let wake: (() => void) | undefined;
@@ -171,7 +185,7 @@ export class IndexView<T> implements View<T> {
       let remaining = options.limit ?? Infinity;
       for (const { key, offset } of found) {
         remaining--;
-        yield { key: key as IndexKey, offset, value: await context.get(offset) };
+        yield await item(key as IndexKey, offset);
       }
       if (range.live !== true) return;
       while (remaining > 0) {
@@ -187,7 +201,7 @@ export class IndexView<T> implements View<T> {
         for (const [key, offset] of batch.entries) {
           if (remaining === 0 || !inRange(key, options)) continue;
           remaining--;
-          yield { key, offset, value: await context.get(offset) };
+          yield await item(key, offset);
         }
       }
     } finally {
@@ -195,11 +209,6 @@ export class IndexView<T> implements View<T> {
       signal?.removeEventListener('abort', onAbort);
       stopped.removeEventListener('abort', onAbort);
     }
-  }
-
-  /** The whole record at `offset` (value through the mapper, time, key), for views built on this one. */
-  protected _getRecord(offset: number): Promise<LogRecord<T>> {
-    return this.#ready().getRecord(offset);
   }
 
   #ready(): ViewContext<T> {

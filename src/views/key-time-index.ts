@@ -34,19 +34,15 @@ export class KeyIndexView<T> extends IndexView<T> {
 
   /** The last record appended with `key`, or `undefined`. */
   async last(key: Uint8Array | string, options?: ReadOptions): Promise<LogRecord<T> | undefined> {
-    for await (const entry of this.read({ ...options, ...bounds(key, 0), reverse: true, limit: 1 })) {
-      return this._getRecord(entry.offset);
+    for await (const record of this._readRecords({ ...options, ...bounds(key, 0), reverse: true, limit: 1 })) {
+      return record;
     }
     return undefined;
   }
 
   /** Every record of `key` whose offset is at least `from`, oldest first. Arguments are checked at once. */
   records(key: Uint8Array | string, from = 0, options?: ReadOptions): AsyncIterable<LogRecord<T>> {
-    return this.#records(this.read({ ...options, ...bounds(key, from) }));
-  }
-
-  async *#records(entries: AsyncIterable<IndexEntry<T>>): AsyncIterable<LogRecord<T>> {
-    for await (const entry of entries) yield this._getRecord(entry.offset);
+    return this._readRecords({ ...options, ...bounds(key, from) });
   }
 }
 

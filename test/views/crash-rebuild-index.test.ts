@@ -19,16 +19,13 @@
  * Should the child nevertheless catch up before the kill lands, the log is made bigger and the child run again.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { cpSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { open as openLmdb, type Key } from 'lmdb';
 import { Sluice } from '../../src/db/sluice.js';
 import type { LogRecord } from '../../src/log/log.js';
 import { index, type IndexKey, type IndexView } from '../../src/views/index-view.js';
-import { countUpTo, fill, type NumberedValue } from './crash-fill.js';
+import { copyDatabase, countUpTo, fill, runUntilKilled, type NumberedValue } from './crash-harness.js';
 import { temporaryDirectory } from '../helpers.js';
 
 type Value = NumberedValue;
@@ -72,58 +69,6 @@ type ChildLine =
   | { readonly report: string }
   | { readonly done: number; readonly mapped: number };
 
-interface ChildRun {
-  readonly lines: ChildLine[];
-  /** The last progress `since` the child printed before the kill, and whether it had said it caught up. */
-  readonly progressSince: number;
-  readonly caughtUp: boolean;
-}
-
-/** Runs the child on `dir` and kills it on its first progress line past `startSince` and short of `lastOffset`. */
-async function runUntilKilled(dir: string, startSince: number, lastOffset: number): Promise<ChildRun> {
-  const child = spawn(process.execPath, ['--input-type=module', '-e', childScript], {
-    env: { ...process.env, SLUICE_CRASH_DIR: dir },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const lines: ChildLine[] = [];
-  let stderr = '';
-  let pending = '';
-  let progressSince = startSince;
-  let caughtUp = false;
-  let killed = false;
-  child.stderr.setEncoding('utf8').on('data', (data: string) => (stderr += data));
-  child.stdout.setEncoding('utf8').on('data', (data: string) => {
-    if (killed) return;
-    pending += data;
-    const parts = pending.split('\n');
-    pending = parts.pop() ?? '';
-    for (const part of parts) {
-      const line = JSON.parse(part) as ChildLine;
-      lines.push(line);
-      if ('since' in line) progressSince = line.since;
-      if ('done' in line) caughtUp = true;
-    }
-    if (caughtUp || (progressSince > startSince && progressSince < lastOffset)) {
-      killed = true;
-      child.kill('SIGKILL');
-    }
-  });
-  try {
-    const [code, signal] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null];
-    assert.equal(signal, 'SIGKILL', `the child ended by itself (exit code ${code}): ${stderr}`);
-  } finally {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  }
-  return { lines, progressSince, caughtUp };
-}
-
-/** Copies `dir` to a sibling `name` (each case works on its own copy of the killed database). */
-function copy(dir: string, name: string): string {
-  const target = join(dir, '..', name);
-  cpSync(dir, target, { recursive: true });
-  return target;
-}
-
 /** The index as LMDB holds it in a database that is not open: its meta, and every key with its offset. */
 async function readLmdb(dir: string) {
   const root = openLmdb({ path: indexPathOf(dir), compression: false });
@@ -153,7 +98,7 @@ const offsetsOfKey = (offsets: readonly number[], k: number): number[] => offset
 
 /** Opens a copy of the crashed database with the index of `version`; counts the records `map` is called for. */
 async function reopen(crash: Crash, name: string, version: number) {
-  const dir = copy(crash.dir, name);
+  const dir = copyDatabase(crash.dir, name);
   const reports: string[] = [];
   const errors: string[] = [];
   let mapped = 0;
@@ -204,7 +149,7 @@ describe('an index view killed while catching up', { timeout: 60_000 }, () => {
     for (let attempt = 1; ; attempt++) {
       await fill(dir, offsets, recordsFirst * 2 ** (attempt - 1));
       const lastOffset = offsets[offsets.length - 1] as number;
-      const run = await runUntilKilled(dir, startSince, lastOffset);
+      const run = await runUntilKilled<ChildLine>(childScript, dir, startSince, lastOffset);
       const context = `attempt ${attempt} (${offsets.length} records, from ${startSince} to ${lastOffset})`;
       // Every progress line: map had been called exactly for the records after the start, up to `since`.
       for (const line of run.lines) {
@@ -214,7 +159,7 @@ describe('an index view killed while catching up', { timeout: 60_000 }, () => {
           assert.equal(line.mapped, expected, `${context}: records mapped by the child at progress ${line.since}`);
         }
       }
-      const peek = await readLmdb(copy(dir, `peek-${attempt}`));
+      const peek = await readLmdb(copyDatabase(dir, `peek-${attempt}`));
       assert.ok(peek.since !== undefined && peek.version !== undefined, `${context}: no since/version in LMDB`);
       const committed = { since: peek.since, version: peek.version };
       notes.push(

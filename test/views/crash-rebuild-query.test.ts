@@ -18,9 +18,6 @@
  * Should the child nevertheless catch up before the kill lands, the log is made bigger and the child run again.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { cpSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { open as openLmdb, type Key } from 'lmdb';
@@ -28,7 +25,7 @@ import { Sluice } from '../../src/db/sluice.js';
 import { indexBatchRecords } from '../../src/limits.js';
 import type { LogRecord } from '../../src/log/log.js';
 import { query, type Query, type QueryView } from '../../src/views/query/query-view.js';
-import { countUpTo, fill, type NumberedValue } from './crash-fill.js';
+import { copyDatabase, countUpTo, fill, runUntilKilled, type NumberedValue } from './crash-harness.js';
 import { temporaryDirectory } from '../helpers.js';
 
 type Value = NumberedValue;
@@ -78,58 +75,6 @@ type ChildLine =
   | { readonly report: string }
   | { readonly done: number; readonly applied: number };
 
-interface ChildRun {
-  readonly lines: ChildLine[];
-  /** The last progress `since` the child printed before the kill, and whether it had said it caught up. */
-  readonly progressSince: number;
-  readonly caughtUp: boolean;
-}
-
-/** Runs the child on `dir` and kills it on its first progress line past `startSince` and short of `lastOffset`. */
-async function runUntilKilled(dir: string, startSince: number, lastOffset: number): Promise<ChildRun> {
-  const child = spawn(process.execPath, ['--input-type=module', '-e', childScript], {
-    env: { ...process.env, SLUICE_CRASH_DIR: dir },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const lines: ChildLine[] = [];
-  let stderr = '';
-  let pending = '';
-  let progressSince = startSince;
-  let caughtUp = false;
-  let killed = false;
-  child.stderr.setEncoding('utf8').on('data', (data: string) => (stderr += data));
-  child.stdout.setEncoding('utf8').on('data', (data: string) => {
-    if (killed) return;
-    pending += data;
-    const parts = pending.split('\n');
-    pending = parts.pop() ?? '';
-    for (const part of parts) {
-      const line = JSON.parse(part) as ChildLine;
-      lines.push(line);
-      if ('since' in line) progressSince = line.since;
-      if ('done' in line) caughtUp = true;
-    }
-    if (caughtUp || (progressSince > startSince && progressSince < lastOffset)) {
-      killed = true;
-      child.kill('SIGKILL');
-    }
-  });
-  try {
-    const [code, signal] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null];
-    assert.equal(signal, 'SIGKILL', `the child ended by itself (exit code ${code}): ${stderr}`);
-  } finally {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  }
-  return { lines, progressSince, caughtUp };
-}
-
-/** Copies `dir` to a sibling `name` (each check works on its own copy of the killed database). */
-function copy(dir: string, name: string): string {
-  const target = join(dir, '..', name);
-  cpSync(dir, target, { recursive: true });
-  return target;
-}
-
 /** The query view as LMDB holds it in a database that is not open: its meta and how many entries it has. */
 async function readLmdb(dir: string) {
   const root = openLmdb({ path: queryPathOf(dir), compression: false });
@@ -174,7 +119,7 @@ describe('a query view killed while catching up', { timeout: 60_000 }, () => {
     for (let attempt = 1; ; attempt++) {
       await fill(dir, offsets, recordsFirst * 2 ** (attempt - 1));
       const lastOffset = offsets[offsets.length - 1] as number;
-      const run = await runUntilKilled(dir, startSince, lastOffset);
+      const run = await runUntilKilled<ChildLine>(childScript, dir, startSince, lastOffset);
       const context = `attempt ${attempt} (${offsets.length} records, from ${startSince} to ${lastOffset})`;
       // Every progress line: apply had been given exactly the records after the start, up to `since`.
       for (const line of run.lines) {
@@ -184,7 +129,7 @@ describe('a query view killed while catching up', { timeout: 60_000 }, () => {
           assert.equal(line.applied, expected, `${context}: records applied by the child at progress ${line.since}`);
         }
       }
-      const peek = await readLmdb(copy(dir, `peek-${attempt}`));
+      const peek = await readLmdb(copyDatabase(dir, `peek-${attempt}`));
       assert.ok(peek.since !== undefined && peek.version !== undefined, `${context}: no since/version in LMDB`);
       const committed = { since: peek.since, version: peek.version };
       notes.push(
@@ -214,7 +159,7 @@ describe('a query view killed while catching up', { timeout: 60_000 }, () => {
     assert.ok(covered > 0 && covered < records, `the committed since ${committed.since} lies inside the log`);
     assert.equal(covered % indexBatchRecords, 0, `${covered} records committed: whole batches of ${indexBatchRecords}`);
 
-    const dir = copy(crash.dir, 'resume');
+    const dir = copyDatabase(crash.dir, 'resume');
     const reports: string[] = [];
     const errors: string[] = [];
     let applied = 0;

@@ -32,7 +32,7 @@ import { Sluice } from '../../src/db/sluice.js';
 import { FileLog } from '../../src/log/file/file-log.js';
 import type { LogRecord } from '../../src/log/log.js';
 import { reduce } from '../../src/views/reduce.js';
-import { countUpTo, fill, type NumberedValue } from './crash-fill.js';
+import { countUpTo, fill, type NumberedValue } from './crash-harness.js';
 import { temporaryDirectory } from '../helpers.js';
 
 type Value = NumberedValue;

@@ -1,0 +1,101 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { cpSync } from 'node:fs';
+import { join } from 'node:path';
+import { FileLog } from '../../src/log/file/file-log.js';
+
+/** The records the crash tests write: `{ n }`, n = 0, 1, … in log order. */
+export interface NumberedValue {
+  readonly n: number;
+}
+
+const appendBatchRecords = 1000;
+
+/** Appends `count` records `{ n }` (n = 0, 1, … continuing the log) in batches; adds their offsets to `offsets`. */
+export async function fill(dir: string, offsets: number[], count: number): Promise<void> {
+  const log = await FileLog.open<NumberedValue>(dir);
+  const first = offsets.length;
+  try {
+    for (let start = first; start < first + count; start += appendBatchRecords) {
+      const values: NumberedValue[] = [];
+      for (let n = start; n < Math.min(start + appendBatchRecords, first + count); n++) values.push({ n });
+      for (const offset of await log.append(values)) offsets.push(offset);
+    }
+  } finally {
+    await log.close();
+  }
+}
+
+/** How many of the (ascending) offsets are ≤ `since`. */
+export function countUpTo(offsets: readonly number[], since: number): number {
+  let low = 0;
+  let high = offsets.length;
+  while (low < high) {
+    const middle = (low + high) >>> 1;
+    if ((offsets[middle] as number) <= since) low = middle + 1;
+    else high = middle;
+  }
+  return low;
+}
+
+/** What a crash test's child printed, and where the parent killed it. */
+export interface ChildRun<Line> {
+  readonly lines: Line[];
+  /** The last progress `since` the child printed before the kill, and whether it had said it caught up. */
+  readonly progressSince: number;
+  readonly caughtUp: boolean;
+}
+
+/**
+ * Runs `childScript` (one JSON line per progress event: `{ since, … }`, and `{ done, … }` once caught up) on `dir`
+ * and kills it with SIGKILL on its first progress line past `startSince` and short of `lastOffset`.
+ */
+export async function runUntilKilled<Line extends object>(
+  childScript: string,
+  dir: string,
+  startSince: number,
+  lastOffset: number,
+): Promise<ChildRun<Line>> {
+  const child = spawn(process.execPath, ['--input-type=module', '-e', childScript], {
+    env: { ...process.env, SLUICE_CRASH_DIR: dir },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const lines: Line[] = [];
+  let stderr = '';
+  let pending = '';
+  let progressSince = startSince;
+  let caughtUp = false;
+  let killed = false;
+  child.stderr.setEncoding('utf8').on('data', (data: string) => (stderr += data));
+  child.stdout.setEncoding('utf8').on('data', (data: string) => {
+    if (killed) return;
+    pending += data;
+    const parts = pending.split('\n');
+    pending = parts.pop() ?? '';
+    for (const part of parts) {
+      const line = JSON.parse(part) as Line & { since?: number; done?: number };
+      lines.push(line);
+      if (line.since !== undefined) progressSince = line.since;
+      if (line.done !== undefined) caughtUp = true;
+    }
+    if (caughtUp || (progressSince > startSince && progressSince < lastOffset)) {
+      killed = true;
+      child.kill('SIGKILL');
+    }
+  });
+  try {
+    const [code, signal] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null];
+    assert.equal(signal, 'SIGKILL', `the child ended by itself (exit code ${code}): ${stderr}`);
+  } finally {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  }
+  return { lines, progressSince, caughtUp };
+}
+
+/** Copies `dir` to a sibling `name` (each case works on its own copy of the killed database). */
+export function copyDatabase(dir: string, name: string): string {
+  const target = join(dir, '..', name);
+  cpSync(dir, target, { recursive: true });
+  return target;
+}
