@@ -99,3 +99,68 @@ export function copyDatabase(dir: string, name: string): string {
   cpSync(dir, target, { recursive: true });
   return target;
 }
+
+/** A database killed while its view caught up, as the crash tests of LMDB-backed views find it. */
+export interface Crash {
+  /** The killed database, never opened since: each case works on a copy. */
+  readonly dir: string;
+  readonly offsets: readonly number[];
+  /** The `since` and version committed in LMDB when the child was killed. */
+  readonly committed: { readonly since: number; readonly version: number };
+  readonly progressSince: number;
+  readonly description: string;
+}
+
+export interface CrashOptions {
+  readonly root: string;
+  /** The child: prints `{ since, [countField] }` per progress event, `{ report }`, and `{ done, … }` at the end. */
+  readonly childScript: string;
+  /** The name of the child's count of records its view was given, in each progress line. */
+  readonly countField: string;
+  readonly recordsFirst: number;
+  readonly attemptsMax: number;
+  /** The `since` and version a (copied, closed) database's view committed. */
+  readonly readCommitted: (dir: string) => Promise<{ since?: number; version?: number }>;
+}
+
+/**
+ * Fills a log, runs the child and kills it mid catch-up; if the view caught up first, doubles the log and tries
+ * again. Checks on the way that every progress line counted exactly the records up to its `since`, and that the
+ * committed `since` is at least the last progress the child printed.
+ */
+export async function crashMidCatchUp(options: CrashOptions): Promise<Crash> {
+  const dir = join(options.root, 'crashed');
+  const offsets: number[] = [];
+  const notes: string[] = [];
+  let startSince = -1;
+  for (let attempt = 1; ; attempt++) {
+    await fill(dir, offsets, options.recordsFirst * 2 ** (attempt - 1));
+    const lastOffset = offsets[offsets.length - 1] as number;
+    type Line = { since?: number; report?: string } & Record<string, unknown>;
+    const run = await runUntilKilled<Line>(options.childScript, dir, startSince, lastOffset);
+    const context = `attempt ${attempt} (${offsets.length} records, from ${startSince} to ${lastOffset})`;
+    for (const line of run.lines) {
+      assert.equal(line.report, undefined, `${context}: the child reported "${String(line.report)}"`);
+      if (line.since !== undefined) {
+        const expected = countUpTo(offsets, line.since) - countUpTo(offsets, startSince);
+        assert.equal(line[options.countField], expected, `${context}: records given to the view at progress ${line.since}`);
+      }
+    }
+    const peek = await options.readCommitted(copyDatabase(dir, `peek-${attempt}`));
+    assert.ok(peek.since !== undefined && peek.version !== undefined, `${context}: no since/version in LMDB`);
+    const committed = { since: peek.since, version: peek.version };
+    notes.push(
+      `${context}: killed after progress ${run.progressSince}${run.caughtUp ? ' (caught up)' : ''}; ` +
+        `committed in LMDB: since ${committed.since}, version ${committed.version}`,
+    );
+    assert.ok(
+      committed.since >= run.progressSince,
+      `${context}: LMDB holds since ${committed.since}, behind the progress ${run.progressSince} the child printed`,
+    );
+    if (!run.caughtUp && committed.since < lastOffset) {
+      return { dir, offsets, committed, progressSince: run.progressSince, description: notes.join('; ') };
+    }
+    assert.ok(attempt < options.attemptsMax, `the kill never landed before the view caught up: ${notes.join('; ')}`);
+    startSince = committed.since;
+  }
+}

@@ -25,7 +25,7 @@ import { open as openLmdb, type Key } from 'lmdb';
 import { Sluice } from '../../src/db/sluice.js';
 import type { LogRecord } from '../../src/log/log.js';
 import { index, type IndexKey, type IndexView } from '../../src/views/index-view.js';
-import { copyDatabase, countUpTo, fill, runUntilKilled, type NumberedValue } from './crash-harness.js';
+import { copyDatabase, countUpTo, crashMidCatchUp, type Crash, type NumberedValue } from './crash-harness.js';
 import { temporaryDirectory } from '../helpers.js';
 
 type Value = NumberedValue;
@@ -64,10 +64,6 @@ setInterval(() => undefined, 1 << 30);
 `;
 
 
-type ChildLine =
-  | { readonly since: number; readonly mapped: number }
-  | { readonly report: string }
-  | { readonly done: number; readonly mapped: number };
 
 /** The index as LMDB holds it in a database that is not open: its meta, and every key with its offset. */
 async function readLmdb(dir: string) {
@@ -83,15 +79,6 @@ async function readLmdb(dir: string) {
   }
 }
 
-interface Crash {
-  /** The killed database, never opened since: each case works on a copy. */
-  readonly dir: string;
-  readonly offsets: readonly number[];
-  /** The `since` and version committed in LMDB when the child was killed. */
-  readonly committed: { readonly since: number; readonly version: number };
-  readonly progressSince: number;
-  readonly description: string;
-}
 
 /** The offsets of the records with n % 1000 === k, in order (record i has n = i). */
 const offsetsOfKey = (offsets: readonly number[], k: number): number[] => offsets.filter((_, i) => i % 1000 === k);
@@ -142,41 +129,7 @@ describe('an index view killed while catching up', { timeout: 60_000 }, () => {
   let crash: Crash | undefined;
 
   before(async () => {
-    const dir = join(root, 'crashed');
-    const offsets: number[] = [];
-    const notes: string[] = [];
-    let startSince = -1;
-    for (let attempt = 1; ; attempt++) {
-      await fill(dir, offsets, recordsFirst * 2 ** (attempt - 1));
-      const lastOffset = offsets[offsets.length - 1] as number;
-      const run = await runUntilKilled<ChildLine>(childScript, dir, startSince, lastOffset);
-      const context = `attempt ${attempt} (${offsets.length} records, from ${startSince} to ${lastOffset})`;
-      // Every progress line: map had been called exactly for the records after the start, up to `since`.
-      for (const line of run.lines) {
-        assert.ok(!('report' in line), `${context}: the child reported "${'report' in line ? line.report : ''}"`);
-        if ('since' in line) {
-          const expected = countUpTo(offsets, line.since) - countUpTo(offsets, startSince);
-          assert.equal(line.mapped, expected, `${context}: records mapped by the child at progress ${line.since}`);
-        }
-      }
-      const peek = await readLmdb(copyDatabase(dir, `peek-${attempt}`));
-      assert.ok(peek.since !== undefined && peek.version !== undefined, `${context}: no since/version in LMDB`);
-      const committed = { since: peek.since, version: peek.version };
-      notes.push(
-        `${context}: killed after progress ${run.progressSince}${run.caughtUp ? ' (caught up)' : ''}; ` +
-          `committed in LMDB: since ${committed.since}, version ${committed.version}`,
-      );
-      assert.ok(
-        committed.since >= run.progressSince,
-        `${context}: LMDB holds since ${committed.since}, behind the progress ${run.progressSince} the child printed`,
-      );
-      if (!run.caughtUp && committed.since < lastOffset) {
-        crash = { dir, offsets, committed, progressSince: run.progressSince, description: notes.join('; ') };
-        return;
-      }
-      assert.ok(attempt < attemptsMax, `the kill never landed before the view caught up: ${notes.join('; ')}`);
-      startSince = committed.since;
-    }
+    crash = await crashMidCatchUp({ root, childScript, countField: 'mapped', recordsFirst, attemptsMax, readCommitted: readLmdb });
   });
 
   it('resumes from its last committed batch and ends complete and exact', async (t) => {
