@@ -42,7 +42,14 @@ export type ErrorCode =
   /** The view (or its database) closed while the read waited, or was used after closing. */
   | 'VIEW_CLOSED'
   /** Bad input that is data rather than a programming mistake (for example a line of a CLI input stream). */
-  | 'INVALID_INPUT';
+  | 'INVALID_INPUT'
+  /** The record at the offset was deleted: its bytes are gone, its offset stays taken. Streams skip it. */
+  | 'RECORD_DELETED'
+  /**
+   * The log cannot grow: the next record would end past the largest offset its format can store (a
+   * flumelog-offset file with 4-byte offsets stops at 4 GiB). Nothing was written.
+   */
+  | 'LOG_FULL';
 
 export interface SluiceErrorOptions {
   readonly cause?: unknown;

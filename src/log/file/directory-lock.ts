@@ -51,12 +51,16 @@ export class DirectoryLock {
     this.#key = key;
   }
 
-  static acquire(dir: string): DirectoryLock {
-    const key = realpathSync(dir);
+  /**
+   * Takes the lock of `dir`. `name` is the lock file's name in it: a log that is a single file (a flumelog-offset
+   * file) locks `<file>.lock` beside it.
+   */
+  static acquire(dir: string, name: string = lockFileName): DirectoryLock {
+    const key = join(realpathSync(dir), name);
     if (lockedHere.has(key)) {
       throw new SluiceError('LOCKED', `${dir} is already open for writing in this process`, { file: dir });
     }
-    const path = join(dir, lockFileName);
+    const path = join(dir, name);
     if (!tryCreate(path)) {
       let content = '';
       try {

@@ -1,0 +1,335 @@
+import { closeSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, watch, writeFileSync, writeSync } from 'node:fs';
+import type { FSWatcher } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { codecs, type Codec, type JsonValue } from '../../codec/codec.js';
+import { SluiceError } from '../../errors.js';
+import { followIntervalMs } from '../../limits.js';
+import { AbstractLog, checkOffset, type EncodedEntry, type RecordCursor } from '../abstract-log.js';
+import { DirectoryLock } from '../file/directory-lock.js';
+import type { LogRecord, LogSupports } from '../log.js';
+import type { ScanRange } from '../range.js';
+import { overheadBytes, type OffsetWidth } from './format.js';
+import { FrameWindow, type FrameSpan } from './frame-window.js';
+import { OffsetCursor, type OffsetCursorHost } from './offset-cursor.js';
+import { OffsetWriter, type OffsetDurability } from './offset-writer.js';
+import { checkTail } from './tail.js';
+
+export type { OffsetDurability } from './offset-writer.js';
+export type { OffsetWidth } from './format.js';
+
+export interface FlumeOffsetLogOptions<T> {
+  /** How payloads are stored. Default: JSON (`JSON.stringify`, as flumecodec's json codec). */
+  readonly codec?: Codec<T>;
+  /**
+   * The width of the end-of-record field: 4 (upstream's default `offsetCodec: 32`, files up to 4 GiB), 6
+   * (`offsetCodec: 48`) or 8 (`offsetCodec: 53`). The file does not record it: open a file with the width it
+   * was written with (a mismatch is refused with `NOT_A_LOG`, naming the width the file reads as). Default 4.
+   */
+  readonly offsetWidth?: 4 | 6 | 8;
+  /** The pre-3.0 format (`[L][payload][L]`, no end field): `offsetWidth` is then ignored. Default `false`. */
+  readonly legacy?: boolean;
+  /** Open without the lock and never modify the file; the log follows what a writer appends. */
+  readonly readonly?: boolean;
+  /** Create the file (and its directory) when missing. Default `true`; ignored when read-only. */
+  readonly create?: boolean;
+  /** What a resolved append promises: `os` (written, survives a process crash; default) or `disk` (fdatasynced). */
+  readonly durability?: OffsetDurability;
+  /**
+   * Cut the file at the end of its longest valid prefix even when what follows is damage rather than a torn
+   * write (the cut bytes are kept in `<file>.quarantine/`). Default `false`: damage is refused with `CORRUPT_LOG`.
+   */
+  readonly recover?: boolean;
+}
+
+const supports: LogSupports = { keys: false, times: false, persistent: true, readonly: true };
+
+/**
+ * A flumelog-offset file (FORMAT.md "flumelog-offset files") as a Sluice `Log`: the files secure-scuttlebutt and
+ * other flumedb applications keep, read and written byte for byte as flumelog-offset 3.x (or the legacy format)
+ * does, so the same file can be used by either. A record's offset is the byte position of its frame, so `get`
+ * is one read; streams read 256 KiB windows forwards or backwards through the lengths at both ends of frames.
+ *
+ * What the format cannot hold, this log refuses rather than loses: record keys (`supports.keys` is false: an
+ * append with a key throws `TypeError`), times (records read back with time 0), empty or all-zero payloads
+ * (they would read back as deleted: `RangeError`), and files past the width's limit (`LOG_FULL`).
+ */
+export class FlumeOffsetLog<T = JsonValue> extends AbstractLog<T> {
+  readonly supports = supports;
+  readonly file: string;
+  readonly width: OffsetWidth;
+  readonly readonly: boolean;
+  readonly durability: OffsetDurability;
+  #fd = -1;
+  #window!: FrameWindow;
+  #writer: OffsetWriter | undefined;
+  #lock: DirectoryLock | undefined;
+  /** The end of the last visible record: reads never look past it. */
+  #end = 0;
+  #watcher: FSWatcher | undefined;
+  #timer: NodeJS.Timeout | undefined;
+
+  private constructor(file: string, options: FlumeOffsetLogOptions<T>) {
+    super({ codec: options.codec ?? codecs.json<T>() });
+    this.file = file;
+    this.width = options.legacy === true ? 0 : (options.offsetWidth ?? 4);
+    this.readonly = options.readonly ?? false;
+    this.durability = options.durability ?? 'os';
+  }
+
+  /**
+   * Opens (or creates) the flumelog-offset file at `file`. A torn write at the end (a crash in the middle of an
+   * append) is cut, as upstream does, and its bytes kept in `<file>.quarantine/`. Fails with `LOG_NOT_FOUND`,
+   * `NOT_A_LOG` (the first record is not valid in the format asked for), `CORRUPT_LOG` (damage that is not a
+   * torn write; nothing is modified unless `recover` is set) or `LOCKED` (another writer has `<file>.lock`).
+   */
+  static async open<T = JsonValue>(file: string, options: FlumeOffsetLogOptions<T> = {}): Promise<FlumeOffsetLog<T>> {
+    checkOptions(file, options);
+    const log = new FlumeOffsetLog<T>(file, options);
+    try {
+      log.#open(options);
+    } catch (error) {
+      log.#release();
+      throw error;
+    }
+    return log;
+  }
+
+  #open(options: FlumeOffsetLogOptions<T>): void {
+    const file = this.file;
+    if (!this.readonly) {
+      if (options.create !== false) mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+      try {
+        this.#lock = DirectoryLock.acquire(dirname(file), `${basename(file)}.lock`);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw notFound(file);
+        throw error;
+      }
+    }
+    try {
+      this.#fd = openSync(file, this.readonly ? 'r' : 'r+');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+      if (this.readonly || options.create === false) throw notFound(file);
+      // Under the lock, so no other writer creates it meanwhile.
+      this.#fd = openSync(file, 'wx+', 0o600);
+    }
+    const size = fstatSync(this.#fd).size;
+    this.#window = new FrameWindow(this.#fd, file, this.width);
+    const verdict = checkTail(this.#window, size);
+    if (verdict.rest !== undefined) {
+      if (!verdict.rest.torn && options.recover !== true) {
+        throw new SluiceError(
+          'CORRUPT_LOG',
+          `${file} is damaged at position ${verdict.end} (${verdict.rest.problem}); ${size - verdict.end} bytes follow ` +
+            'the last valid record. Nothing was modified: open with recover: true to cut them (they are kept in quarantine)',
+          { file, position: verdict.end },
+        );
+      }
+      // A read-only open reads the valid prefix and leaves the rest to the writer.
+      if (!this.readonly) this.#cut(verdict.end, size);
+    }
+    this.#window.reset();
+    this.#end = verdict.end;
+    if (!this.readonly) {
+      this.#writer = new OffsetWriter(
+        {
+          fd: this.#fd,
+          file,
+          width: this.width,
+          durability: this.durability,
+          onVisible: (since, visibleEnd) => {
+            this.#end = Math.max(this.#end, visibleEnd);
+            this._advance(since);
+          },
+        },
+        verdict.end,
+        verdict.since,
+      );
+    }
+    this._opened(verdict.since);
+  }
+
+  /** Moves the bytes after `end` into `<file>.quarantine/` and truncates the file there. */
+  #cut(end: number, size: number): void {
+    const quarantine = `${this.file}.quarantine`;
+    mkdirSync(quarantine, { recursive: true, mode: 0o700 });
+    const parts: Buffer[] = [];
+    for (let from = end; from < size; from += 1 << 20) parts.push(Buffer.from(this.#window.bytes(from, Math.min(size, from + (1 << 20)))));
+    writeFileSync(join(quarantine, `${end}.${Date.now()}.cut`), Buffer.concat(parts), { mode: 0o600 });
+    ftruncateSync(this.#fd, end);
+    fsyncSync(this.#fd);
+  }
+
+  protected _append(entries: readonly EncodedEntry[]): Promise<number[]> {
+    if (this.#writer === undefined) {
+      return Promise.reject(new SluiceError('READ_ONLY', `${this.file} was opened read-only`, { file: this.file }));
+    }
+    return this.#writer.append(entries);
+  }
+
+  protected _read(offset: number): LogRecord<T> {
+    if (offset > this.since) this.#refresh();
+    if (offset > this.since) {
+      throw new SluiceError('OFFSET_OUT_OF_RANGE', `offset ${offset} is outside the log`, { offset });
+    }
+    const frame = this.#window.tryAt(offset, this.#end);
+    if (typeof frame === 'string') {
+      throw new SluiceError('NOT_A_RECORD', `no record starts at offset ${offset} of ${this.file}: ${frame}`, {
+        offset,
+        file: this.file,
+        position: offset,
+      });
+    }
+    return this.#record(this.#window, frame);
+  }
+
+  #record(window: FrameWindow, frame: FrameSpan): LogRecord<T> {
+    const buffer = window.buffer;
+    // A deleted record's payload is zeros; JSON never starts with a zero byte, so one test settles most records.
+    if (buffer[frame.at] === 0 && isDeleted(buffer, frame)) {
+      throw new SluiceError('RECORD_DELETED', `the record at offset ${frame.start} was deleted`, { offset: frame.start });
+    }
+    return this._record(frame.start, buffer, frame.at, frame.at + frame.length, 0, undefined);
+  }
+
+  protected _cursor(range: ScanRange): RecordCursor<T> {
+    const host: OffsetCursorHost<T> = {
+      file: this.file,
+      fd: this.#fd,
+      width: this.width,
+      end: () => this.#end,
+      refresh: () => this.#refresh(),
+      record: (window, frame) =>
+        window.buffer[frame.at] === 0 && isDeleted(window.buffer, frame) ? undefined : this.#record(window, frame),
+    };
+    return new OffsetCursor(host, range);
+  }
+
+  /**
+   * Deletes records as flumelog-offset 3.4 does: their payloads are overwritten with zeros, their lengths and
+   * offsets stay. Reading one then fails with `RECORD_DELETED` and streams skip it. Deleting a deleted record
+   * does nothing. Every offset is checked before anything is written (`OFFSET_OUT_OF_RANGE`, `NOT_A_RECORD`).
+   */
+  async delete(offsets: number | readonly number[]): Promise<void> {
+    if (typeof offsets !== 'number' && !Array.isArray(offsets)) {
+      throw new TypeError('offsets must be a number or an array of numbers');
+    }
+    const list: readonly number[] = typeof offsets === 'number' ? [offsets] : offsets;
+    for (const offset of list) checkOffset(offset);
+    if (this.status !== 'open') throw this._closedError();
+    if (this.#writer === undefined) throw new SluiceError('READ_ONLY', `${this.file} was opened read-only`, { file: this.file });
+    if (this.#writer.failure !== undefined) throw this.#writer.failure;
+    const spans: { start: number; length: number }[] = [];
+    for (const offset of list) {
+      if (offset > this.since) throw new SluiceError('OFFSET_OUT_OF_RANGE', `offset ${offset} is outside the log`, { offset });
+      const frame = this.#window.tryAt(offset, this.#end);
+      if (typeof frame === 'string') {
+        throw new SluiceError('NOT_A_RECORD', `no record starts at offset ${offset}: ${frame}`, { offset, file: this.file });
+      }
+      spans.push({ start: frame.start, length: frame.length });
+    }
+    for (const span of spans) {
+      const zeros = Buffer.alloc(span.length);
+      try {
+        let done = 0;
+        while (done < zeros.length) done += writeSync(this.#fd, zeros, done, zeros.length - done, span.start + 4 + done);
+      } catch (error) {
+        throw new SluiceError('WRITE_FAILED', `${this.file}: deleting the record at ${span.start} failed`, {
+          cause: error,
+          file: this.file,
+          position: span.start,
+        });
+      } finally {
+        this.#window.reset();
+      }
+    }
+    if (this.durability === 'disk') await this.#writer.sync();
+  }
+
+  protected _sync(): Promise<number> {
+    return this.#writer === undefined ? Promise.resolve(this.since) : this.#writer.sync();
+  }
+
+  protected async _close(): Promise<void> {
+    this.#stopFollowing();
+    try {
+      await this.#writer?.close();
+    } finally {
+      this.#release();
+    }
+  }
+
+  #release(): void {
+    if (this.#fd >= 0) closeSync(this.#fd);
+    this.#fd = -1;
+    this.#lock?.release();
+  }
+
+  /** Read-only logs: takes in the whole records a writer appended since we last looked. */
+  #refresh(): void {
+    if (!this.readonly || this.status !== 'open') return;
+    const size = fstatSync(this.#fd).size;
+    if (size <= this.#end) return;
+    const window = new FrameWindow(this.#fd, this.file, this.width);
+    let position = this.#end;
+    let since = -1;
+    for (;;) {
+      const frame = window.tryAt(position, size);
+      if (typeof frame === 'string') break;
+      since = position;
+      position += frame.length + overheadBytes(this.width);
+    }
+    if (since < 0) return;
+    this.#end = position;
+    this.#window.reset();
+    this._advance(since);
+  }
+
+  /** A live stream of a read-only log waits: watch the file, and poll slowly in case an event is missed. */
+  protected override _followStart(): void {
+    if (!this.readonly || this.status !== 'open') return;
+    if (this.#timer === undefined) {
+      try {
+        this.#watcher = watch(this.file, { persistent: false }, () => this.#refresh());
+        this.#watcher.on('error', () => this.#watcher?.close());
+      } catch {
+        // Watching is an optimisation; the timer still finds new records.
+      }
+      this.#timer = setInterval(() => this.#refresh(), followIntervalMs);
+    }
+    this.#timer.ref();
+  }
+
+  protected override _followStop(): void {
+    this.#timer?.unref();
+  }
+
+  #stopFollowing(): void {
+    this.#watcher?.close();
+    this.#watcher = undefined;
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+}
+
+function isDeleted(buffer: Buffer, frame: FrameSpan): boolean {
+  for (let i = frame.at; i < frame.at + frame.length; i++) if (buffer[i] !== 0) return false;
+  return true;
+}
+
+function notFound(file: string): SluiceError {
+  return new SluiceError('LOG_NOT_FOUND', `there is no flumelog-offset file at ${file}`, { file });
+}
+
+function checkOptions(file: unknown, options: unknown): void {
+  if (typeof file !== 'string' || file.length === 0) throw new TypeError('file must be a non-empty string');
+  if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
+  const { offsetWidth, durability, legacy } = options as FlumeOffsetLogOptions<unknown>;
+  if (offsetWidth !== undefined && offsetWidth !== 4 && offsetWidth !== 6 && offsetWidth !== 8) {
+    throw new RangeError(`offsetWidth must be 4, 6 or 8, got ${String(offsetWidth)}`);
+  }
+  if (durability !== undefined && durability !== 'os' && durability !== 'disk') {
+    throw new TypeError(`durability must be 'os' or 'disk', got ${String(durability)}`);
+  }
+  if (legacy !== undefined && typeof legacy !== 'boolean') throw new TypeError('legacy must be a boolean');
+}

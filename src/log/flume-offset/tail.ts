@@ -1,0 +1,113 @@
+import { SluiceError } from '../../errors.js';
+import { valueBytesMax } from '../../limits.js';
+import { isZeroed, overheadBytes, type OffsetWidth } from './format.js';
+import { FrameWindow } from './frame-window.js';
+
+/** What the open of a flumelog-offset file found at its end (FORMAT.md O-7). */
+export interface TailVerdict {
+  /** The end of the last valid record: the file's length once the tail is cut. */
+  readonly end: number;
+  /** The offset of the last valid record, `-1` when there is none. */
+  readonly since: number;
+  /**
+   * Why the bytes after `end` are not records, when there are any: `torn` when they look like a write that a
+   * crash interrupted (safe to cut, as upstream does on open), otherwise a description of the damage.
+   */
+  readonly rest: { readonly torn: boolean; readonly problem: string } | undefined;
+}
+
+/**
+ * Finds where the valid records of a file of `size` bytes end. Reads the first record (a file whose first
+ * record is not valid in this format is refused with `NOT_A_LOG`, naming the format it does read as), then the
+ * last one; only when the last one is damaged does it look further back, so an open costs O(1) reads.
+ */
+export function checkTail(window: FrameWindow, size: number): TailVerdict {
+  if (size === 0) return { end: 0, since: -1, rest: undefined };
+  const first = window.tryAt(0, size);
+  if (typeof first === 'string') {
+    const rest = classifyRest(window, 0, size);
+    if (rest.torn) return { end: 0, since: -1, rest };
+    throw new SluiceError(
+      'NOT_A_LOG',
+      `${window.file} is not a ${describeFormat(window.width)} file: at position 0, ${first}${hintFor(window, size)}`,
+      { file: window.file, position: 0 },
+    );
+  }
+  const last = window.tryEndingAt(size);
+  if (typeof last !== 'string') return { end: size, since: last.start, rest: undefined };
+  const found = walkBack(window, size) ?? walkForward(window, size);
+  return { ...found, rest: classifyRest(window, found.end, size) };
+}
+
+/**
+ * The last record end before `size` at which a valid record ends and the record before it is valid too (two
+ * frames agreeing is what tells a record end from bytes that happen to look like one). Looks back at most one
+ * largest record: damage further back is found by the forward walk.
+ */
+function walkBack(window: FrameWindow, size: number): { end: number; since: number } | undefined {
+  const floor = Math.max(0, size - valueBytesMax - 2 * overheadBytes(window.width));
+  for (let end = size - 1; end > floor; end--) {
+    const frame = window.tryEndingAt(end);
+    if (typeof frame === 'string') continue;
+    if (frame.start === 0 || typeof window.tryEndingAt(frame.start) !== 'string') return { end, since: frame.start };
+  }
+  return undefined;
+}
+
+/** The longest valid prefix, walking every record from the start (the first one is known to be valid). */
+function walkForward(window: FrameWindow, size: number): { end: number; since: number } {
+  let position = 0;
+  let since = -1;
+  for (;;) {
+    const frame = window.tryAt(position, size);
+    if (typeof frame === 'string') return { end: position, since };
+    since = position;
+    position += frame.length + overheadBytes(window.width);
+  }
+}
+
+/**
+ * Decides whether the bytes `[end, size)` are a torn write: fewer than a length's bytes, a record whose length
+ * says it runs past the end of the file (its write was cut short), or zeros (a file system that extended the
+ * file before the crash wrote its data). Anything else, such as a whole frame whose two lengths disagree, is
+ * damage, and is never cut without being asked.
+ */
+function classifyRest(window: FrameWindow, end: number, size: number): { torn: boolean; problem: string } {
+  const bytes = size - end;
+  if (bytes < 4) return { torn: true, problem: `${bytes} bytes of an unfinished record` };
+  const probe = window.tryAt(end, size);
+  if (typeof probe !== 'string') return { torn: false, problem: 'a valid record follows' };
+  const length = window.bytes(end, end + 4).readUInt32BE(0);
+  if (length <= valueBytesMax && end + length + overheadBytes(window.width) > size) {
+    return { torn: true, problem: `a record of length ${length} cut short after ${bytes} bytes` };
+  }
+  if (isZeroRange(window, end, size)) return { torn: true, problem: `${bytes} zero bytes` };
+  return { torn: false, problem: probe };
+}
+
+/** True when the file's bytes `[start, end)` are all zero. */
+function isZeroRange(window: FrameWindow, start: number, end: number): boolean {
+  const step = 64 * 1024;
+  for (let from = start; from < end; from += step) {
+    const bytes = window.bytes(from, Math.min(end, from + step));
+    if (bytes.length === 0 || !isZeroed(bytes, 0, bytes.length)) return false;
+  }
+  return true;
+}
+
+function describeFormat(width: OffsetWidth): string {
+  return width === 0 ? 'legacy (pre-3.0) flumelog-offset' : `flumelog-offset ${width}-byte-offset`;
+}
+
+/** Which other format the file's first record reads as, to say so in the error. */
+function hintFor(window: FrameWindow, size: number): string {
+  for (const width of [4, 6, 8, 0] as const) {
+    if (width === window.width) continue;
+    const other = new FrameWindow(window.fd, window.file, width, 4096);
+    const first = other.tryAt(0, size);
+    if (typeof first !== 'string' && (size === first.length + overheadBytes(width) || typeof other.tryEndingAt(size) !== 'string')) {
+      return ` (it reads as a ${describeFormat(width)} file${width === 0 ? '' : `: open it with offsetWidth ${width}`})`;
+    }
+  }
+  return '';
+}
