@@ -210,12 +210,16 @@ export class FlumeOffsetLog<T = JsonValue> extends AbstractLog<T> {
    * offsets stay. Reading one then fails with `RECORD_DELETED` and streams skip it. Deleting a deleted record
    * does nothing. Every offset is checked before anything is written (`OFFSET_OUT_OF_RANGE`, `NOT_A_RECORD`).
    */
-  async delete(offsets: number | readonly number[]): Promise<void> {
+  delete(offsets: number | readonly number[]): Promise<void> {
     if (typeof offsets !== 'number' && !Array.isArray(offsets)) {
       throw new TypeError('offsets must be a number or an array of numbers');
     }
     const list: readonly number[] = typeof offsets === 'number' ? [offsets] : offsets;
     for (const offset of list) checkOffset(offset);
+    return this.#delete(list);
+  }
+
+  async #delete(list: readonly number[]): Promise<void> {
     if (this.status !== 'open') throw this._closedError();
     if (this.#writer === undefined) throw new SluiceError('READ_ONLY', `${this.file} was opened read-only`, { file: this.file });
     if (this.#writer.failure !== undefined) throw this.#writer.failure;

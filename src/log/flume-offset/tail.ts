@@ -27,14 +27,18 @@ export function checkTail(window: FrameWindow, size: number): TailVerdict {
   if (typeof first === 'string') {
     const rest = classifyRest(window, 0, size);
     if (rest.torn) return { end: 0, since: -1, rest };
-    throw new SluiceError(
-      'NOT_A_LOG',
-      `${window.file} is not a ${describeFormat(window.width)} file: at position 0, ${first}${hintFor(window, size)}`,
-      { file: window.file, position: 0 },
-    );
+    throw notThisFormat(window, 0, first, readsAs(window, size));
   }
   const last = window.tryEndingAt(size);
   if (typeof last !== 'string') return { end: size, since: last.start, rest: undefined };
+  // A file that another format reads from end to end was written in that format: say so rather than call it
+  // damaged (the legacy format reads the first record of a 3.x file, whose end field follows it).
+  const other = readsAs(window, size);
+  if (other !== undefined) {
+    const prefix = walkForward(window, size);
+    const problem = window.tryAt(prefix.end, size);
+    throw notThisFormat(window, prefix.end, typeof problem === 'string' ? problem : 'a record is out of place', other);
+  }
   const found = walkBack(window, size) ?? walkForward(window, size);
   return { ...found, rest: classifyRest(window, found.end, size) };
 }
@@ -99,15 +103,26 @@ function describeFormat(width: OffsetWidth): string {
   return width === 0 ? 'legacy (pre-3.0) flumelog-offset' : `flumelog-offset ${width}-byte-offset`;
 }
 
-/** Which other format the file's first record reads as, to say so in the error. */
-function hintFor(window: FrameWindow, size: number): string {
+/** Another format in which the file's first and last records are both valid, if there is one. */
+function readsAs(window: FrameWindow, size: number): OffsetWidth | undefined {
   for (const width of [4, 6, 8, 0] as const) {
     if (width === window.width) continue;
     const other = new FrameWindow(window.fd, window.file, width, 4096);
-    const first = other.tryAt(0, size);
-    if (typeof first !== 'string' && (size === first.length + overheadBytes(width) || typeof other.tryEndingAt(size) !== 'string')) {
-      return ` (it reads as a ${describeFormat(width)} file${width === 0 ? '' : `: open it with offsetWidth ${width}`})`;
-    }
+    const last = other.tryEndingAt(size);
+    // Zeros read as empty legacy records: an empty last record proves nothing.
+    if (typeof other.tryAt(0, size) !== 'string' && typeof last !== 'string' && last.length > 0) return width;
   }
-  return '';
+  return undefined;
+}
+
+function notThisFormat(window: FrameWindow, position: number, problem: string, other: OffsetWidth | undefined): SluiceError {
+  const hint =
+    other === undefined
+      ? ''
+      : ` (it reads as a ${describeFormat(other)} file: open it with ${other === 0 ? 'legacy: true' : `offsetWidth ${other}`})`;
+  return new SluiceError(
+    'NOT_A_LOG',
+    `${window.file} is not a ${describeFormat(window.width)} file: at position ${position}, ${problem}${hint}`,
+    { file: window.file, position },
+  );
 }
