@@ -70,7 +70,7 @@ export class Upstream {
       const more = (): void =>
         source(null, (end, data) => {
           if (end === true) resolve(items);
-          else if (end) reject(end instanceof Error ? end : new Error(String(end)));
+          else if (end) reject(end instanceof Error ? end : new Error('the stream ended with a value that is not an Error'));
           else {
             items.push(data as { seq: number; value: unknown });
             more();
