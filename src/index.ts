@@ -12,6 +12,12 @@ export type {
 export { AbstractLog, type EncodedEntry, type RecordCursor } from './log/abstract-log.js';
 export { MemoryLog, type MemoryLogOptions } from './log/memory/memory-log.js';
 export { FileLog, type FileLogOptions, type Durability } from './log/file/file-log.js';
+export {
+  FlumeOffsetLog,
+  type FlumeOffsetLogOptions,
+  type OffsetDurability,
+  type OffsetWidth,
+} from './log/flume-offset/flume-offset-log.js';
 export * as limits from './limits.js';
 export { Sluice, type SluiceOptions, type SluiceEvents } from './db/sluice.js';
 export type { View, ViewContext, ReadOptions } from './views/view.js';
@@ -20,3 +26,12 @@ export { ReduceView, reduce, type ReduceOptions } from './views/reduce.js';
 export { IndexView, index, type IndexKey, type IndexEntry, type IndexRange } from './views/index-view.js';
 export { KeyIndexView, TimeIndexView, keyIndex, timeIndex, type KeyIndexOptions } from './views/key-time-index.js';
 export * from './views/query/index.js';
+export {
+  ImportedOffsetsView,
+  importedOffsets,
+  importedOffsetKey,
+  importedOffsetsViewName,
+} from './views/imported-offsets.js';
+export { importFlumeOffset, type ImportOptions, type ImportResult } from './ops/import.js';
+export { exportFlumeOffset, type ExportOptions, type ExportResult } from './ops/export.js';
+export { stat, statFlumeOffset, type LogStat, type SegmentStat, type StatOptions } from './ops/stat.js';

@@ -71,3 +71,6 @@ export const viewCheckpointMs = 2000;
 
 /** A caught-up view is checkpointed once it has been idle this long (and when it closes). */
 export const viewCheckpointIdleMs = 1000;
+
+/** Records per append when `sluice import` or `sluice export` copies a log: one write each, few promises. */
+export const importBatchRecords = 4096;

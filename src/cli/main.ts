@@ -3,13 +3,23 @@ import { CommandLine, UsageError } from './args.js';
 import type { Command, CommandIo } from './command.js';
 import { appendCommand } from './commands/append.js';
 import { dumpCommand } from './commands/dump.js';
+import { exportCommand } from './commands/export.js';
 import { getCommand } from './commands/get.js';
+import { importCommand } from './commands/import.js';
 import { rebuildCommand } from './commands/rebuild.js';
 import { statCommand } from './commands/stat.js';
 import { LineOutput } from './output.js';
 import { errorCode, exitStatus, reportError } from './report.js';
 
-const commands: readonly Command[] = [appendCommand, getCommand, dumpCommand, statCommand, rebuildCommand];
+const commands: readonly Command[] = [
+  appendCommand,
+  getCommand,
+  dumpCommand,
+  statCommand,
+  rebuildCommand,
+  importCommand,
+  exportCommand,
+];
 
 const nameWidth = Math.max(...commands.map((command) => command.name.length));
 const usage =

@@ -3,6 +3,7 @@ import { basename } from 'node:path';
 import type { Codec } from '../codec/codec.js';
 import { SluiceError } from '../errors.js';
 import { FileLog } from '../log/file/file-log.js';
+import { FlumeOffsetLog } from '../log/flume-offset/flume-offset-log.js';
 
 /** One segment file of a log. */
 export interface SegmentStat {
@@ -74,6 +75,38 @@ export async function stat(dir: string, options: StatOptions = {}): Promise<LogS
     );
     const total = (field: 'bytes' | 'records'): number => segments.reduce((sum, segment) => sum + segment[field], 0);
     return { segments, records: total('records'), bytes: total('bytes'), firstOffset, lastOffset };
+  } finally {
+    await log.close();
+  }
+}
+
+export interface FlumeOffsetStatOptions extends StatOptions {
+  readonly offsetWidth?: 4 | 6 | 8;
+  readonly legacy?: boolean;
+}
+
+/**
+ * `stat` of a flumelog-offset file, opened read-only: one "segment", the file itself (base 0). Deleted records
+ * are not counted.
+ */
+export async function statFlumeOffset(file: string, options: FlumeOffsetStatOptions = {}): Promise<LogStat> {
+  const signal = options.signal;
+  if (signal?.aborted === true) throw new SluiceError('ABORTED', 'stat was aborted', { cause: signal.reason });
+  const log = await FlumeOffsetLog.open(file, {
+    readonly: true,
+    codec: skipValues,
+    ...(options.legacy === true ? { legacy: true } : { offsetWidth: options.offsetWidth ?? 4 }),
+  });
+  try {
+    const lastOffset = log.since;
+    let records = 0;
+    let firstOffset = -1;
+    for await (const record of log.stream({ lte: lastOffset, ...(signal ? { signal } : {}) })) {
+      if (firstOffset < 0) firstOffset = record.offset;
+      records++;
+    }
+    const { size } = await statFile(file);
+    return { segments: [{ file: basename(file), base: 0, bytes: size, records }], records, bytes: size, firstOffset, lastOffset };
   } finally {
     await log.close();
   }

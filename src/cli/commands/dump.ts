@@ -1,20 +1,21 @@
 import { isSluiceError } from '../../errors.js';
-import { FileLog } from '../../log/file/file-log.js';
 import type { StreamOptions } from '../../log/log.js';
 import type { CommandLine } from '../args.js';
 import { usageText, type Command, type CommandIo } from '../command.js';
+import { jsonCodec, logFormatFlags, logFormatHelp, openReadOnly } from '../log-format.js';
 import { exitStatus } from '../report.js';
 
 const usage = usageText(
-  'dump <dir> [--gt N] [--gte N] [--lt N] [--lte N] [--reverse] [--limit N] [--live]',
-  'Prints the records of the log in <dir> as JSON lines: {"offset":N,"value":...}.\n' +
-    'Bounds are offsets and need not be record starts.',
+  'dump <dir> [--gt N] [--gte N] [--lt N] [--lte N] [--reverse] [--limit N] [--live] [--format <format>]',
+  'Prints the records of the log in <dir> (a log directory, or a file with --format) as JSON lines:\n' +
+    '{"offset":N,"value":...}. Bounds are offsets and need not be record starts.',
   [
     ['--gt N, --gte N', 'only records after (at or after) offset N'],
     ['--lt N, --lte N', 'only records before (at or before) offset N'],
     ['--reverse', 'newest first'],
     ['--limit N', 'at most N records'],
     ['--live', 'keep printing new records as they are appended, until SIGINT or SIGTERM'],
+    ...logFormatHelp,
   ],
 );
 
@@ -34,6 +35,7 @@ export const dumpCommand: Command = {
       limit: { type: 'string' },
       reverse: { type: 'boolean' },
       live: { type: 'boolean' },
+      ...logFormatFlags,
     },
     positionals: ['dir'],
   },
@@ -48,7 +50,7 @@ async function run(line: CommandLine, io: CommandIo): Promise<number> {
   // A reader that went away (`| head`) is a reason to stop, not an error.
   if (io.output.closedSignal.aborted) return exitStatus.ok;
   io.output.closedSignal.addEventListener('abort', stop, { once: true });
-  const log = await FileLog.open(dir, { readonly: true });
+  const log = await openReadOnly(line, dir, jsonCodec);
   const stopFollowing = options.live === true ? followUntilSignalled(stop) : undefined;
   try {
     for await (const record of log.stream({ ...options, signal: stopping.signal })) {

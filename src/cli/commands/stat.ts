@@ -1,25 +1,28 @@
-import { stat, type LogStat } from '../../ops/stat.js';
+import { stat, statFlumeOffset, type LogStat } from '../../ops/stat.js';
 import type { CommandLine } from '../args.js';
 import { usageText, type Command, type CommandIo } from '../command.js';
+import { flumeFormatOf, logFormatFlags, logFormatHelp } from '../log-format.js';
 import { exitStatus } from '../report.js';
 
 const usage = usageText(
-  'stat <dir> [--json]',
+  'stat <dir> [--json] [--format <format>]',
   'Prints the segments of the log in <dir> with their sizes and record counts, and its first and last offset\n' +
-    '(-1 when the log is empty).',
-  [['--json', 'print one JSON object instead of a table']],
+    '(-1 when the log is empty). A flumelog-offset file (--format) is shown as one segment.',
+  [['--json', 'print one JSON object instead of a table'], ...logFormatHelp],
 );
 
 /** `sluice stat`: segments, records, bytes, offsets. */
 export const statCommand: Command = {
   name: 'stat',
   summary: 'print the segments, record count, size and offsets of a log',
-  spec: { usage, flags: { json: { type: 'boolean' } }, positionals: ['dir'] },
+  spec: { usage, flags: { json: { type: 'boolean' }, ...logFormatFlags }, positionals: ['dir'] },
   run,
 };
 
 async function run(line: CommandLine, io: CommandIo): Promise<number> {
-  const result = await stat(line.positional(0));
+  const path = line.positional(0);
+  const flume = flumeFormatOf(line);
+  const result = flume === undefined ? await stat(path) : await statFlumeOffset(path, flume);
   const lines = line.boolean('json') ? [JSON.stringify(result)] : formatTable(result);
   for (const text of lines) await io.output.writeLine(text);
   return exitStatus.ok;

@@ -1,0 +1,75 @@
+import { existsSync, statSync } from 'node:fs';
+import { codecs } from '../codec/codec.js';
+import { SluiceError } from '../errors.js';
+import { FileLog } from '../log/file/file-log.js';
+import { FlumeOffsetLog } from '../log/flume-offset/flume-offset-log.js';
+import { importBatchRecords } from '../limits.js';
+import type { ViewProgress } from '../views/runner.js';
+import { ProgressMeter } from './progress.js';
+
+export interface ExportOptions {
+  /** The offset width of the file written (4, 6 or 8; default 4). */
+  readonly offsetWidth?: 4 | 6 | 8;
+  /** Write the legacy (pre-3.0) format. */
+  readonly legacy?: boolean;
+  /** Aborting stops the export with `ABORTED`, leaving a partial file of whole records. */
+  readonly signal?: AbortSignal;
+  readonly onProgress?: (progress: ViewProgress) => void;
+}
+
+export interface ExportResult {
+  readonly records: number;
+  /** The size of the file written. */
+  readonly bytes: number;
+}
+
+/**
+ * Writes the records of the native log in `dir` into a new flumelog-offset file, payload bytes unchanged, in
+ * order (offsets change: each format has its own framing). Keys and times are not kept (the format has no place
+ * for them). Fails with `INVALID_INPUT` when `file` exists (it is never overwritten) or when a record's value is
+ * empty or all zero bytes (the format would read it as deleted); the file is then incomplete and says so.
+ */
+export async function exportFlumeOffset(dir: string, file: string, options: ExportOptions = {}): Promise<ExportResult> {
+  if (typeof dir !== 'string' || dir.length === 0) throw new TypeError('dir must be a non-empty string');
+  if (typeof file !== 'string' || file.length === 0) throw new TypeError('file must be a non-empty string');
+  if (existsSync(file)) throw new SluiceError('INVALID_INPUT', `${file} exists: export writes a new file only`, { file });
+  const { signal } = options;
+  const meter = new ProgressMeter('export', options.onProgress);
+  const from = await FileLog.open(dir, { readonly: true, codec: codecs.raw() });
+  let records = 0;
+  try {
+    const to = await FlumeOffsetLog.open(file, {
+      codec: codecs.raw(),
+      ...(options.legacy === true ? { legacy: true } : { offsetWidth: options.offsetWidth ?? 4 }),
+    });
+    try {
+      const target = from.since;
+      let values: Uint8Array[] = [];
+      let last = -1;
+      for await (const record of from.stream({ lte: target, ...(signal ? { signal } : {}) })) {
+        if (record.value.length === 0 || record.value.every((byte) => byte === 0)) {
+          throw new SluiceError(
+            'INVALID_INPUT',
+            `the record at offset ${record.offset} is empty or all zero bytes: flumelog-offset would read it as deleted`,
+            { offset: record.offset, file: dir },
+          );
+        }
+        values.push(record.value);
+        last = record.offset;
+        if (values.length === importBatchRecords) {
+          records += (await to.append(values)).length;
+          values = [];
+          meter.update(last, target, records, last, target);
+        }
+      }
+      if (values.length > 0) records += (await to.append(values)).length;
+      await to.sync();
+      meter.update(last, target, records, Math.max(target, 0), Math.max(target, 0), true);
+    } finally {
+      await to.close();
+    }
+  } finally {
+    await from.close();
+  }
+  return { records, bytes: statSync(file).size };
+}

@@ -1,0 +1,97 @@
+import { codecs } from '../codec/codec.js';
+import { Sluice } from '../db/sluice.js';
+import { SluiceError } from '../errors.js';
+import { FileLog } from '../log/file/file-log.js';
+import { FlumeOffsetLog } from '../log/flume-offset/flume-offset-log.js';
+import { importBatchRecords } from '../limits.js';
+import { importedOffsetKey, importedOffsets, importedOffsetsViewName } from '../views/imported-offsets.js';
+import type { ViewProgress } from '../views/runner.js';
+import { ProgressMeter } from './progress.js';
+
+export interface ImportOptions {
+  /** The source's offset width (4, 6 or 8; default 4), as `FlumeOffsetLog.open` takes it. */
+  readonly offsetWidth?: 4 | 6 | 8;
+  /** The source is in the legacy (pre-3.0) format. */
+  readonly legacy?: boolean;
+  /** Aborting stops the import with `ABORTED`; what was imported so far stays (the destination is then partial). */
+  readonly signal?: AbortSignal;
+  /** Called with the progress of the copy (`view: 'import'`) and then of the offsets table (`view: 'flumelog-offsets'`). */
+  readonly onProgress?: (progress: ViewProgress) => void;
+}
+
+export interface ImportResult {
+  /** Records copied (deleted records are not). */
+  readonly records: number;
+  /** The offset of the last record in the source file and in the new log (`-1` when there is none). */
+  readonly lastSourceOffset: number;
+  readonly lastOffset: number;
+}
+
+/**
+ * Converts a flumelog-offset file into a new native log in `dir`: every record that is not deleted, in order,
+ * its payload bytes unchanged (whatever codec wrote them), stored with its old offset as the record key
+ * (`importedOffsetKey`), and the view `flumelog-offsets` (`importedOffsets()`) built from those keys so old
+ * offsets still resolve: `db.use('flumelog-offsets', importedOffsets())`, then `resolve(oldOffset)`. Records get
+ * the time of the import (the source stores none). The source is opened read-only and never modified. Fails with
+ * `INVALID_INPUT` when `dir` already holds records, and with the errors of `FlumeOffsetLog.open` for the source.
+ */
+export async function importFlumeOffset(source: string, dir: string, options: ImportOptions = {}): Promise<ImportResult> {
+  if (typeof source !== 'string' || source.length === 0) throw new TypeError('source must be a non-empty string');
+  if (typeof dir !== 'string' || dir.length === 0) throw new TypeError('dir must be a non-empty string');
+  const { signal } = options;
+  const meter = new ProgressMeter('import', options.onProgress);
+  const from = await FlumeOffsetLog.open(source, {
+    readonly: true,
+    codec: codecs.raw(),
+    ...(options.legacy === true ? { legacy: true } : { offsetWidth: options.offsetWidth ?? 4 }),
+  });
+  let records = 0;
+  let lastSourceOffset = -1;
+  let lastOffset = -1;
+  try {
+    const to = await FileLog.open(dir, { codec: codecs.raw() });
+    try {
+      if (to.since >= 0) throw new SluiceError('INVALID_INPUT', `${dir} already holds a log: import into a new directory`, { file: dir });
+      const target = from.since;
+      let values: Uint8Array[] = [];
+      let keys: Uint8Array[] = [];
+      const flush = async (): Promise<void> => {
+        if (values.length === 0) return;
+        const offsets = await to.append(values, { key: keys });
+        lastOffset = offsets[offsets.length - 1] as number;
+        values = [];
+        keys = [];
+      };
+      for await (const record of from.stream({ lte: target, ...(signal ? { signal } : {}) })) {
+        values.push(record.value);
+        keys.push(importedOffsetKey(record.offset));
+        records++;
+        lastSourceOffset = record.offset;
+        if (values.length === importBatchRecords) {
+          await flush();
+          meter.update(lastSourceOffset, target, records, lastSourceOffset, target);
+        }
+      }
+      await flush();
+      await to.sync();
+      meter.update(lastSourceOffset, target, records, Math.max(target, 0), Math.max(target, 0), true);
+    } finally {
+      await to.close();
+    }
+  } finally {
+    await from.close();
+  }
+  await buildOffsetsTable(dir, options.onProgress);
+  return { records, lastSourceOffset, lastOffset };
+}
+
+/** Builds the offsets view now, so the first application read does not wait for it. */
+async function buildOffsetsTable(dir: string, onProgress: ((progress: ViewProgress) => void) | undefined): Promise<void> {
+  const db = await Sluice.open(dir, { codec: codecs.raw(), views: { [importedOffsetsViewName]: importedOffsets() } });
+  if (onProgress !== undefined) db.on('progress', onProgress);
+  try {
+    await db.ready();
+  } finally {
+    await db.close();
+  }
+}
