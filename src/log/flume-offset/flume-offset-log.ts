@@ -3,7 +3,7 @@ import type { FSWatcher } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { codecs, type Codec, type JsonValue } from '../../codec/codec.js';
 import { SluiceError } from '../../errors.js';
-import { followIntervalMs } from '../../limits.js';
+import { followIntervalMs, getReadBytes } from '../../limits.js';
 import { AbstractLog, checkOffset, type EncodedEntry, type RecordCursor } from '../abstract-log.js';
 import { DirectoryLock } from '../file/directory-lock.js';
 import type { LogRecord, LogSupports } from '../log.js';
@@ -60,7 +60,10 @@ export class FlumeOffsetLog<T = JsonValue> extends AbstractLog<T> {
   readonly readonly: boolean;
   readonly durability: OffsetDurability;
   #fd = -1;
+  /** For opening and deletes. */
   #window!: FrameWindow;
+  /** For `get`: a small window, since a random read wants one record, not the 256 KiB a scan reads ahead. */
+  #getWindow!: FrameWindow;
   #writer: OffsetWriter | undefined;
   #lock: DirectoryLock | undefined;
   /** The end of the last visible record: reads never look past it. */
@@ -115,6 +118,7 @@ export class FlumeOffsetLog<T = JsonValue> extends AbstractLog<T> {
     }
     const size = fstatSync(this.#fd).size;
     this.#window = new FrameWindow(this.#fd, file, this.width);
+    this.#getWindow = new FrameWindow(this.#fd, file, this.width, getReadBytes);
     const verdict = checkTail(this.#window, size);
     if (verdict.rest !== undefined) {
       if (!verdict.rest.torn && options.recover !== true) {
@@ -172,7 +176,7 @@ export class FlumeOffsetLog<T = JsonValue> extends AbstractLog<T> {
     if (offset > this.since) {
       throw new SluiceError('OFFSET_OUT_OF_RANGE', `offset ${offset} is outside the log`, { offset });
     }
-    const frame = this.#window.tryAt(offset, this.#end);
+    const frame = this.#getWindow.tryAt(offset, this.#end);
     if (typeof frame === 'string') {
       throw new SluiceError('NOT_A_RECORD', `no record starts at offset ${offset} of ${this.file}: ${frame}`, {
         offset,
@@ -180,7 +184,7 @@ export class FlumeOffsetLog<T = JsonValue> extends AbstractLog<T> {
         position: offset,
       });
     }
-    return this.#record(this.#window, frame);
+    return this.#record(this.#getWindow, frame);
   }
 
   #record(window: FrameWindow, frame: FrameSpan): LogRecord<T> {
@@ -245,6 +249,7 @@ export class FlumeOffsetLog<T = JsonValue> extends AbstractLog<T> {
         });
       } finally {
         this.#window.reset();
+        this.#getWindow.reset();
       }
     }
     if (this.durability === 'disk') await this.#writer.sync();
@@ -285,7 +290,6 @@ export class FlumeOffsetLog<T = JsonValue> extends AbstractLog<T> {
     }
     if (since < 0) return;
     this.#end = position;
-    this.#window.reset();
     this._advance(since);
   }
 

@@ -26,12 +26,16 @@ export class FrameWindow {
   /** How many bytes of `buffer` hold file data. */
   #filled = 0;
 
+  /** How much one read fetches: a scan's window (256 KiB), or a `get`'s (1 KiB, most records fit). */
+  readonly #windowBytes: number;
+
   constructor(
     readonly fd: number,
     readonly file: string,
     readonly width: OffsetWidth,
     windowBytes: number = scanChunkBytes,
   ) {
+    this.#windowBytes = windowBytes;
     this.buffer = Buffer.allocUnsafe(windowBytes);
   }
 
@@ -101,10 +105,11 @@ export class FrameWindow {
     if (from >= this.#start && to <= this.#start + this.#filled) return from - this.#start;
     const needed = to - from;
     if (needed > this.buffer.length) this.buffer = Buffer.allocUnsafe(Math.max(needed, this.buffer.length * 2));
+    const readBytes = Math.max(needed, this.#windowBytes);
     const backwards = this.#filled > 0 && from < this.#start;
-    let windowStart = backwards ? Math.max(0, to - this.buffer.length) : from;
+    let windowStart = backwards ? Math.max(0, to - readBytes) : from;
     if (windowStart > from) windowStart = from;
-    const windowBytes = Math.min(this.buffer.length, end - windowStart);
+    const windowBytes = Math.min(readBytes, end - windowStart);
     this.#start = windowStart;
     this.#filled = 0;
     while (this.#filled < windowBytes) {
