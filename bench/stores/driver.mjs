@@ -40,6 +40,8 @@ import {
 export const CASES = ['append-single', 'append-nowait', 'append-batch', 'scan', 'get', 'reopen']
 export const RAW_CASES = ['raw-publish', 'raw-consume', 'raw-get']
 export const VIEW_CASES = ['view-reduce-rebuild', 'view-index-build', 'view-index-get', 'append-with-reduce']
+// Adapters with `importInto(dir)` (sluice-offset): converting the filled log into another store.
+export const IMPORT_CASES = ['import']
 
 function parseArgs (argv, adapterOptions = {}) {
   const args = { case: null, n: 1_000_000, dir: null, gets: GETS, seed: 42, options: { ...adapterOptions } }
@@ -287,6 +289,17 @@ async function appendWithReduceCase (adapter, args) {
   }
 }
 
+// Fills the log (in its own process), then times adapter.importInto(dir), which
+// converts it and resolves to the number of records copied.
+async function importCase (adapter, args) {
+  prefill(args, false)
+  const t0 = performance.now()
+  const records = await adapter.importInto(args.dir)
+  const ms = performance.now() - t0
+  if (records !== args.n) throw new Error(`import copied ${records} records, expected ${args.n}`)
+  return { ms, ops: args.n }
+}
+
 async function runCase (adapter, args) {
   if (VIEW_CASES.includes(args.case) && typeof adapter.openViews !== 'function') throw new Error(`${adapter.store} has no views`)
   switch (args.case) {
@@ -306,6 +319,9 @@ async function runCase (adapter, args) {
     case 'view-index-build': return viewIndexBuildCase(adapter, args)
     case 'view-index-get': return viewIndexGetCase(adapter, args)
     case 'append-with-reduce': return appendWithReduceCase(adapter, args)
+    case 'import':
+      if (typeof adapter.importInto !== 'function') throw new Error(`${adapter.store} has no import`)
+      return importCase(adapter, args)
     default: throw new Error('unknown case ' + args.case)
   }
 }

@@ -97,6 +97,20 @@ export const codecs = {
   },
 } as const;
 
+/**
+ * For readers that need frames, keys and offsets but not values (stat, the offsets table of an import): decodes
+ * every value to `null` without touching its bytes, and refuses to encode.
+ */
+export const skipValues: Codec<null> = {
+  name: 'skip',
+  encode() {
+    throw new TypeError('a log opened with the skip codec cannot be written');
+  },
+  decode() {
+    return null;
+  },
+};
+
 /** Checks that `codec` has the shape of a codec; a programmer mistake otherwise. */
 export function assertCodec<T>(codec: unknown): asserts codec is Codec<T> {
   const candidate = codec as Partial<Codec<T>> | null;

@@ -1,6 +1,6 @@
 import { stat as statFile } from 'node:fs/promises';
 import { basename } from 'node:path';
-import type { Codec } from '../codec/codec.js';
+import { skipValues } from '../codec/codec.js';
 import { SluiceError } from '../errors.js';
 import { FileLog } from '../log/file/file-log.js';
 import { FlumeOffsetLog } from '../log/flume-offset/flume-offset-log.js';
@@ -30,20 +30,6 @@ export interface StatOptions {
   /** Aborting ends the scan with a `SluiceError` of code `ABORTED`. */
   readonly signal?: AbortSignal;
 }
-
-/**
- * Counting records needs their frames, not their values: a codec that decodes nothing makes the scan cheaper and
- * lets `stat` read a log written with any codec.
- */
-const skipValues: Codec<null> = {
-  name: 'skip',
-  encode() {
-    throw new TypeError('stat never writes');
-  },
-  decode() {
-    return null;
-  },
-};
 
 /**
  * Opens the log in `dir` read-only and streams it once to count its records per segment. The counts are those

@@ -1,41 +1,164 @@
+import { join } from 'node:path';
+import { indexBatchRecords } from '../limits.js';
 import type { LogRecord } from '../log/log.js';
-import { IndexView } from './index-view.js';
-import type { ReadOptions } from './view.js';
+import { readState, writeState } from './state-file.js';
+import type { ReadOptions, View, ViewContext } from './view.js';
 
 /** The name `sluice import` gives the view, under `<dir>/views/`. */
 export const importedOffsetsViewName = 'flumelog-offsets';
 
-/** The record key `sluice import` stores with each record: its offset in the imported file, 8 bytes big-endian. */
+/** The record key of an imported record starts with these bytes; the old offset follows, 8 bytes big-endian. */
+const keyPrefix = Buffer.from('fo:', 'latin1');
+const keyBytes = keyPrefix.length + 8;
+
+/** One pair kept per this many imported records; a lookup reads at most this many records' keys. */
+const pairEvery = 32;
+
+/** The record key `sluice import` stores with each record: `fo:` and its old offset, 8 bytes big-endian. */
 export function importedOffsetKey(oldOffset: number): Uint8Array {
-  const key = Buffer.alloc(8);
-  key.writeUInt32BE(Math.floor(oldOffset / 0x1_0000_0000), 0);
-  key.writeUInt32BE(oldOffset >>> 0, 4);
+  const key = Buffer.alloc(keyBytes);
+  keyPrefix.copy(key);
+  key.writeUInt32BE(Math.floor(oldOffset / 0x1_0000_0000), keyPrefix.length);
+  key.writeUInt32BE(oldOffset >>> 0, keyPrefix.length + 4);
   return key;
 }
 
+/** The old offset in an imported record's key, or `undefined` for any other key. Allocates nothing: it runs per record. */
 function oldOffsetOf(key: Uint8Array | undefined): number | undefined {
-  if (key?.length !== 8) return undefined;
-  const bytes = Buffer.from(key.buffer, key.byteOffset, 8);
-  return bytes.readUInt32BE(0) * 0x1_0000_0000 + bytes.readUInt32BE(4);
+  if (key?.length !== keyBytes || key[0] !== keyPrefix[0] || key[1] !== keyPrefix[1] || key[2] !== keyPrefix[2]) {
+    return undefined;
+  }
+  let value = 0;
+  for (let i = keyPrefix.length; i < keyBytes; i++) value = value * 256 + (key[i] as number);
+  return value;
 }
+
+interface TableState {
+  /** Imported records seen. */
+  count: number;
+  /** The last old offset seen: imported keys only ever grow. */
+  last: number;
+  /** Every `pairEvery`-th imported record: its old offset and its offset in this log. */
+  olds: number[];
+  news: number[];
+}
+
+const empty = (): TableState => ({ count: 0, last: -1, olds: [], news: [] });
 
 /**
  * The table from a record's offset in the flumelog-offset file it was imported from to its offset in this log,
- * so references kept by an application (flumedb views store offsets) still resolve after `sluice import`.
- * Built from the record keys the import writes (`importedOffsetKey`); records appended later have no such key
- * (or another one) and are not in the table. Records deleted before the import were not imported: their old
- * offsets resolve to `undefined`.
+ * so references an application kept (flumedb views store offsets) still resolve after `sluice import`.
+ *
+ * Both offsets grow in the same order, so the table keeps one pair in 32 (FORMAT.md O-9): a lookup finds the
+ * pair at or before the old offset by binary search, then reads the keys of at most 32 records from there.
+ * The state is small (a million records: 31,250 pairs) and builds at the speed of a scan.
+ *
+ * Edge cases: an old offset that was not a record start, a record deleted before the import (not imported), or
+ * an offset past the imported file all resolve to `undefined`. Records appended after the import carry other
+ * keys (or none) and are not in the table; a record whose key looks imported but does not grow past the last
+ * one is ignored.
  */
-export class ImportedOffsetsView<T> extends IndexView<T> {
-  constructor() {
-    super(1, (_value: T, record: LogRecord<T>) => oldOffsetOf(record.key));
+export class ImportedOffsetsView<T> implements View<T> {
+  readonly version = 1;
+  // Applying a record costs next to nothing: feed many per event-loop turn.
+  readonly batchRecords = indexBatchRecords;
+  #context: ViewContext<T> | undefined;
+  #state: TableState = empty();
+
+  async open(context: ViewContext<T>): Promise<number> {
+    this.#context = context;
+    const stored = await readState<TableState>(this.#path());
+    if (stored === undefined) return -1;
+    if (typeof stored === 'string') {
+      context.report(`${stored}: rebuilding`);
+      return -1;
+    }
+    const state = stored.state;
+    if (stored.version !== this.version || !isTableState(state)) {
+      context.report(`the stored table is from another version: rebuilding`);
+      return -1;
+    }
+    this.#state = state;
+    return stored.since;
+  }
+
+  apply(records: readonly LogRecord<T>[]): void {
+    const state = this.#state;
+    for (const record of records) {
+      const old = oldOffsetOf(record.key);
+      if (old === undefined || old <= state.last) continue;
+      if (state.count % pairEvery === 0) {
+        state.olds.push(old);
+        state.news.push(record.offset);
+      }
+      state.count++;
+      state.last = old;
+    }
+  }
+
+  checkpoint(since: number): Promise<void> {
+    return writeState(this.#path(), { version: this.version, since, state: this.#state });
+  }
+
+  clear(): Promise<void> {
+    this.#state = empty();
+    return Promise.resolve();
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
   }
 
   /** The offset in this log of the record that was at `oldOffset` in the imported file, or `undefined`. */
   resolve(oldOffset: number, options?: ReadOptions): Promise<number | undefined> {
     if (!Number.isSafeInteger(oldOffset) || oldOffset < 0) throw new RangeError('oldOffset must be a non-negative integer');
-    return this.offsetOf(oldOffset, options);
+    return this.#resolve(oldOffset, options);
   }
+
+  async #resolve(oldOffset: number, options: ReadOptions | undefined): Promise<number | undefined> {
+    const context = this.#ready();
+    await context.ready(options);
+    const { olds, news, last } = this.#state;
+    if (oldOffset > last) return undefined;
+    let low = 0;
+    let high = olds.length;
+    while (low < high) {
+      const middle = (low + high) >>> 1;
+      if ((olds[middle] as number) <= oldOffset) low = middle + 1;
+      else high = middle;
+    }
+    if (low === 0) return undefined;
+    let seen = 0;
+    for await (const record of context.stream({ gte: news[low - 1] as number })) {
+      const old = oldOffsetOf(record.key);
+      if (old === undefined) continue;
+      if (old === oldOffset) return record.offset;
+      if (old > oldOffset || ++seen > pairEvery) return undefined;
+    }
+    return undefined;
+  }
+
+  #ready(): ViewContext<T> {
+    if (this.#context === undefined) throw new TypeError('the view is not in use by a database');
+    return this.#context;
+  }
+
+  #path(): string {
+    return join(this.#ready().dir, 'state');
+  }
+}
+
+function isTableState(state: unknown): state is TableState {
+  const table = state as Partial<TableState> | null;
+  return (
+    typeof table === 'object' &&
+    table !== null &&
+    typeof table.count === 'number' &&
+    typeof table.last === 'number' &&
+    Array.isArray(table.olds) &&
+    Array.isArray(table.news) &&
+    table.olds.length === table.news.length
+  );
 }
 
 /** `db.use(importedOffsetsViewName, importedOffsets())`. */

@@ -136,13 +136,6 @@ export class IndexView<T> implements View<T> {
     return { key, offset, value: await context.get(offset) };
   }
 
-  /** The offset the entry of `key` points at, or `undefined`, without reading the record (see `ReadOptions`). */
-  async offsetOf(key: IndexKey, options?: ReadOptions): Promise<number | undefined> {
-    checkKey(key);
-    await this.#ready().ready(options);
-    return this.#store().get(key as Key);
-  }
-
   /**
    * The entries within the range, in key order (or reverse), once the view has caught up. The range is
    * validated at once (`TypeError` / `RangeError`).
