@@ -53,6 +53,7 @@ describe('the flumelog-offsets view (imported offsets)', () => {
         apply(records);
       };
       await using db = await Sluice.open<number>(dir, { views: { table } });
+      assert.equal(db.views.table, table);
       assert.equal(await table.resolve(olds[olds.length - 1] as number), news[news.length - 1]);
       assert.equal(await table.resolve(olds[500] as number), news[500]);
       assert.equal(applied, 0, 'the table was restored from its state, not rebuilt');
