@@ -2,7 +2,7 @@
 // then checks the targets of shared/BENCHMARKS.md against the ratios of this run.
 //
 //   node bench/run.mjs [--n 1000000] [--runs 3] [--cases scan,get] [--stores sluice,flumelog-offset]
-//                      [--gets 100000] [--seed 42] [--raw] [--views] [--no-views] [--no-caps] [--all-cells]
+//                      [--gets 100000] [--seed 42] [--raw] [--views] [--no-views] [--flume] [--no-caps] [--all-cells]
 //
 // The columns (STORES below) are store adapters (bench/stores/<script>.mjs) with
 // options: `sluice`, `sluice-buffered` and `sluice-disk` are the same adapter
@@ -23,6 +23,10 @@
 // append-with-reduce (Sluice's append-batch with a reduce view attached) is
 // compared with Sluice's append-batch of the same run, so that cell is always
 // run with it, the two interleaved run by run (INTERLEAVED).
+// The flumelog-offset file cases (FLUME_STORES: Sluice's FlumeOffsetLog reading
+// and importing the file format flumelog-offset writes, and sluice/flume running
+// flumeview-reduce / flumeview-level unchanged in place of flumedb) have a table
+// of their own; `--flume` runs only them.
 // Raw results go to bench/results/latest.json.
 
 import { spawnSync } from 'node:child_process'
@@ -31,7 +35,7 @@ import os from 'node:os'
 import { dirname, join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
-import { CASES, RAW_CASES, VIEW_CASES } from './stores/driver.mjs'
+import { CASES, IMPORT_CASES, RAW_CASES, VIEW_CASES } from './stores/driver.mjs'
 import { GETS } from './workload.mjs'
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url))
@@ -80,6 +84,16 @@ const STORES = {
     script: 'lmdb', short: 'lmdb', peer: true, durable: true,
     cases: DURABLE_CASES, supports: CASES,
     caps: { 'append-single': 5_000 } // a synced transaction per awaited put: ~1-2k/s
+  },
+  // Sluice on flumelog-offset files: FlumeOffsetLog through Sluice's API, and
+  // sluice/flume (flumedb's API) with the flumeview-* modules over it.
+  'sluice-offset': {
+    script: 'sluice-offset', short: 'sluice-offset', flume: true,
+    cases: ['scan', 'get', ...IMPORT_CASES], supports: [...CASES, ...IMPORT_CASES]
+  },
+  'sluice-flume': {
+    script: 'sluice-flume', short: 'sluice/flume', viewShort: 'sluice/flume', flume: true,
+    cases: ['scan', 'get', 'view-reduce-rebuild', 'view-index-build'], supports: [...CASES, ...FLUME_VIEW_CASES]
   }
 }
 const DEFAULT_STORES = Object.keys(STORES)
@@ -91,16 +105,20 @@ const ALIASES = {
 const short = (s) => STORES[s].short
 // The Sluice columns that get ratio columns against every peer in the main table.
 const SUBJECTS = ['sluice', 'sluice-buffered']
+// The cases and columns of --flume (the flumelog-offset file table).
+const FLUME_CASES = ['scan', 'get', ...IMPORT_CASES, 'view-reduce-rebuild', 'view-index-build']
+const FLUME_STORES = ['flumelog-offset', 'sluice-offset', 'sluice-flume']
 
 const CHILD_TIMEOUT_MS = 30 * 60 * 1000
 
 function parseArgs (argv) {
-  const opts = { n: 1_000_000, runs: 3, cases: null, stores: null, gets: GETS, seed: 42, raw: false, views: null, caps: true, allCells: false }
+  const opts = { n: 1_000_000, runs: 3, cases: null, stores: null, gets: GETS, seed: 42, raw: false, views: null, flume: false, caps: true, allCells: false }
   for (let i = 2; i < argv.length; i++) {
     const name = argv[i].replace(/^--/, '')
     if (name === 'raw') opts.raw = true
     else if (name === 'views') opts.views = true
     else if (name === 'no-views') opts.views = false
+    else if (name === 'flume') opts.flume = true
     else if (name === 'no-caps') opts.caps = false
     else if (name === 'all-cells') opts.allCells = true
     else if (['n', 'runs', 'gets', 'seed'].includes(name)) opts[name] = Number(argv[++i])
@@ -108,10 +126,13 @@ function parseArgs (argv) {
     else throw new Error(`unknown argument ${argv[i]} (see the top of bench/run.mjs)`)
   }
   if (opts.views && (opts.cases || opts.raw)) throw new Error('--views runs the view cases only: not with --cases or --raw')
-  opts.cases ??= opts.raw ? RAW_CASES : opts.views ? VIEW_CASES : (opts.views ?? VIEWS_BY_DEFAULT) ? [...CASES, ...VIEW_CASES] : CASES
+  if (opts.flume && (opts.cases || opts.raw || opts.views != null)) throw new Error('--flume runs the flumelog-offset file cases only')
+  if (opts.flume) opts.stores ??= FLUME_STORES
+  opts.cases ??= opts.raw ? RAW_CASES : opts.flume ? FLUME_CASES : opts.views ? VIEW_CASES
+    : (opts.views ?? VIEWS_BY_DEFAULT) ? [...CASES, ...VIEW_CASES, ...IMPORT_CASES] : [...CASES, ...IMPORT_CASES]
   if (opts.views === false) opts.cases = opts.cases.filter((c) => !VIEW_CASES.includes(c))
   opts.stores = (opts.stores ?? (opts.raw ? RAW_STORES : DEFAULT_STORES)).map((s) => ALIASES[s] ?? s)
-  for (const c of opts.cases) if (!CASES.includes(c) && !RAW_CASES.includes(c) && !VIEW_CASES.includes(c)) throw new Error('unknown case ' + c)
+  for (const c of opts.cases) if (![...CASES, ...RAW_CASES, ...VIEW_CASES, ...IMPORT_CASES].includes(c)) throw new Error('unknown case ' + c)
   // append-with-reduce is read against append-batch of the same store and run:
   // add that cell when it was not asked for (only for the stores that need it).
   opts.baselineOnly = null
@@ -249,8 +270,8 @@ function report (opts, medians, capped) {
 
   // Main table: every column but the fsync'd ones, which have their own table
   // (unless they were also run for other cases, with --all-cells).
-  const mainStores = stores.filter((s) => (!STORES[s].durable && rateCases.some((c) => cell(c, s))) ||
-    rateCases.some((c) => !DURABLE_CASES.includes(c) && cell(c, s)))
+  const mainStores = stores.filter((s) => !STORES[s].flume && ((!STORES[s].durable && rateCases.some((c) => cell(c, s))) ||
+    rateCases.some((c) => !DURABLE_CASES.includes(c) && cell(c, s))))
   const subjects = SUBJECTS.filter((s) => mainStores.includes(s))
   const peers = mainStores.filter((s) => STORES[s].peer)
   const mainRows = rateCases.filter((c) => mainStores.some((s) => cell(c, s)))
@@ -308,6 +329,8 @@ function report (opts, medians, capped) {
 
   printViews(opts, cell, rate, ratio, rateCell)
 
+  printFlume(opts, cell, rate, ratio, rateCell)
+
   printTargets(opts, cell, rate)
 
   // The same note often applies to several cases of a store: print it once.
@@ -360,6 +383,32 @@ function printViews (opts, cell, rate, ratio, rateCell) {
   }
 }
 
+// The flumelog-offset file table: the same file format read by flumelog-offset
+// (through flumedb) and by Sluice's FlumeOffsetLog, the flumeview-* modules on
+// flumedb and on sluice/flume, and sluice import of the file.
+function printFlume (opts, cell, rate, ratio, rateCell) {
+  const subjects = opts.stores.filter((s) => STORES[s].flume)
+  const what = {
+    scan: 'scan decoded, msgs/s',
+    get: 'random get, gets/s',
+    import: 'sluice import, msgs/s',
+    'view-reduce-rebuild': 'flumeview-reduce rebuild, msgs/s',
+    'view-index-build': 'flumeview-level build, msgs/s',
+    'view-index-get': 'flumeview-level get, gets/s'
+  }
+  const rows = Object.keys(what).filter((c) => opts.cases.includes(c) && subjects.some((s) => cell(c, s)))
+  if (rows.length === 0) return
+  const peer = opts.stores.includes('flumelog-offset') ? 'flumelog-offset' : null
+  const columns = [...(peer ? [peer] : []), ...subjects]
+  const header = ['flumelog-offset file (median)', ...columns.map((s) => s === peer ? 'flumedb' : short(s)),
+    ...(peer ? subjects.map((s) => `${short(s)} / flumedb`) : [])]
+  const table = rows.map((c) => [what[c], ...columns.map((s) => rateCell(c, s)),
+    ...(peer ? subjects.map((s) => fmtRatio(ratio(rate(c, s), rate(c, peer)))) : [])])
+  printTable(`flumelog-offset files, n = ${fmtN(opts.n)}, ${opts.runs} run(s) each (flumedb: flumedb over flumelog-offset)`, header, table)
+  const imported = cell('import', 'sluice-offset')
+  if (imported && !imported.error) console.log(`sluice import of ${fmtN(imported.n)} messages: ${(imported.ms / 1000).toFixed(1)} s (median)`)
+}
+
 // The targets of shared/BENCHMARKS.md, each checked against this run's medians.
 // A target whose cells were not run (or failed) is listed as not measured;
 // `optional` ones are only listed when measured (lmdb's reads need --all-cells).
@@ -406,14 +455,24 @@ function targets (opts, cell, rate) {
       value: (() => { const w = extra('append-with-reduce', 'sluice', 'noViewWaitPerSec'); const b = rate('append-batch', 'sluice'); return w && b ? w / b : null })(),
       ...atLeast(0.9)
     },
+    { what: 'flume files: scan decoded: sluice-offset / flumelog-offset', value: r('scan', 'sluice-offset', 'scan', 'flumelog-offset'), ...atLeast(3) },
+    { what: 'flume files: random get: sluice-offset / flumelog-offset', value: r('get', 'sluice-offset', 'get', 'flumelog-offset'), ...atLeast(3) },
+    {
+      what: `flume files: sluice import of ${fmtN(opts.n)} messages`,
+      value: (() => { const m = cell('import', 'sluice-offset'); return m && !m.error ? m.ms / 1000 : null })(),
+      goal: '< 10 s', ok: (x) => x < 10, fmt: (x) => x.toFixed(1) + ' s'
+    },
+    { what: 'flume files: flumeview-reduce rebuild: sluice/flume / flumedb', value: r('view-reduce-rebuild', 'sluice-flume', 'view-reduce-rebuild', 'flumelog-offset'), ...atLeast(1) },
+    { what: 'flume files: flumeview-level build: sluice/flume / flumedb', value: r('view-index-build', 'sluice-flume', 'view-index-build', 'flumelog-offset'), ...atLeast(1) },
     {
       what: 'views: the same, including the wait for the view to catch up: sluice',
       value: r('append-with-reduce', 'sluice', 'append-batch', 'sluice'),
       goal: 'info', fmt: fmtRatio, optional: true
     }
   ].filter((t) => !(t.optional && t.value == null) &&
-    // --views lists only the view targets, --no-views leaves them out
-    (opts.views == null || opts.views === t.what.startsWith('views:')))
+    // --views lists only the view targets, --no-views leaves them out; --flume only the flume ones
+    (opts.views == null || opts.views === t.what.startsWith('views:')) &&
+    (!opts.flume || t.what.startsWith('flume files:')))
 }
 
 function printTargets (opts, cell, rate) {
