@@ -74,3 +74,11 @@ export const viewCheckpointIdleMs = 1000;
 
 /** Records per append when `sluice import` or `sluice export` copies a log: one write each, few promises. */
 export const importBatchRecords = 4096;
+
+/**
+ * In `sluice/flume`, a view's stream of records ends only when the database ends it. An unexpected end (the sink
+ * finished, or the log's stream failed) restarts it, and a failed stream first rebuilds the view. This many
+ * restarts in a row, without the view getting further than at the previous one, stop the view instead: a view
+ * that cannot take a record would otherwise be rebuilt forever (as flumedb does).
+ */
+export const viewRestartsMax = 3;
