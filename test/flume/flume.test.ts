@@ -167,6 +167,22 @@ describe('Flume: the log API', () => {
     await close(db);
   });
 
+  it('streams old: false on an empty log (where flumelog-offset crashes)', async () => {
+    const db = memoryDb();
+    const got = new Promise<unknown[]>((resolve) => {
+      const values: unknown[] = [];
+      pull(
+        db.stream({ old: false, live: true, seqs: false }),
+        pull.drain((value: unknown) => values.push(value) < 2, () => resolve(values)),
+      );
+    });
+    await settle();
+    await append(db, 'first');
+    await append(db, 'second');
+    assert.deepEqual(await got, ['first', 'second']);
+    await close(db);
+  });
+
   it('applies the mapper to get, to every stream shape, and to what views see', async () => {
     const double: Mapper<unknown> = (value, cb) => setImmediate(() => cb(null, (value as number) * 2));
     const db = memoryDb(true, double);
