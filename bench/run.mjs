@@ -275,7 +275,8 @@ function report (opts, medians, capped) {
   const subjects = SUBJECTS.filter((s) => mainStores.includes(s))
   const peers = mainStores.filter((s) => STORES[s].peer)
   const mainRows = rateCases.filter((c) => mainStores.some((s) => cell(c, s)))
-  if (mainRows.length && mainStores.length) {
+  // --flume has a table of its own, with flumelog-offset as the baseline.
+  if (mainRows.length && mainStores.length && !opts.flume) {
     const header = ['msgs/s (median)', ...mainStores.map(short)]
     const groups = []
     for (const subject of peers.length ? subjects : []) {
@@ -327,7 +328,7 @@ function report (opts, medians, capped) {
       [row('ready', 'readyMs'), row('last offset known', 'lastOffsetMs'), row('first record read', 'firstReadMs')])
   }
 
-  printViews(opts, cell, rate, ratio, rateCell)
+  if (!opts.flume) printViews(opts, cell, rate, ratio, rateCell)
 
   printFlume(opts, cell, rate, ratio, rateCell)
 
