@@ -8,6 +8,7 @@ import { getCommand } from './commands/get.js';
 import { importCommand } from './commands/import.js';
 import { rebuildCommand } from './commands/rebuild.js';
 import { statCommand } from './commands/stat.js';
+import { trimCommand } from './commands/trim.js';
 import { LineOutput } from './output.js';
 import { errorCode, exitStatus, reportError } from './report.js';
 
@@ -19,6 +20,7 @@ const commands: readonly Command[] = [
   rebuildCommand,
   importCommand,
   exportCommand,
+  trimCommand,
 ];
 
 const nameWidth = Math.max(...commands.map((command) => command.name.length));

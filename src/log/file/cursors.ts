@@ -29,7 +29,7 @@ export function recordOf<T>(host: CursorHost<T>, reader: FrameReader, offset: nu
  * `gt: offset` is) is found in O(1); any other bound costs a walk of the frames of one segment.
  */
 export function firstRecordAtOrAfter(segments: Segments, reader: FrameReader, low: number): number {
-  const first = segments.bases[0] as number;
+  const first = segments.first;
   if (low <= first) return first;
   const index = segments.indexOf(low);
   const base = segments.bases[index] as number;
@@ -45,7 +45,7 @@ export function firstRecordAtOrAfter(segments: Segments, reader: FrameReader, lo
 
 /** The end of the last record whose offset is below `high` (so a reverse scan starts there). */
 export function lastRecordEndBefore(segments: Segments, reader: FrameReader, high: number): number {
-  const first = segments.bases[0] as number;
+  const first = segments.first;
   if (high >= segments.end) return segments.end;
   if (high <= first) return first;
   const index = segments.indexOf(high);
@@ -129,7 +129,7 @@ export class ReverseCursor<T> implements RecordCursor<T> {
       this.#host.refresh();
       this.#reader = new FrameReader(segments);
       this.#end = lastRecordEndBefore(segments, this.#reader, this.#range.high);
-      this.#floor = Math.max(this.#range.low, segments.bases[0] ?? 0);
+      this.#floor = Math.max(this.#range.low, segments.first);
     }
     const reader = this.#reader;
     const records: LogRecord<T>[] = [];

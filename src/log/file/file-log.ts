@@ -1,4 +1,5 @@
 import { closeSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, watch, writeFileSync } from 'node:fs';
+import { unlink } from 'node:fs/promises';
 import type { FSWatcher } from 'node:fs';
 import { join } from 'node:path';
 import { codecs, type Codec, type JsonValue } from '../../codec/codec.js';
@@ -11,12 +12,14 @@ import { ForwardCursor, recordOf, ReverseCursor, type CursorHost } from './curso
 import { DirectoryLock } from './directory-lock.js';
 import { headerBytes, offsetAt, positionOf, segmentName } from './format.js';
 import { FrameReader } from './frame-reader.js';
-import { createSegment, listDirectory, makeDirectory, removeTemporary } from './segment-files.js';
+import { checkRetention, firstSegmentToKeep, type RetentionPolicy } from './retention.js';
+import { createSegment, listDirectory, makeDirectory, removeTemporary, syncDirectory } from './segment-files.js';
 import { checkHeader, Segments } from './segments.js';
 import { checkTail } from './tail.js';
 import { SegmentWriter, type Durability } from './writer.js';
 
 export type { Durability } from './writer.js';
+export type { RetentionPolicy } from './retention.js';
 
 export interface FileLogOptions<T> {
   /** How values are stored. Default: JSON. */
@@ -37,6 +40,20 @@ export interface FileLogOptions<T> {
   readonly segmentBytesMax?: number;
   /** The clock for records appended without a time. */
   readonly now?: () => number;
+  /**
+   * Applied after every segment the writer seals (see `trim`): old segments beyond the policy are dropped in
+   * the background. A failure is kept in `retentionFailure` and the next seal tries again.
+   */
+  readonly retention?: RetentionPolicy;
+}
+
+/** What a `trim` removed. */
+export interface TrimResult {
+  readonly segmentsDropped: number;
+  /** The size of the files removed. */
+  readonly bytesDropped: number;
+  /** The first available offset after the trim: the base of the oldest segment kept. */
+  readonly firstOffset: number;
 }
 
 const supports: LogSupports = { keys: true, times: true, persistent: true, readonly: true };
@@ -61,6 +78,11 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
   /** The descriptor of the newest segment of a read-only log (the writer owns its own otherwise). */
   #followFd: number | undefined;
   readonly #segmentBytesMax: number;
+  readonly #retention: RetentionPolicy | undefined;
+  readonly #clock: () => number;
+  /** Trims run one at a time. */
+  #trimming: Promise<unknown> = Promise.resolve();
+  #retentionFailure: Error | undefined;
 
   private constructor(dir: string, options: FileLogOptions<T>) {
     super({ codec: options.codec ?? codecs.json<T>(), ...(options.now ? { now: options.now } : {}) });
@@ -68,6 +90,8 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
     this.readonly = options.readonly ?? false;
     this.durability = options.durability ?? 'os';
     this.#segmentBytesMax = options.segmentBytesMax ?? segmentBytesDefault;
+    this.#retention = options.retention;
+    this.#clock = options.now ?? Date.now;
   }
 
   /** Opens (or creates) the log in `dir`. Fails with `NOT_A_LOG`, `LOG_NOT_FOUND`, `LOCKED`, `CORRUPT_*`. */
@@ -158,6 +182,7 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
             segments.end = Math.max(segments.end, end);
             this._advance(last);
           },
+          ...(this.#retention === undefined ? {} : { onSealed: () => this.#applyRetention() }),
         },
         base,
         verdict.end,
@@ -204,7 +229,7 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
   protected _read(offset: number): LogRecord<T> {
     if (offset > this.since) this.#refresh();
     const segments = this.#segments;
-    if (offset > this.since || segments.bases.length === 0 || offset < (segments.bases[0] as number)) {
+    if (offset > this.since || segments.bases.length === 0 || offset < segments.first) {
       throw new SluiceError('OFFSET_OUT_OF_RANGE', `offset ${offset} is outside the log`, { offset });
     }
     const frame = this.#reader.at(segments.indexOf(offset), offset, 'maybe', false);
@@ -219,9 +244,71 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
     return this.#writer === undefined ? Promise.resolve(this.since) : this.#writer.sync();
   }
 
+  /** The first available offset: `0` until the log is trimmed, then the base of its oldest segment (F-60). */
+  get firstOffset(): number {
+    return this.#segments.first;
+  }
+
+  /** Why the last background trim of the `retention` policy failed, if it did. */
+  get retentionFailure(): Error | undefined {
+    return this.#retentionFailure;
+  }
+
+  /**
+   * Drops whole sealed segments from the front of the log as `policy` asks (see `RetentionPolicy`), never the
+   * segment being written. The offsets of the records kept do not change; reading a dropped offset fails with
+   * `OFFSET_OUT_OF_RANGE`, and a stream that was reading a dropped segment ends with that code. Files are
+   * removed oldest first and the directory is synced, so a crash during a trim leaves a shorter prefix dropped,
+   * never a gap. Trims run one at a time; appends and reads go on meanwhile. Fails with `READ_ONLY` on a
+   * read-only log; a policy that is not counts and offsets throws `TypeError` / `RangeError`.
+   */
+  trim(policy: RetentionPolicy): Promise<TrimResult> {
+    checkRetention(policy);
+    if (this.status !== 'open') return Promise.reject(this._closedError());
+    if (this.#writer === undefined) {
+      return Promise.reject(new SluiceError('READ_ONLY', `the log at ${this.dir} was opened read-only`));
+    }
+    const run = this.#trimming.then(() => this.#trim(policy));
+    this.#trimming = run.catch(() => undefined);
+    return run;
+  }
+
+  async #trim(policy: RetentionPolicy): Promise<TrimResult> {
+    const segments = this.#segments;
+    const from = segments.firstIndex;
+    if (this.status !== 'open') throw this._closedError();
+    const keep = firstSegmentToKeep(segments, policy, this.#clock());
+    if (keep <= from) return { segmentsDropped: 0, bytesDropped: 0, firstOffset: segments.first };
+    const paths: string[] = [];
+    let bytes = 0;
+    for (let index = from; index < keep; index++) {
+      paths.push(segments.path(segments.bases[index] as number));
+      bytes += segments.endOf(index) - (segments.bases[index] as number) + headerBytes;
+    }
+    // Readers learn first, so none starts reading a file about to go.
+    segments.trimBefore(keep);
+    try {
+      for (const path of paths) await unlink(path).catch(ignoreMissing);
+      await syncDirectory(this.dir);
+    } catch (cause) {
+      throw new SluiceError('WRITE_FAILED', `trimming ${this.dir} failed: ${(cause as Error).message}`, { cause, file: this.dir });
+    }
+    return { segmentsDropped: paths.length, bytesDropped: bytes, firstOffset: segments.first };
+  }
+
+  #applyRetention(): void {
+    const policy = this.#retention;
+    if (policy === undefined || this.status !== 'open') return;
+    this.trim(policy).then(
+      () => (this.#retentionFailure = undefined),
+      (error: unknown) => (this.#retentionFailure = error as Error),
+    );
+  }
+
   protected async _close(): Promise<void> {
     this.#stopFollowing();
     try {
+      await this.#trimming;
       await this.#writer?.close();
     } finally {
       this.#release();
@@ -341,7 +428,8 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
 function checkOptions(dir: unknown, options: unknown): void {
   if (typeof dir !== 'string' || dir.length === 0) throw new TypeError('dir must be a non-empty string');
   if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
-  const { durability, segmentBytesMax } = options as FileLogOptions<unknown>;
+  const { durability, segmentBytesMax, retention } = options as FileLogOptions<unknown>;
+  if (retention !== undefined) checkRetention(retention);
   if (durability !== undefined && durability !== 'buffered' && durability !== 'os' && durability !== 'disk') {
     throw new TypeError(`durability must be 'buffered', 'os' or 'disk', got ${String(durability)}`);
   }
@@ -351,4 +439,8 @@ function checkOptions(dir: unknown, options: unknown): void {
       throw new RangeError(`segmentBytesMax must be an integer from ${segmentBytesMin} to ${segmentBytesLimit}`);
     }
   }
+}
+
+function ignoreMissing(error: unknown): void {
+  if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
 }

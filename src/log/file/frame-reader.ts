@@ -97,9 +97,13 @@ export class FrameReader {
   #fill(index: number, offset: number, bytes: number): void {
     if (bytes > this.buffer.length) this.buffer = Buffer.allocUnsafe(bytes);
     const base = this.#segments.bases[index] as number;
+    // The window is claimed only once the read succeeded: a failed read (an I/O error, a trimmed segment) must
+    // not leave the old bytes posing as the new position's, for the retry to parse.
+    this.reset();
+    const length = this.#segments.read(index, positionOf(base, offset), this.buffer, 0, bytes);
     this.#index = index;
     this.#start = offset;
-    this.#length = this.#segments.read(index, positionOf(base, offset), this.buffer, 0, bytes);
+    this.#length = length;
   }
 
   /** Fills the window with `[start, end)`, reading back to `lowest` and at least a chunk when there is one. */

@@ -1,4 +1,4 @@
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import { SluiceError } from '../../errors.js';
 import { openSegmentsMax } from '../../limits.js';
@@ -21,8 +21,13 @@ export interface UnwrittenTail {
 
 export class Segments {
   readonly dir: string;
-  /** Base offsets, ascending; the last entry is the active (or, read-only, the newest) segment. */
+  /**
+   * Base offsets, ascending; the last entry is the active (or, read-only, the newest) segment. Trimmed segments
+   * keep their entries (indexes stay valid for readers holding them) but lie before `first`.
+   */
   readonly bases: number[];
+  /** The first available offset: the base of the oldest segment not trimmed (F-60). */
+  first: number;
   /** Offset just past the last visible record: the end of the last segment's readable data. */
   end: number;
   readonly #open = new Map<number, number>();
@@ -34,6 +39,23 @@ export class Segments {
     this.dir = dir;
     this.bases = bases;
     this.end = end;
+    this.first = bases[0] ?? 0;
+  }
+
+  /** The index of the oldest segment not trimmed. */
+  get firstIndex(): number {
+    return Math.max(0, this.indexOf(this.first));
+  }
+
+  /**
+   * Marks the segments before index `keep` trimmed: reads of their offsets fail with `OFFSET_OUT_OF_RANGE` from
+   * now on, and their cached descriptors are closed (the caller then removes the files).
+   */
+  trimBefore(keep: number): void {
+    const base = this.bases[keep];
+    if (base === undefined || base <= this.first) return;
+    for (let index = this.firstIndex; index < keep; index++) this.forget(this.bases[index] as number);
+    this.first = base;
   }
 
   path(base: number): string {
@@ -107,6 +129,7 @@ export class Segments {
 
   #fd(base: number): number {
     if (this.#pinned?.base === base) return this.#pinned.fd;
+    if (base < this.first) throw trimmed(this.path(base), base, this.first);
     const cached = this.#open.get(base);
     if (cached !== undefined) {
       // Re-insert so the Map's order is least recently used first.
@@ -119,6 +142,11 @@ export class Segments {
     try {
       fd = openSync(path, 'r');
     } catch (error) {
+      // Another process may have trimmed the log: segments vanish from the front only (F-60), so a missing
+      // segment with no older one left is trimmed, and any other missing segment is damage.
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT' && this.#trimmedElsewhere(base)) {
+        throw trimmed(path, base, this.first);
+      }
       throw new SluiceError('CORRUPT_LOG', `segment ${path} is missing or unreadable`, { cause: error, file: path });
     }
     try {
@@ -136,6 +164,17 @@ export class Segments {
     return fd;
   }
 
+  /** True when no segment older than `base` exists any more (it and they were trimmed); moves `first` on. */
+  #trimmedElsewhere(base: number): boolean {
+    let index = this.indexOf(base);
+    for (let older = this.firstIndex; older < index; older++) {
+      if (existsSync(this.path(this.bases[older] as number))) return false;
+    }
+    while (index + 1 < this.bases.length && !existsSync(this.path(this.bases[index] as number))) index++;
+    this.trimBefore(index);
+    return true;
+  }
+
   /** Closes cached descriptors of segments that no longer exist or are about to be replaced. */
   forget(base: number): void {
     const fd = this.#open.get(base);
@@ -149,6 +188,13 @@ export class Segments {
     this.#open.clear();
     this.#pinned = undefined;
   }
+}
+
+function trimmed(path: string, base: number, first: number): SluiceError {
+  return new SluiceError('OFFSET_OUT_OF_RANGE', `the records of ${path} were trimmed: the log now starts at ${first}`, {
+    file: path,
+    offset: base,
+  });
 }
 
 /** Reads and validates the header of an open segment file (F-6, F-7); throws CORRUPT_SEGMENT. */

@@ -46,6 +46,8 @@ export interface WriterOptions {
   readonly segmentBytesMax: number;
   /** Called with the offset of the last record and the end offset once records become visible. */
   readonly onVisible: (since: number, end: number) => void;
+  /** Called after a segment was sealed and the next one created (where a retention policy applies). */
+  readonly onSealed?: () => void;
 }
 
 /**
@@ -61,6 +63,7 @@ export class SegmentWriter {
   readonly #durability: Durability;
   readonly #segmentBytesMax: number;
   readonly #onVisible: (since: number, end: number) => void;
+  readonly #onSealed: (() => void) | undefined;
   #fd: number;
   #base: number;
   /** The offset the next appended record gets. */
@@ -93,6 +96,7 @@ export class SegmentWriter {
     this.#durability = options.durability;
     this.#segmentBytesMax = options.segmentBytesMax;
     this.#onVisible = options.onVisible;
+    this.#onSealed = options.onSealed;
     this.#fd = options.fd;
     this.#base = base;
     this.#next = end;
@@ -346,6 +350,7 @@ export class SegmentWriter {
     this.#fd = fd;
     this.#base = base;
     closeSync(old);
+    this.#onSealed?.();
   }
 
   /** Resolves to the last durable offset once everything appended so far is written and synced. */

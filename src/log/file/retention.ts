@@ -1,0 +1,92 @@
+import { FrameReader } from './frame-reader.js';
+import { headerBytes } from './format.js';
+import type { Segments } from './segments.js';
+
+/**
+ * What to trim from the front of a log. Each given criterion names the oldest segments it would drop; the log
+ * drops the longest such run (the union): whole sealed segments only, never the segment being written, so what a
+ * trim keeps may exceed a limit by up to one segment. Offsets of the records kept never change.
+ */
+export interface RetentionPolicy {
+  /** Drop the segments whose records all lie before this offset. */
+  readonly beforeOffset?: number;
+  /**
+   * Drop the segments whose last record is older than this many milliseconds (by record time: the append time
+   * unless the application gave one, so this assumes times that grow with offsets).
+   */
+  readonly olderThanMs?: number;
+  /** Keep at least this many of the newest records; drop the segments wholly older than them. */
+  readonly maxRecords?: number;
+  /** Keep the newest segments whose files add up to at most this many bytes (the active one always stays). */
+  readonly maxBytes?: number;
+}
+
+/** Validates a policy: a programmer mistake (`TypeError` / `RangeError`) when a field is not a count or offset. */
+export function checkRetention(policy: unknown): asserts policy is RetentionPolicy {
+  if (typeof policy !== 'object' || policy === null) throw new TypeError('a retention policy must be an object');
+  const known = ['beforeOffset', 'olderThanMs', 'maxRecords', 'maxBytes'];
+  for (const [name, value] of Object.entries(policy)) {
+    if (!known.includes(name)) throw new TypeError(`unknown retention option ${name} (${known.join(', ')})`);
+    if (value === undefined) continue;
+    if (typeof value !== 'number') throw new TypeError(`${name} must be a number`);
+    if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`${name} must be a non-negative integer, got ${value}`);
+  }
+}
+
+/**
+ * The index of the first segment to keep under `policy` (the segments before it are dropped). Reads a segment's
+ * last frame for an age, walks frames (no values decoded) of the newest segments for a record count, and only
+ * looks at file sizes for bytes.
+ */
+export function firstSegmentToKeep(segments: Segments, policy: RetentionPolicy, nowMs: number): number {
+  const first = segments.firstIndex;
+  const active = segments.bases.length - 1;
+  let keep = first;
+  const reader = new FrameReader(segments);
+  const { beforeOffset, olderThanMs, maxRecords, maxBytes } = policy;
+  if (beforeOffset !== undefined) {
+    while (keep < active && segments.endOf(keep) <= beforeOffset) keep++;
+  }
+  if (olderThanMs !== undefined) {
+    let index = first;
+    while (index < active && lastTime(segments, reader, index) < nowMs - olderThanMs) index++;
+    keep = Math.max(keep, index);
+  }
+  if (maxRecords !== undefined) {
+    let records = 0;
+    let index = active;
+    // Walk back while the newer segments hold fewer than maxRecords: this one is still needed.
+    while (index > first && records < maxRecords) {
+      records += countRecords(segments, reader, index);
+      if (records < maxRecords) index--;
+    }
+    if (records >= maxRecords) keep = Math.max(keep, index);
+  }
+  if (maxBytes !== undefined) {
+    let bytes = segmentBytes(segments, active);
+    let index = active;
+    while (index > first && bytes + segmentBytes(segments, index - 1) <= maxBytes) bytes += segmentBytes(segments, --index);
+    keep = Math.max(keep, index);
+  }
+  return Math.min(keep, active);
+}
+
+function lastTime(segments: Segments, reader: FrameReader, index: number): number {
+  const end = segments.endOf(index);
+  if (end === segments.bases[index]) return -Infinity;
+  return reader.endingAt(index, end, 'record').frame.time;
+}
+
+function countRecords(segments: Segments, reader: FrameReader, index: number): number {
+  const end = segments.endOf(index);
+  let count = 0;
+  for (let offset = segments.bases[index] as number; offset < end; count++) {
+    offset += reader.at(index, offset, 'record', true).size;
+  }
+  return count;
+}
+
+/** A segment's file size: its header and its records. */
+function segmentBytes(segments: Segments, index: number): number {
+  return segments.endOf(index) - (segments.bases[index] as number) + headerBytes;
+}

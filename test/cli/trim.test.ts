@@ -1,0 +1,34 @@
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { FileLog } from '../../src/log/file/file-log.js';
+import { temporaryDirectory } from '../helpers.js';
+import { runCli } from './run-cli.js';
+
+describe('sluice trim', () => {
+  it('drops old segments by count, prints the new first offset, and rejects bad arguments', async () => {
+    const dir = join(temporaryDirectory(), 'log');
+    {
+      await using log = await FileLog.open(dir, { segmentBytesMax: 4096 });
+      for (let i = 0; i < 300; i += 10) await log.append(Array.from({ length: 10 }, (_, j) => ({ i: i + j, pad: 'y'.repeat(100) })));
+    }
+    const result = await runCli(['trim', dir, '--max-count', '50', '--json']);
+    assert.equal(result.status, 0, result.stderr);
+    const trimmed = JSON.parse(result.stdout) as { segmentsDropped: number; firstOffset: number };
+    assert.ok(trimmed.segmentsDropped > 0);
+    {
+      await using log = await FileLog.open(dir, { readonly: true });
+      assert.equal(log.firstOffset, trimmed.firstOffset);
+    }
+    const text = await runCli(['trim', dir, '--older-than', '30d']);
+    assert.equal(text.status, 0, text.stderr);
+    assert.match(text.stdout, /^dropped 0 segments/);
+    for (const args of [[], ['--older-than', '3 days'], ['--max-count', '-1']]) {
+      const bad = await runCli(['trim', dir, ...args]);
+      assert.equal(bad.status, 2, `${args.join(' ')}: ${bad.stderr}`);
+    }
+    const missing = await runCli(['trim', join(dir, 'nope'), '--max-count', '1']);
+    assert.notEqual(missing.status, 0);
+    assert.match(missing.stderr, /LOG_NOT_FOUND/);
+  });
+});

@@ -1,0 +1,145 @@
+/**
+ * Retention on the native log: trims drop whole sealed segments from the front, never renumber what stays, and
+ * readers (in this process or another) learn that dropped offsets are out of range.
+ */
+import assert from 'node:assert/strict';
+import { readdirSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { isSluiceError } from '../../src/errors.js';
+import { FileLog } from '../../src/log/file/file-log.js';
+import { collect, rejectsWith } from '../conformance/log-suite.js';
+import { temporaryDirectory } from '../helpers.js';
+
+const root = temporaryDirectory();
+let count = 0;
+const segmentBytesMax = 4096;
+const value = (i: number): { i: number; pad: string } => ({ i, pad: 'x'.repeat(100) });
+
+/** A log of `records` records in 4 KiB segments (about 28 records each). */
+async function filled(records: number, options: { now?: () => number } = {}): Promise<{ dir: string; log: FileLog; offsets: number[] }> {
+  const dir = join(root, `log-${count++}`);
+  const log = await FileLog.open(dir, { segmentBytesMax, ...options });
+  const offsets: number[] = [];
+  for (let i = 0; i < records; i += 10) offsets.push(...(await log.append(Array.from({ length: 10 }, (_, j) => value(i + j)))));
+  return { dir, log, offsets };
+}
+
+const segmentFiles = (dir: string): string[] => readdirSync(dir).filter((name) => name.endsWith('.seg'));
+
+describe('FileLog retention (trim)', () => {
+  it('drops the segments before an offset, keeps every other offset, and survives a reopen', async () => {
+    const { dir, log, offsets } = await filled(500);
+    const segmentsBefore = segmentFiles(dir).length;
+    const cut = offsets[250] as number;
+    const result = await log.trim({ beforeOffset: cut });
+    assert.ok(result.segmentsDropped > 0);
+    assert.ok(result.firstOffset <= cut && result.firstOffset > 0);
+    assert.equal(log.firstOffset, result.firstOffset);
+    assert.equal(segmentFiles(dir).length, segmentsBefore - result.segmentsDropped);
+    const kept = offsets.filter((offset) => offset >= result.firstOffset);
+    assert.deepEqual((await collect(log.stream())).map((record) => record.offset), kept);
+    assert.deepEqual(await log.get(cut), value(250));
+    await rejectsWith(log.get(0), 'OFFSET_OUT_OF_RANGE');
+    await rejectsWith(log.get(result.firstOffset - 1), 'OFFSET_OUT_OF_RANGE');
+    assert.deepEqual((await collect(log.stream({ reverse: true }))).map((record) => record.offset), kept.reverse());
+    await log.close();
+
+    await using again = await FileLog.open(dir, { segmentBytesMax });
+    assert.equal(again.firstOffset, result.firstOffset);
+    assert.equal(again.since, offsets[offsets.length - 1]);
+    await rejectsWith(again.get(0), 'OFFSET_OUT_OF_RANGE');
+    const next = await again.append(value(500));
+    assert.deepEqual(await again.get(next), value(500));
+    assert.equal((await again.trim({ beforeOffset: 0 })).segmentsDropped, 0);
+  });
+
+  it('keeps at least maxRecords records and at most maxBytes of segments (plus the active one)', async () => {
+    const { dir, log } = await filled(600);
+    await log.trim({ maxRecords: 100 });
+    const records = (await collect(log.stream())).length;
+    assert.ok(records >= 100 && records < 100 + 40, `kept ${records}`);
+    await log.trim({ maxBytes: 3 * segmentBytesMax });
+    const bytes = segmentFiles(dir).reduce((sum, name) => sum + statSync(join(dir, name)).size, 0);
+    assert.ok(bytes <= 3 * segmentBytesMax, `${bytes} bytes of segments left`);
+    assert.ok(segmentFiles(dir).length >= 2);
+    // The segment being written always stays, whatever the policy.
+    await log.trim({ maxRecords: 0, maxBytes: 0, beforeOffset: Number.MAX_SAFE_INTEGER });
+    assert.equal(segmentFiles(dir).length, 1);
+    assert.ok((await collect(log.stream())).length > 0);
+    await log.close();
+  });
+
+  it('drops by age, by the time of each segment’s last record', async () => {
+    let now = 1_000_000;
+    const { log, offsets } = await filled(300, { now: () => now });
+    now += 60_000;
+    const middle = await log.append(value(300));
+    for (let i = 0; i < 100; i++) await log.append(value(301 + i));
+    const result = await log.trim({ olderThanMs: 30_000 });
+    assert.ok(result.segmentsDropped > 0);
+    // Everything appended at the old time is in dropped segments or shares a segment with newer records.
+    assert.ok(result.firstOffset > (offsets[offsets.length - 40] as number));
+    assert.ok(result.firstOffset <= middle);
+    await log.close();
+  });
+
+  it('ends a stream reading a dropped segment with OFFSET_OUT_OF_RANGE, and tells a reader in another handle', async () => {
+    const { dir, log, offsets } = await filled(400);
+    const reader = await FileLog.open(dir, { readonly: true });
+    const stream = log.stream()[Symbol.asyncIterator]();
+    const first = await stream.next();
+    assert.deepEqual(first.done === true ? undefined : first.value.value, value(0));
+    const { firstOffset } = await log.trim({ beforeOffset: offsets[390] ?? 0 });
+    await assert.rejects(
+      (async () => {
+        // Records the stream had read before the trim may still come; then it must fail, not skip ahead.
+        for (let result = await stream.next(); result.done !== true; result = await stream.next()) {
+          assert.ok(result.value.offset < firstOffset, `offset ${result.value.offset} came after the dropped ones`);
+        }
+      })(),
+      (error: unknown) => isSluiceError(error, 'OFFSET_OUT_OF_RANGE'),
+    );
+    await rejectsWith(reader.get(offsets[100] as number), 'OFFSET_OUT_OF_RANGE');
+    assert.deepEqual(await reader.get(offsets[399] as number), value(399));
+    await reader.close();
+    await log.close();
+  });
+
+  it('applies a retention policy given at open after each sealed segment', async () => {
+    const dir = join(root, `log-${count++}`);
+    {
+      await using log = await FileLog.open(dir, { segmentBytesMax, retention: { maxRecords: 50 } });
+      for (let i = 0; i < 1000; i += 10) await log.append(Array.from({ length: 10 }, (_, j) => value(i + j)));
+    }
+    await using log = await FileLog.open(dir, { segmentBytesMax });
+    const records = await collect(log.stream());
+    assert.ok(records.length >= 50 && records.length < 200, `kept ${records.length}`);
+    assert.deepEqual(records[records.length - 1]?.value, value(999));
+    assert.equal(log.firstOffset, records[0]?.offset);
+  });
+
+  it('opens a log whose trim stopped half-way (oldest segments gone, the rest intact)', async () => {
+    const { dir, log, offsets } = await filled(300);
+    await log.close();
+    const files = segmentFiles(dir).sort();
+    for (const name of files.slice(0, 3)) rmSync(join(dir, name));
+    await using again = await FileLog.open(dir, { segmentBytesMax });
+    const records = await collect(again.stream());
+    assert.deepEqual(records[records.length - 1]?.offset, offsets[offsets.length - 1]);
+    assert.equal(again.firstOffset, records[0]?.offset);
+  });
+
+  it('validates the policy, and refuses to trim a read-only log', async () => {
+    const { dir, log } = await filled(20);
+    assert.throws(() => log.trim({ maxRecords: -1 }), RangeError);
+    assert.throws(() => log.trim({ olderThanMs: 1.5 }), RangeError);
+    assert.throws(() => log.trim({ maxBytes: '1' as unknown as number }), TypeError);
+    assert.throws(() => log.trim({ keep: 1 } as object), TypeError);
+    await assert.rejects(FileLog.open(join(root, 'bad'), { retention: { maxRecords: -5 } }), RangeError);
+    await using reader = await FileLog.open(dir, { readonly: true });
+    await rejectsWith(reader.trim({ maxRecords: 1 }), 'READ_ONLY');
+    await log.close();
+    await rejectsWith(log.trim({ maxRecords: 1 }), 'LOG_CLOSED');
+  });
+});
