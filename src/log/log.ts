@@ -69,6 +69,8 @@ export interface LogSupports {
   readonly persistent: boolean;
   /** The log can be opened read-only alongside a writer. */
   readonly readonly: boolean;
+  /** The log has `delete(offsets)` (absent: it has not). */
+  readonly deletes?: boolean;
 }
 
 /**
@@ -140,6 +142,15 @@ export interface Log<T> extends AsyncDisposable {
    * called. A listener that throws does not affect the append: its error is rethrown asynchronously.
    */
   subscribe(listener: SinceListener): () => void;
+
+  /**
+   * Optional (`supports.deletes`): deletes the records at `offsets`. A deleted record keeps its offset (no
+   * record is renumbered), `get` of it fails with `RECORD_DELETED`, and streams skip it; `since` does not change.
+   * - Every offset is checked before anything changes: `OFFSET_OUT_OF_RANGE`, `NOT_A_RECORD`; wrong types throw.
+   * - Deleting a deleted record does nothing.
+   * - A stream that already read a record may still yield it; reads issued after the promise resolves do not.
+   */
+  delete?(offsets: number | readonly number[]): Promise<void>;
 
   /**
    * Makes every record appended so far durable (on disk, fsynced) and resolves to the offset of the last durable

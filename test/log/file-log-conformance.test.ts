@@ -1,7 +1,8 @@
 import { join } from 'node:path';
 import { FileLog } from '../../src/log/file/file-log.js';
 import type { Log } from '../../src/log/log.js';
-import { logSuite } from '../conformance/log-suite.js';
+import { deleteSuite } from '../conformance/delete-suite.js';
+import { logSuite, type LogFactory } from '../conformance/log-suite.js';
 import { temporaryDirectory } from '../helpers.js';
 
 const root = temporaryDirectory();
@@ -13,9 +14,7 @@ for (const [label, options] of [
   ['FileLog (disk durability, 4 KiB segments)', { durability: 'disk', segmentBytesMax: 4096 }],
   ['FileLog (buffered durability, 4 KiB segments)', { durability: 'buffered', segmentBytesMax: 4096 }],
 ] as const) {
-  logSuite({
-    name: label,
-    factory: {
+  const factory: LogFactory = {
       async open(codecOptions) {
         const dir = join(root, `log-${count++}`);
         const log = await FileLog.open(dir, { ...options, ...codecOptions });
@@ -29,6 +28,7 @@ for (const [label, options] of [
         dirs.set(again, dir);
         return again;
       },
-    },
-  });
+  };
+  logSuite({ name: label, factory });
+  deleteSuite({ name: label, factory });
 }

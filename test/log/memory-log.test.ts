@@ -1,9 +1,7 @@
 import { MemoryLog } from '../../src/log/memory/memory-log.js';
-import { logSuite } from '../conformance/log-suite.js';
+import { deleteSuite } from '../conformance/delete-suite.js';
+import { logSuite, type LogFactory } from '../conformance/log-suite.js';
 
-logSuite({
-  name: 'MemoryLog',
-  factory: {
-    open: (options) => MemoryLog.open(options),
-  },
-});
+const factory: LogFactory = { open: (options) => MemoryLog.open(options) };
+logSuite({ name: 'MemoryLog', factory });
+deleteSuite({ name: 'MemoryLog', factory });

@@ -91,7 +91,8 @@ export class ForwardCursor<T> implements RecordCursor<T> {
           this.#index = segments.indexOf(this.#offset);
         }
         const frame = reader.at(this.#index, this.#offset, 'record', true);
-        records.push(recordOf(this.#host, reader, this.#offset, frame));
+        // A deleted record keeps its place (F-62): streams step over it.
+        if (!frame.deleted) records.push(recordOf(this.#host, reader, this.#offset, frame));
         this.#offset += frame.size;
       }
     } catch (error) {
@@ -142,7 +143,7 @@ export class ReverseCursor<T> implements RecordCursor<T> {
           this.#end = this.#floor;
           break;
         }
-        records.push(recordOf(this.#host, reader, offset, frame));
+        if (!frame.deleted) records.push(recordOf(this.#host, reader, offset, frame));
         this.#end = offset;
       }
     } catch (error) {

@@ -5,13 +5,14 @@ import { join } from 'node:path';
 import { codecs, type Codec, type JsonValue } from '../../codec/codec.js';
 import { SluiceError } from '../../errors.js';
 import { followIntervalMs, segmentBytesDefault, segmentBytesLimit, segmentBytesMin } from '../../limits.js';
-import { AbstractLog, type EncodedEntry, type RecordCursor } from '../abstract-log.js';
+import { AbstractLog, checkOffset, type EncodedEntry, type RecordCursor } from '../abstract-log.js';
 import type { LogRecord, LogSupports } from '../log.js';
 import type { ScanRange } from '../range.js';
 import { ForwardCursor, recordOf, ReverseCursor, type CursorHost } from './cursors.js';
 import { DirectoryLock } from './directory-lock.js';
 import { headerBytes, offsetAt, positionOf, segmentName } from './format.js';
 import { FrameReader } from './frame-reader.js';
+import { clearJournal, eraseFrames, journalDeletes, readJournal } from './deletes.js';
 import { checkRetention, firstSegmentToKeep, type RetentionPolicy } from './retention.js';
 import { createSegment, listDirectory, makeDirectory, removeTemporary, syncDirectory } from './segment-files.js';
 import { checkHeader, Segments } from './segments.js';
@@ -56,7 +57,7 @@ export interface TrimResult {
   readonly firstOffset: number;
 }
 
-const supports: LogSupports = { keys: true, times: true, persistent: true, readonly: true };
+const supports: LogSupports = { keys: true, times: true, persistent: true, readonly: true, deletes: true };
 
 /**
  * The native log: a directory of segment files in the format of FORMAT.md. A record's offset is its byte
@@ -80,8 +81,8 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
   readonly #segmentBytesMax: number;
   readonly #retention: RetentionPolicy | undefined;
   readonly #clock: () => number;
-  /** Trims run one at a time. */
-  #trimming: Promise<unknown> = Promise.resolve();
+  /** Trims and deletes run one at a time. */
+  #maintenance: Promise<unknown> = Promise.resolve();
   #retentionFailure: Error | undefined;
 
   private constructor(dir: string, options: FileLogOptions<T>) {
@@ -164,6 +165,7 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
     this.#host = this.#cursorHost();
     if (this.readonly) this.#followFd = fd;
     const index = bases.length - 1;
+    if (!this.readonly) this.#finishDeletes(fileEnd);
     const verdict = checkTail(segments, this.#reader, index, fileEnd);
     segments.end = verdict.end;
     if (verdict.cut !== undefined && !this.readonly) this.#cut(fd, base, verdict.end, fileEnd);
@@ -191,6 +193,19 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
       if (this.durability === 'buffered') segments.tail = this.#writer;
     }
     this._opened(since);
+  }
+
+  /**
+   * Finishes the deletions a crash interrupted (F-63), before the tail check: a torn rewrite of the last frame
+   * must be redone, not taken for a torn append and cut.
+   */
+  #finishDeletes(fileEnd: number): void {
+    const offsets = readJournal(this.dir);
+    if (offsets.length === 0) return;
+    const segments = this.#segments;
+    segments.end = fileEnd;
+    eraseFrames(segments, offsets);
+    clearJournal(this.dir);
   }
 
   /** Moves the bytes of a torn write aside into `quarantine/` (F-42) and truncates the segment to `end`. */
@@ -228,11 +243,14 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
 
   protected _read(offset: number): LogRecord<T> {
     if (offset > this.since) this.#refresh();
+    // Another process may have deleted (rewritten) a record this reader's window still holds.
+    if (this.readonly) this.#reader.reset();
     const segments = this.#segments;
     if (offset > this.since || segments.bases.length === 0 || offset < segments.first) {
       throw new SluiceError('OFFSET_OUT_OF_RANGE', `offset ${offset} is outside the log`, { offset });
     }
     const frame = this.#reader.at(segments.indexOf(offset), offset, 'maybe', false);
+    if (frame.deleted) throw new SluiceError('RECORD_DELETED', `the record at offset ${offset} was deleted`, { offset });
     return recordOf(this.#host, this.#reader, offset, frame);
   }
 
@@ -268,8 +286,8 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
     if (this.#writer === undefined) {
       return Promise.reject(new SluiceError('READ_ONLY', `the log at ${this.dir} was opened read-only`));
     }
-    const run = this.#trimming.then(() => this.#trim(policy));
-    this.#trimming = run.catch(() => undefined);
+    const run = this.#maintenance.then(() => this.#trim(policy));
+    this.#maintenance = run.catch(() => undefined);
     return run;
   }
 
@@ -296,6 +314,57 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
     return { segmentsDropped: paths.length, bytesDropped: bytes, firstOffset: segments.first };
   }
 
+  /**
+   * Deletes records (F-62): each frame is rewritten in place with its key and value zeroed and a deleted flag,
+   * so `get` of it fails with `RECORD_DELETED`, streams skip it, and every offset stays as it was. The offsets
+   * are journaled (F-63) and synced before anything is rewritten, so a crash leaves each deletion done or
+   * finished by the next open. Deleting a deleted record does nothing. Every offset is checked first:
+   * `OFFSET_OUT_OF_RANGE` (past the end, or trimmed), `NOT_A_RECORD`; then nothing is changed. A stream that had
+   * already read a record's bytes may still hand it out. Fails with `READ_ONLY` on a read-only log.
+   */
+  delete(offsets: number | readonly number[]): Promise<void> {
+    if (typeof offsets !== 'number' && !Array.isArray(offsets)) {
+      throw new TypeError('offsets must be a number or an array of numbers');
+    }
+    const list: readonly number[] = typeof offsets === 'number' ? [offsets] : offsets;
+    for (const offset of list) checkOffset(offset);
+    if (this.status !== 'open') return Promise.reject(this._closedError());
+    if (this.#writer === undefined) {
+      return Promise.reject(new SluiceError('READ_ONLY', `the log at ${this.dir} was opened read-only`));
+    }
+    const run = this.#maintenance.then(() => this.#delete(list));
+    this.#maintenance = run.catch(() => undefined);
+    return run;
+  }
+
+  async #delete(offsets: readonly number[]): Promise<void> {
+    if (this.status !== 'open') throw this._closedError();
+    // Records acknowledged but not yet written (buffered durability) must be in the file to be rewritten.
+    await (this.#writer as SegmentWriter).sync();
+    const segments = this.#segments;
+    const reader = new FrameReader(segments);
+    const pending: number[] = [];
+    for (const offset of new Set(offsets)) {
+      if (offset > this.since || offset < segments.first) {
+        throw new SluiceError('OFFSET_OUT_OF_RANGE', `offset ${offset} is outside the log`, { offset });
+      }
+      const frame = reader.at(segments.indexOf(offset), offset, 'maybe', false);
+      if (!frame.deleted) pending.push(offset);
+    }
+    if (pending.length === 0) return;
+    try {
+      await journalDeletes(this.dir, pending);
+    } catch (cause) {
+      throw new SluiceError('WRITE_FAILED', `journaling deletes in ${this.dir} failed: ${(cause as Error).message}`, {
+        cause,
+        file: this.dir,
+      });
+    }
+    eraseFrames(segments, pending);
+    clearJournal(this.dir);
+    this.#reader.reset();
+  }
+
   #applyRetention(): void {
     const policy = this.#retention;
     if (policy === undefined || this.status !== 'open') return;
@@ -308,7 +377,7 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
   protected async _close(): Promise<void> {
     this.#stopFollowing();
     try {
-      await this.#trimming;
+      await this.#maintenance;
       await this.#writer?.close();
     } finally {
       this.#release();

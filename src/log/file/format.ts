@@ -19,7 +19,9 @@ export const frameBytesMin = frameOverheadBytes;
 export const frameBytesMax = frameOverheadBytes + keyBytesMax + valueBytesMax;
 /** F-11: flag bit: more records of the same batch follow this one. */
 export const flagBatchContinues = 0x01;
-const flagsKnown = flagBatchContinues;
+/** F-11: the record was deleted: its key and value bytes are zeros, its framing and offset stay (F-62). */
+export const flagDeleted = 0x02;
+const flagsKnown = flagBatchContinues | flagDeleted;
 
 /** Segment file names: the base offset, zero-padded to 20 digits, then `.seg` (F-4). */
 export const segmentNamePattern = /^(\d{20})\.seg$/;
@@ -126,6 +128,7 @@ export interface Frame {
   valueStart: number;
   valueLength: number;
   batchContinues: boolean;
+  deleted: boolean;
 }
 
 /**
@@ -162,6 +165,7 @@ export function parseFrame(
   into.valueStart = position + 28 + keyLength;
   into.valueLength = size - frameOverheadBytes - keyLength;
   into.batchContinues = (flags & flagBatchContinues) !== 0;
+  into.deleted = (flags & flagDeleted) !== 0;
   return into;
 }
 
@@ -186,7 +190,16 @@ function u64(buffer: Buffer, position: number): number {
 }
 
 export function emptyFrame(): Frame {
-  return { size: 0, time: 0, keyStart: 0, keyLength: 0, valueStart: 0, valueLength: 0, batchContinues: false };
+  return {
+    size: 0,
+    time: 0,
+    keyStart: 0,
+    keyLength: 0,
+    valueStart: 0,
+    valueLength: 0,
+    batchContinues: false,
+    deleted: false,
+  };
 }
 
 /** The offset of the record at `position` of a segment whose first record has offset `base`. */
@@ -200,3 +213,15 @@ export function positionOf(base: number, offset: number): number {
 }
 
 
+
+/**
+ * Rewrites the frame of `size` bytes at `position` of `buffer` as deleted (F-62): key and value bytes zeroed, the
+ * deleted flag set, the checksum recomputed. Lengths, offset, time and batch flag are kept, so framing, offsets
+ * and batch boundaries are as before. The frame's framing must already have been checked (not its checksum: a
+ * deletion that a crash tore is redone this way).
+ */
+export function eraseFrame(buffer: Buffer, position: number, size: number): void {
+  buffer.fill(0, position + 28, position + size - 4);
+  buffer[position + 26] = ((buffer[position + 26] as number) & flagBatchContinues) | flagDeleted;
+  buffer.writeUInt32LE(crc32c(buffer, position + 8, position + size), position + 4);
+}

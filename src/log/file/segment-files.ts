@@ -1,12 +1,12 @@
-import { constants, openSync } from 'node:fs';
+import { closeSync, constants, fsyncSync, openSync } from 'node:fs';
 import { mkdir, open, readdir, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SluiceError } from '../../errors.js';
 import { lockFileName } from './directory-lock.js';
 import { encodeHeader, segmentName, segmentNamePattern } from './format.js';
 
-/** Files and folders other than segments that a log directory may hold (F-4, F-30, F-42). */
-const knownNames = new Set([lockFileName, 'quarantine', 'views']);
+/** Files and folders other than segments that a log directory may hold (F-4, F-30, F-42, F-63). */
+const knownNames = new Set([lockFileName, 'quarantine', 'views', 'DELETES']);
 const temporarySuffix = '.tmp';
 
 export interface DirectoryListing {
@@ -62,6 +62,16 @@ export async function syncDirectory(dir: string): Promise<void> {
     await handle.sync();
   } finally {
     await handle.close();
+  }
+}
+
+/** As `syncDirectory`, synchronously: for the few steps of an open that must finish before it returns. */
+export function syncDirectorySync(dir: string): void {
+  const fd = openSync(dir, constants.O_RDONLY);
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
   }
 }
 

@@ -41,7 +41,7 @@ export interface FlumeOffsetLogOptions<T> {
   readonly recover?: boolean;
 }
 
-const supports: LogSupports = { keys: false, times: false, persistent: true, readonly: true };
+const supports: LogSupports = { keys: false, times: false, persistent: true, readonly: true, deletes: true };
 
 /**
  * A flumelog-offset file (FORMAT.md "flumelog-offset files") as a Sluice `Log`: the files secure-scuttlebutt and

@@ -1,7 +1,7 @@
 import { codecs, type Codec, type JsonValue } from '../../codec/codec.js';
 import { SluiceError } from '../../errors.js';
 import { batchBytesMax, valueBytesMax } from '../../limits.js';
-import { AbstractLog, type EncodedEntry, type RecordCursor } from '../abstract-log.js';
+import { AbstractLog, checkOffset, type EncodedEntry, type RecordCursor } from '../abstract-log.js';
 import { frameBytes } from '../file/format.js';
 import type { LogRecord, LogSupports } from '../log.js';
 import type { ScanRange } from '../range.js';
@@ -13,12 +13,14 @@ export interface MemoryLogOptions<T> {
 
 interface StoredRecord {
   readonly offset: number;
-  readonly bytes: Buffer;
+  /** Emptied when the record is deleted. */
+  bytes: Buffer;
+  deleted: boolean;
   readonly time: number;
   readonly key: Uint8Array | undefined;
 }
 
-const supports: LogSupports = { keys: true, times: true, persistent: false, readonly: false };
+const supports: LogSupports = { keys: true, times: true, persistent: false, readonly: false, deletes: true };
 
 /**
  * A log held in memory, with exactly the behaviour of the file log: the same offsets (each record takes the
@@ -53,7 +55,7 @@ export class MemoryLog<T = JsonValue> extends AbstractLog<T> {
       if (bytes.length > valueBytesMax) {
         throw new RangeError(`record ${i} of the batch is larger than the largest value allowed`);
       }
-      stored[i] = { offset, bytes, time: entry.time, key: entry.key };
+      stored[i] = { offset, bytes, deleted: false, time: entry.time, key: entry.key };
       offsets[i] = offset;
       offset += frameBytes(entry.key?.length ?? 0, bytes.length);
       if (offset - this.#next > batchBytesMax) throw new RangeError(`a batch is at most ${batchBytesMax} bytes`);
@@ -78,7 +80,37 @@ export class MemoryLog<T = JsonValue> extends AbstractLog<T> {
     if (this.#records[index]?.offset !== offset) {
       throw new SluiceError('NOT_A_RECORD', `no record starts at offset ${offset}`, { offset });
     }
+    if (this.#records[index]?.deleted === true) {
+      throw new SluiceError('RECORD_DELETED', `the record at offset ${offset} was deleted`, { offset });
+    }
     return this.#decode(index);
+  }
+
+  /** As the file log's `delete`: the record keeps its offset, its bytes are dropped. */
+  delete(offsets: number | readonly number[]): Promise<void> {
+    if (typeof offsets !== 'number' && !Array.isArray(offsets)) {
+      throw new TypeError('offsets must be a number or an array of numbers');
+    }
+    const list: readonly number[] = typeof offsets === 'number' ? [offsets] : offsets;
+    for (const offset of list) checkOffset(offset);
+    if (this.status !== 'open') return Promise.reject(this._closedError());
+    const indexes: number[] = [];
+    for (const offset of list) {
+      if (offset > this.since) {
+        return Promise.reject(new SluiceError('OFFSET_OUT_OF_RANGE', `offset ${offset} is outside the log`, { offset }));
+      }
+      const index = this.#search(offset);
+      if (this.#records[index]?.offset !== offset) {
+        return Promise.reject(new SluiceError('NOT_A_RECORD', `no record starts at offset ${offset}`, { offset }));
+      }
+      indexes.push(index);
+    }
+    for (const index of indexes) {
+      const record = this.#records[index] as StoredRecord;
+      record.deleted = true;
+      record.bytes = Buffer.alloc(0);
+    }
+    return Promise.resolve();
   }
 
   #decode(index: number): LogRecord<T> {
@@ -104,6 +136,7 @@ export class MemoryLog<T = JsonValue> extends AbstractLog<T> {
       search: (offset) => this.#search(offset),
       visible: () => this.#visible,
       offsetAt: (index) => (this.#records[index] as StoredRecord).offset,
+      deleted: (index) => (this.#records[index] as StoredRecord).deleted,
       decode: (index) => this.#decode(index),
     });
   }
@@ -122,6 +155,7 @@ interface MemoryCursorHost<T> {
   search(offset: number): number;
   visible(): number;
   offsetAt(index: number): number;
+  deleted(index: number): boolean;
   decode(index: number): LogRecord<T>;
 }
 
@@ -151,7 +185,10 @@ class MemoryCursor<T> implements RecordCursor<T> {
       this.#floor = host.search(this.#range.low);
     }
     if (this.#range.reverse) {
-      while (records.length < max && this.#next >= this.#floor) records.push(host.decode(this.#next--));
+      while (records.length < max && this.#next >= this.#floor) {
+        const index = this.#next--;
+        if (!host.deleted(index)) records.push(host.decode(index));
+      }
       if (this.#next < this.#floor) this.done = true;
       return records;
     }
@@ -160,7 +197,8 @@ class MemoryCursor<T> implements RecordCursor<T> {
         this.done = true;
         break;
       }
-      records.push(host.decode(this.#next++));
+      const index = this.#next++;
+      if (!host.deleted(index)) records.push(host.decode(index));
     }
     return records;
   }

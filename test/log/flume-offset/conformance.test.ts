@@ -1,7 +1,8 @@
 import { join } from 'node:path';
 import { FlumeOffsetLog, type FlumeOffsetLogOptions } from '../../../src/log/flume-offset/flume-offset-log.js';
 import type { Log } from '../../../src/log/log.js';
-import { logSuite } from '../../conformance/log-suite.js';
+import { deleteSuite } from '../../conformance/delete-suite.js';
+import { logSuite, type LogFactory } from '../../conformance/log-suite.js';
 import { temporaryDirectory } from '../../helpers.js';
 
 const root = temporaryDirectory();
@@ -16,9 +17,7 @@ const variants: [string, Omit<FlumeOffsetLogOptions<unknown>, 'codec'>, number][
 ];
 
 for (const [label, options, overhead] of variants) {
-  logSuite({
-    name: label,
-    factory: {
+  const factory: LogFactory = {
       recordBytes: (valueBytes) => valueBytes + overhead,
       emptyValues: false,
       async open<T>(codecOptions?: object) {
@@ -34,6 +33,7 @@ for (const [label, options, overhead] of variants) {
         files.set(again, file);
         return again;
       },
-    },
-  });
+  };
+  logSuite({ name: label, factory });
+  deleteSuite({ name: label, factory });
 }

@@ -1,0 +1,116 @@
+import { closeSync, fdatasyncSync, fstatSync, openSync, readFileSync, readSync, unlinkSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { crc32c } from '../../checksum/crc32c.js';
+import { SluiceError } from '../../errors.js';
+import { eraseFrame, frameBytesMax, frameBytesMin, positionOf, readU64 } from './format.js';
+import type { Segments } from './segments.js';
+import { syncDirectory, syncDirectorySync } from './segment-files.js';
+
+/** F-63: the journal of deletions in progress, in the log directory. */
+export const deletesFileName = 'DELETES';
+const entryBytes = 16;
+
+/**
+ * Records the offsets about to be deleted (F-63), durably, before any frame is rewritten: a crash in the middle of
+ * the rewrites is finished by the next open, so a deletion that was acknowledged is never half done, and a torn
+ * rewrite is never mistaken for damage.
+ */
+export async function journalDeletes(dir: string, offsets: readonly number[]): Promise<void> {
+  const entries = Buffer.alloc(offsets.length * entryBytes);
+  offsets.forEach((offset, i) => {
+    const at = i * entryBytes;
+    entries.writeUInt32LE(offset >>> 0, at);
+    entries.writeUInt32LE(Math.floor(offset / 0x1_0000_0000), at + 4);
+    entries.writeUInt32LE(crc32c(entries, at, at + 8), at + 8);
+  });
+  const fd = openSync(join(dir, deletesFileName), 'a', 0o600);
+  try {
+    writeAll(fd, entries, 0, entries.length, fstatSync(fd).size);
+    fdatasyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  await syncDirectory(dir);
+}
+
+/** The offsets of the journal's whole, intact entries (a torn last entry is a deletion never acknowledged). */
+export function readJournal(dir: string): number[] {
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(join(dir, deletesFileName));
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw error;
+  }
+  const offsets: number[] = [];
+  for (let at = 0; at + entryBytes <= bytes.length; at += entryBytes) {
+    if (bytes.readUInt32LE(at + 8) !== crc32c(bytes, at, at + 8)) continue;
+    offsets.push(readU64(bytes, at));
+  }
+  return offsets;
+}
+
+/** Removes the journal once every rewrite it announced is durable. */
+export function clearJournal(dir: string): void {
+  try {
+    unlinkSync(join(dir, deletesFileName));
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    return;
+  }
+  syncDirectorySync(dir);
+}
+
+/**
+ * Rewrites frames as deleted in place (F-62), one positioned write each, then syncs the segments touched.
+ * A frame is rewritten only when its framing is that of the record at its offset (lengths at both ends, the
+ * offset field); its checksum is not required, so a rewrite a crash tore is redone. Returns the offsets whose
+ * frames were not found (a journal entry for a record a crash cut away, or trimmed since): nothing is done there.
+ */
+export function eraseFrames(segments: Segments, offsets: readonly number[]): number[] {
+  const open = new Map<number, number>();
+  const missing: number[] = [];
+  try {
+    for (const offset of offsets) {
+      const index = segments.indexOf(offset);
+      const base = segments.bases[index];
+      if (base === undefined || offset < segments.first || offset >= segments.end) {
+        missing.push(offset);
+        continue;
+      }
+      let fd = open.get(base);
+      if (fd === undefined) {
+        fd = openSync(segments.path(base), 'r+');
+        open.set(base, fd);
+      }
+      if (!eraseAt(fd, positionOf(base, offset), offset)) missing.push(offset);
+    }
+    for (const fd of open.values()) fdatasyncSync(fd);
+  } catch (cause) {
+    throw new SluiceError('WRITE_FAILED', `deleting records in ${segments.dir} failed: ${(cause as Error).message}`, {
+      cause,
+      file: segments.dir,
+    });
+  } finally {
+    for (const fd of open.values()) closeSync(fd);
+  }
+  return missing;
+}
+
+function eraseAt(fd: number, position: number, offset: number): boolean {
+  const head = Buffer.alloc(4);
+  if (readSync(fd, head, 0, 4, position) < 4) return false;
+  const size = head.readUInt32LE(0);
+  if (size < frameBytesMin || size > frameBytesMax) return false;
+  const frame = Buffer.alloc(size);
+  if (readSync(fd, frame, 0, size, position) < size) return false;
+  if (frame.readUInt32LE(size - 4) !== size || readU64(frame, 8) !== offset) return false;
+  eraseFrame(frame, 0, size);
+  writeAll(fd, frame, 0, size, position);
+  return true;
+}
+
+function writeAll(fd: number, buffer: Buffer, from: number, length: number, position: number): void {
+  let done = 0;
+  while (done < length) done += writeSync(fd, buffer, from + done, length - done, position + done);
+}

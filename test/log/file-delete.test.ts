@@ -1,0 +1,89 @@
+/**
+ * Deletes in the native log beyond the shared contract: the bytes are really gone from the file, a deletion a
+ * crash interrupted is finished by the next open (a torn rewrite of the last frame is not taken for a torn
+ * append), and readers in other handles see it.
+ */
+import assert from 'node:assert/strict';
+import { appendFileSync, closeSync, openSync, readdirSync, readFileSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { FileLog } from '../../src/log/file/file-log.js';
+import { deletesFileName, journalDeletes } from '../../src/log/file/deletes.js';
+import { positionOf } from '../../src/log/file/format.js';
+import { collect, rejectsWith } from '../conformance/log-suite.js';
+import { temporaryDirectory } from '../helpers.js';
+
+const root = temporaryDirectory();
+let count = 0;
+const fresh = (): string => join(root, `log-${count++}`);
+const segmentBytes = (dir: string): Buffer =>
+  Buffer.concat(readdirSync(dir).filter((name) => name.endsWith('.seg')).sort().map((name) => readFileSync(join(dir, name))));
+
+describe('FileLog deletes', () => {
+  it('erases the key and value bytes from the file, and keeps batches and offsets', async () => {
+    const dir = fresh();
+    await using log = await FileLog.open(dir, { segmentBytesMax: 4096 });
+    const offsets = await log.append(['public one', 'SECRET-VALUE-1', 'public two'], { key: ['k1', 'SECRET-KEY', 'k3'] });
+    await log.append('after');
+    assert.ok(segmentBytes(dir).includes('SECRET-VALUE-1'));
+    await log.delete(offsets[1] as number);
+    const bytes = segmentBytes(dir);
+    assert.equal(bytes.includes('SECRET-VALUE-1'), false);
+    assert.equal(bytes.includes('SECRET-KEY'), false);
+    assert.ok(bytes.includes('public two'));
+    assert.deepEqual(
+      (await collect(log.stream())).map((record) => [record.offset, record.value]),
+      [
+        [offsets[0], 'public one'],
+        [offsets[2], 'public two'],
+        [log.since, 'after'],
+      ],
+    );
+  });
+
+  it('finishes a deletion that a crash interrupted, even a torn rewrite of the last frame', async () => {
+    const dir = fresh();
+    let last: number;
+    {
+      await using log = await FileLog.open(dir);
+      await log.append(['a', 'b']);
+      last = await log.append('the last record');
+    }
+    // The crash: the journal was written, the frame only half rewritten (its checksum no longer matches).
+    await journalDeletes(dir, [last]);
+    const fd = openSync(join(dir, '00000000000000000000.seg'), 'r+');
+    writeSync(fd, Buffer.alloc(4), 0, 4, positionOf(0, last) + 28);
+    closeSync(fd);
+    await using log = await FileLog.open(dir);
+    assert.equal(log.since, last, 'the last record was not cut as a torn append');
+    await rejectsWith(log.get(last), 'RECORD_DELETED');
+    assert.deepEqual((await collect(log.stream())).map((record) => record.value), ['a', 'b']);
+    assert.equal(readdirSync(dir).includes(deletesFileName), false);
+  });
+
+  it('ignores a journal entry a crash cut short, and entries for records that are gone', async () => {
+    const dir = fresh();
+    {
+      await using log = await FileLog.open(dir);
+      await log.append(['a', 'b']);
+    }
+    await journalDeletes(dir, [1_000_000]);
+    appendFileSync(join(dir, deletesFileName), Buffer.alloc(7, 1));
+    await using log = await FileLog.open(dir);
+    assert.deepEqual((await collect(log.stream())).map((record) => record.value), ['a', 'b']);
+  });
+
+  it('is seen by a read-only reader, and works in buffered durability', async () => {
+    const dir = fresh();
+    await using log = await FileLog.open(dir, { durability: 'buffered' });
+    const offset = await log.append('soon gone');
+    await using reader = await FileLog.open(dir, { readonly: true });
+    await log.sync();
+    assert.equal(await reader.get(offset), 'soon gone');
+    const more = await log.append('unwritten yet');
+    await log.delete([offset, more]);
+    await rejectsWith(reader.get(offset), 'RECORD_DELETED');
+    await rejectsWith(log.get(more), 'RECORD_DELETED');
+    await rejectsWith(reader.delete(offset), 'READ_ONLY');
+  });
+});
