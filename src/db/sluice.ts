@@ -1,7 +1,8 @@
 import { EventEmitter } from 'node:events';
 import { join } from 'node:path';
 import type { Codec, JsonValue } from '../codec/codec.js';
-import { SluiceError } from '../errors.js';
+import { isSluiceError, SluiceError } from '../errors.js';
+import { checkOffset } from '../log/abstract-log.js';
 import { FileLog, type Durability } from '../log/file/file-log.js';
 import type { AppendOptions, Log, LogRecord, StreamOptions } from '../log/log.js';
 import { ViewRunner, type RunnerSource, type ViewProgress, type ViewStatus } from '../views/runner.js';
@@ -111,6 +112,39 @@ export class Sluice<T = JsonValue> extends EventEmitter<SluiceEvents> {
     return (async function* mapped() {
       for await (const record of records) yield { ...record, value: await mapper(record.value, record.offset) };
     })();
+  }
+
+  /**
+   * Deletes records from the log (see `Log.delete`: their offsets stay, `get` fails with `RECORD_DELETED`,
+   * streams skip them) and tells every view: each view that has applied one of them gets it in its `delete`
+   * (the index views drop its entries). The values are read before the log forgets them. Deleting a deleted
+   * record does nothing. `TypeError` when the log cannot delete; the log's errors (`OFFSET_OUT_OF_RANGE`,
+   * `NOT_A_RECORD`) before anything changed. A crash between the log's deletion and a view's leaves that view
+   * with entries for deleted records: index reads skip them, and a rebuild drops them.
+   */
+  delete(offsets: number | readonly number[]): Promise<void> {
+    this.#checkOpen();
+    const log = this.log;
+    if (typeof log.delete !== 'function') throw new TypeError('this log cannot delete records');
+    if (typeof offsets !== 'number' && !Array.isArray(offsets)) {
+      throw new TypeError('offsets must be a number or an array of numbers');
+    }
+    const list: readonly number[] = typeof offsets === 'number' ? [offsets] : offsets;
+    for (const offset of list) checkOffset(offset);
+    return this.#delete(log, list);
+  }
+
+  async #delete(log: Log<T>, list: readonly number[]): Promise<void> {
+    const records: LogRecord<T>[] = [];
+    for (const offset of new Set(list)) {
+      try {
+        records.push(await this.#source.getRecord(offset));
+      } catch (error) {
+        if (!isSluiceError(error, 'RECORD_DELETED')) throw error;
+      }
+    }
+    await log.delete?.(list);
+    await Promise.all([...this.#runners.values()].map((runner) => runner.deleted(records)));
   }
 
   /**

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { open as openLmdb, type Database, type Key, type RootDatabase } from 'lmdb';
 import { compareKeys } from 'ordered-binary';
-import { SluiceError } from '../errors.js';
+import { isSluiceError, SluiceError } from '../errors.js';
 import { indexBatchRecords } from '../limits.js';
 import type { LogRecord } from '../log/log.js';
 import type { ReadOptions, View, ViewContext } from './view.js';
@@ -105,6 +105,24 @@ export class IndexView<T> implements View<T> {
     for (const watcher of this.#watchers) watcher({ since, entries: keyed });
   }
 
+  /**
+   * Drops the entries of deleted records: their keys are computed again from their values (as `apply` did), and
+   * an entry goes only if it still points at that record (a later record with the same key keeps its entry).
+   */
+  async delete(records: readonly LogRecord<T>[]): Promise<void> {
+    const entries = this.#store();
+    const doomed: Array<[IndexKey, number]> = [];
+    for (const record of records) {
+      const keys = this.#map(record.value, record);
+      if (keys === undefined) continue;
+      if (isKeyList(keys)) for (const key of keys) doomed.push([checkKey(key), record.offset]);
+      else doomed.push([checkKey(keys), record.offset]);
+    }
+    await entries.transaction(() => {
+      for (const [key, offset] of doomed) if (entries.get(key as Key) === offset) entries.removeSync(key as Key);
+    });
+  }
+
   /** Every apply already committed its entries with their since: a checkpoint only waits for the disk. */
   async checkpoint(): Promise<void> {
     await this.#root?.flushed;
@@ -133,7 +151,8 @@ export class IndexView<T> implements View<T> {
     await context.ready(options);
     const offset = this.#store().get(key as Key);
     if (offset === undefined) return undefined;
-    return { key, offset, value: await context.get(offset) };
+    const value = await readUnlessDeleted(context.get(offset));
+    return value === deletedRecord ? undefined : { key, offset, value };
   }
 
   /**
@@ -184,8 +203,10 @@ export class IndexView<T> implements View<T> {
       for (const { key, value } of this.#store().getRange(options)) found.push({ key, offset: value });
       let remaining = options.limit ?? Infinity;
       for (const { key, offset } of found) {
+        const entry = await readUnlessDeleted(item(key as IndexKey, offset));
+        if (entry === deletedRecord) continue;
         remaining--;
-        yield await item(key as IndexKey, offset);
+        yield entry;
       }
       if (range.live !== true) return;
       while (remaining > 0) {
@@ -200,8 +221,10 @@ export class IndexView<T> implements View<T> {
         if (batch.since <= snapshotSince) continue;
         for (const [key, offset] of batch.entries) {
           if (remaining === 0 || !inRange(key, options)) continue;
+          const entry = await readUnlessDeleted(item(key, offset));
+          if (entry === deletedRecord) continue;
           remaining--;
-          yield await item(key, offset);
+          yield entry;
         }
       }
     } finally {
@@ -219,6 +242,18 @@ export class IndexView<T> implements View<T> {
   #store(): Database<number, Key> {
     if (this.#entries === undefined) throw new TypeError('the index is not open');
     return this.#entries;
+  }
+}
+
+/** Marks an entry whose record was deleted: a crash between the log's deletion and the view's left it behind. */
+const deletedRecord = Symbol('deleted record');
+
+async function readUnlessDeleted<E>(read: Promise<E>): Promise<E | typeof deletedRecord> {
+  try {
+    return await read;
+  } catch (error) {
+    if (isSluiceError(error, 'RECORD_DELETED')) return deletedRecord;
+    throw error;
   }
 }
 

@@ -67,6 +67,10 @@ export class ViewRunner<T> {
   #lastCheckpointMs = Date.now();
   readonly #unsubscribe: () => void;
   readonly #batchRecords: number;
+  /** Calls into the view (`apply`, `delete`) run one at a time: a deletion lands between batches. */
+  #viewCalls: Promise<unknown> = Promise.resolve();
+  /** Deleted offsets past `since`: a batch read before the deletion must not apply them. */
+  readonly #deleted = new Set<number>();
 
   constructor(name: string, view: View<T>, source: RunnerSource<T>, dir: string, events: RunnerEvents) {
     this.name = name;
@@ -188,6 +192,12 @@ export class ViewRunner<T> {
       return false;
     }
     if (batch.length > 0 && !(await this.#apply(batch, target))) return false;
+    if (this.#since < target) {
+      // The stream ended short of the target: the records in between were deleted, so there is nothing to
+      // apply, but the view has seen the log up to there (else it would wait for them forever).
+      this.#since = target;
+      this.#waiters.release(target);
+    }
     await this.#checkpointIfDue();
     return true;
   }
@@ -200,13 +210,19 @@ export class ViewRunner<T> {
   }
 
   async #apply(batch: LogRecord<T>[], target: number): Promise<boolean> {
+    const last = (batch[batch.length - 1] as LogRecord<T>).offset;
     try {
-      await this.view.apply(batch);
+      await this.#callView(async () => {
+        const kept = this.#deleted.size === 0 ? batch : batch.filter((record) => !this.#deleted.has(record.offset));
+        if (kept.length > 0) await this.view.apply(kept);
+        for (const offset of this.#deleted) if (offset <= last) this.#deleted.delete(offset);
+        // Within the call: a deletion queued behind this batch must see the since it brought.
+        this.#since = last;
+      });
     } catch (error) {
       this.#fail(batch[0]?.offset ?? this.#since, error);
       return false;
     }
-    this.#since = (batch[batch.length - 1] as LogRecord<T>).offset;
     this.#uncheckpointedRecords += batch.length;
     if (this.#since >= this.#source.since && this.#failure === undefined) this.#status = 'live';
     this.#waiters.release(this.#since);
@@ -269,6 +285,30 @@ export class ViewRunner<T> {
     this.#uncheckpointedRecords = 0;
     await this.view.checkpoint(since);
     this.#checkpointed = since;
+  }
+
+  #callView(call: () => Promise<void>): Promise<void> {
+    const next = this.#viewCalls.then(call);
+    this.#viewCalls = next.catch(() => undefined);
+    return next;
+  }
+
+  /**
+   * Records were deleted from the log: the view's `delete` gets those it has applied; those it has not reached
+   * are kept from a batch it may already have read. Resolves once the view has handled them.
+   */
+  async deleted(records: readonly LogRecord<T>[]): Promise<void> {
+    await this.#opened.catch(() => undefined);
+    if (this.#status === 'closed' || this.#failure !== undefined) return;
+    try {
+      await this.#callView(async () => {
+        const applied = records.filter((record) => record.offset <= this.#since);
+        for (const record of records) if (record.offset > this.#since) this.#deleted.add(record.offset);
+        if (applied.length > 0 && this.view.delete !== undefined) await this.view.delete(applied);
+      });
+    } catch (error) {
+      this.#fail(records[0]?.offset ?? this.#since, error);
+    }
   }
 
   /** Discards the view's state and processes the whole log again; reads wait meanwhile. */

@@ -31,6 +31,14 @@ export interface View<T> {
   checkpoint(since: number): Promise<void>;
   clear(): Promise<void>;
   close(): Promise<void>;
+  /**
+   * Optional: records the view has applied were deleted from the log (`Sluice.delete`); called with their
+   * values as they were, between batches, only for records at or before the view's `since` (a deleted record the
+   * view has not reached yet is never applied). The view decides what a deletion means for its state: the index
+   * views drop the record's entries; a view without this method keeps its state as it is (the reduce view:
+   * a fold cannot be undone, and a rebuild leaves deleted records out). A throw stops the view, as in `apply`.
+   */
+  delete?(records: readonly LogRecord<T>[]): void | Promise<void>;
 }
 
 /** When a view read may answer. */

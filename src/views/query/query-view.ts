@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { open as openLmdb, type Database, type Key, type RootDatabase } from 'lmdb';
-import { SluiceError } from '../../errors.js';
+import { isSluiceError, SluiceError } from '../../errors.js';
 import { indexBatchRecords } from '../../limits.js';
 import type { LogRecord } from '../../log/log.js';
 import type { ReadOptions, View, ViewContext } from '../view.js';
@@ -156,6 +156,22 @@ export class QueryView<T> implements View<T> {
       const batch: AppliedBatch<T> = { since, records: [...records] };
       for (const watcher of this.#watchers) watcher(batch);
     }
+  }
+
+  /** Drops the index entries of deleted records (each entry only while it still points at that record). */
+  async delete(records: readonly LogRecord<T>[]): Promise<void> {
+    const entries = this.#store();
+    const doomed: Array<[Key[], number]> = [];
+    for (const record of records) {
+      const item = toQueryRecord(record);
+      for (const index of this.indexes) {
+        const key = entryKey(index, item, record.offset);
+        if (key !== undefined) doomed.push([key, record.offset]);
+      }
+    }
+    await entries.transaction(() => {
+      for (const [key, offset] of doomed) if (entries.get(key) === offset) entries.removeSync(key);
+    });
   }
 
   /** Every apply already committed its entries with their since: a checkpoint only waits for the disk. */
@@ -345,7 +361,17 @@ export class QueryView<T> implements View<T> {
     }
     offsets.sort(reverse ? (a, b) => b - a : (a, b) => a - b);
     return (async function* fetch() {
-      for (const offset of offsets) yield await context.getRecord(offset);
+      for (const offset of offsets) {
+        let record: LogRecord<T>;
+        try {
+          record = await context.getRecord(offset);
+        } catch (error) {
+          // An entry a crash left behind between the log's deletion and the view's: the record is gone.
+          if (isSluiceError(error, 'RECORD_DELETED')) continue;
+          throw error;
+        }
+        yield record;
+      }
     })();
   }
 
