@@ -1,0 +1,142 @@
+/**
+ * Deletes and trims under real process kills. A child appends batches, deletes some acknowledged records and
+ * trims old segments, all concurrently, and writes every acknowledgement to a file synchronously; the parent kills
+ * it with SIGKILL at a seeded moment and reopens the log: it opens, every acknowledged deletion is in force, every
+ * acknowledged record that was neither deleted nor trimmed is intact at its offset, trims only ever removed a
+ * prefix, and the log goes on. Rerun with SLUICE_KILL_SEED=<seed>.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { isSluiceError } from '../../src/errors.js';
+import { FileLog } from '../../src/log/file/file-log.js';
+import { mulberry32, temporaryDirectory } from '../helpers.js';
+
+const baseSeed = process.env.SLUICE_KILL_SEED === undefined ? 0xde1e7e : Number(process.env.SLUICE_KILL_SEED);
+const rounds = 4;
+
+const childScript = `
+import { openSync, writeSync } from 'node:fs';
+import { FileLog } from ${JSON.stringify(new URL('../../src/log/file/file-log.js', import.meta.url).href)};
+${mulberry32.toString()}
+const config = JSON.parse(process.env.SLUICE_KILL_CONFIG);
+const random = mulberry32(config.seed);
+const log = await FileLog.open(config.dir, { segmentBytesMax: 4096 });
+const acks = openSync(config.ackFile, 'a');
+const ack = (entry) => {
+  const line = JSON.stringify(entry) + '\\n';
+  writeSync(acks, line);
+  process.stdout.write(line);
+};
+const live = [];
+let n = config.start;
+async function appends() {
+  for (;;) {
+    const values = Array.from({ length: 1 + Math.floor(random() * 8) }, () => ({ n: n++, pad: 'q'.repeat(40) }));
+    const offsets = await log.append(values);
+    ack({ appended: offsets.map((offset, i) => [offset, values[i].n]) });
+    live.push(...offsets);
+  }
+}
+async function maintenance() {
+  for (;;) {
+    await new Promise((resolve) => setImmediate(resolve));
+    if (live.length > 20 && random() < 0.5) {
+      const picked = [live[Math.floor(random() * live.length)], live[Math.floor(random() * live.length)]];
+      // Announced first: a deletion the kill interrupts may or may not have happened.
+      ack({ deleting: picked });
+      await log.delete(picked);
+      ack({ deleted: picked });
+    } else if (live.length > 200 && random() < 0.1) {
+      const { firstOffset } = await log.trim({ maxRecords: 150 });
+      ack({ trimmed: firstOffset });
+      live.splice(0, live.length, ...live.filter((offset) => offset >= firstOffset));
+    }
+  }
+}
+appends().catch((error) => { writeSync(2, String(error && error.stack)); process.exit(3); });
+maintenance().catch((error) => { writeSync(2, String(error && error.stack)); process.exit(3); });
+`;
+
+type Ack = { appended: [number, number][] } | { deleting: number[] } | { deleted: number[] } | { trimmed: number };
+
+async function runUntilKilled(config: object, ackFile: string, acks: number): Promise<Ack[]> {
+  const child = spawn(process.execPath, ['--input-type=module', '-e', childScript], {
+    env: { ...process.env, SLUICE_KILL_CONFIG: JSON.stringify({ ...config, ackFile }) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (data: string) => (stderr += data));
+  let seen = 0;
+  let killed = false;
+  child.stdout.setEncoding('utf8').on('data', (data: string) => {
+    seen += data.split('\n').length - 1;
+    if (!killed && seen >= acks) {
+      killed = true;
+      child.kill('SIGKILL');
+    }
+  });
+  const [code, signal] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null];
+  assert.equal(signal, 'SIGKILL', `the child ended by itself (exit code ${code}): ${stderr}`);
+  const text = readFileSync(ackFile, 'utf8');
+  return text
+    .slice(0, text.lastIndexOf('\n') + 1)
+    .split('\n')
+    .filter((line) => line !== '')
+    .map((line) => JSON.parse(line) as Ack);
+}
+
+describe('deletes and trims under SIGKILL', () => {
+  it('keep every acknowledged deletion and every other acknowledged record', async () => {
+    const dir = temporaryDirectory();
+    const logDir = join(dir, 'log');
+    const ackFile = join(dir, 'acks');
+    const random = mulberry32(baseSeed);
+    let start = 0;
+    for (let round = 0; round < rounds; round++) {
+      const context = `seed ${baseSeed}, round ${round}`;
+      const acks = await runUntilKilled({ dir: logDir, seed: baseSeed + round, start }, ackFile, 100 + Math.floor(random() * 400));
+      const values = new Map<number, number>();
+      const deleted = new Set<number>();
+      const maybeDeleted = new Set<number>();
+      let trimmedTo = 0;
+      for (const entry of acks) {
+        if ('appended' in entry) for (const [offset, n] of entry.appended) values.set(offset, n);
+        else if ('deleting' in entry) for (const offset of entry.deleting) maybeDeleted.add(offset);
+        else if ('deleted' in entry) for (const offset of entry.deleted) deleted.add(offset);
+        else trimmedTo = Math.max(trimmedTo, entry.trimmed);
+      }
+      const log = await FileLog.open<{ n: number }>(logDir, { segmentBytesMax: 4096 });
+      try {
+        assert.ok(log.firstOffset >= trimmedTo, `${context}: the log starts at ${log.firstOffset}, trimmed to ${trimmedTo}`);
+        for (const [offset, n] of values) {
+          if (offset < log.firstOffset) continue;
+          if (deleted.has(offset)) {
+            await assert.rejects(log.get(offset), (error: unknown) => isSluiceError(error, 'RECORD_DELETED'), `${context}: ${offset}`);
+          } else if (maybeDeleted.has(offset)) {
+            // Interrupted: either way is right, but never anything else.
+            await log.get(offset).then(
+              (value) => assert.equal(value.n, n),
+              (error: unknown) => assert.ok(isSluiceError(error, 'RECORD_DELETED'), String(error)),
+            );
+          } else {
+            assert.equal((await log.get(offset)).n, n, `${context}: record ${n} at ${offset}`);
+          }
+        }
+        let last = -1;
+        for await (const record of log.stream()) {
+          assert.ok(!deleted.has(record.offset), `${context}: deleted record ${record.offset} streamed`);
+          last = Math.max(last, record.value.n);
+        }
+        start = last + 1;
+        const next = await log.append({ n: start++ });
+        assert.equal((await log.get(next)).n, start - 1);
+      } finally {
+        await log.close();
+      }
+    }
+  });
+});
