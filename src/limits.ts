@@ -82,3 +82,18 @@ export const importBatchRecords = 4096;
  * that cannot take a record would otherwise be rebuilt forever (as flumedb does).
  */
 export const viewRestartsMax = 3;
+
+/** Bytes read per system call by `check` and `recover`: reads this large keep a whole-log scan near memory speed. */
+export const checkChunkBytes = 4 * MiB;
+
+/** The most problems a `check` report lists; further ones are only counted (a log of garbage would list millions). */
+export const checkProblemsMax = 1000;
+
+/** Bytes copied per read and write by `backup` and `restore`. */
+export const copyChunkBytes = 1 * MiB;
+
+/**
+ * Compaction covers dropped records with skip frames of at most this size (F-64): each pins only its first 32
+ * and last 4 bytes on disk, and a scan checksums its zeros, so a megabyte keeps both costs small.
+ */
+export const compactionSkipBytesMax = 1 * MiB;

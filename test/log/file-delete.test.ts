@@ -4,7 +4,7 @@
  * append), and readers in other handles see it.
  */
 import assert from 'node:assert/strict';
-import { appendFileSync, closeSync, openSync, readdirSync, readFileSync, writeSync } from 'node:fs';
+import { appendFileSync, closeSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { FileLog } from '../../src/log/file/file-log.js';
@@ -85,5 +85,23 @@ describe('FileLog deletes', () => {
     await rejectsWith(reader.get(offset), 'RECORD_DELETED');
     await rejectsWith(log.get(more), 'RECORD_DELETED');
     await rejectsWith(reader.delete(offset), 'READ_ONLY');
+  });
+});
+
+describe('FileLog deletes and hard links', () => {
+  it('does not reach into a hard-linked copy of a segment (a backup)', async () => {
+    const dir = fresh();
+    const backup = fresh();
+    await using log = await FileLog.open(dir, { segmentBytesMax: 4096 });
+    const offsets: number[] = [];
+    for (let i = 0; i < 60; i++) offsets.push(await log.append(`record ${i} ${'r'.repeat(80)}`));
+    const sealed = readdirSync(dir).filter((name) => name.endsWith('.seg')).sort()[0] as string;
+    mkdirSync(backup);
+    linkSync(join(dir, sealed), join(backup, sealed));
+    await log.delete(offsets[0] as number);
+    await rejectsWith(log.get(offsets[0] as number), 'RECORD_DELETED');
+    assert.ok(readFileSync(join(backup, sealed)).includes('record 0 '), 'the linked copy keeps the record');
+    assert.equal(statSync(join(dir, sealed)).nlink, 1);
+    assert.deepEqual(await log.get(offsets[1] as number), `record 1 ${'r'.repeat(80)}`);
   });
 });

@@ -37,6 +37,16 @@ export const trimCommand: Command = {
 
 const unitMs: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
+/** A duration flag (milliseconds, or a number with ms, s, m, h or d) in milliseconds; `undefined` when absent. */
+export function durationMsOf(line: CommandLine, flag: string): number | undefined {
+  const text = line.string(flag);
+  if (text === undefined) return undefined;
+  const match = /^(\d+)(ms|s|m|h|d)?$/.exec(text);
+  const ms = match === null ? NaN : Number(match[1]) * (unitMs[match[2] ?? 'ms'] as number);
+  if (!Number.isSafeInteger(ms)) throw line.usageError(`--${flag} must be a duration such as 3600000, 90s or 30d, got '${text}'`);
+  return ms;
+}
+
 async function run(line: CommandLine, io: CommandIo): Promise<number> {
   const dir = line.positional(0);
   const policy: { -readonly [K in keyof RetentionPolicy]: RetentionPolicy[K] } = {};
@@ -46,13 +56,8 @@ async function run(line: CommandLine, io: CommandIo): Promise<number> {
   if (maxRecords !== undefined) policy.maxRecords = maxRecords;
   const maxBytes = line.integer('max-bytes');
   if (maxBytes !== undefined) policy.maxBytes = maxBytes;
-  const age = line.string('older-than');
-  if (age !== undefined) {
-    const match = /^(\d+)(ms|s|m|h|d)?$/.exec(age);
-    const ms = match === null ? NaN : Number(match[1]) * (unitMs[match[2] ?? 'ms'] as number);
-    if (!Number.isSafeInteger(ms)) throw line.usageError(`--older-than must be a duration such as 3600000, 90s or 30d, got '${age}'`);
-    policy.olderThanMs = ms;
-  }
+  const age = durationMsOf(line, 'older-than');
+  if (age !== undefined) policy.olderThanMs = age;
   if (Object.keys(policy).length === 0) {
     throw line.usageError('give at least one of --before-offset, --older-than, --max-count, --max-bytes');
   }

@@ -1,4 +1,15 @@
-import { closeSync, fdatasyncSync, fstatSync, openSync, readFileSync, readSync, unlinkSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  copyFileSync,
+  fdatasyncSync,
+  fstatSync,
+  openSync,
+  readFileSync,
+  readSync,
+  renameSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { crc32c } from '../../checksum/crc32c.js';
 import { SluiceError } from '../../errors.js';
@@ -64,35 +75,51 @@ export function clearJournal(dir: string): void {
 /**
  * Rewrites frames as deleted in place (F-62), one positioned write each, then syncs the segments touched.
  * A frame is rewritten only when its framing is that of the record at its offset (lengths at both ends, the
- * offset field); its checksum is not required, so a rewrite a crash tore is redone. Returns the offsets whose
- * frames were not found (a journal entry for a record a crash cut away, or trimmed since): nothing is done there.
+ * offset field); its checksum is not required, so a rewrite a crash tore is redone. A segment file with other
+ * hard links (a backup made by linking) is copied and the copy renamed over it instead, so the deletion does
+ * not reach into the backup. Returns the offsets whose frames were not found (a journal entry for a record a
+ * crash cut away, or trimmed since): nothing is done there.
  */
 export function eraseFrames(segments: Segments, offsets: readonly number[]): number[] {
-  const open = new Map<number, number>();
+  const byBase = new Map<number, number[]>();
   const missing: number[] = [];
+  for (const offset of offsets) {
+    const base = segments.bases[segments.indexOf(offset)];
+    if (base === undefined || offset < segments.first || offset >= segments.end) missing.push(offset);
+    else byBase.set(base, [...(byBase.get(base) ?? []), offset]);
+  }
+  let renamed = false;
   try {
-    for (const offset of offsets) {
-      const index = segments.indexOf(offset);
-      const base = segments.bases[index];
-      if (base === undefined || offset < segments.first || offset >= segments.end) {
-        missing.push(offset);
-        continue;
+    for (const [base, list] of byBase) {
+      const path = segments.path(base);
+      let fd = openSync(path, 'r+');
+      let copy: string | undefined;
+      try {
+        if (fstatSync(fd).nlink > 1) {
+          closeSync(fd);
+          fd = -1;
+          copy = `${path}.tmp`;
+          copyFileSync(path, copy);
+          fd = openSync(copy, 'r+');
+        }
+        for (const offset of list) if (!eraseAt(fd, positionOf(base, offset), offset)) missing.push(offset);
+        fdatasyncSync(fd);
+      } finally {
+        if (fd >= 0) closeSync(fd);
       }
-      let fd = open.get(base);
-      if (fd === undefined) {
-        fd = openSync(segments.path(base), 'r+');
-        open.set(base, fd);
+      if (copy !== undefined) {
+        renameSync(copy, path);
+        // Cached descriptors still read the linked file: forget them.
+        segments.forget(base);
+        renamed = true;
       }
-      if (!eraseAt(fd, positionOf(base, offset), offset)) missing.push(offset);
     }
-    for (const fd of open.values()) fdatasyncSync(fd);
+    if (renamed) syncDirectorySync(segments.dir);
   } catch (cause) {
     throw new SluiceError('WRITE_FAILED', `deleting records in ${segments.dir} failed: ${(cause as Error).message}`, {
       cause,
       file: segments.dir,
     });
-  } finally {
-    for (const fd of open.values()) closeSync(fd);
   }
   return missing;
 }

@@ -12,6 +12,7 @@ import { ForwardCursor, recordOf, ReverseCursor, type CursorHost } from './curso
 import { DirectoryLock } from './directory-lock.js';
 import { headerBytes, offsetAt, positionOf, segmentName } from './format.js';
 import { FrameReader } from './frame-reader.js';
+import { planCompaction, rewriteSegment, type CompactionPolicy } from './compaction.js';
 import { clearJournal, eraseFrames, journalDeletes, readJournal } from './deletes.js';
 import { checkRetention, firstSegmentToKeep, type RetentionPolicy } from './retention.js';
 import { createSegment, listDirectory, makeDirectory, removeTemporary, syncDirectory } from './segment-files.js';
@@ -21,6 +22,29 @@ import { SegmentWriter, type Durability } from './writer.js';
 
 export type { Durability } from './writer.js';
 export type { RetentionPolicy } from './retention.js';
+export type { CompactionPolicy } from './compaction.js';
+
+/** What a `compact` did. */
+export interface CompactionResult {
+  readonly segmentsRewritten: number;
+  readonly recordsDropped: number;
+  /** The frames' bytes dropped (positions stay taken: see F-64). */
+  readonly bytesDropped: number;
+  /** The disk space freed, as the file system counts its blocks (0 where it keeps no holes). */
+  readonly diskBytesFreed: number;
+}
+
+function checkCompaction(policy: unknown): asserts policy is CompactionPolicy {
+  if (typeof policy !== 'object' || policy === null) throw new TypeError('a compaction policy must be an object');
+  for (const [name, value] of Object.entries(policy)) {
+    if (name !== 'olderThanMs' && name !== 'tombstonesOlderThanMs') {
+      throw new TypeError(`unknown compaction option ${name} (olderThanMs, tombstonesOlderThanMs)`);
+    }
+    if (value === undefined) continue;
+    if (typeof value !== 'number') throw new TypeError(`${name} must be a number`);
+    if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`${name} must be a non-negative integer, got ${value}`);
+  }
+}
 
 export interface FileLogOptions<T> {
   /** How values are stored. Default: JSON. */
@@ -363,6 +387,57 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
     eraseFrames(segments, pending);
     clearJournal(this.dir);
     this.#reader.reset();
+  }
+
+  /**
+   * Compacts the sealed segments (F-64): drops records whose key has a later record (older than
+   * `olderThanMs`), tombstones (a key's last record, with an empty value) older than `tombstonesOlderThanMs`
+   * when given, and deleted records, by rewriting each segment that has any to drop into a new file swapped in
+   * by rename, with the directory synced. Offsets of the records kept never change and `get` reads them as
+   * before; a dropped record's offset reads as `RECORD_DELETED` at the start of a dropped run and
+   * `NOT_A_RECORD` inside it, and streams skip them. Appends and reads go on meanwhile (a reader that opened
+   * the old file keeps reading it); deletes and trims wait. A crash at any point leaves each segment old or
+   * new, whole. `INVALID_INPUT` when no record of the log has a key (there is nothing to compact by).
+   */
+  compact(policy: CompactionPolicy = {}): Promise<CompactionResult> {
+    checkCompaction(policy);
+    if (this.status !== 'open') return Promise.reject(this._closedError());
+    if (this.#writer === undefined) {
+      return Promise.reject(new SluiceError('READ_ONLY', `the log at ${this.dir} was opened read-only`));
+    }
+    const run = this.#maintenance.then(() => this.#compact(policy));
+    this.#maintenance = run.catch(() => undefined);
+    return run;
+  }
+
+  async #compact(policy: CompactionPolicy): Promise<CompactionResult> {
+    if (this.status !== 'open') throw this._closedError();
+    const segments = this.#segments;
+    const { plans, keyed } = planCompaction(segments, policy, this.#clock());
+    if (keyed === 0) throw new SluiceError('INVALID_INPUT', `no record of ${this.dir} has a key: there is nothing to compact by`);
+    const result = { segmentsRewritten: 0, recordsDropped: 0, bytesDropped: 0, diskBytesFreed: 0 };
+    for (const plan of plans) {
+      if (plan.dropped === 0) continue;
+      if (this.status !== 'open') break;
+      // Trimmed meanwhile? Then the file is gone: nothing to rewrite.
+      if ((segments.bases[plan.index] as number) < segments.first) continue;
+      let sizes: { before: number; after: number };
+      try {
+        sizes = rewriteSegment(segments, plan);
+        await syncDirectory(this.dir);
+      } catch (cause) {
+        throw new SluiceError('WRITE_FAILED', `compacting ${this.dir} failed: ${(cause as Error).message}`, { cause, file: this.dir });
+      }
+      segments.forget(segments.bases[plan.index] as number);
+      this.#reader.reset();
+      result.segmentsRewritten++;
+      result.recordsDropped += plan.dropped;
+      result.bytesDropped += plan.droppedBytes;
+      result.diskBytesFreed += Math.max(0, sizes.before - sizes.after);
+      // One segment per turn: appends and reads run in between.
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    return result;
   }
 
   #applyRetention(): void {

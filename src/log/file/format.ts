@@ -21,7 +21,9 @@ export const frameBytesMax = frameOverheadBytes + keyBytesMax + valueBytesMax;
 export const flagBatchContinues = 0x01;
 /** F-11: the record was deleted: its key and value bytes are zeros, its framing and offset stay (F-62). */
 export const flagDeleted = 0x02;
-const flagsKnown = flagBatchContinues | flagDeleted;
+/** F-11: a filler frame of compaction (F-64), always with `flagDeleted`: it covers records already dropped. */
+export const flagFiller = 0x04;
+const flagsKnown = flagBatchContinues | flagDeleted | flagFiller;
 
 /** Segment file names: the base offset, zero-padded to 20 digits, then `.seg` (F-4). */
 export const segmentNamePattern = /^(\d{20})\.seg$/;
@@ -129,6 +131,7 @@ export interface Frame {
   valueLength: number;
   batchContinues: boolean;
   deleted: boolean;
+  filler: boolean;
 }
 
 /**
@@ -166,6 +169,7 @@ export function parseFrame(
   into.valueLength = size - frameOverheadBytes - keyLength;
   into.batchContinues = (flags & flagBatchContinues) !== 0;
   into.deleted = (flags & flagDeleted) !== 0;
+  into.filler = (flags & flagFiller) !== 0;
   return into;
 }
 
@@ -199,6 +203,7 @@ export function emptyFrame(): Frame {
     valueLength: 0,
     batchContinues: false,
     deleted: false,
+    filler: false,
   };
 }
 
@@ -222,6 +227,6 @@ export function positionOf(base: number, offset: number): number {
  */
 export function eraseFrame(buffer: Buffer, position: number, size: number): void {
   buffer.fill(0, position + 28, position + size - 4);
-  buffer[position + 26] = ((buffer[position + 26] as number) & flagBatchContinues) | flagDeleted;
+  buffer[position + 26] = ((buffer[position + 26] as number) & (flagBatchContinues | flagFiller)) | flagDeleted;
   buffer.writeUInt32LE(crc32c(buffer, position + 8, position + size), position + 4);
 }

@@ -80,8 +80,10 @@ function lastTime(segments: Segments, reader: FrameReader, index: number): numbe
 function countRecords(segments: Segments, reader: FrameReader, index: number): number {
   const end = segments.endOf(index);
   let count = 0;
-  for (let offset = segments.bases[index] as number; offset < end; count++) {
-    offset += reader.at(index, offset, 'record', true).size;
+  for (let offset = segments.bases[index] as number; offset < end; ) {
+    const frame = reader.at(index, offset, 'record', true);
+    if (!frame.deleted) count++;
+    offset += frame.size;
   }
   return count;
 }

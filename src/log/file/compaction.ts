@@ -1,0 +1,171 @@
+import { closeSync, fdatasyncSync, fstatSync, ftruncateSync, openSync, readSync, renameSync, writeSync } from 'node:fs';
+import { crc32c } from '../../checksum/crc32c.js';
+import { compactionSkipBytesMax } from '../../limits.js';
+import { FrameReader } from './frame-reader.js';
+import { flagBatchContinues, flagDeleted, flagFiller, frameBytesMin, frameOverheadBytes, headerBytes, positionOf } from './format.js';
+import type { Segments } from './segments.js';
+
+/** What compaction may drop (F-64). Records without a key are only dropped when deleted. */
+export interface CompactionPolicy {
+  /**
+   * Drop a record whose key has a later record only once it is older than this (milliseconds, by record time).
+   * Default 0: every superseded record in a sealed segment goes.
+   */
+  readonly olderThanMs?: number;
+  /**
+   * Drop a tombstone (the last record of its key, with an empty value: the key was deleted) older than this.
+   * Default: tombstones are kept, so readers of the key keep seeing its deletion.
+   */
+  readonly tombstonesOlderThanMs?: number;
+}
+
+/** Per record of a sealed segment: kept (`true`) or dropped. */
+export interface SegmentPlan {
+  readonly index: number;
+  readonly dropped: number;
+  readonly droppedBytes: number;
+  /** Record offsets and sizes, in order, each with its fate. */
+  readonly records: ReadonlyArray<{ readonly offset: number; readonly size: number; readonly keep: boolean; readonly batchContinues: boolean }>;
+}
+
+/**
+ * Reads the keys of every record (no values decoded) to find each key's last record, then decides the fate of
+ * each record of the sealed segments. Keys are held in memory, one entry per distinct key.
+ */
+export function planCompaction(segments: Segments, policy: CompactionPolicy, nowMs: number): { plans: SegmentPlan[]; keyed: number } {
+  const reader = new FrameReader(segments);
+  const last = new Map<string, number>();
+  let keyed = 0;
+  const first = segments.firstIndex;
+  for (let index = first; index < segments.bases.length; index++) {
+    const end = segments.endOf(index);
+    for (let offset = segments.bases[index] as number; offset < end; ) {
+      const frame = reader.at(index, offset, 'record', true);
+      if (!frame.deleted && frame.keyLength > 0) {
+        keyed++;
+        last.set(reader.buffer.toString('latin1', frame.keyStart, frame.keyStart + frame.keyLength), offset);
+      }
+      offset += frame.size;
+    }
+  }
+  const superseded = nowMs - (policy.olderThanMs ?? 0);
+  const tombstones = policy.tombstonesOlderThanMs === undefined ? -Infinity : nowMs - policy.tombstonesOlderThanMs;
+  const plans: SegmentPlan[] = [];
+  for (let index = first; index < segments.bases.length - 1; index++) {
+    const end = segments.endOf(index);
+    const records: Array<SegmentPlan['records'][number]> = [];
+    let dropped = 0;
+    let droppedBytes = 0;
+    for (let offset = segments.bases[index] as number; offset < end; ) {
+      const frame = reader.at(index, offset, 'record', true);
+      let keep = !frame.deleted;
+      if (keep && frame.keyLength > 0) {
+        const key = reader.buffer.toString('latin1', frame.keyStart, frame.keyStart + frame.keyLength);
+        const latest = last.get(key) === offset;
+        if (!latest && frame.time < superseded) keep = false;
+        if (latest && frame.valueLength === 0 && frame.time < tombstones) keep = false;
+      }
+      records.push({ offset, size: frame.size, keep, batchContinues: frame.batchContinues });
+      // Fillers of an earlier compaction are already dropped: they alone are no reason to rewrite.
+      if (!keep && !frame.filler) {
+        dropped++;
+        droppedBytes += frame.size;
+      }
+      offset += frame.size;
+    }
+    plans.push({ index, dropped, droppedBytes, records });
+  }
+  return { plans, keyed };
+}
+
+/**
+ * Rewrites one sealed segment as its plan says (F-64): a new file with the same header, every kept frame copied
+ * at its own position, and each run of dropped frames replaced by skip frames (deleted frames, F-62, of at most
+ * `compactionSkipBytesMax` bytes) of which only the first 32 and the last 4 bytes are written: the rest is never
+ * written, so the file system keeps it as a hole and the space is freed. Positions, offsets and the file's
+ * length do not change, so `get` and scans work as before. The new file is synced, renamed over the old one, and
+ * the caller syncs the directory. Returns the file's allocated bytes before and after.
+ */
+export function rewriteSegment(segments: Segments, plan: SegmentPlan): { before: number; after: number } {
+  const base = segments.bases[plan.index] as number;
+  const path = segments.path(base);
+  const temporary = `${path}.tmp`;
+  const source = openSync(path, 'r');
+  let target = -1;
+  try {
+    const size = fstatSync(source).size;
+    const before = fstatSync(source).blocks * 512;
+    target = openSync(temporary, 'w', 0o600);
+    const header = Buffer.alloc(headerBytes);
+    readAll(source, header, 0);
+    writeAll(target, header, 0);
+    const records = plan.records;
+    for (let i = 0; i < records.length; ) {
+      const record = records[i] as SegmentPlan['records'][number];
+      if (record.keep) {
+        const frame = Buffer.allocUnsafe(record.size);
+        readAll(source, frame, positionOf(base, record.offset));
+        writeAll(target, frame, positionOf(base, record.offset));
+        i++;
+        continue;
+      }
+      let j = i;
+      let runBytes = 0;
+      while (j < records.length && !(records[j] as SegmentPlan['records'][number]).keep) {
+        runBytes += (records[j] as SegmentPlan['records'][number]).size;
+        j++;
+      }
+      const lastFlag = (records[j - 1] as SegmentPlan['records'][number]).batchContinues;
+      writeSkipFrames(target, base, record.offset, runBytes, lastFlag);
+      i = j;
+    }
+    ftruncateSync(target, size);
+    fdatasyncSync(target);
+    const after = fstatSync(target).blocks * 512;
+    closeSync(target);
+    target = -1;
+    renameSync(temporary, path);
+    return { before, after };
+  } finally {
+    closeSync(source);
+    if (target >= 0) closeSync(target);
+  }
+}
+
+/** Covers `bytes` from `offset` with skip frames, each of at least the smallest frame and at most the largest skip. */
+function writeSkipFrames(fd: number, base: number, offset: number, bytes: number, batchContinues: boolean): void {
+  let at = offset;
+  let left = bytes;
+  while (left > 0) {
+    let size = Math.min(left, compactionSkipBytesMax);
+    // Never leave a remainder smaller than a frame.
+    if (left - size > 0 && left - size < frameBytesMin) size = left - frameBytesMin;
+    const frame = Buffer.alloc(size);
+    frame.writeUInt32LE(size, 0);
+    frame.writeUInt32LE(at >>> 0, 8);
+    frame.writeUInt32LE(Math.floor(at / 0x1_0000_0000), 12);
+    // Time 0, key length 0; the batch flag of the last dropped record, kept at the run's end.
+    frame[26] = flagDeleted | flagFiller | (left === size && batchContinues ? flagBatchContinues : 0);
+    frame.writeUInt32LE(size, size - 4);
+    frame.writeUInt32LE(crc32c(frame, 8, size), 4);
+    const position = positionOf(base, at);
+    writeAll(fd, frame.subarray(0, frameOverheadBytes - 4), position);
+    writeAll(fd, frame.subarray(size - 4), position + size - 4);
+    at += size;
+    left -= size;
+  }
+}
+
+function readAll(fd: number, buffer: Buffer, position: number): void {
+  let done = 0;
+  while (done < buffer.length) {
+    const read = readSync(fd, buffer, done, buffer.length - done, position + done);
+    if (read === 0) throw new Error(`unexpected end of file at ${position + done}`);
+    done += read;
+  }
+}
+
+function writeAll(fd: number, buffer: Buffer, position: number): void {
+  let done = 0;
+  while (done < buffer.length) done += writeSync(fd, buffer, done, buffer.length - done, position + done);
+}

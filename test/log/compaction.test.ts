@@ -1,0 +1,121 @@
+/**
+ * Compaction of the native log (F-64): superseded records, old tombstones and deleted records leave the sealed
+ * segments, the disk space comes back, and every record kept is read at its old offset, by get and by streams.
+ */
+import assert from 'node:assert/strict';
+import { closeSync, openSync, readdirSync, statSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { codecs } from '../../src/codec/codec.js';
+import { FileLog } from '../../src/log/file/file-log.js';
+import type { LogRecord } from '../../src/log/log.js';
+import { collect, rejectsWith } from '../conformance/log-suite.js';
+import { temporaryDirectory } from '../helpers.js';
+
+const root = temporaryDirectory();
+let count = 0;
+const fresh = (): string => join(root, `log-${count++}`);
+
+/** Whether this file system keeps holes: a file written only at its ends takes fewer blocks than its length. */
+function sparseFiles(): boolean {
+  const path = join(root, 'sparse-probe');
+  const fd = openSync(path, 'w');
+  writeSync(fd, Buffer.from('x'), 0, 1, 8 * 1024 * 1024);
+  closeSync(fd);
+  return statSync(path).blocks * 512 < 1024 * 1024;
+}
+
+interface Item {
+  readonly key: string;
+  readonly version: number;
+  readonly pad: string;
+}
+
+const diskBytes = (dir: string): number =>
+  readdirSync(dir)
+    .filter((name) => name.endsWith('.seg'))
+    .reduce((sum, name) => sum + statSync(join(dir, name)).blocks * 512, 0);
+
+describe('FileLog compaction', () => {
+  it('keeps the last record of each key at its offset, and frees the space of the others', async () => {
+    const dir = fresh();
+    await using log = await FileLog.open<Item>(dir, { segmentBytesMax: 64 * 1024 });
+    const latest = new Map<string, number>();
+    const unkeyed: number[] = [];
+    for (let version = 0; version < 40; version++) {
+      const items = Array.from({ length: 50 }, (_, k) => ({ key: `k${k}`, version, pad: 'z'.repeat(200) }));
+      const offsets = await log.append(items, { key: items.map((item) => item.key) });
+      offsets.forEach((offset, k) => latest.set(`k${k}`, offset));
+      unkeyed.push(await log.append({ key: '', version, pad: 'no key' }));
+    }
+    const before = await collect(log.stream());
+    const diskBefore = diskBytes(dir);
+    const result = await log.compact();
+    assert.ok(result.segmentsRewritten > 0);
+    assert.ok(result.recordsDropped > 1000, `dropped ${result.recordsDropped}`);
+    const after = await collect(log.stream());
+    // What stays: records without a key, each key's last record, and everything in the segment being written.
+    const kept = (record: LogRecord<Item>): boolean =>
+      record.key === undefined || latest.get(record.value.key) === record.offset || after.some((r) => r.offset === record.offset);
+    assert.deepEqual(
+      after.map((record) => record.offset),
+      before.filter(kept).map((record) => record.offset),
+    );
+    for (const offset of [...latest.values(), ...unkeyed]) assert.ok((await log.get(offset)) !== undefined);
+    assert.ok(after.length < before.length / 2);
+    const reversed = await collect(log.stream({ reverse: true }));
+    assert.deepEqual(reversed.map((record) => record.offset), after.map((record) => record.offset).reverse());
+    // A dropped record: deleted at the start of a dropped run, no record inside one.
+    const dropped = before.find((record) => !after.some((r) => r.offset === record.offset)) as LogRecord<Item>;
+    await assert.rejects(log.get(dropped.offset), (error: { code?: string }) =>
+      ['RECORD_DELETED', 'NOT_A_RECORD'].includes(error.code ?? ''),
+    );
+    if (sparseFiles()) assert.ok(diskBytes(dir) < diskBefore / 2, `${diskBytes(dir)} of ${diskBefore} bytes on disk`);
+    // Compacting again finds nothing more; appends go on; a reopen reads the same.
+    assert.equal((await log.compact()).recordsDropped, 0);
+    const next = await log.append({ key: 'k1', version: 99, pad: '' }, { key: 'k1' });
+    await log.close();
+    await using again = await FileLog.open<Item>(dir, { segmentBytesMax: 64 * 1024 });
+    assert.deepEqual((await again.get(next)).version, 99);
+    assert.deepEqual(
+      (await collect(again.stream({ lt: next }))).map((record) => record.offset),
+      after.map((record) => record.offset),
+    );
+  });
+
+  it('drops superseded records only past olderThanMs, and tombstones only when asked', async () => {
+    let now = 1_000_000;
+    const dir = fresh();
+    // A tombstone is an empty value: the utf8 codec can write one (JSON cannot).
+    await using log = await FileLog.open<string>(dir, { segmentBytesMax: 4096, now: () => now, codec: codecs.utf8() });
+    const first = await log.append('v1', { key: 'a' });
+    const tombstone = await log.append('', { key: 'gone' });
+    for (let i = 0; i < 100; i++) await log.append(`filler ${i} ${'f'.repeat(100)}`, { key: `f${i % 3}` });
+    now += 10_000;
+    await log.append('v2', { key: 'a' });
+    for (let i = 0; i < 40; i++) await log.append(`more ${'m'.repeat(100)}`);
+    await log.compact({ olderThanMs: 60_000 });
+    assert.equal(await log.get(first), 'v1', 'too young to drop');
+    assert.equal(await log.get(tombstone), '', 'tombstones stay unless asked');
+    now += 120_000;
+    await log.compact({ olderThanMs: 60_000, tombstonesOlderThanMs: 60_000 });
+    await rejectsWith(log.get(first), 'RECORD_DELETED');
+    await assert.rejects(log.get(tombstone), (error: { code?: string }) => ['RECORD_DELETED', 'NOT_A_RECORD'].includes(error.code ?? ''));
+    assert.equal((await collect(log.stream())).some((record) => record.key !== undefined && Buffer.from(record.key).toString() === 'gone'), false);
+  });
+
+  it('drops deleted records, refuses a log without keys, and validates its policy', async () => {
+    const dir = fresh();
+    await using log = await FileLog.open<string>(dir, { segmentBytesMax: 4096 });
+    const offsets: number[] = [];
+    for (let i = 0; i < 100; i++) offsets.push(await log.append(`plain ${i} ${'p'.repeat(100)}`));
+    await rejectsWith(log.compact(), 'INVALID_INPUT');
+    await log.append('keyed', { key: 'k' });
+    await log.delete(offsets.slice(0, 10));
+    const result = await log.compact();
+    assert.equal(result.recordsDropped, 10);
+    assert.equal((await collect(log.stream())).length, 91);
+    assert.throws(() => log.compact({ olderThanMs: -1 }), RangeError);
+    assert.throws(() => log.compact({ keep: 1 } as object), TypeError);
+  });
+});
