@@ -5,7 +5,7 @@ import { FileLog } from '../log/file/file-log.js';
 import { FlumeOffsetLog } from '../log/flume-offset/flume-offset-log.js';
 import { importBatchRecords } from '../limits.js';
 import type { ViewProgress } from '../views/runner.js';
-import { ProgressMeter } from './progress.js';
+import { ProgressMeter } from '../progress/meter.js';
 
 export interface ExportOptions {
   /** The offset width of the file written (4, 6 or 8; default 4). */

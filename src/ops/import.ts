@@ -6,7 +6,7 @@ import { FlumeOffsetLog } from '../log/flume-offset/flume-offset-log.js';
 import { importBatchRecords } from '../limits.js';
 import { importedOffsetKey, importedOffsets, importedOffsetsViewName } from '../views/imported-offsets.js';
 import type { ViewProgress } from '../views/runner.js';
-import { ProgressMeter } from './progress.js';
+import { ProgressMeter } from '../progress/meter.js';
 
 export interface ImportOptions {
   /** The source's offset width (4, 6 or 8; default 4), as `FlumeOffsetLog.open` takes it. */

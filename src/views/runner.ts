@@ -2,6 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { asError, SluiceError } from '../errors.js';
 import { viewBatchRecords, viewCheckpointIdleMs, viewCheckpointMs, viewCheckpointRecords } from '../limits.js';
 import type { LogRecord, StreamOptions } from '../log/log.js';
+import type { Progress } from '../progress/meter.js';
 import type { ReadOptions, View, ViewContext } from './view.js';
 import { Waiters } from './waiters.js';
 
@@ -14,19 +15,8 @@ export interface RunnerSource<T> {
   getRecord(offset: number): Promise<LogRecord<T>>;
 }
 
-/** How far a view is, for progress bars. Offsets are bytes, so `bytesDone / bytesTotal` is the fraction done. */
-export interface ViewProgress {
-  readonly view: string;
-  readonly since: number;
-  /** The log's `since` the view is heading for. */
-  readonly target: number;
-  readonly recordsDone: number;
-  readonly bytesDone: number;
-  readonly bytesTotal: number;
-  readonly recordsPerSecond: number;
-  /** Estimated time to reach `target` at the current rate; `0` once there. */
-  readonly etaMs: number;
-}
+/** How far a view is (see `Progress`: `view` is the view's name). */
+export type ViewProgress = Progress;
 
 export type ViewStatus = 'opening' | 'catching-up' | 'live' | 'failed' | 'closed';
 

@@ -2,6 +2,7 @@ import { FileLog } from '../../log/file/file-log.js';
 import type { CompactionPolicy } from '../../log/file/compaction.js';
 import type { CommandLine } from '../args.js';
 import { usageText, type Command, type CommandIo } from '../command.js';
+import { ProgressBar } from '../progress-bar.js';
 import { exitStatus } from '../report.js';
 import { durationMsOf } from './trim.js';
 
@@ -36,10 +37,12 @@ async function run(line: CommandLine, io: CommandIo): Promise<number> {
   const tombstones = durationMsOf(line, 'tombstones-older-than');
   if (tombstones !== undefined) policy.tombstonesOlderThanMs = tombstones;
   const log = await FileLog.open(dir, { create: false });
+  const bar = new ProgressBar(process.stderr);
   let result;
   try {
-    result = await log.compact(policy);
+    result = await log.compact(policy, { onProgress: (progress) => bar.update(progress) });
   } finally {
+    bar.done();
     await log.close();
   }
   await io.output.writeLine(

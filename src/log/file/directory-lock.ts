@@ -30,8 +30,8 @@ function processIdentity(pid: number): string | undefined {
 
 const ownIdentity = processIdentity(process.pid) ?? `${process.pid}:`;
 
-/** True when the lock content names a process that still runs. */
-function holderAlive(content: string): boolean {
+/** True when the lock content names a process that still runs (on Linux: with the start time it names). */
+export function holderAlive(content: string): boolean {
   const pid = Number.parseInt(content.split(':')[0] ?? '', 10);
   if (!Number.isSafeInteger(pid) || pid <= 0) return false;
   return processIdentity(pid) === content.trim();

@@ -12,6 +12,7 @@ import { ForwardCursor, recordOf, ReverseCursor, type CursorHost } from './curso
 import { DirectoryLock } from './directory-lock.js';
 import { headerBytes, offsetAt, positionOf, segmentName } from './format.js';
 import { FrameReader } from './frame-reader.js';
+import { ProgressMeter, type Progress } from '../../progress/meter.js';
 import { planCompaction, rewriteSegment, type CompactionPolicy } from './compaction.js';
 import { clearJournal, eraseFrames, journalDeletes, readJournal } from './deletes.js';
 import { checkRetention, firstSegmentToKeep, type RetentionPolicy } from './retention.js';
@@ -32,6 +33,25 @@ export interface CompactionResult {
   readonly bytesDropped: number;
   /** The disk space freed, as the file system counts its blocks (0 where it keeps no holes). */
   readonly diskBytesFreed: number;
+}
+
+/** Options of the long maintenance calls (`trim`, `compact`). */
+export interface MaintenanceOptions {
+  /** Aborting stops the call with `ABORTED` between whole steps (a segment dropped or rewritten entirely). */
+  readonly signal?: AbortSignal;
+  /** Progress, in the shape views report theirs (`view: 'compact'`). */
+  readonly onProgress?: (progress: Progress) => void;
+}
+
+function checkMaintenance(options: unknown): asserts options is MaintenanceOptions {
+  if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
+  const { signal, onProgress } = options as MaintenanceOptions;
+  if (signal !== undefined && !(signal instanceof AbortSignal)) throw new TypeError('signal must be an AbortSignal');
+  if (onProgress !== undefined && typeof onProgress !== 'function') throw new TypeError('onProgress must be a function');
+}
+
+function throwIfAborted(signal: AbortSignal | undefined, what: string): void {
+  if (signal?.aborted === true) throw new SluiceError('ABORTED', `the ${what} was aborted`, { cause: signal.reason });
 }
 
 function checkCompaction(policy: unknown): asserts policy is CompactionPolicy {
@@ -304,18 +324,20 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
    * never a gap. Trims run one at a time; appends and reads go on meanwhile. Fails with `READ_ONLY` on a
    * read-only log; a policy that is not counts and offsets throws `TypeError` / `RangeError`.
    */
-  trim(policy: RetentionPolicy): Promise<TrimResult> {
+  trim(policy: RetentionPolicy, options: MaintenanceOptions = {}): Promise<TrimResult> {
     checkRetention(policy);
+    checkMaintenance(options);
     if (this.status !== 'open') return Promise.reject(this._closedError());
     if (this.#writer === undefined) {
       return Promise.reject(new SluiceError('READ_ONLY', `the log at ${this.dir} was opened read-only`));
     }
-    const run = this.#maintenance.then(() => this.#trim(policy));
+    const run = this.#maintenance.then(() => this.#trim(policy, options.signal));
     this.#maintenance = run.catch(() => undefined);
     return run;
   }
 
-  async #trim(policy: RetentionPolicy): Promise<TrimResult> {
+  async #trim(policy: RetentionPolicy, signal: AbortSignal | undefined): Promise<TrimResult> {
+    throwIfAborted(signal, 'trim');
     const segments = this.#segments;
     const from = segments.firstIndex;
     if (this.status !== 'open') throw this._closedError();
@@ -399,26 +421,34 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
    * the old file keeps reading it); deletes and trims wait. A crash at any point leaves each segment old or
    * new, whole. `INVALID_INPUT` when no record of the log has a key (there is nothing to compact by).
    */
-  compact(policy: CompactionPolicy = {}): Promise<CompactionResult> {
+  compact(policy: CompactionPolicy = {}, options: MaintenanceOptions = {}): Promise<CompactionResult> {
     checkCompaction(policy);
+    checkMaintenance(options);
     if (this.status !== 'open') return Promise.reject(this._closedError());
     if (this.#writer === undefined) {
       return Promise.reject(new SluiceError('READ_ONLY', `the log at ${this.dir} was opened read-only`));
     }
-    const run = this.#maintenance.then(() => this.#compact(policy));
+    const run = this.#maintenance.then(() => this.#compact(policy, options));
     this.#maintenance = run.catch(() => undefined);
     return run;
   }
 
-  async #compact(policy: CompactionPolicy): Promise<CompactionResult> {
+  async #compact(policy: CompactionPolicy, options: MaintenanceOptions): Promise<CompactionResult> {
     if (this.status !== 'open') throw this._closedError();
+    throwIfAborted(options.signal, 'compaction');
     const segments = this.#segments;
     const { plans, keyed } = planCompaction(segments, policy, this.#clock());
+    const meter = new ProgressMeter('compact', options.onProgress);
+    const total = plans.reduce((sum, plan) => sum + (plan.dropped === 0 ? 0 : segments.endOf(plan.index) - (segments.bases[plan.index] as number)), 0);
+    let done = 0;
+    let records = 0;
     if (keyed === 0) throw new SluiceError('INVALID_INPUT', `no record of ${this.dir} has a key: there is nothing to compact by`);
     const result = { segmentsRewritten: 0, recordsDropped: 0, bytesDropped: 0, diskBytesFreed: 0 };
     for (const plan of plans) {
       if (plan.dropped === 0) continue;
       if (this.status !== 'open') break;
+      // Between segments only: each one is swapped in whole or not at all.
+      throwIfAborted(options.signal, 'compaction');
       // Trimmed meanwhile? Then the file is gone: nothing to rewrite.
       if ((segments.bases[plan.index] as number) < segments.first) continue;
       let sizes: { before: number; after: number };
@@ -434,9 +464,13 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
       result.recordsDropped += plan.dropped;
       result.bytesDropped += plan.droppedBytes;
       result.diskBytesFreed += Math.max(0, sizes.before - sizes.after);
+      done += segments.endOf(plan.index) - (segments.bases[plan.index] as number);
+      records += plan.records.length;
+      meter.update(segments.endOf(plan.index), segments.bases[segments.bases.length - 1] as number, records, done, total);
       // One segment per turn: appends and reads run in between.
       await new Promise((resolve) => setImmediate(resolve));
     }
+    meter.update(this.since, this.since, records, total, total, true);
     return result;
   }
 

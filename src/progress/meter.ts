@@ -1,19 +1,32 @@
-import type { ViewProgress } from '../views/runner.js';
-
 /** How often a long operation reports progress at most. */
 const reportIntervalMs = 100;
 
 /**
- * Progress of a long operation (import, export) in the shape views report theirs, so one progress bar draws
- * both: `since` is the last offset done, `target` the last offset to do, bytes measure the way there.
+ * How far a view, or a long operation (import, export, check, compaction…), is, for progress bars: `view` names
+ * it; `since` is the last offset done and `target` the last one to do. Offsets are bytes, so
+ * `bytesDone / bytesTotal` is the fraction done.
  */
+export interface Progress {
+  readonly view: string;
+  readonly since: number;
+  /** The offset it is heading for (a view: the log's `since`). */
+  readonly target: number;
+  readonly recordsDone: number;
+  readonly bytesDone: number;
+  readonly bytesTotal: number;
+  readonly recordsPerSecond: number;
+  /** Estimated time to reach `target` at the current rate; `0` once there. */
+  readonly etaMs: number;
+}
+
+/** Reports a long operation's progress to a listener, at most every 100 ms, with its rate and time left. */
 export class ProgressMeter {
   readonly #name: string;
-  readonly #listener: ((progress: ViewProgress) => void) | undefined;
+  readonly #listener: ((progress: Progress) => void) | undefined;
   readonly #startMs = performance.now();
   #lastReportMs = -Infinity;
 
-  constructor(name: string, listener: ((progress: ViewProgress) => void) | undefined) {
+  constructor(name: string, listener: ((progress: Progress) => void) | undefined) {
     if (listener !== undefined && typeof listener !== 'function') throw new TypeError('onProgress must be a function');
     this.#name = name;
     this.#listener = listener;
