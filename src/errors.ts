@@ -49,7 +49,19 @@ export type ErrorCode =
    * The log cannot grow: the next record would end past the largest offset its format can store (a
    * flumelog-offset file with 4-byte offsets stops at 4 GiB). Nothing was written.
    */
-  | 'LOG_FULL';
+  | 'LOG_FULL'
+  /**
+   * The servers behind a networked log (JetStream) cannot be reached, or cannot store (no quorum, no JetStream)
+   * within the log's retry time. For an append the outcome is unknown: its records may or may not be in the log
+   * (they are never in it twice, nor out of order), and the failure is sticky like `WRITE_FAILED`: reopen the log
+   * to go on. Reads that fail with it can simply be retried.
+   */
+  | 'UNAVAILABLE'
+  /**
+   * A message in a JetStream stream was not written by Sluice (a subject outside the log's, or no Sluice headers):
+   * `offset` says where. It is neither skipped nor decoded: streams end with this error, `get` rejects.
+   */
+  | 'FOREIGN_MESSAGE';
 
 export interface SluiceErrorOptions {
   readonly cause?: unknown;

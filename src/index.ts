@@ -18,6 +18,7 @@ export {
   type OffsetDurability,
   type OffsetWidth,
 } from './log/flume-offset/flume-offset-log.js';
+export { JetStreamLog, type JetStreamLogInfo, type JetStreamLogOptions } from './log/jetstream/jetstream-log.js';
 export * as limits from './limits.js';
 export { Sluice, type SluiceOptions, type SluiceEvents } from './db/sluice.js';
 export type { View, ViewContext, ReadOptions } from './views/view.js';
@@ -34,4 +35,28 @@ export {
 } from './views/imported-offsets.js';
 export { importFlumeOffset, type ImportOptions, type ImportResult } from './ops/import.js';
 export { exportFlumeOffset, type ExportOptions, type ExportResult } from './ops/export.js';
-export { stat, statFlumeOffset, type LogStat, type SegmentStat, type StatOptions } from './ops/stat.js';
+export { stat, statFlumeOffset, type LogStat, type SegmentStat, type StatOptions, type ViewStat } from './ops/stat.js';
+export {
+  check,
+  type CheckOptions,
+  type CheckProblem,
+  type CheckProblemKind,
+  type CheckReport,
+} from './ops/check.js';
+export {
+  recover,
+  type RecoverClearedView,
+  type RecoverCut,
+  type RecoverOptions,
+  type RecoverRemoval,
+  type RecoverReport,
+} from './ops/recover.js';
+export {
+  backup,
+  restore,
+  type BackupOptions,
+  type BackupReport,
+  type RestoreOptions,
+  type RestoreReport,
+} from './ops/backup.js';
+export type { ViewState, ViewStorage } from './ops/view-states.js';

@@ -60,6 +60,11 @@ export class CommandLine {
       if (code?.startsWith('ERR_PARSE_ARGS_') !== true) throw error;
       throw new UsageError((error as Error).message, spec.usage);
     }
+    // `--nats <urls>` names a log on NATS servers in place of the <dir> argument: the command reads <dir> as ''.
+    const dirIndex = spec.positionals.indexOf('dir');
+    if (typeof parsed.values.nats === 'string' && dirIndex >= 0 && parsed.positionals.length < spec.positionals.length) {
+      parsed.positionals.splice(dirIndex, 0, '');
+    }
     const line = new CommandLine(spec, parsed.values, parsed.positionals);
     if (line.help) return line;
     const expected = spec.positionals;

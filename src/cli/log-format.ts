@@ -1,17 +1,51 @@
 import { codecs, type Codec } from '../codec/codec.js';
-import { FileLog } from '../log/file/file-log.js';
+import { FileLog, type Durability } from '../log/file/file-log.js';
 import { FlumeOffsetLog } from '../log/flume-offset/flume-offset-log.js';
+import { JetStreamLog } from '../log/jetstream/jetstream-log.js';
 import type { Log } from '../log/log.js';
+import type { LogStat } from '../ops/stat.js';
 import type { CommandLine, FlagSpec } from './args.js';
 import type { OptionHelp } from './command.js';
 
-/** The flags of every command that reads a log: which format the path is in. */
-export const logFormatFlags: FlagSpec = { format: { type: 'string' }, 'offset-width': { type: 'string' } };
+/** The flags that name a log on NATS JetStream in place of a directory. */
+export const natsFlags: FlagSpec = { nats: { type: 'string' }, stream: { type: 'string' } };
+
+export const natsHelp: readonly OptionHelp[] = [
+  ['--nats <urls> --stream <name>', 'in place of <dir>: the log in a JetStream stream on these NATS servers'],
+];
+
+/** The flags of every command that reads a log: which format the path is in, or where on NATS the log is. */
+export const logFormatFlags: FlagSpec = {
+  format: { type: 'string' },
+  'offset-width': { type: 'string' },
+  ...natsFlags,
+};
 
 export const logFormatHelp: readonly OptionHelp[] = [
   ['--format <format>', "sluice (default: a log directory), flumelog-offset or flumelog-offset-legacy (a file)"],
   ['--offset-width 4|6|8', 'the offset width of a flumelog-offset file (default 4)'],
+  ...natsHelp,
 ];
+
+/** Where a log on NATS is, from `--nats` and `--stream`; `undefined` when the command names a directory. */
+export interface NatsLocation {
+  readonly servers: string;
+  readonly stream: string;
+}
+
+/** Reads `--nats` and `--stream`: both or neither, and then no <dir> and no `--format`. */
+export function natsLocationOf(line: CommandLine, path: string): NatsLocation | undefined {
+  const servers = line.string('nats');
+  const stream = line.string('stream');
+  if (servers === undefined) {
+    if (stream !== undefined) throw line.usageError('--stream goes with --nats');
+    return undefined;
+  }
+  if (stream === undefined) throw line.usageError('--nats needs --stream <name>');
+  if (path !== '') throw line.usageError('give <dir> or --nats, not both');
+  if (line.string('format') !== undefined) throw line.usageError('--format names a file format, not a NATS stream');
+  return { servers, stream };
+}
 
 /** A flumelog-offset file's format as `FlumeOffsetLog.open` takes it, or `undefined` for a native log. */
 export interface FlumeFormat {
@@ -51,11 +85,46 @@ function widthOf(line: CommandLine): 4 | 6 | 8 | undefined {
   return width;
 }
 
-/** Opens the log at `path` read-only in the format the command line names. */
+/** Opens the log at `path` (or on NATS, with `--nats`) read-only in the format the command line names. */
 export async function openReadOnly<T>(line: CommandLine, path: string, codec: Codec<T>): Promise<Log<T>> {
+  const nats = natsLocationOf(line, path);
+  if (nats !== undefined) return JetStreamLog.open<T>({ ...nats, readonly: true, codec });
   const flume = flumeFormatOf(line);
   if (flume === undefined) return FileLog.open<T>(path, { readonly: true, codec });
   return FlumeOffsetLog.open<T>(path, { ...flume, readonly: true, codec });
+}
+
+/** Opens the log `append` writes to: the directory (created when missing), or the stream with `--nats`. */
+export async function openForAppend<T>(line: CommandLine, path: string, durability: Durability): Promise<Log<T>> {
+  const nats = natsLocationOf(line, path);
+  // On NATS an acknowledged append is already stored by the stream's replicas: --sync adds nothing to wait for.
+  if (nats !== undefined) return JetStreamLog.open<T>(nats);
+  return FileLog.open<T>(path, durability === 'disk' ? { durability } : {});
+}
+
+/** `stat` of a log on NATS: the stream as one segment; its views live with each process, not on the servers. */
+export async function statJetStream(location: NatsLocation): Promise<LogStat> {
+  const log = await JetStreamLog.open({ ...location, readonly: true });
+  try {
+    const info = await log.info();
+    const where = `stream ${info.stream} (${info.replicas} replica${info.replicas === 1 ? '' : 's'}` +
+      `${info.leader === undefined || info.leader === '' ? '' : `, leader ${info.leader}`})`;
+    return {
+      segments: [
+        { file: where, base: Math.max(0, info.firstOffset), bytes: info.bytes, records: info.records, deletedRecords: 0, deletedBytes: 0 },
+      ],
+      records: info.records,
+      bytes: info.bytes,
+      firstOffset: info.firstOffset,
+      lastOffset: info.lastOffset,
+      // A stream's deleted messages leave no frames behind to count.
+      deletedRecords: 0,
+      deletedBytes: 0,
+      views: [],
+    };
+  } finally {
+    await log.close();
+  }
 }
 
 export const jsonCodec = codecs.json<unknown>();

@@ -2,12 +2,18 @@
 import { CommandLine, UsageError } from './args.js';
 import type { Command, CommandIo } from './command.js';
 import { appendCommand } from './commands/append.js';
+import { backupCommand, restoreCommand } from './commands/backup.js';
+import { checkCommand } from './commands/check.js';
+import { compactCommand } from './commands/compact.js';
+import { deleteCommand } from './commands/delete.js';
 import { dumpCommand } from './commands/dump.js';
 import { exportCommand } from './commands/export.js';
 import { getCommand } from './commands/get.js';
 import { importCommand } from './commands/import.js';
 import { rebuildCommand } from './commands/rebuild.js';
+import { recoverCommand } from './commands/recover.js';
 import { statCommand } from './commands/stat.js';
+import { tailCommand } from './commands/tail.js';
 import { trimCommand } from './commands/trim.js';
 import { LineOutput } from './output.js';
 import { errorCode, exitStatus, reportError } from './report.js';
@@ -21,6 +27,13 @@ const commands: readonly Command[] = [
   importCommand,
   exportCommand,
   trimCommand,
+  deleteCommand,
+  compactCommand,
+  checkCommand,
+  recoverCommand,
+  backupCommand,
+  restoreCommand,
+  tailCommand,
 ];
 
 const nameWidth = Math.max(...commands.map((command) => command.name.length));

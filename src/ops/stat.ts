@@ -3,7 +3,9 @@ import { basename } from 'node:path';
 import { skipValues } from '../codec/codec.js';
 import { SluiceError } from '../errors.js';
 import { FileLog } from '../log/file/file-log.js';
+import { FrameReader } from '../log/file/frame-reader.js';
 import { FlumeOffsetLog } from '../log/flume-offset/flume-offset-log.js';
+import { readViewStates, type ViewStorage } from './view-states.js';
 
 /** One segment file of a log. */
 export interface SegmentStat {
@@ -14,6 +16,24 @@ export interface SegmentStat {
   /** The size of the file on disk, header included. */
   readonly bytes: number;
   readonly records: number;
+  /** Deleted records (F-62) still taking their place, and records compaction dropped (F-64), with their bytes. */
+  readonly deletedRecords: number;
+  readonly deletedBytes: number;
+}
+
+/** One view's stored state under `<dir>/views/<name>/`, read without the view's code (FORMAT.md F-50, F-52). */
+export interface ViewStat {
+  readonly name: string;
+  /** `state-file` (reduce views), `lmdb` (index, key, time, query views), `unknown` (nothing Sluice knows). */
+  readonly storage: ViewStorage;
+  /** The view version stored with the state; `null` when unknown (nothing stored yet, unreadable, unknown storage). */
+  readonly version: number | null;
+  /** The last offset the stored state includes (`-1`: none); `null` when unknown. */
+  readonly since: number | null;
+  /** The size of the view's files on disk. */
+  readonly bytes: number;
+  /** Why the state cannot be read (the view rebuilds when next used), or `null`. */
+  readonly problem: string | null;
 }
 
 /** The shape of a log at one moment. Offsets are `-1` when the log holds no record (as `Log.since` is). */
@@ -24,6 +44,11 @@ export interface LogStat {
   readonly bytes: number;
   readonly firstOffset: number;
   readonly lastOffset: number;
+  /** Deleted records and their frames' bytes (with compaction's fillers, whose records are gone: bytes only). */
+  readonly deletedRecords: number;
+  readonly deletedBytes: number;
+  /** The views with state in the log's directory, by name (`[]` for a flumelog-offset file). */
+  readonly views: ViewStat[];
 }
 
 export interface StatOptions {
@@ -32,9 +57,11 @@ export interface StatOptions {
 }
 
 /**
- * Opens the log in `dir` read-only and streams it once to count its records per segment. The counts are those
- * of the records that existed when the log was opened; a writer may keep appending meanwhile. Fails with
- * `LOG_NOT_FOUND`, `NOT_A_LOG`, `CORRUPT_*` as `FileLog.open` and `stream` do, and `ABORTED`.
+ * Opens the log in `dir` read-only and streams it once to count its records per segment, then reads the state
+ * of each view under `<dir>/views/` (its version, `since` and size; an LMDB environment is opened read-only,
+ * which may create LMDB's `-lock` file beside it). The counts are those of the records that existed when the
+ * log was opened; a writer may keep appending meanwhile. Fails with `LOG_NOT_FOUND`, `NOT_A_LOG`, `CORRUPT_*`
+ * as `FileLog.open` and `stream` do, and `ABORTED`.
  */
 export async function stat(dir: string, options: StatOptions = {}): Promise<LogStat> {
   const signal = options.signal;
@@ -42,25 +69,58 @@ export async function stat(dir: string, options: StatOptions = {}): Promise<LogS
   const log = await FileLog.open(dir, { readonly: true, codec: skipValues });
   try {
     // Snapshot first: a writer may add records and segments while we scan, and the numbers must agree.
-    const bases = [...log.segments.bases];
+    const segmentsOfLog = log.segments;
+    const bases = [...segmentsOfLog.bases];
     const lastOffset = log.since;
-    const counts = bases.map(() => 0);
+    const end = segmentsOfLog.end;
+    // Frames, not a stream: a stream skips deleted records, and stat counts them.
+    const reader = new FrameReader(segmentsOfLog);
+    const counts = bases.map(() => ({ records: 0, deletedRecords: 0, deletedBytes: 0 }));
     let firstOffset = -1;
-    let index = 0;
-    for await (const record of log.stream({ lte: lastOffset, ...(signal ? { signal } : {}) })) {
-      if (firstOffset < 0) firstOffset = record.offset;
-      while (index + 1 < bases.length && record.offset >= (bases[index + 1] as number)) index++;
-      counts[index] = (counts[index] ?? 0) + 1;
+    let frames = 0;
+    for (let index = 0; index < bases.length; index++) {
+      const count = counts[index] as (typeof counts)[number];
+      const segmentEnd = Math.min(segmentsOfLog.endOf(index), end);
+      for (let offset = bases[index] as number; offset < segmentEnd; ) {
+        if (++frames % 4096 === 0) await checkAbort(signal);
+        const frame = reader.at(index, offset, 'record', true);
+        if (!frame.deleted) {
+          count.records++;
+          if (firstOffset < 0) firstOffset = offset;
+        } else {
+          if (!frame.filler) count.deletedRecords++;
+          count.deletedBytes += frame.size;
+        }
+        offset += frame.size;
+      }
     }
     const segments = await Promise.all(
       bases.map(async (base, i) => {
-        const path = log.segments.path(base);
+        const path = segmentsOfLog.path(base);
         const { size } = await statFile(path);
-        return { file: basename(path), base, bytes: size, records: counts[i] ?? 0 };
+        return { file: basename(path), base, bytes: size, ...(counts[i] as (typeof counts)[number]) };
       }),
     );
-    const total = (field: 'bytes' | 'records'): number => segments.reduce((sum, segment) => sum + segment[field], 0);
-    return { segments, records: total('records'), bytes: total('bytes'), firstOffset, lastOffset };
+    const total = (field: 'bytes' | 'records' | 'deletedRecords' | 'deletedBytes'): number =>
+      segments.reduce((sum, segment) => sum + segment[field], 0);
+    const views = (await readViewStates(dir)).map(({ name, storage, version, since, bytes, problem }) => ({
+      name,
+      storage,
+      version,
+      since,
+      bytes,
+      problem,
+    }));
+    return {
+      segments,
+      records: total('records'),
+      bytes: total('bytes'),
+      firstOffset,
+      lastOffset,
+      deletedRecords: total('deletedRecords'),
+      deletedBytes: total('deletedBytes'),
+      views,
+    };
   } finally {
     await log.close();
   }
@@ -72,8 +132,8 @@ export interface FlumeOffsetStatOptions extends StatOptions {
 }
 
 /**
- * `stat` of a flumelog-offset file, opened read-only: one "segment", the file itself (base 0). Deleted records
- * are not counted.
+ * `stat` of a flumelog-offset file, opened read-only: one "segment", the file itself (base 0); deleted records
+ * (zeroed payloads, O-6) counted apart.
  */
 export async function statFlumeOffset(file: string, options: FlumeOffsetStatOptions = {}): Promise<LogStat> {
   const signal = options.signal;
@@ -91,9 +151,18 @@ export async function statFlumeOffset(file: string, options: FlumeOffsetStatOpti
       if (firstOffset < 0) firstOffset = record.offset;
       records++;
     }
+    const deleted = await log.countDeleted(lastOffset);
     const { size } = await statFile(file);
-    return { segments: [{ file: basename(file), base: 0, bytes: size, records }], records, bytes: size, firstOffset, lastOffset };
+    const counts = { records, deletedRecords: deleted.records, deletedBytes: deleted.bytes };
+    const segments = [{ file: basename(file), base: 0, bytes: size, ...counts }];
+    return { segments, ...counts, bytes: size, firstOffset, lastOffset, views: [] };
   } finally {
     await log.close();
   }
+}
+
+async function checkAbort(signal: AbortSignal | undefined): Promise<void> {
+  // A turn of the event loop now and then, so an abort (a signal handler) can land during a long count.
+  await new Promise((resolve) => setImmediate(resolve));
+  if (signal?.aborted === true) throw new SluiceError('ABORTED', 'stat was aborted', { cause: signal.reason });
 }

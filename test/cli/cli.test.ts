@@ -93,7 +93,7 @@ describe('sluice CLI', () => {
   it('stat prints a table by default', async () => {
     const result = await runCli(['stat', dir]);
     assert.equal(result.status, 0, result.stderr);
-    assert.match(result.stdout, /^segment\s+base\s+bytes\s+records$/m);
+    assert.match(result.stdout, /^segment\s+base\s+bytes\s+records\s+deleted\s+deleted bytes$/m);
     assert.match(result.stdout, new RegExp(`^last offset\\s+${offsets[offsets.length - 1]}$`, 'm'));
   });
 

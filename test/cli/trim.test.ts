@@ -32,3 +32,45 @@ describe('sluice trim', () => {
     assert.match(missing.stderr, /LOG_NOT_FOUND/);
   });
 });
+
+describe('sluice delete', () => {
+  it('deletes records by offset, checking them all first', async () => {
+    const dir = join(temporaryDirectory(), 'log');
+    let offsets: number[];
+    {
+      await using log = await FileLog.open(dir);
+      offsets = await log.append(['a', 'b', 'c']);
+    }
+    const bad = await runCli(['delete', dir, `${offsets[0]},${(offsets[1] as number) + 1}`]);
+    assert.notEqual(bad.status, 0);
+    assert.match(bad.stderr, /NOT_A_RECORD/);
+    const usage = await runCli(['delete', dir, '1,x']);
+    assert.equal(usage.status, 2);
+    const result = await runCli(['delete', dir, `${offsets[0]},${offsets[2]}`]);
+    assert.equal(result.status, 0, result.stderr);
+    assert.match(result.stdout, /deleted 2 records/);
+    const stat = JSON.parse((await runCli(['stat', dir, '--json'])).stdout) as { records: number; deletedRecords: number; deletedBytes: number };
+    assert.deepEqual([stat.records, stat.deletedRecords], [1, 2]);
+    assert.ok(stat.deletedBytes > 64);
+    await using log = await FileLog.open(dir, { readonly: true });
+    const values: unknown[] = [];
+    for await (const record of log.stream()) values.push(record.value);
+    assert.deepEqual(values, ['b']);
+  });
+});
+
+describe('sluice compact', () => {
+  it('keeps the last record of each key and says how much it dropped', async () => {
+    const dir = join(temporaryDirectory(), 'log');
+    {
+      await using log = await FileLog.open(dir, { segmentBytesMax: 4096 });
+      for (let i = 0; i < 200; i++) await log.append({ i, pad: 'c'.repeat(60) }, { key: `k${i % 5}` });
+    }
+    const result = await runCli(['compact', dir, '--json']);
+    assert.equal(result.status, 0, result.stderr);
+    const compacted = JSON.parse(result.stdout) as { recordsDropped: number; segmentsRewritten: number };
+    assert.ok(compacted.recordsDropped > 100, `dropped ${compacted.recordsDropped}`);
+    const bad = await runCli(['compact', dir, '--older-than', 'soon']);
+    assert.equal(bad.status, 2);
+  });
+});

@@ -2,9 +2,9 @@ import type { Readable } from 'node:stream';
 import { createInterface } from 'node:readline';
 import type { JsonValue } from '../../codec/codec.js';
 import { SluiceError } from '../../errors.js';
-import { FileLog } from '../../log/file/file-log.js';
 import type { CommandLine } from '../args.js';
 import { usageText, type Command, type CommandIo } from '../command.js';
+import { natsFlags, natsHelp, openForAppend } from '../log-format.js';
 import { exitStatus } from '../report.js';
 import { PipelinedAppender } from '../pipelined-appender.js';
 
@@ -12,23 +12,24 @@ import { PipelinedAppender } from '../pipelined-appender.js';
 const appendsInFlightMax = 1000;
 
 const usage = usageText(
-  'append <dir> [--sync]',
+  'append <dir> [--sync] | append --nats <urls> --stream <name>',
   'Reads newline-delimited JSON values from stdin, appends each to the log in <dir> (created when missing)\n' +
     'and prints the offset of each record on its own line as soon as it is appended. Blank lines are skipped.\n' +
-    'A line that is not JSON stops the command; the lines before it stay appended.',
-  [['--sync', 'print an offset only once its record is on disk (fsynced)']],
+    'A line that is not JSON stops the command; the lines before it stay appended. With --nats the stream is\n' +
+    'created when missing, and an offset is printed once the stream acknowledged the record.',
+  [['--sync', 'print an offset only once its record is on disk (fsynced)'], ...natsHelp],
 );
 
 /** `sluice append`: stdin lines in, offsets out. */
 export const appendCommand: Command = {
   name: 'append',
   summary: 'append JSON values read from stdin, one per line; print their offsets',
-  spec: { usage, flags: { sync: { type: 'boolean' } }, positionals: ['dir'] },
+  spec: { usage, flags: { sync: { type: 'boolean' }, ...natsFlags }, positionals: ['dir'] },
   run,
 };
 
 async function run(line: CommandLine, io: CommandIo): Promise<number> {
-  const log = await FileLog.open<JsonValue>(line.positional(0), line.boolean('sync') ? { durability: 'disk' } : {});
+  const log = await openForAppend<JsonValue>(line, line.positional(0), line.boolean('sync') ? 'disk' : 'os');
   const appender = new PipelinedAppender(log, (offset) => io.output.writeLine(String(offset)), appendsInFlightMax);
   const input = io.openInput();
   let failure: { readonly error: unknown } | undefined;

@@ -1,0 +1,498 @@
+import { randomBytes } from 'node:crypto';
+import {
+  DiscardPolicy,
+  jetstream,
+  jetstreamManager,
+  RetentionPolicy,
+  StorageType,
+  type JetStreamClient,
+  type JetStreamManager,
+  type JsMsg,
+  type StreamInfo,
+} from '@nats-io/jetstream';
+import { connect, nanos, type NatsConnection } from '@nats-io/transport-node';
+import { codecs, type Codec, type JsonValue } from '../../codec/codec.js';
+import { SluiceError } from '../../errors.js';
+import { AbstractLog, type EncodedEntry, type RecordCursor } from '../abstract-log.js';
+import type { LogRecord, LogSupports, SinceListener } from '../log.js';
+import type { ScanRange } from '../range.js';
+import { ForwardCursor, ReverseCursor, type CursorHost } from './cursors.js';
+import {
+  fieldsOf,
+  messageOverheadBytes,
+  msgIdHeader,
+  offsetOf,
+  sequenceOf,
+  toMessage,
+  type RecordMessage,
+  type StoredMessage,
+} from './message.js';
+import { isStreamNotFound, readFailure, retrying } from './nats-errors.js';
+import { OrderedReader } from './ordered-reader.js';
+import { StreamWriter } from './stream-writer.js';
+
+export interface JetStreamLogOptions<T> {
+  /** The stream (created when missing unless `create` is false). Letters, digits, `-` and `_`. */
+  readonly stream: string;
+  /**
+   * The NATS servers to connect to (`nats://host:port`, or `host:port`), as an array or comma separated. The log
+   * owns this connection and closes it. Give this or `connection`.
+   */
+  readonly servers?: string | readonly string[];
+  /** A connection to use instead (it stays open when the log closes). */
+  readonly connection?: NatsConnection;
+  /** The subject prefix of the log's messages: the stream captures `<subject>.>`. Default: the stream's name. */
+  readonly subject?: string;
+  readonly codec?: Codec<T>;
+  /** Create the stream when it does not exist. Default `true`; ignored when read-only. */
+  readonly create?: boolean;
+  /** The replicas of a stream this log creates: 1, or 3 on a cluster (an acknowledged append is then on two). */
+  readonly replicas?: number;
+  /** Never append: `append` fails with `READ_ONLY`. Any number of such logs may follow a writer. */
+  readonly readonly?: boolean;
+  /** How long one publish waits for its acknowledgement before it is retried. Default 5000. */
+  readonly publishTimeoutMs?: number;
+  /**
+   * How long appends keep being retried while the stream cannot store (an election, a lost quorum, unreachable
+   * servers) before they fail with `UNAVAILABLE`. Default 60000; at most half the stream's duplicate window.
+   */
+  readonly retryMs?: number;
+  readonly now?: () => number;
+}
+
+/** The state of a JetStream log's stream, as `JetStreamLog.info` reads it. */
+export interface JetStreamLogInfo {
+  readonly stream: string;
+  readonly records: number;
+  /** What the stream's messages take on each server, headers and subjects included. */
+  readonly bytes: number;
+  /** `-1` when the stream holds no record. */
+  readonly firstOffset: number;
+  readonly lastOffset: number;
+  readonly replicas: number;
+  /** The server that leads the stream, on a cluster. */
+  readonly leader: string | undefined;
+}
+
+const supports: LogSupports = { keys: true, times: true, persistent: true, readonly: true };
+
+const publishTimeoutMsDefault = 5000;
+const retryMsDefault = 60_000;
+/** The duplicate window of streams this log creates: retries within it are dropped by the server. */
+const duplicateWindowMs = 120_000;
+/** The pause before following starts again after the servers stayed away for longer than `retryMs`. */
+const followRestartMs = 1000;
+const streamNamePattern = /^[A-Za-z0-9_-]{1,255}$/;
+const subjectPattern = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
+
+/**
+ * A log kept in a NATS JetStream stream, on one server or replicated on a cluster, so that several processes and
+ * hosts share one log (each with its own views, see `Sluice.open(dir, { log })`).
+ *
+ * **Offsets** are dense: the record in stream sequence `s` has offset `s − 1` (the first record is 0, the next
+ * offset is always the last one plus one), so `get` of any offset up to `since` finds a record. Keys and times
+ * travel in the subject and headers (`message.ts` has the layout), so the server can look records up by key.
+ *
+ * **Order**: the stream's order is the order of this log's `append` calls, every record exactly once, across
+ * publish timeouts, leader elections and retries (`StreamWriter` says how). Several logs may append to one
+ * stream: each one's records keep their order and the writers interleave.
+ *
+ * **Visibility**: an append resolves once the stream acknowledged it, and `since` moves then. Records other
+ * processes append reach `since` when this log asks the server (a read past `since`, the end of a stream) and,
+ * once something subscribes or a live stream waits, as they are stored (the log then follows the stream with a
+ * headers-only consumer until it closes).
+ *
+ * **Durability**: an acknowledged append is stored by the stream: with three replicas, on two of the three
+ * servers, so losing any one server loses nothing acknowledged. The servers write to their files at once and
+ * flush them to disk on their own schedule (NATS 2.9 has no client fsync), so `sync()` waits for the pending
+ * appends and resolves to `since`; it adds no promise beyond the acknowledgement.
+ *
+ * **Batches** are published as one message per record. NATS 2.9 has no atomic multi-message publish: if the
+ * process dies in the middle of a batch, its first records stay in the stream. This is the one promise of `Log`
+ * this log does not keep.
+ *
+ * **Limits**: a value (with its headers) must fit in one message: the server's `max_payload` (1 MiB by default)
+ * less `messageOverheadBytes`; a larger one is a `RangeError`. Messages must not be deleted from the stream
+ * behind the log's back.
+ *
+ * **Errors**: `UNAVAILABLE` (servers unreachable, JetStream off, no quorum for longer than `retryMs`),
+ * `LOG_NOT_FOUND` (no such stream and `create: false` or read-only), `NOT_A_LOG` (the stream does not capture
+ * `<subject>.>`, or its last message is not a Sluice record), `FOREIGN_MESSAGE` (reading a message that is not a
+ * Sluice record), `RECORD_DELETED`.
+ */
+export class JetStreamLog<T = JsonValue> extends AbstractLog<T> {
+  readonly supports = supports;
+  readonly streamName: string;
+  readonly subject: string;
+  readonly readonly: boolean;
+  /** How long reads and appends ride out an election or a lost server before they fail with `UNAVAILABLE`. */
+  readonly #retryMs: number;
+  readonly #connection: NatsConnection;
+  readonly #ownsConnection: boolean;
+  readonly #js: JetStreamClient;
+  readonly #jsm: JetStreamManager;
+  #writer: StreamWriter | undefined;
+  #valueBytesMax = 0;
+  readonly #readers = new Set<OrderedReader>();
+  #follower: OrderedReader | undefined;
+
+  private constructor(
+    options: JetStreamLogOptions<T>,
+    connection: NatsConnection,
+    owns: boolean,
+    jsm: JetStreamManager,
+  ) {
+    super({ codec: options.codec ?? codecs.json<T>(), ...(options.now ? { now: options.now } : {}) });
+    this.streamName = options.stream;
+    this.subject = options.subject ?? options.stream;
+    this.readonly = options.readonly ?? false;
+    this.#retryMs = options.retryMs ?? retryMsDefault;
+    this.#connection = connection;
+    this.#ownsConnection = owns;
+    this.#jsm = jsm;
+    this.#js = jetstream(connection);
+  }
+
+  /**
+   * Connects (unless given a connection), finds or creates the stream, and reads its last record. Fails with
+   * `UNAVAILABLE`, `LOG_NOT_FOUND` or `NOT_A_LOG`; wrong options throw `TypeError` / `RangeError` at once.
+   */
+  static open<T = JsonValue>(options: JetStreamLogOptions<T>): Promise<JetStreamLog<T>> {
+    checkOptions(options);
+    return JetStreamLog.#open(options);
+  }
+
+  static async #open<T>(options: JetStreamLogOptions<T>): Promise<JetStreamLog<T>> {
+    const owns = options.connection === undefined;
+    let connection = options.connection;
+    try {
+      connection ??= await connectTo(options.servers as string | readonly string[]);
+      const jsm = await jetstreamManager(connection).catch((error: unknown) => {
+        throw readFailure('JetStream is not enabled on the NATS servers', error);
+      });
+      const log = new JetStreamLog<T>(options, connection, owns, jsm);
+      await log.#start(options);
+      return log;
+    } catch (error) {
+      if (owns) await connection?.close().catch(() => undefined);
+      throw error;
+    }
+  }
+
+  async #start(options: JetStreamLogOptions<T>): Promise<void> {
+    const info = await this.#streamInfo(options);
+    const pattern = `${this.subject}.>`;
+    if (!info.config.subjects?.includes(pattern)) {
+      throw new SluiceError(
+        'NOT_A_LOG',
+        `stream ${this.streamName} does not capture ${pattern} (its subjects: ${(info.config.subjects ?? []).join(', ')})`,
+      );
+    }
+    const last = info.state.last_seq;
+    let msgId: string | undefined;
+    if (last > 0) {
+      const message = await retrying(
+        this.#retryMs,
+        () => this.#jsm.streams.getMessage(this.streamName, { seq: last }),
+        this.#stopped,
+      ).catch((error: unknown) => {
+        throw readFailure(`reading the last message of stream ${this.streamName}`, error);
+      });
+      if (message !== null) {
+        try {
+          fieldsOf(this.subject, storedOf(message));
+        } catch (error) {
+          throw new SluiceError('NOT_A_LOG', `stream ${this.streamName} is not a Sluice log: ${(error as Error).message}`, {
+            cause: error,
+          });
+        }
+        msgId = message.header.get(msgIdHeader) || undefined;
+      }
+    }
+    const maxPayload = this.#connection.info?.max_payload ?? 1024 * 1024;
+    const maxMessage = info.config.max_msg_size > 0 ? Math.min(info.config.max_msg_size, maxPayload) : maxPayload;
+    this.#valueBytesMax = maxMessage - messageOverheadBytes;
+    if (!this.readonly) {
+      const windowMs = info.config.duplicate_window / 1e6;
+      const retryMs = Math.min(this.#retryMs, windowMs / 2);
+      this.#writer = new StreamWriter(
+        {
+          js: this.#js,
+          jsm: this.#jsm,
+          stream: this.streamName,
+          writerId: randomBytes(12).toString('base64url'),
+          publishTimeoutMs: options.publishTimeoutMs ?? publishTimeoutMsDefault,
+          retryMs,
+          visible: (offset) => this._advance(offset),
+        },
+        { sequence: last, msgId },
+      );
+    }
+    this._opened(offsetOf(last));
+  }
+
+  async #streamInfo(options: JetStreamLogOptions<T>): Promise<StreamInfo> {
+    const what = `opening stream ${this.streamName}`;
+    try {
+      // An election may be under way: reading is safe to repeat.
+      return await retrying(this.#retryMs, () => this.#jsm.streams.info(this.streamName), this.#stopped);
+    } catch (error) {
+      if (!isStreamNotFound(error)) throw this.#failure(what, error);
+    }
+    if (this.readonly || options.create === false) {
+      throw new SluiceError('LOG_NOT_FOUND', `there is no stream ${this.streamName} on the NATS servers`);
+    }
+    try {
+      return await this.#jsm.streams.add({
+        name: this.streamName,
+        description: 'a Sluice log',
+        subjects: [`${this.subject}.>`],
+        storage: StorageType.File,
+        retention: RetentionPolicy.Limits,
+        discard: DiscardPolicy.Old,
+        num_replicas: options.replicas ?? 1,
+        duplicate_window: nanos(duplicateWindowMs),
+        allow_direct: true,
+      });
+    } catch (error) {
+      // Another process may have created it meanwhile: then it is there to read.
+      return this.#jsm.streams.info(this.streamName).catch(() => {
+        throw this.#failure(`creating stream ${this.streamName}`, error);
+      });
+    }
+  }
+
+  protected _append(entries: readonly EncodedEntry[]): Promise<number[]> {
+    if (this.#writer === undefined) {
+      return Promise.reject(new SluiceError('READ_ONLY', `the log on stream ${this.streamName} was opened read-only`));
+    }
+    const messages = new Array<RecordMessage>(entries.length);
+    for (let i = 0; i < entries.length; i++) {
+      const message = toMessage(this.subject, entries[i] as EncodedEntry);
+      const bytes = message.payload.length + (message.key?.length ?? 0);
+      if (bytes > this.#valueBytesMax) {
+        throw new RangeError(
+          `record ${i} takes ${bytes} bytes; a message of stream ${this.streamName} holds at most ${this.#valueBytesMax}`,
+        );
+      }
+      messages[i] = message;
+    }
+    return this.#writer.append(messages);
+  }
+
+  protected async _read(offset: number): Promise<LogRecord<T>> {
+    if (offset > this.since) await this.#refresh();
+    if (offset > this.since) {
+      throw new SluiceError('OFFSET_OUT_OF_RANGE', `offset ${offset} is outside the log`, { offset });
+    }
+    const message = await this.#message(sequenceOf(offset));
+    if (message === null) {
+      const info = await this.#info(`reading stream ${this.streamName}`);
+      if (sequenceOf(offset) < info.state.first_seq) {
+        throw new SluiceError('OFFSET_OUT_OF_RANGE', `offset ${offset} is before the first record`, { offset });
+      }
+      throw new SluiceError('RECORD_DELETED', `the record at offset ${offset} was deleted`, { offset });
+    }
+    return this.#decode(storedOf(message));
+  }
+
+  /** The message at `sequence`, read from the stream's leader (so this log's own appends are always there). */
+  #message(sequence: number): ReturnType<JetStreamManager['streams']['getMessage']> {
+    const read = (): ReturnType<JetStreamManager['streams']['getMessage']> =>
+      this.#jsm.streams.getMessage(this.streamName, { seq: sequence });
+    return retrying(this.#retryMs, read, this.#stopped).catch((error: unknown) => {
+      throw this.#failure(`reading stream ${this.streamName} at sequence ${sequence}`, error);
+    });
+  }
+
+  /** The stream's state and configuration, read from the server (riding out an election). */
+  #info(what: string): Promise<StreamInfo> {
+    return retrying(this.#retryMs, () => this.#jsm.streams.info(this.streamName), this.#stopped).catch(
+      (error: unknown) => {
+        throw this.#failure(what, error);
+      },
+    );
+  }
+
+  #decode(message: StoredMessage): LogRecord<T> {
+    const fields = fieldsOf(this.subject, message);
+    const data = message.data;
+    const buffer = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    return this._record(offsetOf(message.seq), buffer, 0, buffer.length, fields.time, fields.key);
+  }
+
+  protected _cursor(range: ScanRange): RecordCursor<T> {
+    const host: CursorHost<T> = {
+      since: 0,
+      refresh: () => this.#refresh(),
+      observed: (sequence) => this.#observed(sequence),
+      reader: (start) => this.#reader(start, false),
+      decode: (message) => this.#decode(jsStored(message)),
+    };
+    Object.defineProperty(host, 'since', { get: () => this.since });
+    return range.reverse ? new ReverseCursor(host, range) : new ForwardCursor(host, range);
+  }
+
+  #reader(start: number, headersOnly: boolean): OrderedReader {
+    const reader = new OrderedReader(this.#js, this.streamName, start, this.#retryMs, headersOnly);
+    this.#readers.add(reader);
+    const close = reader.close.bind(reader);
+    reader.close = () => {
+      this.#readers.delete(reader);
+      close();
+    };
+    return reader;
+  }
+
+  readonly #stopped = (): boolean => this.status === 'closing' || this.status === 'closed';
+
+  /** A failed request: `LOG_CLOSED` when the log closed meanwhile (closing drops the connection). */
+  #failure(what: string, error: unknown): Error {
+    return this.status === 'closing' || this.status === 'closed' ? this._closedError() : readFailure(what, error);
+  }
+
+  /** Learns the stream's last sequence from the server. */
+  async #refresh(): Promise<void> {
+    if (this.status !== 'open') return;
+    const info = await this.#info(`reading the state of stream ${this.streamName}`);
+    this.#observed(info.state.last_seq);
+  }
+
+  /** The message at `sequence` is stored: `since` follows, but never past this log's own unresolved appends. */
+  #observed(sequence: number): void {
+    const unresolved = this.#writer?.unresolvedSequence;
+    const visible = unresolved !== undefined && sequence >= unresolved ? unresolved - 1 : sequence;
+    if (this.status === 'open') this._advance(offsetOf(visible));
+  }
+
+  override subscribe(listener: SinceListener): () => void {
+    const unsubscribe = super.subscribe(listener);
+    this.#follow();
+    return unsubscribe;
+  }
+
+  protected override _followStart(): void {
+    this.#follow();
+  }
+
+  /** Follows the stream's new messages (headers only) so `since` takes in other writers' records as they land. */
+  #follow(): void {
+    if (this.#follower !== undefined || this.status !== 'open') return;
+    const follower = this.#reader(sequenceOf(this.since) + 1, true);
+    this.#follower = follower;
+    void (async () => {
+      try {
+        for (let message = await follower.next(); message !== undefined; message = await follower.next()) {
+          this.#observed(message.seq);
+        }
+      } catch {
+        // The servers stayed away for longer than retryMs. Reads past `since` and stream ends still ask the
+        // server; following starts again a little later.
+        follower.close();
+        await new Promise((resolve) => setTimeout(resolve, followRestartMs));
+      }
+      if (this.#follower === follower) {
+        this.#follower = undefined;
+        this.#follow();
+      }
+    })();
+  }
+
+  /** What the server says of the stream now: its records, bytes, first and last offset, replicas and leader. */
+  async info(): Promise<JetStreamLogInfo> {
+    if (this.status !== 'open') throw this._closedError();
+    const info = await this.#info(`reading the state of stream ${this.streamName}`);
+    const { state, config, cluster } = info;
+    return {
+      stream: this.streamName,
+      records: state.messages,
+      bytes: state.bytes,
+      firstOffset: state.messages === 0 ? -1 : offsetOf(state.first_seq),
+      lastOffset: offsetOf(state.last_seq),
+      replicas: config.num_replicas,
+      leader: cluster?.leader,
+    };
+  }
+
+  protected async _sync(): Promise<number> {
+    await this.#writer?.settled();
+    if (this.#writer?.failure !== undefined) throw this.#writer.failure;
+    return this.since;
+  }
+
+  protected async _close(): Promise<void> {
+    try {
+      await this.#writer?.settled();
+    } finally {
+      this.#follower = undefined;
+      for (const reader of [...this.#readers]) reader.close();
+      if (this.#ownsConnection) await this.#connection.close().catch(() => undefined);
+    }
+  }
+}
+
+async function connectTo(servers: string | readonly string[]): Promise<NatsConnection> {
+  const list = typeof servers === 'string' ? servers.split(',').map((server) => server.trim()) : [...servers];
+  try {
+    return await connect({
+      servers: list,
+      name: 'sluice',
+      // Building an async stack trace for every request halves publish throughput.
+      noAsyncTraces: true,
+      // A log outlives elections and restarts: keep reconnecting; the writer decides when to give up.
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 250,
+    });
+  } catch (error) {
+    const why = (error as Error).message;
+    throw new SluiceError('UNAVAILABLE', `cannot connect to the NATS servers ${list.join(', ')}: ${why}`, {
+      cause: error,
+    });
+  }
+}
+
+interface ServerMessage {
+  readonly seq: number;
+  readonly subject: string;
+  readonly header: StoredMessage['headers'];
+  readonly data: Uint8Array;
+}
+
+function storedOf(message: ServerMessage): StoredMessage {
+  return { seq: message.seq, subject: message.subject, headers: message.header, data: message.data };
+}
+
+function jsStored(message: JsMsg): StoredMessage {
+  return { seq: message.seq, subject: message.subject, headers: message.headers, data: message.data };
+}
+
+function checkOptions(options: unknown): void {
+  if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
+  const { stream, servers, connection, subject, replicas, publishTimeoutMs, retryMs } =
+    options as JetStreamLogOptions<unknown>;
+  if (typeof stream !== 'string' || !streamNamePattern.test(stream)) {
+    throw new TypeError('stream must be a stream name: letters, digits, - and _');
+  }
+  if ((servers === undefined) === (connection === undefined)) throw new TypeError('give servers or connection');
+  if (servers !== undefined) {
+    const list = typeof servers === 'string' ? servers.split(',') : servers;
+    const bad = (server: unknown): boolean => typeof server !== 'string' || server.trim() === '';
+    if (!Array.isArray(list) || list.length === 0 || list.some(bad)) {
+      throw new TypeError('servers must be a non-empty string or array of server URLs');
+    }
+  }
+  if (subject !== undefined && (typeof subject !== 'string' || !subjectPattern.test(subject))) {
+    throw new TypeError('subject must be dot-separated tokens of letters, digits, - and _');
+  }
+  if (replicas !== undefined && (!Number.isSafeInteger(replicas) || replicas < 1 || replicas > 5)) {
+    throw new RangeError(`replicas must be an integer from 1 to 5, got ${String(replicas)}`);
+  }
+  for (const [name, value] of [
+    ['publishTimeoutMs', publishTimeoutMs],
+    ['retryMs', retryMs],
+  ] as const) {
+    if (value !== undefined && (!Number.isSafeInteger(value) || value <= 0)) {
+      throw new RangeError(`${name} must be a positive integer, got ${String(value)}`);
+    }
+  }
+}

@@ -1,0 +1,100 @@
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
+import { JetStreamLog } from '../../../src/log/jetstream/jetstream-log.js';
+import { collect, rejectsWith } from '../../conformance/log-suite.js';
+import { temporaryDirectory } from '../../helpers.js';
+import { natsFixture, type NatsServers } from './nats-servers.js';
+import { addTotals, initialTotals, openDatabase, runProcess } from './sluice-process.js';
+
+const nats = natsFixture(3);
+
+/** The name of the server that leads `stream` now. */
+async function leaderOf(servers: NatsServers, stream: string): Promise<string> {
+  const connection = await connect({ servers: servers.urls, noAsyncTraces: true });
+  try {
+    const info = await (await jetstreamManager(connection)).streams.info(stream);
+    const leader = info.cluster?.leader;
+    assert.ok(leader !== undefined && leader !== '', `stream ${stream} has no leader`);
+    return leader;
+  } finally {
+    await connection.close();
+  }
+}
+
+describe('JetStreamLog on a three-node cluster, three replicas', { skip: nats.skip }, () => {
+  it('loses nothing when the stream leader is killed: appends resume, every record once, in order', async () => {
+    const servers = nats.servers();
+    const root = temporaryDirectory();
+    const stream = 'failover';
+    const total = 2000;
+    const log = await JetStreamLog.open<{ by: string; n: number }>({
+      servers: servers.urls,
+      stream,
+      replicas: 3,
+      publishTimeoutMs: 2000,
+    });
+    const task = { servers: servers.urls, stream, by: 'a', append: [], records: total };
+    const { db, totals } = await openDatabase({ ...task, dir: join(root, 'writer') }, log);
+    const follower = runProcess({ ...task, by: 'b', dir: join(root, 'follower') });
+    await follower.opened;
+    const leader = servers.node(await leaderOf(servers, stream));
+    const appended: number[] = [];
+    try {
+      // A window of appends in flight, as a busy writer has; the leader dies half-way.
+      const inFlightMax = 100;
+      const inFlight = new Set<Promise<void>>();
+      for (let n = 0; n < total; n++) {
+        if (n === total / 2) await leader.stop('SIGKILL');
+        const append = db.append({ by: 'a', n }).then((offset) => {
+          appended[n] = offset;
+          inFlight.delete(append);
+        });
+        inFlight.add(append);
+        if (inFlight.size >= inFlightMax) await Promise.race(inFlight);
+      }
+      await Promise.all(inFlight);
+      assert.notEqual(await leaderOf(servers, stream), leader.name);
+      leader.start();
+      await leader.ready();
+
+      // One writer: offset n holds value n, and nothing else is in the stream.
+      assert.deepEqual(appended, Array.from({ length: total }, (_, n) => n));
+      const report = await follower.report;
+      assert.deepEqual(report.seen, Array.from({ length: total }, (_, n) => [n, 'a', n]));
+      const expected = Array.from({ length: total }, (_, n) => ({ by: 'a', n })).reduce(addTotals, initialTotals);
+      assert.deepEqual(await totals.get(), expected);
+      assert.deepEqual(report.totals, expected);
+    } finally {
+      follower.kill();
+      await db.close();
+    }
+    // Read back through the restarted server alone: it caught up with what it missed.
+    await using again = await JetStreamLog.open<{ n: number }>({ servers: leader.url, stream, readonly: true });
+    assert.equal(again.since, total - 1);
+    assert.deepEqual(
+      (await collect(again.stream())).map((record) => record.value.n),
+      Array.from({ length: total }, (_, n) => n),
+    );
+  });
+
+  it('fails appends with UNAVAILABLE once two of three servers are down for longer than retryMs', async () => {
+    const servers = nats.servers();
+    await using log = await JetStreamLog.open<number>({
+      servers: servers.urls,
+      stream: 'quorum',
+      replicas: 3,
+      publishTimeoutMs: 500,
+      retryMs: 1500,
+    });
+    assert.equal(await log.append(1), 0);
+    const [first, second] = servers.nodes;
+    assert.ok(first !== undefined && second !== undefined);
+    await Promise.all([first.stop('SIGKILL'), second.stop('SIGKILL')]);
+    await rejectsWith(log.append(2), 'UNAVAILABLE');
+    // Sticky: the writer no longer knows the end of the stream; reopening finds it.
+    await rejectsWith(log.append(3), 'UNAVAILABLE');
+  });
+});

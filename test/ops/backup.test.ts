@@ -1,0 +1,209 @@
+/**
+ * `backup` and `restore`: a snapshot taken while a child process appends holds every record acknowledged before
+ * it started, restores into a log that opens and passes `check` (views included), and neither ever overwrites a
+ * directory, follows a symbolic link out, or leaves a half-made destination.
+ */
+import assert from 'node:assert/strict';
+import { copyFileSync, mkdirSync, readdirSync, statSync, symlinkSync, unlinkSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { describe, it } from 'node:test';
+import { Sluice } from '../../src/db/sluice.js';
+import { isSluiceError } from '../../src/errors.js';
+import { FileLog } from '../../src/log/file/file-log.js';
+import { backup, restore, type BackupReport } from '../../src/ops/backup.js';
+import { check } from '../../src/ops/check.js';
+import { index, type IndexView } from '../../src/views/index-view.js';
+import { reduce, type ReduceView } from '../../src/views/reduce.js';
+import { temporaryDirectory } from '../helpers.js';
+import {
+  fillLog,
+  flipByte,
+  kill,
+  locate,
+  readAcks,
+  ready,
+  segmentBytesMax,
+  segmentFiles,
+  startAppender,
+  treeOf,
+  waitUntil,
+  type Ack,
+  type Value,
+} from './support.js';
+
+const root = temporaryDirectory('sluice-backup-');
+let count = 0;
+const fresh = (name = 'log'): string => join(root, `${name}-${count++}`);
+
+/** Nothing but the named entries beside a destination: no temporary directory was left. */
+function assertNoLeftovers(parent: string, expected: readonly string[]): void {
+  assert.deepEqual(readdirSync(parent).sort(), [...expected].sort());
+}
+
+describe('backup and restore', () => {
+  it('snapshot while a child appends: the restore opens, passes check and holds every acknowledged record', async () => {
+    const dir = fresh();
+    const ackFile = fresh('acks');
+    const child = startAppender(dir, ackFile);
+    const dest = fresh('backup');
+    let acknowledged: Ack[] = [];
+    let report: BackupReport;
+    try {
+      await ready(child);
+      await waitUntil(() => readAcks(ackFile).length >= 300, 'appends');
+      acknowledged = readAcks(ackFile);
+      report = await backup(dir, dest);
+      // The child went on appending during the backup: the log is past the snapshot.
+      const before = acknowledged.length;
+      await waitUntil(() => readAcks(ackFile).length > before + 20, 'more appends');
+    } finally {
+      await kill(child);
+    }
+    assert.ok(report.linked > 0, 'sealed segments are hard-linked');
+    assert.equal(report.copied, 1, 'only the head segment is copied');
+    const lastAcknowledged = acknowledged[acknowledged.length - 1]?.offsets.at(-1) as number;
+    assert.ok(report.lastOffset >= lastAcknowledged);
+    assert.deepEqual(report.views, ['byI', 'count']);
+    assert.equal((await check(dest)).healthy, true);
+
+    const restored = fresh('restored');
+    const restoredReport = await restore(dest, restored);
+    assert.equal(restoredReport.lastOffset, report.lastOffset);
+    const health = await check(restored);
+    assert.equal(health.healthy, true, JSON.stringify(health.problems));
+    assert.deepEqual(health.problems, []);
+
+    const views = { count: reduce<Value, number>(1, (n) => n + 1, { initial: 0 }), byI: index<Value>(1, (value) => value.i) };
+    const db = await Sluice.open<Value>(restored, { log: await FileLog.open<Value>(restored, { segmentBytesMax }), views });
+    try {
+      assert.equal(db.since, report.lastOffset);
+      for (const ack of acknowledged) {
+        for (const [j, offset] of ack.offsets.entries()) assert.deepEqual(await db.get(offset), ack.values[j]);
+      }
+      const records = acknowledged.reduce((sum, ack) => sum + ack.values.length, 0);
+      const counted = await (db.views.count as ReduceView<Value, number>).get();
+      assert.ok(counted >= records);
+      let total = 0;
+      for await (const record of db.stream()) {
+        assert.equal(record.value.i, total, 'no gap, no duplicate');
+        total++;
+      }
+      assert.equal(counted, total, 'the restored count view agrees with the restored log');
+      const byI = db.views.byI as IndexView<Value>;
+      assert.equal((await byI.get(total - 1))?.offset, report.lastOffset);
+    } finally {
+      await db.close();
+    }
+  });
+
+  it('copies instead of linking when asked, and the backup is then independent of the log', async () => {
+    const dir = fresh();
+    await fillLog(dir, 400);
+    const dest = fresh('backup');
+    const report = await backup(dir, dest, { link: false });
+    assert.equal(report.linked, 0);
+    assert.equal(report.copied, segmentFiles(dir).length);
+    for (const segment of segmentFiles(dir)) {
+      assert.notEqual(statSync(segment.path).ino, statSync(join(dest, segment.name)).ino);
+    }
+    const linked = fresh('backup');
+    await backup(dir, linked);
+    const [first] = segmentFiles(dir);
+    assert.ok(first !== undefined);
+    assert.equal(statSync(first.path).ino, statSync(join(linked, first.name)).ino, 'linked by default');
+  });
+
+  it('never overwrites: dest exists, lies inside the log, or has no parent; nothing is left behind', async () => {
+    const dir = fresh();
+    await fillLog(dir, 50);
+    const parent = fresh('parent');
+    mkdirSync(parent);
+    const existing = join(parent, 'existing');
+    mkdirSync(existing);
+    const before = treeOf(dir);
+    for (const dest of [existing, join(dir, 'inside'), join(parent, 'no', 'parent'), dir]) {
+      await assert.rejects(backup(dir, dest), (error) => isSluiceError(error, 'INVALID_INPUT'), dest);
+    }
+    assertNoLeftovers(parent, ['existing']);
+    assert.deepEqual(readdirSync(existing), []);
+    assert.deepEqual(treeOf(dir), before);
+    await assert.rejects(restore(dir, existing), (error) => isSluiceError(error, 'INVALID_INPUT'));
+    await assert.rejects(backup(join(parent, 'missing'), join(parent, 'dest')), (error) => isSluiceError(error, 'LOG_NOT_FOUND'));
+    await assert.rejects(backup(dir, ''), TypeError);
+    await assert.rejects(backup(dir, join(parent, 'x'), { link: 'yes' as unknown as boolean }), TypeError);
+    assertNoLeftovers(parent, ['existing']);
+  });
+
+  it('refuses a segment that is a symbolic link instead of following it', async () => {
+    const dir = fresh();
+    await fillLog(dir, 200);
+    const outside = fresh('outside');
+    const [, second] = segmentFiles(dir);
+    assert.ok(second !== undefined);
+    copyFileSync(second.path, outside);
+    unlinkSync(second.path);
+    symlinkSync(outside, second.path);
+    const parent = fresh('parent');
+    mkdirSync(parent);
+    await assert.rejects(backup(dir, join(parent, 'dest')), (error) => isSluiceError(error, 'INVALID_INPUT'));
+    assertNoLeftovers(parent, []);
+  });
+
+  it('an aborted backup or restore removes what it wrote', async () => {
+    const dir = fresh();
+    await fillLog(dir, 300);
+    const parent = fresh('parent');
+    mkdirSync(parent);
+    const stop = new AbortController();
+    await assert.rejects(
+      backup(dir, join(parent, 'dest'), { signal: stop.signal, onProgress: () => stop.abort() }),
+      (error) => isSluiceError(error, 'ABORTED'),
+    );
+    assertNoLeftovers(parent, []);
+    await backup(dir, join(parent, 'dest'));
+    const again = new AbortController();
+    await assert.rejects(
+      restore(join(parent, 'dest'), join(parent, 'restored'), { signal: again.signal, onProgress: () => again.abort() }),
+      (error) => isSluiceError(error, 'ABORTED'),
+    );
+    assertNoLeftovers(parent, ['dest']);
+  });
+
+  it('backs up and restores an empty log', async () => {
+    const dir = fresh();
+    mkdirSync(dir);
+    const dest = fresh('backup');
+    const report = await backup(dir, dest);
+    assert.deepEqual([report.segments, report.lastOffset, report.firstOffset], [0, -1, -1]);
+    const restored = fresh('restored');
+    await restore(dest, restored);
+    await using log = await FileLog.open(restored);
+    assert.equal(log.since, -1);
+  });
+
+  it('restore refuses a damaged backup, creating nothing, and leaves out a view whose state is damaged', async () => {
+    const dir = fresh();
+    const offsets = await fillLog(dir, 300);
+    {
+      const db = await Sluice.open<Value>(dir, {
+        log: await FileLog.open<Value>(dir, { segmentBytesMax }),
+        views: { count: reduce<Value, number>(1, (n) => n + 1, { initial: 0 }) },
+      });
+      await db.ready();
+      await db.close();
+    }
+    const parent = fresh('parent');
+    mkdirSync(parent);
+    const dest = join(parent, 'backup');
+    await backup(dir, dest, { link: false });
+    flipByte(join(dest, 'views', 'count', 'state'), 30);
+    const restored = await restore(dest, join(parent, 'restored'));
+    assert.deepEqual(restored.viewsCleared, ['count']);
+    assert.equal((await check(join(parent, 'restored'))).healthy, true);
+
+    const { path, position } = locate(dir, offsets[120] as number);
+    flipByte(join(dest, basename(path)), position + 31);
+    await assert.rejects(restore(dest, join(parent, 'again')), (error) => isSluiceError(error, 'CORRUPT_LOG'));
+    assertNoLeftovers(parent, ['backup', 'restored']);
+  });
+});
