@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { isSluiceError } from '../../src/errors.js';
 import { FileLog } from '../../src/log/file/file-log.js';
+import { check } from '../../src/ops/check.js';
 import { mulberry32, temporaryDirectory } from '../helpers.js';
 
 const baseSeed = process.env.SLUICE_KILL_SEED === undefined ? 0xde1e7e : Number(process.env.SLUICE_KILL_SEED);
@@ -152,6 +153,8 @@ describe('deletes, trims and compactions under SIGKILL', () => {
       } finally {
         await log.close();
       }
+      const report = await check(logDir);
+      assert.equal(report.errors, 0, `${context}: check found ${JSON.stringify(report.problems.slice(0, 3))}`);
     }
   });
 });
