@@ -80,11 +80,28 @@ export class FlumeDB<T> {
       whenLoaded: (cb) => this.#whenLoaded(cb),
       feed: (from) => this.#feed(from),
       checkOpen: (what) => this.#checkOpen(what),
+      lastRecordAtOrBefore: (seq) => this.#lastRecordAtOrBefore(seq),
     };
     this.ready((value) => {
       if (value === true) for (const view of this.#mounted.values()) view.onReady();
     });
     this.#mountLogMethods();
+  }
+
+  /** One item of a reverse stream of seqs: the last record at or before `seq` that is not deleted. */
+  #lastRecordAtOrBefore(seq: number): Promise<number> {
+    if (seq < 0) return Promise.resolve(-1);
+    return new Promise((resolve, reject) => {
+      const source = this.#log.stream({ lte: seq, reverse: true, limit: 1, values: false });
+      source(null, (end, data) => {
+        if (end === true) resolve(-1);
+        else if (end) reject(asError(end));
+        else {
+          resolve(data as number);
+          source(true, () => undefined);
+        }
+      });
+    });
   }
 
   /** True once `close` was called: every method but `close` then throws `LOG_CLOSED`. */

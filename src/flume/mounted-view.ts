@@ -252,10 +252,26 @@ export class MountedView<T> {
 
   #waitFor(target: number): Promise<void> {
     if (this.#failure !== undefined) return Promise.reject(this.#failure);
+    if (this.#caughtUp(target)) return Promise.resolve();
+    const waiting = this.#waiters.wait(target, undefined);
+    // A target past the log waits for records to reach it.
+    if (target > (this.#host.since.value ?? -1)) return waiting;
+    // The view sets its since from the records it is fed, and streams skip deleted records: when the last
+    // records up to the target were deleted, the view can only reach the last record before them.
+    this.#host.lastRecordAtOrBefore(target).then(
+      (last) => {
+        if (last >= target) return;
+        this.#waiters.retarget(target, last);
+        this.#release();
+      },
+      () => undefined,
+    );
+    return waiting;
+  }
+
+  #caughtUp(target: number): boolean {
     const since = this.#view.since.value;
-    const caughtUp =
-      this.#trusted && this.#host.ready.value === true && since !== null && since !== undefined && since >= target;
-    return caughtUp ? Promise.resolve() : this.#waiters.wait(target, undefined);
+    return this.#trusted && this.#host.ready.value === true && since !== null && since !== undefined && since >= target;
   }
 
   #mount(): MountedViewApi {

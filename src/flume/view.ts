@@ -62,6 +62,11 @@ export interface ViewHost<T> {
   feed(from: number): PullSource<FlumeItem<T>>;
   /** Throws `LOG_CLOSED` once the database is closed. */
   checkOpen(what: string): void;
+  /**
+   * The seq of the last record at or before `seq` that streams still yield (`-1` for none): when the last
+   * records were deleted, a view reaches only that one, never the log's `since`.
+   */
+  lastRecordAtOrBefore(seq: number): Promise<number>;
 }
 
 const methodTypes: ReadonlySet<string> = new Set(['sync', 'async', 'source']);

@@ -1,7 +1,7 @@
 import { SluiceError } from '../errors.js';
 
 interface Waiter {
-  readonly target: number;
+  target: number;
   readonly resolve: () => void;
   readonly reject: (error: Error) => void;
 }
@@ -49,6 +49,15 @@ export class Waiters {
     const released = this.#waiting.slice(0, count);
     this.#waiting = this.#waiting.slice(count);
     for (const waiter of released) waiter.resolve();
+  }
+
+  /**
+   * Moves the waiters for `from` to wait for `to` (< `from`) instead, keeping the order: when the records
+   * between were deleted, the one before them is as far as a view can get.
+   */
+  retarget(from: number, to: number): void {
+    for (const waiter of this.#waiting) if (waiter.target === from) waiter.target = to;
+    this.#waiting.sort((a, b) => a.target - b.target);
   }
 
   rejectAll(error: Error): void {
