@@ -130,6 +130,20 @@ describe('FileLog retention (trim)', () => {
     assert.equal(again.firstOffset, records[0]?.offset);
   });
 
+  it('takes a signal and reports progress', async () => {
+    const { dir, log } = await filled(300);
+    const segments = segmentFiles(dir).length;
+    const aborted = new AbortController();
+    aborted.abort();
+    await rejectsWith(log.trim({ maxRecords: 10 }, { signal: aborted.signal }), 'ABORTED');
+    assert.equal(segmentFiles(dir).length, segments, 'an aborted trim drops nothing');
+    const reports: number[] = [];
+    const result = await log.trim({ maxRecords: 10 }, { onProgress: (progress) => reports.push(progress.bytesDone) });
+    assert.equal(reports[reports.length - 1], result.segmentsDropped);
+    assert.throws(() => log.trim({}, { signal: 'no' as unknown as AbortSignal }), TypeError);
+    await log.close();
+  });
+
   it('validates the policy, and refuses to trim a read-only log', async () => {
     const { dir, log } = await filled(20);
     assert.throws(() => log.trim({ maxRecords: -1 }), RangeError);

@@ -6,19 +6,19 @@ import { flumeFormatOf, jsonCodec, logFormatFlags, logFormatHelp } from '../log-
 import { exitStatus } from '../report.js';
 
 const usage = usageText(
-  'delete <dir> <offsets> [--format <format>]',
+  'delete <dir> <offsets> [--format <format>] [--json]',
   'Deletes the records at <offsets> (one offset, or several separated by commas) from the log in <dir> (or a\n' +
     'file with --format): their bytes are erased,\n' +
     'their offsets stay taken. Every offset is checked before anything is deleted. Views learn of it when the\n' +
     'database deletes (db.delete); after this command, index reads skip the deleted records and a rebuild drops them.',
-  logFormatHelp,
+  [...logFormatHelp, ['--json', 'print the result as one JSON object']],
 );
 
 /** `sluice delete`: deletes records by offset. */
 export const deleteCommand: Command = {
   name: 'delete',
   summary: 'delete records by offset (their offsets stay taken)',
-  spec: { usage, flags: logFormatFlags, positionals: ['dir', 'offsets'] },
+  spec: { usage, flags: { ...logFormatFlags, json: { type: 'boolean' } }, positionals: ['dir', 'offsets'] },
   run,
 };
 
@@ -43,6 +43,10 @@ async function run(line: CommandLine, io: CommandIo): Promise<number> {
   } finally {
     await log.close();
   }
-  await io.output.writeLine(`deleted ${offsets.length} record${offsets.length === 1 ? '' : 's'}`);
+  await io.output.writeLine(
+    line.boolean('json')
+      ? JSON.stringify({ deleted: offsets })
+      : `deleted ${offsets.length} record${offsets.length === 1 ? '' : 's'}`,
+  );
   return exitStatus.ok;
 }

@@ -2,6 +2,7 @@ import { FileLog } from '../../log/file/file-log.js';
 import type { RetentionPolicy } from '../../log/file/retention.js';
 import type { CommandLine } from '../args.js';
 import { usageText, type Command, type CommandIo } from '../command.js';
+import { ProgressBar } from '../progress-bar.js';
 import { exitStatus } from '../report.js';
 
 const usage = usageText(
@@ -62,10 +63,12 @@ async function run(line: CommandLine, io: CommandIo): Promise<number> {
     throw line.usageError('give at least one of --before-offset, --older-than, --max-count, --max-bytes');
   }
   const log = await FileLog.open(dir, { create: false });
+  const bar = new ProgressBar(process.stderr);
   let result;
   try {
-    result = await log.trim(policy);
+    result = await log.trim(policy, { onProgress: (progress) => bar.update(progress) });
   } finally {
+    bar.done();
     await log.close();
   }
   await io.output.writeLine(

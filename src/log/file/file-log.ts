@@ -39,7 +39,7 @@ export interface CompactionResult {
 export interface MaintenanceOptions {
   /** Aborting stops the call with `ABORTED` between whole steps (a segment dropped or rewritten entirely). */
   readonly signal?: AbortSignal;
-  /** Progress, in the shape views report theirs (`view: 'compact'`). */
+  /** Progress, in the shape views report theirs (`view: 'compact'` or `'trim'`; a trim counts segments). */
   readonly onProgress?: (progress: Progress) => void;
 }
 
@@ -331,13 +331,13 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
     if (this.#writer === undefined) {
       return Promise.reject(new SluiceError('READ_ONLY', `the log at ${this.dir} was opened read-only`));
     }
-    const run = this.#maintenance.then(() => this.#trim(policy, options.signal));
+    const run = this.#maintenance.then(() => this.#trim(policy, options));
     this.#maintenance = run.catch(() => undefined);
     return run;
   }
 
-  async #trim(policy: RetentionPolicy, signal: AbortSignal | undefined): Promise<TrimResult> {
-    throwIfAborted(signal, 'trim');
+  async #trim(policy: RetentionPolicy, options: MaintenanceOptions): Promise<TrimResult> {
+    throwIfAborted(options.signal, 'trim');
     const segments = this.#segments;
     const from = segments.firstIndex;
     if (this.status !== 'open') throw this._closedError();
@@ -349,10 +349,16 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
       paths.push(segments.path(segments.bases[index] as number));
       bytes += segments.endOf(index) - (segments.bases[index] as number) + headerBytes;
     }
-    // Readers learn first, so none starts reading a file about to go.
+    // Readers learn first, so none starts reading a file about to go. Past this point the trim is not aborted:
+    // the segments are gone for readers already.
     segments.trimBefore(keep);
+    const meter = new ProgressMeter('trim', options.onProgress);
+    const target = segments.first;
     try {
-      for (const path of paths) await unlink(path).catch(ignoreMissing);
+      for (const [i, path] of paths.entries()) {
+        await unlink(path).catch(ignoreMissing);
+        meter.update(segments.bases[from + i + 1] as number, target, 0, i + 1, paths.length, i + 1 === paths.length);
+      }
       await syncDirectory(this.dir);
     } catch (cause) {
       throw new SluiceError('WRITE_FAILED', `trimming ${this.dir} failed: ${(cause as Error).message}`, { cause, file: this.dir });
