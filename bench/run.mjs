@@ -126,7 +126,7 @@ function parseArgs (argv) {
     else throw new Error(`unknown argument ${argv[i]} (see the top of bench/run.mjs)`)
   }
   if (opts.views && (opts.cases || opts.raw)) throw new Error('--views runs the view cases only: not with --cases or --raw')
-  if (opts.flume && (opts.cases || opts.raw || opts.views != null)) throw new Error('--flume runs the flumelog-offset file cases only')
+  if (opts.flume && (opts.raw || opts.views != null)) throw new Error('--flume runs the flumelog-offset file cases (and --cases among them) only')
   if (opts.flume) opts.stores ??= FLUME_STORES
   opts.cases ??= opts.raw ? RAW_CASES : opts.flume ? FLUME_CASES : opts.views ? VIEW_CASES
     : (opts.views ?? VIEWS_BY_DEFAULT) ? [...CASES, ...VIEW_CASES, ...IMPORT_CASES] : [...CASES, ...IMPORT_CASES]

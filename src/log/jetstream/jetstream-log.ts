@@ -167,9 +167,13 @@ export class JetStreamLog<T = JsonValue> extends AbstractLog<T> {
     let connection = options.connection;
     try {
       connection ??= await connectTo(options.servers as string | readonly string[]);
-      const jsm = await jetstreamManager(connection).catch((error: unknown) => {
-        throw readFailure('JetStream is not enabled on the NATS servers', error);
-      });
+      const current = connection;
+      // Checking that JetStream answers is a request an election in progress can time out: repeat it.
+      const jsm = await retrying(options.retryMs ?? retryMsDefault, () => jetstreamManager(current)).catch(
+        (error: unknown) => {
+          throw readFailure('JetStream does not answer on the NATS servers', error);
+        },
+      );
       const log = new JetStreamLog<T>(options, connection, owns, jsm);
       await log.#start(options);
       return log;

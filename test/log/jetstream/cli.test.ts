@@ -5,7 +5,7 @@ import { freePort, natsFixture } from './nats-servers.js';
 
 const nats = natsFixture(1);
 
-describe('sluice CLI with --nats', { skip: nats.skip }, () => {
+describe('sluice CLI with --nats', { skip: nats.skip, timeout: 120_000 }, () => {
   const on = (stream: string): string[] => ['--nats', nats.servers().urls, '--stream', stream];
   const values = [{ a: 1 }, [1, 2], 'three', 4, null];
   const input = values.map((value) => JSON.stringify(value)).join('\n') + '\n';

@@ -11,20 +11,27 @@ import { addTotals, initialTotals, openDatabase, runProcess } from './sluice-pro
 
 const nats = natsFixture(3);
 
-/** The name of the server that leads `stream` now. */
+/** The name of the server that leads `stream`, once one does (asked of the servers that run). */
 async function leaderOf(servers: NatsServers, stream: string): Promise<string> {
-  const connection = await connect({ servers: servers.urls, noAsyncTraces: true });
+  const running = servers.nodes.filter((node) => node.pid !== undefined).map((node) => node.url);
+  const connection = await connect({ servers: running, noAsyncTraces: true });
   try {
-    const info = await (await jetstreamManager(connection)).streams.info(stream);
-    const leader = info.cluster?.leader;
-    assert.ok(leader !== undefined && leader !== '', `stream ${stream} has no leader`);
-    return leader;
+    // No API check: it is one more request that an election in progress can time out.
+    const jsm = await jetstreamManager(connection, { checkAPI: false });
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const leader = (await jsm.streams.info(stream).catch(() => undefined))?.cluster?.leader;
+      if (leader !== undefined && leader !== '') return leader;
+      assert.ok(Date.now() < deadline, `stream ${stream} has no leader`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
   } finally {
     await connection.close();
   }
 }
 
-describe('JetStreamLog on a three-node cluster, three replicas', { skip: nats.skip }, () => {
+// A bound on each test: an election that never settles must fail the run, not hang it past CI's time.
+describe('JetStreamLog on a three-node cluster, three replicas', { skip: nats.skip, timeout: 180_000 }, () => {
   it('loses nothing when the stream leader is killed: appends resume, every record once, in order', async () => {
     const servers = nats.servers();
     const root = temporaryDirectory();

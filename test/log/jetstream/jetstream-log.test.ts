@@ -19,7 +19,7 @@ async function withConnection<R>(use: (connection: NatsConnection) => Promise<R>
   }
 }
 
-describe('JetStreamLog', { skip: nats.skip }, () => {
+describe('JetStreamLog', { skip: nats.skip, timeout: 120_000 }, () => {
   const open = <T = unknown>(stream: string, options: object = {}): Promise<JetStreamLog<T>> =>
     JetStreamLog.open<T>({ servers: nats.servers().urls, stream, ...options });
 

@@ -40,11 +40,18 @@ export async function freePort(): Promise<number> {
   }
 }
 
-/** Servers running now: if the test process exits without its `after` hooks (a crash), they go with it. */
+/** Servers running now: if the test process ends without its `after` hooks (a crash, a signal), they go with it. */
 const running = new Set<ChildProcess>();
-process.once('exit', () => {
+const killRunning = (): void => {
   for (const child of running) child.kill('SIGKILL');
-});
+};
+process.once('exit', killRunning);
+for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+  process.once(signal, () => {
+    killRunning();
+    process.exit(128 + (signal === 'SIGTERM' ? 15 : 2));
+  });
+}
 
 interface Ports {
   readonly client: number;

@@ -15,7 +15,7 @@ function recomputed(report: ProcessReport) {
   return report.seen.reduce((totals, [, by, n]) => addTotals(totals, { by, n }), initialTotals);
 }
 
-describe('Sluice on a JetStream log', { skip: nats.skip }, () => {
+describe('Sluice on a JetStream log', { skip: nats.skip, timeout: 120_000 }, () => {
   it('two processes appending to one stream, each with its own views, converge to the same state', async () => {
     const root = temporaryDirectory();
     const common = { servers: nats.servers().urls, stream: 'shared', records: 600 };
