@@ -11,7 +11,17 @@ export type {
 } from './log/log.js';
 export { AbstractLog, type EncodedEntry, type RecordCursor } from './log/abstract-log.js';
 export { MemoryLog, type MemoryLogOptions } from './log/memory/memory-log.js';
-export { FileLog, type FileLogOptions, type Durability } from './log/file/file-log.js';
+export {
+  FileLog,
+  type FileLogOptions,
+  type Durability,
+  type RetentionPolicy,
+  type TrimResult,
+  type CompactionPolicy,
+  type CompactionResult,
+  type MaintenanceOptions,
+} from './log/file/file-log.js';
+export type { Progress } from './progress/meter.js';
 export {
   FlumeOffsetLog,
   type FlumeOffsetLogOptions,

@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import { join } from 'node:path';
 import type { Codec, JsonValue } from '../codec/codec.js';
 import { isSluiceError, SluiceError } from '../errors.js';
-import { checkOffset } from '../log/abstract-log.js';
+import { checkOffsets } from '../log/abstract-log.js';
 import { FileLog, type Durability } from '../log/file/file-log.js';
 import type { AppendOptions, Log, LogRecord, StreamOptions } from '../log/log.js';
 import { ViewRunner, type RunnerSource, type ViewProgress, type ViewStatus } from '../views/runner.js';
@@ -126,11 +126,7 @@ export class Sluice<T = JsonValue> extends EventEmitter<SluiceEvents> {
     this.#checkOpen();
     const log = this.log;
     if (typeof log.delete !== 'function') throw new TypeError('this log cannot delete records');
-    if (typeof offsets !== 'number' && !Array.isArray(offsets)) {
-      throw new TypeError('offsets must be a number or an array of numbers');
-    }
-    const list: readonly number[] = typeof offsets === 'number' ? [offsets] : offsets;
-    for (const offset of list) checkOffset(offset);
+    const list = checkOffsets(offsets);
     return this.#delete(log, list);
   }
 

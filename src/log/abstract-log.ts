@@ -345,6 +345,16 @@ export function checkOffset(offset: unknown): asserts offset is number {
   }
 }
 
+/** Validates the argument of `delete`: one offset or an array of them, each a non-negative safe integer. */
+export function checkOffsets(offsets: unknown): readonly number[] {
+  if (typeof offsets !== 'number' && !Array.isArray(offsets)) {
+    throw new TypeError('offsets must be a number or an array of numbers');
+  }
+  const list: readonly unknown[] = typeof offsets === 'number' ? [offsets] : (offsets as readonly unknown[]);
+  for (const offset of list) checkOffset(offset);
+  return list as readonly number[];
+}
+
 function checkTime(time: unknown): number {
   if (typeof time !== 'number') throw new TypeError('time must be a number of milliseconds');
   if (!Number.isSafeInteger(time) || time < 0) throw new RangeError(`time must be a non-negative integer, got ${time}`);

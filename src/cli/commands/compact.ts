@@ -1,9 +1,7 @@
-import { FileLog } from '../../log/file/file-log.js';
 import type { CompactionPolicy } from '../../log/file/compaction.js';
 import type { CommandLine } from '../args.js';
 import { usageText, type Command, type CommandIo } from '../command.js';
-import { ProgressBar } from '../progress-bar.js';
-import { exitStatus } from '../report.js';
+import { runMaintenance } from '../maintenance.js';
 import { durationMsOf } from './trim.js';
 
 const usage = usageText(
@@ -36,19 +34,12 @@ async function run(line: CommandLine, io: CommandIo): Promise<number> {
   if (age !== undefined) policy.olderThanMs = age;
   const tombstones = durationMsOf(line, 'tombstones-older-than');
   if (tombstones !== undefined) policy.tombstonesOlderThanMs = tombstones;
-  const log = await FileLog.open(dir, { create: false });
-  const bar = new ProgressBar(process.stderr);
-  let result;
-  try {
-    result = await log.compact(policy, { onProgress: (progress) => bar.update(progress) });
-  } finally {
-    bar.done();
-    await log.close();
-  }
-  await io.output.writeLine(
-    line.boolean('json')
-      ? JSON.stringify(result)
-      : `dropped ${result.recordsDropped} records from ${result.segmentsRewritten} segments; ${result.diskBytesFreed} bytes freed on disk`,
+  return runMaintenance(
+    line,
+    io,
+    dir,
+    (log, options) => log.compact(policy, options),
+    (result) =>
+      `dropped ${result.recordsDropped} records from ${result.segmentsRewritten} segments; ${result.diskBytesFreed} bytes freed on disk`,
   );
-  return exitStatus.ok;
 }

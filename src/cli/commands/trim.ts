@@ -1,9 +1,7 @@
-import { FileLog } from '../../log/file/file-log.js';
 import type { RetentionPolicy } from '../../log/file/retention.js';
 import type { CommandLine } from '../args.js';
 import { usageText, type Command, type CommandIo } from '../command.js';
-import { ProgressBar } from '../progress-bar.js';
-import { exitStatus } from '../report.js';
+import { runMaintenance } from '../maintenance.js';
 
 const usage = usageText(
   'trim <dir> [--before-offset N] [--older-than DURATION] [--max-count N] [--max-bytes N] [--json]',
@@ -62,19 +60,11 @@ async function run(line: CommandLine, io: CommandIo): Promise<number> {
   if (Object.keys(policy).length === 0) {
     throw line.usageError('give at least one of --before-offset, --older-than, --max-count, --max-bytes');
   }
-  const log = await FileLog.open(dir, { create: false });
-  const bar = new ProgressBar(process.stderr);
-  let result;
-  try {
-    result = await log.trim(policy, { onProgress: (progress) => bar.update(progress) });
-  } finally {
-    bar.done();
-    await log.close();
-  }
-  await io.output.writeLine(
-    line.boolean('json')
-      ? JSON.stringify(result)
-      : `dropped ${result.segmentsDropped} segments (${result.bytesDropped} bytes); the log starts at offset ${result.firstOffset}`,
+  return runMaintenance(
+    line,
+    io,
+    dir,
+    (log, options) => log.trim(policy, options),
+    (result) => `dropped ${result.segmentsDropped} segments (${result.bytesDropped} bytes); the log starts at offset ${result.firstOffset}`,
   );
-  return exitStatus.ok;
 }

@@ -1,14 +1,14 @@
-import { closeSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, watch, writeFileSync } from 'node:fs';
+import { closeSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
 import { unlink } from 'node:fs/promises';
-import type { FSWatcher } from 'node:fs';
 import { join } from 'node:path';
 import { codecs, type Codec, type JsonValue } from '../../codec/codec.js';
 import { SluiceError } from '../../errors.js';
-import { followIntervalMs, segmentBytesDefault, segmentBytesLimit, segmentBytesMin } from '../../limits.js';
-import { AbstractLog, checkOffset, type EncodedEntry, type RecordCursor } from '../abstract-log.js';
+import { segmentBytesDefault, segmentBytesLimit, segmentBytesMin } from '../../limits.js';
+import { AbstractLog, checkOffsets, type EncodedEntry, type RecordCursor } from '../abstract-log.js';
 import type { LogRecord, LogSupports } from '../log.js';
 import type { ScanRange } from '../range.js';
 import { ForwardCursor, recordOf, ReverseCursor, type CursorHost } from './cursors.js';
+import { Follower } from '../follower.js';
 import { DirectoryLock } from './directory-lock.js';
 import { headerBytes, offsetAt, positionOf, segmentName } from './format.js';
 import { FrameReader } from './frame-reader.js';
@@ -118,8 +118,7 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
   #writer: SegmentWriter | undefined;
   #lock: DirectoryLock | undefined;
   #host!: CursorHost<T>;
-  #watcher: FSWatcher | undefined;
-  #timer: NodeJS.Timeout | undefined;
+  #follower: Follower | undefined;
   /** The descriptor of the newest segment of a read-only log (the writer owns its own otherwise). */
   #followFd: number | undefined;
   readonly #segmentBytesMax: number;
@@ -327,13 +326,7 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
   trim(policy: RetentionPolicy, options: MaintenanceOptions = {}): Promise<TrimResult> {
     checkRetention(policy);
     checkMaintenance(options);
-    if (this.status !== 'open') return Promise.reject(this._closedError());
-    if (this.#writer === undefined) {
-      return Promise.reject(new SluiceError('READ_ONLY', `the log at ${this.dir} was opened read-only`));
-    }
-    const run = this.#maintenance.then(() => this.#trim(policy, options));
-    this.#maintenance = run.catch(() => undefined);
-    return run;
+    return this.#maintain(() => this.#trim(policy, options));
   }
 
   async #trim(policy: RetentionPolicy, options: MaintenanceOptions): Promise<TrimResult> {
@@ -375,18 +368,8 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
    * already read a record's bytes may still hand it out. Fails with `READ_ONLY` on a read-only log.
    */
   delete(offsets: number | readonly number[]): Promise<void> {
-    if (typeof offsets !== 'number' && !Array.isArray(offsets)) {
-      throw new TypeError('offsets must be a number or an array of numbers');
-    }
-    const list: readonly number[] = typeof offsets === 'number' ? [offsets] : offsets;
-    for (const offset of list) checkOffset(offset);
-    if (this.status !== 'open') return Promise.reject(this._closedError());
-    if (this.#writer === undefined) {
-      return Promise.reject(new SluiceError('READ_ONLY', `the log at ${this.dir} was opened read-only`));
-    }
-    const run = this.#maintenance.then(() => this.#delete(list));
-    this.#maintenance = run.catch(() => undefined);
-    return run;
+    const list = checkOffsets(offsets);
+    return this.#maintain(() => this.#delete(list));
   }
 
   async #delete(offsets: readonly number[]): Promise<void> {
@@ -430,13 +413,7 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
   compact(policy: CompactionPolicy = {}, options: MaintenanceOptions = {}): Promise<CompactionResult> {
     checkCompaction(policy);
     checkMaintenance(options);
-    if (this.status !== 'open') return Promise.reject(this._closedError());
-    if (this.#writer === undefined) {
-      return Promise.reject(new SluiceError('READ_ONLY', `the log at ${this.dir} was opened read-only`));
-    }
-    const run = this.#maintenance.then(() => this.#compact(policy, options));
-    this.#maintenance = run.catch(() => undefined);
-    return run;
+    return this.#maintain(() => this.#compact(policy, options));
   }
 
   async #compact(policy: CompactionPolicy, options: MaintenanceOptions): Promise<CompactionResult> {
@@ -480,6 +457,17 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
     return result;
   }
 
+  /** Runs a trim, delete or compaction after those already asked for: they change files, one at a time. */
+  #maintain<R>(task: () => Promise<R>): Promise<R> {
+    if (this.status !== 'open') return Promise.reject(this._closedError());
+    if (this.#writer === undefined) {
+      return Promise.reject(new SluiceError('READ_ONLY', `the log at ${this.dir} was opened read-only`));
+    }
+    const run = this.#maintenance.then(task);
+    this.#maintenance = run.catch(() => undefined);
+    return run;
+  }
+
   #applyRetention(): void {
     const policy = this.#retention;
     if (policy === undefined || this.status !== 'open') return;
@@ -490,7 +478,7 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
   }
 
   protected async _close(): Promise<void> {
-    this.#stopFollowing();
+    this.#follower?.close();
     try {
       await this.#maintenance;
       await this.#writer?.close();
@@ -585,27 +573,12 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
    */
   protected override _followStart(): void {
     if (!this.readonly || this.status !== 'open') return;
-    if (this.#timer === undefined) {
-      try {
-        this.#watcher = watch(this.dir, { persistent: false }, () => this.#refresh());
-        this.#watcher.on('error', () => this.#watcher?.close());
-      } catch {
-        // Watching is an optimisation; the timer still finds new records.
-      }
-      this.#timer = setInterval(() => this.#refresh(), followIntervalMs);
-    }
-    this.#timer.ref();
+    this.#follower ??= new Follower(this.dir, () => this.#refresh());
+    this.#follower.start();
   }
 
   protected override _followStop(): void {
-    this.#timer?.unref();
-  }
-
-  #stopFollowing(): void {
-    this.#watcher?.close();
-    this.#watcher = undefined;
-    if (this.#timer !== undefined) clearInterval(this.#timer);
-    this.#timer = undefined;
+    this.#follower?.idle();
   }
 }
 

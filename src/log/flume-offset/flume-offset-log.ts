@@ -1,11 +1,11 @@
-import { closeSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, watch, writeFileSync, writeSync } from 'node:fs';
-import type { FSWatcher } from 'node:fs';
+import { closeSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, writeFileSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { codecs, type Codec, type JsonValue } from '../../codec/codec.js';
 import { asError, SluiceError } from '../../errors.js';
-import { followIntervalMs, getReadBytes } from '../../limits.js';
-import { AbstractLog, checkOffset, type EncodedEntry, type RecordCursor } from '../abstract-log.js';
+import { getReadBytes } from '../../limits.js';
+import { AbstractLog, checkOffset, checkOffsets, type EncodedEntry, type RecordCursor } from '../abstract-log.js';
 import { DirectoryLock } from '../file/directory-lock.js';
+import { Follower } from '../follower.js';
 import type { LogRecord, LogSupports } from '../log.js';
 import type { ScanRange } from '../range.js';
 import { overheadBytes, type OffsetWidth } from './format.js';
@@ -68,8 +68,7 @@ export class FlumeOffsetLog<T = JsonValue> extends AbstractLog<T> {
   #lock: DirectoryLock | undefined;
   /** The end of the last visible record: reads never look past it. */
   #end = 0;
-  #watcher: FSWatcher | undefined;
-  #timer: NodeJS.Timeout | undefined;
+  #follower: Follower | undefined;
 
   private constructor(file: string, options: FlumeOffsetLogOptions<T>) {
     super({ codec: options.codec ?? codecs.json<T>() });
@@ -215,11 +214,7 @@ export class FlumeOffsetLog<T = JsonValue> extends AbstractLog<T> {
    * does nothing. Every offset is checked before anything is written (`OFFSET_OUT_OF_RANGE`, `NOT_A_RECORD`).
    */
   delete(offsets: number | readonly number[]): Promise<void> {
-    if (typeof offsets !== 'number' && !Array.isArray(offsets)) {
-      throw new TypeError('offsets must be a number or an array of numbers');
-    }
-    const list: readonly number[] = typeof offsets === 'number' ? [offsets] : offsets;
-    for (const offset of list) checkOffset(offset);
+    const list = checkOffsets(offsets);
     return this.#delete(list);
   }
 
@@ -283,7 +278,7 @@ export class FlumeOffsetLog<T = JsonValue> extends AbstractLog<T> {
   }
 
   protected async _close(): Promise<void> {
-    this.#stopFollowing();
+    this.#follower?.close();
     try {
       await this.#writer?.close();
     } finally {
@@ -319,27 +314,12 @@ export class FlumeOffsetLog<T = JsonValue> extends AbstractLog<T> {
   /** A live stream of a read-only log waits: watch the file, and poll slowly in case an event is missed. */
   protected override _followStart(): void {
     if (!this.readonly || this.status !== 'open') return;
-    if (this.#timer === undefined) {
-      try {
-        this.#watcher = watch(this.file, { persistent: false }, () => this.#refresh());
-        this.#watcher.on('error', () => this.#watcher?.close());
-      } catch {
-        // Watching is an optimisation; the timer still finds new records.
-      }
-      this.#timer = setInterval(() => this.#refresh(), followIntervalMs);
-    }
-    this.#timer.ref();
+    this.#follower ??= new Follower(this.file, () => this.#refresh());
+    this.#follower.start();
   }
 
   protected override _followStop(): void {
-    this.#timer?.unref();
-  }
-
-  #stopFollowing(): void {
-    this.#watcher?.close();
-    this.#watcher = undefined;
-    if (this.#timer !== undefined) clearInterval(this.#timer);
-    this.#timer = undefined;
+    this.#follower?.idle();
   }
 }
 

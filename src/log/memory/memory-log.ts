@@ -1,7 +1,7 @@
 import { codecs, type Codec, type JsonValue } from '../../codec/codec.js';
 import { SluiceError } from '../../errors.js';
 import { batchBytesMax, valueBytesMax } from '../../limits.js';
-import { AbstractLog, checkOffset, type EncodedEntry, type RecordCursor } from '../abstract-log.js';
+import { AbstractLog, checkOffsets, type EncodedEntry, type RecordCursor } from '../abstract-log.js';
 import { frameBytes } from '../file/format.js';
 import type { LogRecord, LogSupports } from '../log.js';
 import type { ScanRange } from '../range.js';
@@ -88,11 +88,7 @@ export class MemoryLog<T = JsonValue> extends AbstractLog<T> {
 
   /** As the file log's `delete`: the record keeps its offset, its bytes are dropped. */
   delete(offsets: number | readonly number[]): Promise<void> {
-    if (typeof offsets !== 'number' && !Array.isArray(offsets)) {
-      throw new TypeError('offsets must be a number or an array of numbers');
-    }
-    const list: readonly number[] = typeof offsets === 'number' ? [offsets] : offsets;
-    for (const offset of list) checkOffset(offset);
+    const list = checkOffsets(offsets);
     if (this.status !== 'open') return Promise.reject(this._closedError());
     const indexes: number[] = [];
     for (const offset of list) {
