@@ -139,8 +139,16 @@ export class Sluice<T = JsonValue> extends EventEmitter<SluiceEvents> {
         if (!isSluiceError(error, 'RECORD_DELETED')) throw error;
       }
     }
-    await log.delete?.(list);
-    await Promise.all([...this.#runners.values()].map((runner) => runner.deleted(records)));
+    // Views learn first that these records are going, so none is fed one between the log's deletion and its own.
+    const runners = [...this.#runners.values()];
+    const applied = await Promise.all(runners.map((runner) => runner.deleting(records)));
+    try {
+      await log.delete?.(list);
+    } catch (error) {
+      for (const runner of runners) runner.undelete(records);
+      throw error;
+    }
+    await Promise.all(runners.map((runner, i) => runner.deleted(applied[i] ?? [])));
   }
 
   /**

@@ -185,6 +185,7 @@ export class ViewRunner<T> {
     if (this.#since < target) {
       // The stream ended short of the target: the records in between were deleted, so there is nothing to
       // apply, but the view has seen the log up to there (else it would wait for them forever).
+      for (const offset of this.#deleted) if (offset <= target) this.#deleted.delete(offset);
       this.#since = target;
       this.#waiters.release(target);
     }
@@ -284,20 +285,38 @@ export class ViewRunner<T> {
   }
 
   /**
-   * Records were deleted from the log: the view's `delete` gets those it has applied; those it has not reached
-   * are kept from a batch it may already have read. Resolves once the view has handled them.
+   * Records are about to be deleted from the log: from now on the view is never fed them, and this resolves to
+   * those it has already applied (to hand to `deleted` once the log has deleted them). Decided between batches,
+   * so a record is either applied before or never.
    */
-  async deleted(records: readonly LogRecord<T>[]): Promise<void> {
+  async deleting(records: readonly LogRecord<T>[]): Promise<LogRecord<T>[]> {
     await this.#opened.catch(() => undefined);
+    if (this.#status === 'closed' || this.#failure !== undefined) return [];
+    let applied: LogRecord<T>[] = [];
+    await this.#callView(() => {
+      applied = records.filter((record) => record.offset <= this.#since);
+      for (const record of records) if (record.offset > this.#since) this.#deleted.add(record.offset);
+      return Promise.resolve();
+    });
+    return applied;
+  }
+
+  /** The log refused the deletion announced by `deleting`: the records are fed again. */
+  undelete(records: readonly LogRecord<T>[]): void {
+    for (const record of records) this.#deleted.delete(record.offset);
+  }
+
+  /** The log deleted records the view had applied (from `deleting`): its `delete` gets them. */
+  async deleted(applied: readonly LogRecord<T>[]): Promise<void> {
+    if (applied.length === 0 || this.view.delete === undefined) return;
     if (this.#status === 'closed' || this.#failure !== undefined) return;
+    const remove = this.view.delete.bind(this.view);
     try {
       await this.#callView(async () => {
-        const applied = records.filter((record) => record.offset <= this.#since);
-        for (const record of records) if (record.offset > this.#since) this.#deleted.add(record.offset);
-        if (applied.length > 0 && this.view.delete !== undefined) await this.view.delete(applied);
+        await remove(applied);
       });
     } catch (error) {
-      this.#fail(records[0]?.offset ?? this.#since, error);
+      this.#fail(applied[0]?.offset ?? this.#since, error);
     }
   }
 

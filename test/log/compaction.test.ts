@@ -104,6 +104,19 @@ describe('FileLog compaction', () => {
     assert.equal((await collect(log.stream())).some((record) => record.key !== undefined && Buffer.from(record.key).toString() === 'gone'), false);
   });
 
+  it('keeps a tombstone while an older record of its key is kept', async () => {
+    let now = 1_000_000;
+    const dir = fresh();
+    await using log = await FileLog.open<string>(dir, { segmentBytesMax: 4096, now: () => now, codec: codecs.utf8() });
+    const value = await log.append('v1', { key: 'k' });
+    const tombstone = await log.append('', { key: 'k' });
+    for (let i = 0; i < 60; i++) await log.append(`seal ${'s'.repeat(100)}`);
+    now += 1000;
+    await log.compact({ olderThanMs: 60_000, tombstonesOlderThanMs: 0 });
+    assert.equal(await log.get(value), 'v1', 'too young to drop');
+    assert.equal(await log.get(tombstone), '', 'the tombstone stays while v1 does, or v1 would come back');
+  });
+
   it('drops deleted records, refuses a log without keys, and validates its policy', async () => {
     const dir = fresh();
     await using log = await FileLog.open<string>(dir, { segmentBytesMax: 4096 });

@@ -105,3 +105,41 @@ describe('FileLog deletes and hard links', () => {
     assert.deepEqual(await log.get(offsets[1] as number), `record 1 ${'r'.repeat(80)}`);
   });
 });
+
+describe('regressions found in review', () => {
+  it('rewrites the segment being written in place even when it has another link', async () => {
+    const dir = fresh();
+    const other = fresh();
+    mkdirSync(other);
+    {
+      await using log = await FileLog.open(dir);
+      const first = await log.append({ n: 1 });
+      await log.append({ n: 2 });
+      linkSync(join(dir, '00000000000000000000.seg'), join(other, 'linked.seg'));
+      await log.delete(first);
+      await rejectsWith(log.get(first), 'RECORD_DELETED');
+      await log.append({ n: 3 });
+    }
+    await using log = await FileLog.open(dir);
+    assert.deepEqual((await collect(log.stream())).map((record) => record.value), [{ n: 2 }, { n: 3 }]);
+  });
+
+  it('cuts a torn tail whose last bytes point back at a real frame', async () => {
+    const dir = fresh();
+    let second: number;
+    {
+      await using log = await FileLog.open(dir);
+      await log.append({ n: 1 });
+      second = await log.append({ n: 2 });
+    }
+    const path = join(dir, '00000000000000000000.seg');
+    const size = statSync(path).size;
+    const torn = Buffer.alloc(4);
+    torn.writeUInt32LE(size - 64 - second + 4, 0);
+    appendFileSync(path, torn);
+    await using log = await FileLog.open(dir);
+    assert.equal(log.since, second);
+    await log.append({ n: 3 });
+    assert.deepEqual((await collect(log.stream())).map((record) => record.value), [{ n: 1 }, { n: 2 }, { n: 3 }]);
+  });
+});

@@ -51,6 +51,8 @@ export function planCompaction(segments: Segments, policy: CompactionPolicy, now
   const superseded = nowMs - (policy.olderThanMs ?? 0);
   const tombstones = policy.tombstonesOlderThanMs === undefined ? -Infinity : nowMs - policy.tombstonesOlderThanMs;
   const plans: SegmentPlan[] = [];
+  // Keys with an older record kept: their tombstone must stay, or the older value would come back.
+  const keptOlder = new Set<string>();
   for (let index = first; index < segments.bases.length - 1; index++) {
     const end = segments.endOf(index);
     const records: Array<SegmentPlan['records'][number]> = [];
@@ -63,7 +65,8 @@ export function planCompaction(segments: Segments, policy: CompactionPolicy, now
         const key = reader.buffer.toString('latin1', frame.keyStart, frame.keyStart + frame.keyLength);
         const latest = last.get(key) === offset;
         if (!latest && frame.time < superseded) keep = false;
-        if (latest && frame.valueLength === 0 && frame.time < tombstones) keep = false;
+        else if (!latest) keptOlder.add(key);
+        if (latest && frame.valueLength === 0 && frame.time < tombstones && !keptOlder.has(key)) keep = false;
       }
       records.push({ offset, size: frame.size, keep, batchContinues: frame.batchContinues });
       // Fillers of an earlier compaction are already dropped: they alone are no reason to rewrite.

@@ -1,5 +1,7 @@
 import {
   closeSync,
+  constants,
+  ftruncateSync,
   copyFileSync,
   fdatasyncSync,
   fstatSync,
@@ -34,10 +36,18 @@ export async function journalDeletes(dir: string, offsets: readonly number[]): P
     entries.writeUInt32LE(Math.floor(offset / 0x1_0000_0000), at + 4);
     entries.writeUInt32LE(crc32c(entries, at, at + 8), at + 8);
   });
-  const fd = openSync(join(dir, deletesFileName), 'a', 0o600);
+  // Not opened for appending ('a' ignores positions): a write that failed half-way is cut back, so the next
+  // entries stay aligned on 16 bytes.
+  const fd = openSync(join(dir, deletesFileName), constants.O_WRONLY | constants.O_CREAT, 0o600);
   try {
-    writeAll(fd, entries, 0, entries.length, fstatSync(fd).size);
-    fdatasyncSync(fd);
+    const start = fstatSync(fd).size - (fstatSync(fd).size % entryBytes);
+    try {
+      writeAll(fd, entries, 0, entries.length, start);
+      fdatasyncSync(fd);
+    } catch (error) {
+      ftruncateSync(fd, start);
+      throw error;
+    }
   } finally {
     closeSync(fd);
   }
@@ -86,7 +96,11 @@ export function eraseFrames(segments: Segments, offsets: readonly number[]): num
   for (const offset of offsets) {
     const base = segments.bases[segments.indexOf(offset)];
     if (base === undefined || offset < segments.first || offset >= segments.end) missing.push(offset);
-    else byBase.set(base, [...(byBase.get(base) ?? []), offset]);
+    else {
+      const list = byBase.get(base);
+      if (list === undefined) byBase.set(base, [offset]);
+      else list.push(offset);
+    }
   }
   let renamed = false;
   try {
@@ -95,7 +109,10 @@ export function eraseFrames(segments: Segments, offsets: readonly number[]): num
       let fd = openSync(path, 'r+');
       let copy: string | undefined;
       try {
-        if (fstatSync(fd).nlink > 1) {
+        // The segment being written is never linked by a backup (its head is copied), and the writer's
+        // descriptors must keep naming the log's file: it is always rewritten in place.
+        const active = base === segments.bases[segments.bases.length - 1];
+        if (!active && fstatSync(fd).nlink > 1) {
           closeSync(fd);
           fd = -1;
           copy = `${path}.tmp`;

@@ -208,8 +208,15 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
     this.#host = this.#cursorHost();
     if (this.readonly) this.#followFd = fd;
     const index = bases.length - 1;
-    if (!this.readonly) this.#finishDeletes(fileEnd);
-    const verdict = checkTail(segments, this.#reader, index, fileEnd);
+    let verdict: ReturnType<typeof checkTail>;
+    try {
+      if (!this.readonly) this.#finishDeletes(fileEnd);
+      verdict = checkTail(segments, this.#reader, index, fileEnd);
+    } catch (error) {
+      // The writer that would own the descriptor does not exist yet (a read-only log's is closed by #release).
+      if (!this.readonly) closeSync(fd);
+      throw error;
+    }
     segments.end = verdict.end;
     if (verdict.cut !== undefined && !this.readonly) this.#cut(fd, base, verdict.end, fileEnd);
     this.#reader.reset();

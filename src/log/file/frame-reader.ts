@@ -81,13 +81,18 @@ export class FrameReader {
     const base = this.#segments.bases[index] as number;
     if (end - 4 < base) throw this.#error(index, end, 'no frame ends here', expect);
     if (!this.#covers(index, end - 4, 4)) this.#fillBackwards(index, end, end - this.#chunkBytes);
+    if (!this.#covers(index, end - 4, 4)) throw this.#error(index, end - 4, 'the segment ends before this position', expect);
     const size = this.buffer.readUInt32LE(end - 4 - this.#start);
     const offset = end - size;
     if (offset < base || size < 4) {
       throw this.#error(index, end - 4, 'the frame length points outside the segment', expect);
     }
     if (!this.#covers(index, offset, size)) this.#fillBackwards(index, end, offset);
-    return { offset, frame: this.at(index, offset, expect, false) };
+    const frame = this.at(index, offset, expect, false);
+    // The bytes before `end` may merely look like a trailing length (a torn write's): the frame they point at
+    // must itself end at `end`.
+    if (frame.size !== size) throw this.#error(index, end - 4, 'no frame ends here', expect);
+    return { offset, frame };
   }
 
   #covers(index: number, offset: number, bytes: number): boolean {

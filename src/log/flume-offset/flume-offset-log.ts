@@ -172,6 +172,8 @@ export class FlumeOffsetLog<T = JsonValue> extends AbstractLog<T> {
 
   protected _read(offset: number): LogRecord<T> {
     if (offset > this.since) this.#refresh();
+    // Another process may have deleted (zeroed) a record this reader's window still holds.
+    if (this.readonly) this.#getWindow.reset();
     if (offset > this.since) {
       throw new SluiceError('OFFSET_OUT_OF_RANGE', `offset ${offset} is outside the log`, { offset });
     }

@@ -25,9 +25,11 @@ export function checkTail(window: FrameWindow, size: number): TailVerdict {
   if (size === 0) return { end: 0, since: -1, rest: undefined };
   const first = window.tryAt(0, size);
   if (typeof first === 'string') {
+    // A file another format reads is that format's, however much it looks like a torn first record here.
+    const other = readsAs(window, size);
     const rest = classifyRest(window, 0, size);
-    if (rest.torn) return { end: 0, since: -1, rest };
-    throw notThisFormat(window, 0, first, readsAs(window, size));
+    if (rest.torn && other === undefined) return { end: 0, since: -1, rest };
+    throw notThisFormat(window, 0, first, other);
   }
   const last = window.tryEndingAt(size);
   if (typeof last !== 'string') return { end: size, since: last.start, rest: undefined };

@@ -62,6 +62,16 @@ describe('FlumeOffsetLog', () => {
     }
   });
 
+  it('refuses a one-record file of another width or format rather than cutting it as a torn write', async () => {
+    for (const [wrote, asked] of [
+      [{ offsetWidth: 4 }, { offsetWidth: 8 }],
+      [{ legacy: true }, { offsetWidth: 4 }],
+    ] as const) {
+      const file = await written(wrote, [{ only: 'one' }]);
+      await refuses(file, asked, 'NOT_A_LOG', (_message, position) => assert.equal(position, 0));
+    }
+  });
+
   it('refuses a legacy file opened as 3.x and a 3.x file opened as legacy', async () => {
     const legacy = await written({ legacy: true }, values);
     await refuses(legacy, { offsetWidth: 4 }, 'NOT_A_LOG', (message) => assert.match(message, /legacy/));
