@@ -18,15 +18,14 @@
  * asynchronous in Node and only tells the parent when to kill): a line in that file proves the append resolved.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { FileLog, type Durability } from '../../src/log/file/file-log.js';
 import { frameBytes } from '../../src/log/file/format.js';
 import type { LogRecord } from '../../src/log/log.js';
 import { mulberry32, temporaryDirectory, type BatchValue } from '../helpers.js';
+import { runUntilKilled } from '../kill-harness.js';
 
 const baseSeed = process.env.SLUICE_KILL_SEED === undefined ? 0x5eed_c0de : Number(process.env.SLUICE_KILL_SEED);
 const rounds = 5;
@@ -104,40 +103,13 @@ interface Ack {
 }
 
 /** Runs the child until it has acknowledged `target` records, kills it, and returns its acknowledgements. */
-async function appendUntilKilled(
+function appendUntilKilled(
   config: { dir: string; durability: Durability; seed: number; ackFile: string },
   target: number,
   context: string,
 ): Promise<Ack[]> {
-  const child = spawn(process.execPath, ['--input-type=module', '-e', childScript], {
-    env: { ...process.env, SLUICE_KILL_CONFIG: JSON.stringify({ ...config, segmentBytesMax }) },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr.setEncoding('utf8').on('data', (data: string) => (stderr += data));
-  let pending = '';
-  let acknowledged = 0;
-  let killed = false;
-  child.stdout.setEncoding('utf8').on('data', (data: string) => {
-    pending += data;
-    const lines = pending.split('\n');
-    pending = lines.pop() ?? '';
-    for (const line of lines) acknowledged += (JSON.parse(line) as Ack).n;
-    if (!killed && acknowledged >= target) {
-      killed = true;
-      child.kill('SIGKILL');
-    }
-  });
-  const [code, signal] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null];
-  assert.equal(signal, 'SIGKILL', `${context}: the child ended by itself (exit code ${code}): ${stderr}`);
-  // The ack file is the truth (stdout only told us when to kill): every line in it was written after its
-  // append resolved. A line cut by the kill was never complete, so it does not count.
-  const text = readFileSync(config.ackFile, 'utf8');
-  const complete = text.slice(0, text.lastIndexOf('\n') + 1);
-  return complete
-    .split('\n')
-    .filter((line) => line !== '')
-    .map((line) => JSON.parse(line) as Ack);
+  const { ackFile, ...rest } = config;
+  return runUntilKilled<Ack>(childScript, { ...rest, segmentBytesMax }, ackFile, target, (ack) => ack.n, context);
 }
 
 function keyText(record: LogRecord<Value>): string | undefined {

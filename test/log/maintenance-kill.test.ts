@@ -7,15 +7,13 @@
  * prefix, and the log goes on. Rerun with SLUICE_KILL_SEED=<seed>.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { isSluiceError } from '../../src/errors.js';
 import { FileLog } from '../../src/log/file/file-log.js';
 import { check } from '../../src/ops/check.js';
 import { mulberry32, temporaryDirectory } from '../helpers.js';
+import { runUntilKilled } from '../kill-harness.js';
 
 const baseSeed = process.env.SLUICE_KILL_SEED === undefined ? 0xde1e7e : Number(process.env.SLUICE_KILL_SEED);
 const rounds = 4;
@@ -77,32 +75,6 @@ type Ack =
   | { trimmed: number }
   | { compacted: number };
 
-async function runUntilKilled(config: object, ackFile: string, acks: number): Promise<Ack[]> {
-  const child = spawn(process.execPath, ['--input-type=module', '-e', childScript], {
-    env: { ...process.env, SLUICE_KILL_CONFIG: JSON.stringify({ ...config, ackFile }) },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr.setEncoding('utf8').on('data', (data: string) => (stderr += data));
-  let seen = 0;
-  let killed = false;
-  child.stdout.setEncoding('utf8').on('data', (data: string) => {
-    seen += data.split('\n').length - 1;
-    if (!killed && seen >= acks) {
-      killed = true;
-      child.kill('SIGKILL');
-    }
-  });
-  const [code, signal] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null];
-  assert.equal(signal, 'SIGKILL', `the child ended by itself (exit code ${code}): ${stderr}`);
-  const text = readFileSync(ackFile, 'utf8');
-  return text
-    .slice(0, text.lastIndexOf('\n') + 1)
-    .split('\n')
-    .filter((line) => line !== '')
-    .map((line) => JSON.parse(line) as Ack);
-}
-
 describe('deletes, trims and compactions under SIGKILL', () => {
   it('keep every acknowledged deletion and every other acknowledged record', async () => {
     const dir = temporaryDirectory();
@@ -112,7 +84,14 @@ describe('deletes, trims and compactions under SIGKILL', () => {
     let start = 0;
     for (let round = 0; round < rounds; round++) {
       const context = `seed ${baseSeed}, round ${round}`;
-      const acks = await runUntilKilled({ dir: logDir, seed: baseSeed + round, start }, ackFile, 100 + Math.floor(random() * 400));
+      const acks = await runUntilKilled<Ack>(
+        childScript,
+        { dir: logDir, seed: baseSeed + round, start },
+        ackFile,
+        100 + Math.floor(random() * 400),
+        () => 1,
+        context,
+      );
       const values = new Map<number, number>();
       const deleted = new Set<number>();
       const maybeDeleted = new Set<number>();

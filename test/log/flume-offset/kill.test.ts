@@ -8,14 +8,13 @@
  * SLUICE_KILL_SEED=<seed>, which the assertion messages print.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { copyFileSync, readFileSync } from 'node:fs';
+import { copyFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { FlumeOffsetLog } from '../../../src/log/flume-offset/flume-offset-log.js';
 import { mulberry32, temporaryDirectory, type BatchValue } from '../../helpers.js';
 import { collect } from '../../conformance/log-suite.js';
+import { runUntilKilled } from '../../kill-harness.js';
 import { Upstream } from './upstream.js';
 
 const baseSeed = process.env.SLUICE_KILL_SEED === undefined ? 0x0ff5_e7 : Number(process.env.SLUICE_KILL_SEED);
@@ -70,34 +69,8 @@ interface Ack {
   readonly offsets: number[];
 }
 
-async function appendUntilKilled(config: object, ackFile: string, target: number, context: string): Promise<Ack[]> {
-  const child = spawn(process.execPath, ['--input-type=module', '-e', childScript], {
-    env: { ...process.env, SLUICE_KILL_CONFIG: JSON.stringify({ ...config, ackFile }) },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr.setEncoding('utf8').on('data', (data: string) => (stderr += data));
-  let pending = '';
-  let acknowledged = 0;
-  let killed = false;
-  child.stdout.setEncoding('utf8').on('data', (data: string) => {
-    pending += data;
-    const lines = pending.split('\n');
-    pending = lines.pop() ?? '';
-    for (const line of lines) acknowledged += (JSON.parse(line) as Ack).n;
-    if (!killed && acknowledged >= target) {
-      killed = true;
-      child.kill('SIGKILL');
-    }
-  });
-  const [code, signal] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null];
-  assert.equal(signal, 'SIGKILL', `${context}: the child ended by itself (exit code ${code}): ${stderr}`);
-  const text = readFileSync(ackFile, 'utf8');
-  return text
-    .slice(0, text.lastIndexOf('\n') + 1)
-    .split('\n')
-    .filter((line) => line !== '')
-    .map((line) => JSON.parse(line) as Ack);
+function appendUntilKilled(config: object, ackFile: string, target: number, context: string): Promise<Ack[]> {
+  return runUntilKilled<Ack>(childScript, config, ackFile, target, (ack) => ack.n, context);
 }
 
 describe('FlumeOffsetLog under SIGKILL', () => {
