@@ -98,3 +98,8 @@ export function isSluiceError(error: unknown, code?: ErrorCode): error is Sluice
 export function asError(error: unknown): Error {
   return error instanceof Error ? error : new Error(String(error));
 }
+
+/** Throws `ABORTED` (the signal's reason as cause) when `signal` has aborted; `what` names the call. */
+export function throwIfAborted(signal: AbortSignal | undefined, what: string): void {
+  if (signal?.aborted === true) throw new SluiceError('ABORTED', `${what} was aborted`, { cause: signal.reason });
+}

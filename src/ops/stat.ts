@@ -1,7 +1,7 @@
 import { stat as statFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { skipValues } from '../codec/codec.js';
-import { SluiceError } from '../errors.js';
+import { throwIfAborted } from '../errors.js';
 import { FileLog } from '../log/file/file-log.js';
 import { FrameReader } from '../log/file/frame-reader.js';
 import { FlumeOffsetLog } from '../log/flume-offset/flume-offset-log.js';
@@ -65,7 +65,7 @@ export interface StatOptions {
  */
 export async function stat(dir: string, options: StatOptions = {}): Promise<LogStat> {
   const signal = options.signal;
-  if (signal?.aborted === true) throw new SluiceError('ABORTED', 'stat was aborted', { cause: signal.reason });
+  throwIfAborted(signal, 'stat');
   const log = await FileLog.open(dir, { readonly: true, codec: skipValues });
   try {
     // Snapshot first: a writer may add records and segments while we scan, and the numbers must agree.
@@ -137,7 +137,7 @@ export interface FlumeOffsetStatOptions extends StatOptions {
  */
 export async function statFlumeOffset(file: string, options: FlumeOffsetStatOptions = {}): Promise<LogStat> {
   const signal = options.signal;
-  if (signal?.aborted === true) throw new SluiceError('ABORTED', 'stat was aborted', { cause: signal.reason });
+  throwIfAborted(signal, 'stat');
   const log = await FlumeOffsetLog.open(file, {
     readonly: true,
     codec: skipValues,
@@ -164,5 +164,5 @@ export async function statFlumeOffset(file: string, options: FlumeOffsetStatOpti
 async function checkAbort(signal: AbortSignal | undefined): Promise<void> {
   // A turn of the event loop now and then, so an abort (a signal handler) can land during a long count.
   await new Promise((resolve) => setImmediate(resolve));
-  if (signal?.aborted === true) throw new SluiceError('ABORTED', 'stat was aborted', { cause: signal.reason });
+  throwIfAborted(signal, 'stat');
 }

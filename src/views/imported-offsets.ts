@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { indexBatchRecords } from '../limits.js';
 import type { LogRecord } from '../log/log.js';
-import { readState, writeState } from './state-file.js';
+import { restoreState, writeState } from './state-file.js';
 import type { ReadOptions, View, ViewContext } from './view.js';
 
 /** The name `sluice import` gives the view, under `<dir>/views/`. */
@@ -67,18 +67,9 @@ export class ImportedOffsetsView<T> implements View<T> {
 
   async open(context: ViewContext<T>): Promise<number> {
     this.#context = context;
-    const stored = await readState<TableState>(this.#path());
+    const stored = await restoreState(this.#path(), this.version, (message) => context.report(message), isTableState);
     if (stored === undefined) return -1;
-    if (typeof stored === 'string') {
-      context.report(`${stored}: rebuilding`);
-      return -1;
-    }
-    const state = stored.state;
-    if (stored.version !== this.version || !isTableState(state)) {
-      context.report(`the stored table is from another version: rebuilding`);
-      return -1;
-    }
-    this.#state = state;
+    this.#state = stored.state;
     return stored.since;
   }
 

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import type { LogRecord } from '../log/log.js';
-import { readState, writeState } from './state-file.js';
+import { restoreState, writeState } from './state-file.js';
 import type { ReadOptions, View, ViewContext } from './view.js';
 
 export interface ReduceOptions<T, M, S> {
@@ -88,16 +88,8 @@ export class ReduceView<T, S, M = T> implements View<T> {
 
   async open(context: ViewContext<T>): Promise<number> {
     this.#context = context;
-    const stored = await readState<S>(this.#path());
+    const stored = await restoreState<S>(this.#path(), this.version, (message) => context.report(message));
     if (stored === undefined) return -1;
-    if (typeof stored === 'string') {
-      context.report(`${stored}: rebuilding`);
-      return -1;
-    }
-    if (stored.version !== this.version) {
-      context.report(`version ${stored.version} on disk, ${this.version} in code: rebuilding`);
-      return -1;
-    }
     this.#state = stored.state;
     return stored.since;
   }

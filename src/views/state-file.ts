@@ -54,6 +54,33 @@ export async function readState<S>(path: string): Promise<StoredState<S> | strin
   return stored as StoredState<S>;
 }
 
+/**
+ * A view's `open` from its state file: the stored state when there is one of `version` (and `valid` accepts it),
+ * else `undefined` after telling `report` why it will rebuild (nothing stored is no news: nothing is said).
+ */
+export async function restoreState<S>(
+  path: string,
+  version: number,
+  report: (message: string) => void,
+  valid: (state: unknown) => state is S = (state: unknown): state is S => state !== undefined,
+): Promise<StoredState<S> | undefined> {
+  const stored = await readState<S>(path);
+  if (stored === undefined) return undefined;
+  if (typeof stored === 'string') {
+    report(`${stored}: rebuilding`);
+    return undefined;
+  }
+  if (stored.version !== version) {
+    report(`version ${stored.version} on disk, ${version} in code: rebuilding`);
+    return undefined;
+  }
+  if (!valid(stored.state)) {
+    report(`${path}: the stored state is not what this view keeps: rebuilding`);
+    return undefined;
+  }
+  return stored;
+}
+
 /** Writes a state file atomically (F-51): a temporary file, synced, renamed over the old one, directory synced. */
 export async function writeState<S>(path: string, stored: StoredState<S>): Promise<void> {
   const body = Buffer.from(JSON.stringify(stored), 'utf8');

@@ -61,7 +61,8 @@ describe('FileLog compaction', () => {
       after.map((record) => record.offset),
       before.filter(kept).map((record) => record.offset),
     );
-    for (const offset of [...latest.values(), ...unkeyed]) assert.ok((await log.get(offset)) !== undefined);
+    for (const [key, offset] of latest) assert.deepEqual(await log.get(offset), { key, version: 39, pad: 'z'.repeat(200) });
+    for (const [version, offset] of unkeyed.entries()) assert.equal((await log.get(offset)).version, version);
     assert.ok(after.length < before.length / 2);
     const reversed = await collect(log.stream({ reverse: true }));
     assert.deepEqual(reversed.map((record) => record.offset), after.map((record) => record.offset).reverse());

@@ -1,4 +1,5 @@
-import { closeSync, fdatasyncSync, fstatSync, ftruncateSync, openSync, readSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, fdatasyncSync, fstatSync, ftruncateSync, openSync, renameSync } from 'node:fs';
+import { readFully, writeFully } from '../../io/positioned.js';
 import { crc32c } from '../../checksum/crc32c.js';
 import { compactionSkipBytesMax } from '../../limits.js';
 import { FrameReader } from './frame-reader.js';
@@ -100,15 +101,15 @@ export function rewriteSegment(segments: Segments, plan: SegmentPlan): { before:
     const before = fstatSync(source).blocks * 512;
     target = openSync(temporary, 'w', 0o600);
     const header = Buffer.alloc(headerBytes);
-    readAll(source, header, 0);
-    writeAll(target, header, 0);
+    readAllOf(source, header, 0);
+    writeFully(target, header, 0, header.length, 0);
     const records = plan.records;
     for (let i = 0; i < records.length; ) {
       const record = records[i] as SegmentPlan['records'][number];
       if (record.keep) {
         const frame = Buffer.allocUnsafe(record.size);
-        readAll(source, frame, positionOf(base, record.offset));
-        writeAll(target, frame, positionOf(base, record.offset));
+        readAllOf(source, frame, positionOf(base, record.offset));
+        writeFully(target, frame, 0, frame.length, positionOf(base, record.offset));
         i++;
         continue;
       }
@@ -152,23 +153,16 @@ function writeSkipFrames(fd: number, base: number, offset: number, bytes: number
     frame.writeUInt32LE(size, size - 4);
     frame.writeUInt32LE(crc32c(frame, 8, size), 4);
     const position = positionOf(base, at);
-    writeAll(fd, frame.subarray(0, frameOverheadBytes - 4), position);
-    writeAll(fd, frame.subarray(size - 4), position + size - 4);
+    // Only the filler's head and its trailing length are written: what lies between stays a hole.
+    writeFully(fd, frame, 0, frameOverheadBytes - 4, position);
+    writeFully(fd, frame, size - 4, 4, position + size - 4);
     at += size;
     left -= size;
   }
 }
 
-function readAll(fd: number, buffer: Buffer, position: number): void {
-  let done = 0;
-  while (done < buffer.length) {
-    const read = readSync(fd, buffer, done, buffer.length - done, position + done);
-    if (read === 0) throw new Error(`unexpected end of file at ${position + done}`);
-    done += read;
+function readAllOf(fd: number, buffer: Buffer, position: number): void {
+  if (readFully(fd, buffer, 0, buffer.length, position) < buffer.length) {
+    throw new Error(`unexpected end of file at ${position + buffer.length}`);
   }
-}
-
-function writeAll(fd: number, buffer: Buffer, position: number): void {
-  let done = 0;
-  while (done < buffer.length) done += writeSync(fd, buffer, done, buffer.length - done, position + done);
 }

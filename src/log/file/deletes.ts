@@ -7,13 +7,12 @@ import {
   fstatSync,
   openSync,
   readFileSync,
-  readSync,
   renameSync,
   unlinkSync,
-  writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
 import { crc32c } from '../../checksum/crc32c.js';
+import { readFully, writeFully } from '../../io/positioned.js';
 import { SluiceError } from '../../errors.js';
 import { eraseFrame, frameBytesMax, frameBytesMin, positionOf, readU64 } from './format.js';
 import type { Segments } from './segments.js';
@@ -42,7 +41,7 @@ export async function journalDeletes(dir: string, offsets: readonly number[]): P
   try {
     const start = fstatSync(fd).size - (fstatSync(fd).size % entryBytes);
     try {
-      writeAll(fd, entries, 0, entries.length, start);
+      writeFully(fd, entries, 0, entries.length, start);
       fdatasyncSync(fd);
     } catch (error) {
       ftruncateSync(fd, start);
@@ -143,18 +142,13 @@ export function eraseFrames(segments: Segments, offsets: readonly number[]): num
 
 function eraseAt(fd: number, position: number, offset: number): boolean {
   const head = Buffer.alloc(4);
-  if (readSync(fd, head, 0, 4, position) < 4) return false;
+  if (readFully(fd, head, 0, 4, position) < 4) return false;
   const size = head.readUInt32LE(0);
   if (size < frameBytesMin || size > frameBytesMax) return false;
   const frame = Buffer.alloc(size);
-  if (readSync(fd, frame, 0, size, position) < size) return false;
+  if (readFully(fd, frame, 0, size, position) < size) return false;
   if (frame.readUInt32LE(size - 4) !== size || readU64(frame, 8) !== offset) return false;
   eraseFrame(frame, 0, size);
-  writeAll(fd, frame, 0, size, position);
+  writeFully(fd, frame, 0, size, position);
   return true;
-}
-
-function writeAll(fd: number, buffer: Buffer, from: number, length: number, position: number): void {
-  let done = 0;
-  while (done < length) done += writeSync(fd, buffer, from + done, length - done, position + done);
 }

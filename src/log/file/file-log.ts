@@ -2,7 +2,7 @@ import { closeSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, wr
 import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { codecs, type Codec, type JsonValue } from '../../codec/codec.js';
-import { SluiceError } from '../../errors.js';
+import { SluiceError, throwIfAborted } from '../../errors.js';
 import { segmentBytesDefault, segmentBytesLimit, segmentBytesMin } from '../../limits.js';
 import { AbstractLog, checkOffsets, type EncodedEntry, type RecordCursor } from '../abstract-log.js';
 import type { LogRecord, LogSupports } from '../log.js';
@@ -48,10 +48,6 @@ function checkMaintenance(options: unknown): asserts options is MaintenanceOptio
   const { signal, onProgress } = options as MaintenanceOptions;
   if (signal !== undefined && !(signal instanceof AbortSignal)) throw new TypeError('signal must be an AbortSignal');
   if (onProgress !== undefined && typeof onProgress !== 'function') throw new TypeError('onProgress must be a function');
-}
-
-function throwIfAborted(signal: AbortSignal | undefined, what: string): void {
-  if (signal?.aborted === true) throw new SluiceError('ABORTED', `the ${what} was aborted`, { cause: signal.reason });
 }
 
 function checkCompaction(policy: unknown): asserts policy is CompactionPolicy {
@@ -337,7 +333,7 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
   }
 
   async #trim(policy: RetentionPolicy, options: MaintenanceOptions): Promise<TrimResult> {
-    throwIfAborted(options.signal, 'trim');
+    throwIfAborted(options.signal, 'the trim');
     const segments = this.#segments;
     const from = segments.firstIndex;
     if (this.status !== 'open') throw this._closedError();
@@ -425,7 +421,7 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
 
   async #compact(policy: CompactionPolicy, options: MaintenanceOptions): Promise<CompactionResult> {
     if (this.status !== 'open') throw this._closedError();
-    throwIfAborted(options.signal, 'compaction');
+    throwIfAborted(options.signal, 'the compaction');
     const segments = this.#segments;
     const { plans, keyed } = planCompaction(segments, policy, this.#clock());
     const meter = new ProgressMeter('compact', options.onProgress);
@@ -438,7 +434,7 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
       if (plan.dropped === 0) continue;
       if (this.status !== 'open') break;
       // Between segments only: each one is swapped in whole or not at all.
-      throwIfAborted(options.signal, 'compaction');
+      throwIfAborted(options.signal, 'the compaction');
       // Trimmed meanwhile? Then the file is gone: nothing to rewrite.
       if ((segments.bases[plan.index] as number) < segments.first) continue;
       let sizes: { before: number; after: number };

@@ -1,4 +1,4 @@
-import { closeSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { codecs, type Codec, type JsonValue } from '../../codec/codec.js';
 import { asError, SluiceError } from '../../errors.js';
@@ -6,13 +6,14 @@ import { getReadBytes } from '../../limits.js';
 import { AbstractLog, checkOffset, checkOffsets, type EncodedEntry, type RecordCursor } from '../abstract-log.js';
 import { DirectoryLock } from '../file/directory-lock.js';
 import { Follower } from '../follower.js';
+import { writeFully } from '../../io/positioned.js';
 import type { LogRecord, LogSupports } from '../log.js';
 import type { ScanRange } from '../range.js';
-import { overheadBytes, type OffsetWidth } from './format.js';
+import { isZeroed, overheadBytes, type OffsetWidth } from './format.js';
 import { FrameWindow, type FrameSpan } from './frame-window.js';
 import { OffsetCursor, type OffsetCursorHost } from './offset-cursor.js';
 import { OffsetWriter, type OffsetDurability } from './offset-writer.js';
-import { checkTail } from './tail.js';
+import { checkTail, walkForward } from './tail.js';
 
 export type { OffsetDurability } from './offset-writer.js';
 export type { OffsetWidth } from './format.js';
@@ -236,8 +237,7 @@ export class FlumeOffsetLog<T = JsonValue> extends AbstractLog<T> {
     for (const span of spans) {
       const zeros = Buffer.alloc(span.length);
       try {
-        let done = 0;
-        while (done < zeros.length) done += writeSync(this.#fd, zeros, done, zeros.length - done, span.start + 4 + done);
+        writeFully(this.#fd, zeros, 0, zeros.length, span.start + 4);
       } catch (error) {
         throw new SluiceError('WRITE_FAILED', `${this.file}: deleting the record at ${span.start} failed`, {
           cause: error,
@@ -299,17 +299,9 @@ export class FlumeOffsetLog<T = JsonValue> extends AbstractLog<T> {
     if (!this.readonly || this.status !== 'open') return;
     const size = fstatSync(this.#fd).size;
     if (size <= this.#end) return;
-    const window = new FrameWindow(this.#fd, this.file, this.width);
-    let position = this.#end;
-    let since = -1;
-    for (;;) {
-      const frame = window.tryAt(position, size);
-      if (typeof frame === 'string') break;
-      since = position;
-      position += frame.length + overheadBytes(this.width);
-    }
+    const { end, since } = walkForward(new FrameWindow(this.#fd, this.file, this.width), size, this.#end);
     if (since < 0) return;
-    this.#end = position;
+    this.#end = end;
     this._advance(since);
   }
 
@@ -325,9 +317,9 @@ export class FlumeOffsetLog<T = JsonValue> extends AbstractLog<T> {
   }
 }
 
+/** A deleted record's payload is zeros (O-6). */
 function isDeleted(buffer: Buffer, frame: FrameSpan): boolean {
-  for (let i = frame.at; i < frame.at + frame.length; i++) if (buffer[i] !== 0) return false;
-  return true;
+  return isZeroed(buffer, frame.at, frame.at + frame.length);
 }
 
 function notFound(file: string): SluiceError {

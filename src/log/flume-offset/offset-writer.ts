@@ -1,4 +1,5 @@
-import { fdatasync, ftruncateSync, writeSync } from 'node:fs';
+import { fdatasync, ftruncateSync } from 'node:fs';
+import { writeFully } from '../../io/positioned.js';
 import { SluiceError } from '../../errors.js';
 import { batchBytesMax, valueBytesMax, writeBufferBytesInitial } from '../../limits.js';
 import type { EncodedEntry } from '../abstract-log.js';
@@ -113,8 +114,7 @@ export class OffsetWriter {
     const bytes = this.#chunkBytes;
     this.#chunkBytes = 0;
     try {
-      let done = 0;
-      while (done < bytes) done += writeSync(this.#host.fd, this.#chunk, done, bytes - done, this.#written + done);
+      writeFully(this.#host.fd, this.#chunk, 0, bytes, this.#written);
     } catch (error) {
       this.#fail(error, batches);
       return;

@@ -60,9 +60,12 @@ function walkBack(window: FrameWindow, size: number): { end: number; since: numb
   return undefined;
 }
 
-/** The longest valid prefix, walking every record from the start (the first one is known to be valid). */
-function walkForward(window: FrameWindow, size: number): { end: number; since: number } {
-  let position = 0;
+/**
+ * The end of the run of valid records from `from` (a record start) up to `size`, and the last one's offset
+ * (`-1`: none): the longest valid prefix at open, and what a read-only log takes in of a writer's appends.
+ */
+export function walkForward(window: FrameWindow, size: number, from = 0): { end: number; since: number } {
+  let position = from;
   let since = -1;
   for (;;) {
     const frame = window.tryAt(position, size);
