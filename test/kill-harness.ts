@@ -4,10 +4,55 @@ import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 
 /**
- * Runs `script` (an ES module's source) in a child process with `config` in `SLUICE_KILL_CONFIG`, kills it with
- * SIGKILL once `weigh` has counted `target` on the acknowledgement lines it prints, and returns the lines of
- * `ackFile`: the child writes each acknowledgement there synchronously before printing it, so the file, not
- * stdout, is the truth, and a line the kill cut short never counts. Fails when the child ends by itself.
+ * Runs `script` (an ES module's source) in a child process with `env` added, hands every JSON line it prints to
+ * `onLine`, and kills it with SIGKILL as soon as `onLine` returns true (or `poll`, asked every `pollMs` for what
+ * lines do not show, such as a file the child wrote). Fails when the child ends by itself; never leaves it running.
+ */
+export async function killWhen<Line>(
+  script: string,
+  env: Record<string, string>,
+  onLine: (line: Line) => boolean,
+  context: string,
+  poll?: { readonly everyMs: number; readonly check: () => boolean },
+): Promise<void> {
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (data: string) => (stderr += data));
+  let pending = '';
+  let killed = false;
+  const kill = (): void => {
+    killed = true;
+    child.kill('SIGKILL');
+  };
+  child.stdout.setEncoding('utf8').on('data', (data: string) => {
+    if (killed) return;
+    pending += data;
+    const lines = pending.split('\n');
+    pending = lines.pop() ?? '';
+    for (const line of lines) {
+      if (!onLine(JSON.parse(line) as Line)) continue;
+      kill();
+      return;
+    }
+  });
+  const timer = poll === undefined ? undefined : setInterval(() => !killed && poll.check() && kill(), poll.everyMs);
+  try {
+    const [code, signal] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null];
+    assert.equal(signal, 'SIGKILL', `${context}: the child ended by itself (exit code ${code}): ${stderr}`);
+  } finally {
+    clearInterval(timer);
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  }
+}
+
+/**
+ * Runs `script` with `config` (and `ackFile`) in `SLUICE_KILL_CONFIG`, kills it once `weigh` has counted `target`
+ * on the acknowledgement lines it prints, and returns the lines of `ackFile`: the child writes each one there
+ * synchronously before printing it, so the file, not stdout, is the truth, and a line the kill cut short never
+ * counts.
  */
 export async function runUntilKilled<Ack>(
   script: string,
@@ -17,27 +62,13 @@ export async function runUntilKilled<Ack>(
   weigh: (ack: Ack) => number,
   context: string,
 ): Promise<Ack[]> {
-  const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
-    env: { ...process.env, SLUICE_KILL_CONFIG: JSON.stringify({ ...config, ackFile }) },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr.setEncoding('utf8').on('data', (data: string) => (stderr += data));
-  let pending = '';
   let counted = 0;
-  let killed = false;
-  child.stdout.setEncoding('utf8').on('data', (data: string) => {
-    pending += data;
-    const lines = pending.split('\n');
-    pending = lines.pop() ?? '';
-    for (const line of lines) counted += weigh(JSON.parse(line) as Ack);
-    if (!killed && counted >= target) {
-      killed = true;
-      child.kill('SIGKILL');
-    }
-  });
-  const [code, signal] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null];
-  assert.equal(signal, 'SIGKILL', `${context}: the child ended by itself (exit code ${code}): ${stderr}`);
+  await killWhen<Ack>(
+    script,
+    { SLUICE_KILL_CONFIG: JSON.stringify({ ...config, ackFile }) },
+    (ack) => (counted += weigh(ack)) >= target,
+    context,
+  );
   const text = readFileSync(ackFile, 'utf8');
   return text
     .slice(0, text.lastIndexOf('\n') + 1)

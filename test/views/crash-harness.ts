@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { cpSync } from 'node:fs';
 import { join } from 'node:path';
 import { FileLog } from '../../src/log/file/file-log.js';
+import { killWhen } from '../kill-harness.js';
 
 /** The records the crash tests write: `{ n }`, n = 0, 1, … in log order. */
 export interface NumberedValue {
@@ -51,45 +50,26 @@ export interface ChildRun<Line> {
  * Runs `childScript` (one JSON line per progress event: `{ since, … }`, and `{ done, … }` once caught up) on `dir`
  * and kills it with SIGKILL on its first progress line past `startSince` and short of `lastOffset`.
  */
-export async function runUntilKilled<Line extends object>(
+export async function runCatchUpUntilKilled<Line extends object>(
   childScript: string,
   dir: string,
   startSince: number,
   lastOffset: number,
 ): Promise<ChildRun<Line>> {
-  const child = spawn(process.execPath, ['--input-type=module', '-e', childScript], {
-    env: { ...process.env, SLUICE_CRASH_DIR: dir },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
   const lines: Line[] = [];
-  let stderr = '';
-  let pending = '';
   let progressSince = startSince;
   let caughtUp = false;
-  let killed = false;
-  child.stderr.setEncoding('utf8').on('data', (data: string) => (stderr += data));
-  child.stdout.setEncoding('utf8').on('data', (data: string) => {
-    if (killed) return;
-    pending += data;
-    const parts = pending.split('\n');
-    pending = parts.pop() ?? '';
-    for (const part of parts) {
-      const line = JSON.parse(part) as Line & { since?: number; done?: number };
+  await killWhen<Line & { since?: number; done?: number }>(
+    childScript,
+    { SLUICE_CRASH_DIR: dir },
+    (line) => {
       lines.push(line);
       if (line.since !== undefined) progressSince = line.since;
       if (line.done !== undefined) caughtUp = true;
-    }
-    if (caughtUp || (progressSince > startSince && progressSince < lastOffset)) {
-      killed = true;
-      child.kill('SIGKILL');
-    }
-  });
-  try {
-    const [code, signal] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null];
-    assert.equal(signal, 'SIGKILL', `the child ended by itself (exit code ${code}): ${stderr}`);
-  } finally {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  }
+      return caughtUp || (progressSince > startSince && progressSince < lastOffset);
+    },
+    dir,
+  );
   return { lines, progressSince, caughtUp };
 }
 
@@ -137,7 +117,7 @@ export async function crashMidCatchUp(options: CrashOptions): Promise<Crash> {
     await fill(dir, offsets, options.recordsFirst * 2 ** (attempt - 1));
     const lastOffset = offsets[offsets.length - 1] as number;
     type Line = { since?: number; report?: string } & Record<string, unknown>;
-    const run = await runUntilKilled<Line>(options.childScript, dir, startSince, lastOffset);
+    const run = await runCatchUpUntilKilled<Line>(options.childScript, dir, startSince, lastOffset);
     const context = `attempt ${attempt} (${offsets.length} records, from ${startSince} to ${lastOffset})`;
     for (const line of run.lines) {
       assert.equal(line.report, undefined, `${context}: the child reported "${String(line.report)}"`);

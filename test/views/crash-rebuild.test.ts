@@ -22,8 +22,6 @@
  * 1,600,000) and the child run again on it, resuming from there; the diagnostics say how many attempts it took.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { cpSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
@@ -34,6 +32,7 @@ import type { LogRecord } from '../../src/log/log.js';
 import { reduce } from '../../src/views/reduce.js';
 import { countUpTo, fill, type NumberedValue } from './crash-harness.js';
 import { temporaryDirectory } from '../helpers.js';
+import { killWhen } from '../kill-harness.js';
 
 type Value = NumberedValue;
 
@@ -120,47 +119,25 @@ interface ChildRun {
  * progress it printed is short of `lastOffset` (or, failing that, once it says it caught up).
  */
 async function runUntilKilled(dir: string, startSince: number, lastOffset: number): Promise<ChildRun> {
-  const child = spawn(process.execPath, ['--input-type=module', '-e', childScript], {
-    env: { ...process.env, SLUICE_CRASH_DIR: dir },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
   const statePath = stateFileOf(dir);
   const lines: ChildLine[] = [];
-  let stderr = '';
-  let pending = '';
   let progressSince = startSince;
   let caughtUp = false;
   let killedAt: ChildRun['killedAt'] | undefined;
-  const maybeKill = (): void => {
-    if (killedAt !== undefined) return;
+  const shouldKill = (): boolean => {
     const stateSince = peekSince(statePath);
     const checkpointed = stateSince !== undefined && stateSince > startSince;
-    if ((checkpointed && progressSince < lastOffset) || caughtUp) {
-      killedAt = { stateSince, progressSince, caughtUp };
-      child.kill('SIGKILL');
-    }
+    if (!(checkpointed && progressSince < lastOffset) && !caughtUp) return false;
+    killedAt = { stateSince, progressSince, caughtUp };
+    return true;
   };
-  child.stderr.setEncoding('utf8').on('data', (data: string) => (stderr += data));
-  child.stdout.setEncoding('utf8').on('data', (data: string) => {
-    pending += data;
-    const parts = pending.split('\n');
-    pending = parts.pop() ?? '';
-    for (const part of parts) {
-      const line = JSON.parse(part) as ChildLine;
-      lines.push(line);
-      if ('since' in line) progressSince = line.since;
-      if ('done' in line) caughtUp = true;
-    }
-    maybeKill();
-  });
-  const poll = setInterval(maybeKill, pollMs);
-  try {
-    const [code, signal] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null];
-    assert.equal(signal, 'SIGKILL', `the child ended by itself (exit code ${code}): ${stderr}`);
-  } finally {
-    clearInterval(poll);
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  }
+  const onLine = (line: ChildLine): boolean => {
+    lines.push(line);
+    if ('since' in line) progressSince = line.since;
+    if ('done' in line) caughtUp = true;
+    return shouldKill();
+  };
+  await killWhen(childScript, { SLUICE_CRASH_DIR: dir }, onLine, dir, { everyMs: pollMs, check: shouldKill });
   assert.ok(killedAt !== undefined);
   return { lines, killedAt };
 }
