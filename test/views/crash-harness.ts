@@ -4,6 +4,30 @@ import { join } from 'node:path';
 import { FileLog } from '../../src/log/file/file-log.js';
 import { killWhen } from '../kill-harness.js';
 
+/**
+ * The source of a crash test's child: it opens the database in `SLUICE_CRASH_DIR`, prints one JSON line per
+ * progress event (`{ since, <counter> }`) and per report, fails loudly on a view error, runs `body` (the module
+ * `imports` bring in; `body` uses the view, counts in `<counter>` and prints `{ done, … }` once caught up), and
+ * never exits by itself: the parent kills it.
+ */
+export function crashChild(imports: string, counter: string, body: string): string {
+  return `
+import { Sluice } from ${JSON.stringify(new URL('../../src/db/sluice.js', import.meta.url).href)};
+${imports}
+const print = (line) => process.stdout.write(JSON.stringify(line) + '\\n');
+let ${counter} = 0;
+const db = await Sluice.open(process.env.SLUICE_CRASH_DIR);
+db.on('progress', (progress) => print({ since: progress.since, ${counter} }));
+db.on('report', ({ message }) => print({ report: message }));
+db.on('view-error', ({ offset, error }) => {
+  process.stderr.write('view-error at ' + offset + ': ' + (error && error.stack) + '\\n');
+  process.exit(3);
+});
+${body}
+setInterval(() => undefined, 1 << 30);
+`;
+}
+
 /** The records the crash tests write: `{ n }`, n = 0, 1, … in log order. */
 export interface NumberedValue {
   readonly n: number;
@@ -143,4 +167,20 @@ export async function crashMidCatchUp(options: CrashOptions): Promise<Crash> {
     assert.ok(attempt < options.attemptsMax, `the kill never landed before the view caught up: ${notes.join('; ')}`);
     startSince = committed.since;
   }
+}
+
+/**
+ * What every crash test of a view that commits in batches checks first: the state on disk is of version 1 and
+ * covers whole batches of `batchRecords`, some of the log but not all (the kill landed mid-catch-up). Returns how
+ * many records it covers.
+ */
+export function assertCommittedBatches(crash: Crash, batchRecords: number, diagnostic: (message: string) => void): number {
+  const { offsets, committed } = crash;
+  const records = offsets.length;
+  const covered = countUpTo(offsets, committed.since);
+  diagnostic(`${crash.description}; ${covered} of ${records} records committed`);
+  assert.equal(committed.version, 1);
+  assert.ok(covered > 0 && covered < records, `the committed since ${committed.since} lies inside the log`);
+  assert.equal(covered % batchRecords, 0, `${covered} records committed: whole batches of ${batchRecords}`);
+  return covered;
 }

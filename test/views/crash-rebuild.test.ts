@@ -30,7 +30,7 @@ import { Sluice } from '../../src/db/sluice.js';
 import { FileLog } from '../../src/log/file/file-log.js';
 import type { LogRecord } from '../../src/log/log.js';
 import { reduce } from '../../src/views/reduce.js';
-import { countUpTo, fill, type NumberedValue } from './crash-harness.js';
+import { countUpTo, fill, type NumberedValue, crashChild } from './crash-harness.js';
 import { temporaryDirectory } from '../helpers.js';
 import { killWhen } from '../kill-harness.js';
 
@@ -47,26 +47,16 @@ const stateFileOf = (dir: string): string => join(dir, 'views', viewName, 'state
  * The child: opens the database with the `count` view (the reducer counts the records it applied) and prints one
  * JSON line per progress event, per report, and once caught up. It never exits by itself: the parent kills it.
  */
-const childScript = `
-import { Sluice } from ${JSON.stringify(new URL('../../src/db/sluice.js', import.meta.url).href)};
-import { reduce } from ${JSON.stringify(new URL('../../src/views/reduce.js', import.meta.url).href)};
-const print = (line) => process.stdout.write(JSON.stringify(line) + '\\n');
-let applied = 0;
-const db = await Sluice.open(process.env.SLUICE_CRASH_DIR);
-db.on('progress', (progress) => print({ since: progress.since, applied }));
-db.on('report', ({ message }) => print({ report: message }));
-db.on('view-error', ({ offset, error }) => {
-  process.stderr.write('view-error at ' + offset + ': ' + (error && error.stack) + '\\n');
-  process.exit(3);
-});
-const view = db.use(${JSON.stringify(viewName)}, reduce(1, (sum, n) => {
+const childScript = crashChild(
+  `import { reduce } from ${JSON.stringify(new URL('../../src/views/reduce.js', import.meta.url).href)};`,
+  'applied',
+  `const view = db.use(${JSON.stringify(viewName)}, reduce(1, (sum, n) => {
   applied++;
   return sum + n;
 }, { initial: 0, map: (value) => value.n }));
 const sum = await view.get();
-print({ done: db.viewStatus(${JSON.stringify(viewName)}).since, applied, sum });
-setInterval(() => undefined, 1 << 30);
-`;
+print({ done: db.viewStatus(${JSON.stringify(viewName)}).since, applied, sum });`,
+);
 
 interface Checkpoint {
   readonly version: number;
