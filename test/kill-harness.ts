@@ -69,7 +69,18 @@ export async function runUntilKilled<Ack>(
     (ack) => (counted += weigh(ack)) >= target,
     context,
   );
-  const text = readFileSync(ackFile, 'utf8');
+  return readAcks<Ack>(ackFile);
+}
+
+/** The whole lines of an ack file (a line the kill cut short never counts); none when the child wrote none. */
+export function readAcks<Ack>(ackFile: string): Ack[] {
+  let text: string;
+  try {
+    text = readFileSync(ackFile, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw error;
+  }
   return text
     .slice(0, text.lastIndexOf('\n') + 1)
     .split('\n')
