@@ -123,6 +123,8 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
   /** Trims and deletes run one at a time. */
   #maintenance: Promise<unknown> = Promise.resolve();
   #retentionFailure: Error | undefined;
+  /** A failed delete, trim or compaction (see `#maintain`); the writer keeps a failed append's. */
+  #failure: SluiceError | undefined;
 
   private constructor(dir: string, options: FileLogOptions<T>) {
     super({ codec: options.codec ?? codecs.json<T>(), ...(options.now ? { now: options.now } : {}) });
@@ -142,7 +144,7 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
       await log.#open(options);
     } catch (error) {
       log.#release();
-      throw error;
+      throw openFailure(error, dir);
     }
     return log;
   }
@@ -284,6 +286,7 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
     if (this.#writer === undefined) {
       return Promise.reject(new SluiceError('READ_ONLY', `the log at ${this.dir} was opened read-only`));
     }
+    if (this.#failure !== undefined) return Promise.reject(this.#failure);
     return this.#writer.append(entries);
   }
 
@@ -305,6 +308,7 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
   }
 
   protected _sync(): Promise<number> {
+    if (this.#failure !== undefined) return Promise.reject(this.#failure);
     return this.#writer === undefined ? Promise.resolve(this.since) : this.#writer.sync();
   }
 
@@ -398,9 +402,19 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
         file: this.dir,
       });
     }
-    eraseFrames(segments, pending);
-    clearJournal(this.dir);
-    this.#reader.reset();
+    try {
+      eraseFrames(segments, pending);
+      clearJournal(this.dir);
+    } catch (cause) {
+      if (cause instanceof SluiceError) throw cause;
+      throw new SluiceError('WRITE_FAILED', `clearing the delete journal of ${this.dir} failed: ${(cause as Error).message}`, {
+        cause,
+        file: this.dir,
+      });
+    } finally {
+      // A rewrite that failed half-way may have torn a frame: nothing may serve the old bytes from a window.
+      this.#reader.reset();
+    }
   }
 
   /**
@@ -466,9 +480,22 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
     if (this.#writer === undefined) {
       return Promise.reject(new SluiceError('READ_ONLY', `the log at ${this.dir} was opened read-only`));
     }
-    const run = this.#maintenance.then(task);
-    this.#maintenance = run.catch(() => undefined);
+    const run = this.#maintenance.then(() => {
+      const failure = this.#writeFailure;
+      if (failure !== undefined) throw failure;
+      return task();
+    });
+    // Sticky, like a failed append: after a failed delete, trim or compaction the files may hold a half-done step
+    // (a torn rewrite the journal finishes, a segment file not yet removed) that only the next open settles.
+    this.#maintenance = run.catch((error: unknown) => {
+      if (error instanceof SluiceError && error.code === 'WRITE_FAILED') this.#failure ??= error;
+    });
     return run;
+  }
+
+  /** The first failed write of this log (its own or its writer's): every later write fails with it. */
+  get #writeFailure(): SluiceError | undefined {
+    return this.#failure ?? this.#writer?.failure;
   }
 
   #applyRetention(): void {
@@ -599,6 +626,18 @@ function checkOptions(dir: unknown, options: unknown): void {
       throw new RangeError(`segmentBytesMax must be an integer from ${segmentBytesMin} to ${segmentBytesLimit}`);
     }
   }
+}
+
+/**
+ * An open that met an I/O error rather than a verdict on the files (taking the lock, creating the first segment,
+ * finishing deletions, cutting a torn tail) fails with a code like every other failure: `READ_FAILED` for a read,
+ * `WRITE_FAILED` otherwise, the system error as its cause.
+ */
+function openFailure(error: unknown, dir: string): unknown {
+  if (error instanceof SluiceError || error instanceof TypeError || error instanceof RangeError) return error;
+  const cause = error as NodeJS.ErrnoException;
+  const code = cause.syscall === 'read' ? 'READ_FAILED' : 'WRITE_FAILED';
+  return new SluiceError(code, `opening the log at ${dir} failed: ${cause.message}`, { cause, file: cause.path ?? dir });
 }
 
 function ignoreMissing(error: unknown): void {
