@@ -123,7 +123,7 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
   /** Trims and deletes run one at a time. */
   #maintenance: Promise<unknown> = Promise.resolve();
   #retentionFailure: Error | undefined;
-  /** A failed delete, trim or compaction (see `#maintain`); the writer keeps a failed append's. */
+  /** A failed delete (see `#delete`); the writer keeps a failed append's. */
   #failure: SluiceError | undefined;
 
   private constructor(dir: string, options: FileLogOptions<T>) {
@@ -372,7 +372,10 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
    * are journaled (F-63) and synced before anything is rewritten, so a crash leaves each deletion done or
    * finished by the next open. Deleting a deleted record does nothing. Every offset is checked first:
    * `OFFSET_OUT_OF_RANGE` (past the end, or trimmed), `NOT_A_RECORD`; then nothing is changed. A stream that had
-   * already read a record's bytes may still hand it out. Fails with `READ_ONLY` on a read-only log.
+   * already read a record's bytes may still hand it out. Fails with `READ_ONLY` on a read-only log. A failed
+   * write (`WRITE_FAILED`) is sticky, as a failed append's is: every later append, sync, delete, trim and
+   * compaction fails with it until the log is reopened, and that open finishes the deletion if its journal
+   * reached the disk (so a failed delete may still take effect; a failed append never does).
    */
   delete(offsets: number | readonly number[]): Promise<void> {
     const list = checkOffsets(offsets);
@@ -396,23 +399,18 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
     if (pending.length === 0) return;
     try {
       await journalDeletes(this.dir, pending);
-    } catch (cause) {
-      throw new SluiceError('WRITE_FAILED', `journaling deletes in ${this.dir} failed: ${(cause as Error).message}`, {
-        cause,
-        file: this.dir,
-      });
-    }
-    try {
       eraseFrames(segments, pending);
       clearJournal(this.dir);
     } catch (cause) {
-      if (cause instanceof SluiceError) throw cause;
-      throw new SluiceError('WRITE_FAILED', `clearing the delete journal of ${this.dir} failed: ${(cause as Error).message}`, {
-        cause,
-        file: this.dir,
-      });
+      // Sticky, like a failed append: a rewrite may be half done (a torn frame) and the journal may or may not
+      // have reached the disk; only the next open, which finishes the journal, settles it.
+      this.#failure =
+        cause instanceof SluiceError
+          ? cause
+          : new SluiceError('WRITE_FAILED', `deleting records in ${this.dir} failed: ${(cause as Error).message}`, { cause, file: this.dir });
+      throw this.#failure;
     } finally {
-      // A rewrite that failed half-way may have torn a frame: nothing may serve the old bytes from a window.
+      // A rewrite that failed half-way may have torn a frame: no window may serve the old bytes.
       this.#reader.reset();
     }
   }
@@ -474,7 +472,11 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
     return result;
   }
 
-  /** Runs a trim, delete or compaction after those already asked for: they change files, one at a time. */
+  /**
+   * Runs a trim, delete or compaction after those already asked for: they change files, one at a time. After a
+   * failed append or delete they fail with its error (sticky until reopen). A failed trim or compaction is not
+   * sticky: it leaves every file whole (a segment still there, a temporary file the next open removes).
+   */
   #maintain<R>(task: () => Promise<R>): Promise<R> {
     if (this.status !== 'open') return Promise.reject(this._closedError());
     if (this.#writer === undefined) {
@@ -485,11 +487,7 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
       if (failure !== undefined) throw failure;
       return task();
     });
-    // Sticky, like a failed append: after a failed delete, trim or compaction the files may hold a half-done step
-    // (a torn rewrite the journal finishes, a segment file not yet removed) that only the next open settles.
-    this.#maintenance = run.catch((error: unknown) => {
-      if (error instanceof SluiceError && error.code === 'WRITE_FAILED') this.#failure ??= error;
-    });
+    this.#maintenance = run.catch(() => undefined);
     return run;
   }
 
