@@ -354,7 +354,10 @@ export class ViewRunner<T> {
     await this.#idleCheckpoint;
   }
 
-  /** Stops feeding, checkpoints what was processed, closes the view; pending reads fail with `VIEW_CLOSED`. */
+  /**
+   * Stops feeding, checkpoints what was processed, closes the view; pending reads fail with `VIEW_CLOSED`. A
+   * checkpoint that fails here (a full disk) is reported as a view error, and the close still resolves.
+   */
   close(): Promise<void> {
     this.#closing ??= this.#transition(async () => {
       this.#unsubscribe();
@@ -366,6 +369,10 @@ export class ViewRunner<T> {
       if (!this.#stopped.signal.aborted) this.#stopped.abort(new SluiceError('VIEW_CLOSED', `view ${this.name} closed`));
       try {
         if (!wasFailed && this.#since >= 0) await this.#checkpoint();
+      } catch (error) {
+        // Reported, not thrown: the state is derived, so a checkpoint lost here only means catching up from the
+        // last good one at the next open, and the database must still close its views and its log.
+        this.#events.failed(this.name, this.#since, asError(error));
       } finally {
         await this.view.close();
       }

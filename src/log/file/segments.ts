@@ -118,11 +118,7 @@ export class Segments {
         done += read;
       }
     } catch (error) {
-      throw new SluiceError('READ_FAILED', `cannot read ${this.path(base)}: ${(error as Error).message}`, {
-        cause: error,
-        file: this.path(base),
-        position: position + done,
-      });
+      throw readFailed(this.path(base), position + done, error);
     }
     return done;
   }
@@ -144,10 +140,11 @@ export class Segments {
     } catch (error) {
       // Another process may have trimmed the log: segments vanish from the front only (F-60), so a missing
       // segment with no older one left is trimmed, and any other missing segment is damage.
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT' && this.#trimmedElsewhere(base)) {
-        throw trimmed(path, base, this.first);
-      }
-      throw new SluiceError('CORRUPT_LOG', `segment ${path} is missing or unreadable`, { cause: error, file: path });
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' && this.#trimmedElsewhere(base)) throw trimmed(path, base, this.first);
+      // A missing segment is damage; any other failure to open one (EIO, EMFILE) is an I/O error, not a verdict.
+      if (code !== 'ENOENT') throw readFailed(path, 0, error);
+      throw new SluiceError('CORRUPT_LOG', `segment ${path} is missing`, { cause: error, file: path });
     }
     try {
       checkHeader(fd, path, base);
@@ -197,10 +194,19 @@ function trimmed(path: string, base: number, first: number): SluiceError {
   });
 }
 
-/** Reads and validates the header of an open segment file (F-6, F-7); throws CORRUPT_SEGMENT. */
+function readFailed(path: string, position: number, cause: unknown): SluiceError {
+  return new SluiceError('READ_FAILED', `cannot read ${path}: ${(cause as Error).message}`, { cause, file: path, position });
+}
+
+/** Reads and validates the header of an open segment file (F-6, F-7); throws CORRUPT_SEGMENT, or READ_FAILED. */
 export function checkHeader(fd: number, path: string, base: number): void {
   const header = Buffer.alloc(headerBytes);
-  const read = readSync(fd, header, 0, headerBytes, 0);
+  let read: number;
+  try {
+    read = readSync(fd, header, 0, headerBytes, 0);
+  } catch (error) {
+    throw readFailed(path, 0, error);
+  }
   const decoded = decodeHeader(header.subarray(0, read));
   if (typeof decoded === 'string') {
     throw new SluiceError('CORRUPT_SEGMENT', `${path}: ${decoded}`, { file: path, position: 0 });
