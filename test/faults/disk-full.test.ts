@@ -1,0 +1,115 @@
+/**
+ * A real full disk: the log on a 4 MiB tmpfs mounted for the test (as root; skipped with the reason otherwise),
+ * with a 1 MiB filler file beside it. A database with a reduce view appends batches until an append fails, then:
+ * the failure is `WRITE_FAILED` caused by ENOSPC, sticky (the next append and sync fail alike); every
+ * acknowledged record still reads back, by `get` and by a stream; the view's checkpoint on the full disk fails
+ * and is reported as a view error while the database still closes. Then the filler is removed (space freed) and
+ * the log reopened: `check` finds no damage, the log holds exactly the acknowledged records, appends go on, and
+ * the view equals its recomputation. The tmpfs is unmounted in a `finally`, also when the test fails.
+ *
+ * LMDB views are left out here: LMDB writes through a memory map, and a write into a full tmpfs through a map is
+ * a SIGBUS for the whole process rather than an error (see README "Reliability").
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { Sluice } from '../../src/db/sluice.js';
+import { isSluiceError } from '../../src/errors.js';
+import { check } from '../../src/ops/check.js';
+import { reduce } from '../../src/views/reduce.js';
+
+interface Value {
+  readonly n: number;
+  readonly p: string;
+}
+
+const tmpfsBytes = 4 * 1024 * 1024;
+const fillerBytes = 1024 * 1024;
+
+/** Mounts a tmpfs of `bytes` on a new directory; a string saying why not when it cannot. */
+function mountTmpfs(bytes: number): string | { readonly dir: string } {
+  if (process.platform !== 'linux') return 'tmpfs mounts are Linux only';
+  if (process.getuid?.() !== 0) return 'mounting a tmpfs needs root';
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-disk-full-'));
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${bytes},mode=0700`, 'tmpfs', dir], { stdio: 'pipe' });
+    return { dir };
+  } catch (error) {
+    rmdirSync(dir);
+    return `mount -t tmpfs is not permitted here: ${String((error as { stderr?: Buffer }).stderr ?? error).trim()}`;
+  }
+}
+
+function unmount(dir: string): void {
+  try {
+    execFileSync('umount', [dir], { stdio: 'pipe' });
+  } catch {
+    // Still busy (a descriptor the failure left open): detach it now, the kernel frees it when released.
+    execFileSync('umount', ['-l', dir], { stdio: 'pipe' });
+  }
+  rmdirSync(dir);
+}
+
+const mounted = mountTmpfs(tmpfsBytes);
+const sumOf = () => reduce<Value, number>(1, (sum, value) => sum + value.n, { initial: 0 });
+
+describe('a real full disk (tmpfs)', () => {
+  it('appends fail cleanly, reads go on, and after space is freed nothing acknowledged is lost', { skip: typeof mounted === 'string' ? mounted : false }, async (t) => {
+    const { dir: mount } = mounted as { dir: string };
+    try {
+      const dir = join(mount, 'log');
+      writeFileSync(join(mount, 'filler'), Buffer.alloc(fillerBytes, 1));
+      const acked = new Map<number, Value>();
+      const viewErrors: Error[] = [];
+      const db = await Sluice.open<Value>(dir);
+      db.on('view-error', ({ error }) => viewErrors.push(error));
+      db.use('sum', sumOf());
+      let failure: unknown;
+      for (let n = 0; failure === undefined; ) {
+        const values = Array.from({ length: 1 + (n % 7) }, (_, i): Value => ({ n: n + i, p: 'f'.repeat(900) }));
+        try {
+          const offsets = await db.append(values);
+          offsets.forEach((offset, i) => acked.set(offset, values[i] as Value));
+          n += values.length;
+        } catch (error) {
+          failure = error;
+        }
+        assert.ok(n < 10_000, 'the disk never filled');
+      }
+      t.diagnostic(`${acked.size} records acknowledged before the disk was full`);
+      assert.ok(isSluiceError(failure, 'WRITE_FAILED'), String(failure));
+      assert.equal(((failure as Error).cause as NodeJS.ErrnoException).code, 'ENOSPC');
+      await assert.rejects(db.append({ n: -1, p: '' }), (error) => error === failure, 'sticky: the same error');
+      await assert.rejects(db.log.sync(), (error) => error === failure, 'sync fails alike');
+      for (const [offset, value] of acked) assert.deepEqual(await db.get(offset), value, `get(${offset}) on the full disk`);
+      let streamed = 0;
+      for await (const record of db.stream()) {
+        assert.deepEqual(record.value, acked.get(record.offset));
+        streamed++;
+      }
+      assert.equal(streamed, acked.size, 'a stream reads exactly the acknowledged records');
+      await db.close();
+      t.diagnostic(`view errors on the full disk: ${viewErrors.map(String).join('; ') || 'none (its checkpoint fitted)'}`);
+      assert.ok(viewErrors.length <= 1, 'the view reported its failed checkpoint at most once');
+      if (viewErrors.length === 1) assert.equal((viewErrors[0] as NodeJS.ErrnoException).code, 'ENOSPC');
+
+      rmSync(join(mount, 'filler'));
+      const report = await check(dir);
+      assert.equal(report.errors, 0, JSON.stringify(report.problems.slice(0, 3)));
+      await using reopened = await Sluice.open<Value>(dir);
+      const sum = reopened.use('sum', sumOf());
+      const found = new Map<number, Value>();
+      for await (const record of reopened.stream()) found.set(record.offset, record.value);
+      assert.deepEqual(found, acked, 'exactly the acknowledged records');
+      const next = await reopened.append({ n: acked.size, p: 'after' });
+      assert.deepEqual(await reopened.get(next), { n: acked.size, p: 'after' });
+      const expected = [...acked.values(), { n: acked.size, p: 'after' }].reduce((total, value) => total + value.n, 0);
+      assert.equal(await sum.get(), expected, 'the view equals its recomputation');
+    } finally {
+      unmount(mount);
+    }
+  });
+});
