@@ -1,4 +1,5 @@
-import { closeSync, linkSync, openSync, readFileSync, realpathSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { closeSync, linkSync, openSync, readFileSync, realpathSync, renameSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { SluiceError } from '../../errors.js';
 
@@ -90,7 +91,29 @@ export class DirectoryLock {
   }
 }
 
+/**
+ * Creates the lock with its content in one step (F-90): written whole under a name of its own, then hard-linked
+ * into place, which fails when the lock exists. Created empty and then written, a lock could be read empty by
+ * another process in between, taken for stale and taken over: two writers.
+ */
 function tryCreate(path: string): boolean {
+  const temporary = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.new`;
+  writeFileSync(temporary, ownIdentity, { mode: 0o600, flag: 'wx' });
+  try {
+    linkSync(temporary, path);
+    return true;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') return false;
+    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP') throw error;
+    // No hard links on this file system: an exclusive create, with the small window the link closes elsewhere.
+    return createExclusive(path);
+  } finally {
+    unlinkSync(temporary);
+  }
+}
+
+function createExclusive(path: string): boolean {
   let fd: number;
   try {
     fd = openSync(path, 'wx', 0o600);
