@@ -69,7 +69,8 @@ export class DirectoryLock {
       } catch {
         // Vanished in between: the holder just released it.
       }
-      if (holderAlive(content)) {
+      // A lock naming this process that this process does not hold was leaked by a failed open or release.
+      if (holderAlive(content) && content.trim() !== ownIdentity) {
         throw new SluiceError('LOCKED', `${dir} is locked by process ${content.trim()}`, { file: path });
       }
       takeOverStale(path, content);
@@ -109,7 +110,11 @@ function tryCreate(path: string): boolean {
     // No hard links on this file system: an exclusive create, with the small window the link closes elsewhere.
     return createExclusive(path);
   } finally {
-    unlinkSync(temporary);
+    try {
+      unlinkSync(temporary);
+    } catch {
+      // A `.new` name left behind is ignored (F-90): failing here would leave a lock nobody releases.
+    }
   }
 }
 
