@@ -8,7 +8,7 @@ import { openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { FileLog } from '../../src/log/file/file-log.js';
 import { mulberry32 } from '../helpers.js';
-import { keyOf, scenarioNamed, tortureSegmentBytesMax, valueOf, type Ack, type ChildConfig, type TortureValue } from './scenarios.js';
+import { keyOf, scenarioNamed, tortureRetention, tortureSegmentBytesMax, valueOf, type Ack, type ChildConfig, type TortureValue } from './scenarios.js';
 
 const config = JSON.parse(process.env.SLUICE_TORTURE ?? '') as ChildConfig;
 const scenario = scenarioNamed(config.scenario);
@@ -33,7 +33,11 @@ interface Appender {
 }
 
 async function openAppender(): Promise<Appender> {
-  const options = { durability: scenario.durability, segmentBytesMax: tortureSegmentBytesMax };
+  const options = {
+    durability: scenario.durability,
+    segmentBytesMax: tortureSegmentBytesMax,
+    ...(scenario.maintenance === 'retention' ? { retention: tortureRetention } : {}),
+  };
   if (!scenario.views) {
     const log = await FileLog.open<TortureValue>(config.dir, options);
     return { log, append: (values, key) => log.append(values, key === undefined ? {} : { key }) };
@@ -86,6 +90,7 @@ async function maintain(): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, 1 + Math.floor(random() * 15)));
     switch (scenario.maintenance) {
       case 'none':
+      case 'retention':
         return;
       case 'delete': {
         if (live.length < 10) break;

@@ -1,7 +1,7 @@
 import type { Durability } from '../../src/log/file/file-log.js';
 
 /** What a torture child does besides appending, concurrently with its appends. */
-export type Maintenance = 'none' | 'delete' | 'trim' | 'compact' | 'backup' | 'rebuild';
+export type Maintenance = 'none' | 'delete' | 'trim' | 'retention' | 'compact' | 'backup' | 'rebuild';
 
 /**
  * One torture scenario, as data: the child process (`child.ts`) reads it by name, the parent (`engine.ts`) checks
@@ -23,6 +23,9 @@ export interface Scenario {
   readonly acksMax: number;
 }
 
+/** The retention scenario's policy: the log trims itself in the background after every seal (F-60). */
+export const tortureRetention = { maxRecords: 300 } as const;
+
 /** Small segments, so that kills land around rollovers, seals and the maintenance of sealed segments. */
 export const tortureSegmentBytesMax = 16 * 1024;
 
@@ -38,6 +41,7 @@ export const scenarios: readonly Scenario[] = [
   { ...base, name: 'view-rebuild', durability: 'os', views: true, maintenance: 'rebuild', acksMax: 300 },
   { ...base, name: 'delete', durability: 'os', maintenance: 'delete' },
   { ...base, name: 'trim', durability: 'os', maintenance: 'trim' },
+  { ...base, name: 'retention', durability: 'os', maintenance: 'retention' },
   { ...base, name: 'compact', durability: 'os', maintenance: 'compact' },
   { ...base, name: 'backup', durability: 'os', maintenance: 'backup', acksMax: 300 },
 ];

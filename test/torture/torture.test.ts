@@ -1,5 +1,5 @@
 /**
- * The short torture run of `npm test`: 55 SIGKILLs spread over every scenario of `scenarios.ts` (`npm run
+ * The short torture run of `npm test`: 60 SIGKILLs spread over every scenario of `scenarios.ts` (`npm run
  * torture` runs 1,000). After each kill the log must hold every durable acknowledged record intact, nothing but
  * whole batches, keep its deletions and trims, have complete backups and views equal to their recomputation, and
  * take the next append (`verify.ts`). Rerun with SLUICE_TORTURE_SEED=<seed>.
