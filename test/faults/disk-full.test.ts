@@ -7,8 +7,8 @@
  * the log reopened: `check` finds no damage, the log holds exactly the acknowledged records, appends go on, and
  * the view equals its recomputation. The tmpfs is unmounted in a `finally`, also when the test fails.
  *
- * LMDB views are left out here: LMDB writes through a memory map, and a write into a full tmpfs through a map is
- * a SIGBUS for the whole process rather than an error (see README "Reliability").
+ * LMDB views are left out here: LMDB does its own I/O in native code, and a write through a memory map into a full
+ * file system can be a signal for the whole process rather than an error (see README "Reliability").
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
