@@ -1,8 +1,8 @@
 /**
  * Concurrency, on real files and processes:
- * - writers racing: four processes open the same new directory for writing at once; exactly one gets it, the
- *   others fail with `LOCKED` and change nothing (the log holds the winner's records only). This found two
- *   writers getting in when the lock was created empty and written after (F-90);
+ * - writers racing: four processes open the same new directory for writing at the same moment; never do two
+ *   hold it at once, the others fail with `LOCKED` and change nothing (the log holds the holders' records only).
+ *   This found two writers getting in at once when the lock was created empty and written after (F-90);
  * - readers alongside a writer: four reader processes follow a log (read-only, live) while this process appends
  *   batches; each sees every record in order, intact, and after any number of them a prefix of whole batches;
  * - concurrent appends in one process: many async loops append singles and batches without waiting for each
@@ -49,30 +49,44 @@ async function runChild(script: string, env: Record<string, string> = {}): Promi
 describe('concurrency', () => {
   const root = temporaryDirectory('sluice-concurrency-');
 
-  it('four processes racing to open one new log for writing: one wins, the others get LOCKED (three rounds)', async () => {
+  it('four processes racing to open one new log for writing: never two writers at once (three rounds)', async () => {
+    // Each child waits for the same moment (so that a slow start does not serialise them), tries to open, and
+    // reports the interval it held the log or the code it was refused with.
     const script = `
       const { FileLog } = await import(${JSON.stringify(fileLogModule)});
+      await new Promise((resolve) => setTimeout(resolve, Number(process.env.START_AT) - Date.now()));
       try {
         const log = await FileLog.open(process.env.DIR);
+        const from = Date.now();
         await log.append({ writer: process.env.WRITER });
         await new Promise((resolve) => setTimeout(resolve, 300));
+        const to = Date.now();
         await log.close();
-        console.log('opened');
+        console.log(JSON.stringify({ held: [from, to] }));
       } catch (error) {
-        console.log(error.code);
+        console.log(JSON.stringify({ code: error.code }));
       }`;
-    // A race: the window it looks for is narrow, so three rounds (with the lock created empty and written after,
-    // one round in two or three let two writers in).
+    // The window it looks for is narrow, so three rounds (with the lock created empty and written after, one round
+    // in two or three let two writers in at once).
     for (let round = 0; round < 3; round++) {
       const dir = join(root, `race-${round}`);
-      const outcomes = await Promise.all([0, 1, 2, 3].map((writer) => runChild(script, { DIR: dir, WRITER: String(writer) })));
-      const results = outcomes.map((out) => out.trim());
-      assert.equal(results.filter((result) => result === 'opened').length, 1, `round ${round}: ${results.join(', ')}`);
-      assert.equal(results.filter((result) => result === 'LOCKED').length, 3, `round ${round}: ${results.join(', ')}`);
+      const startAt = String(Date.now() + 1500);
+      const outcomes = await Promise.all(
+        [0, 1, 2, 3].map((writer) => runChild(script, { DIR: dir, WRITER: String(writer), START_AT: startAt })),
+      );
+      const results = outcomes.map((out) => JSON.parse(out) as { held?: [number, number]; code?: string });
+      const context = `round ${round}: ${JSON.stringify(results)}`;
+      const held = results.flatMap((result, writer) => (result.held === undefined ? [] : [{ writer, from: result.held[0], to: result.held[1] }]));
+      assert.ok(held.length >= 1, context);
+      for (const result of results) if (result.held === undefined) assert.equal(result.code, 'LOCKED', context);
+      held.sort((x, y) => x.from - y.from);
+      for (let k = 1; k < held.length; k++) {
+        assert.ok((held[k] as { from: number }).from >= (held[k - 1] as { to: number }).to, `two writers at once: ${context}`);
+      }
       await using log = await FileLog.open<{ writer: string }>(dir);
       const records: string[] = [];
       for await (const record of log.stream()) records.push(record.value.writer);
-      assert.deepEqual(records, [String(results.indexOf('opened'))], 'only the winner wrote');
+      assert.deepEqual(records, held.map(({ writer }) => String(writer)), `only the writers that held it wrote, in turn: ${context}`);
     }
   });
 
