@@ -10,7 +10,22 @@ import type { ScanRange } from '../range.js';
 import { ForwardCursor, recordOf, ReverseCursor, type CursorHost } from './cursors.js';
 import { Follower } from '../follower.js';
 import { DirectoryLock } from './directory-lock.js';
-import { headerBytes, offsetAt, positionOf, segmentName } from './format.js';
+import {
+  decodeHeader,
+  flagChained,
+  flagEncrypted,
+  headerBytes,
+  offsetAt,
+  plainSecurity,
+  positionOf,
+  sealBytes,
+  segmentName,
+  type Frame,
+  type HeaderSecurity,
+} from './format.js';
+import { ChainHasher, chainAlgorithmIds, chainAlgorithmOf, checkChainAlgorithm, genesisLink, type ChainAlgorithm } from './security/chain.js';
+import { checkEncryption, Keyring, type EncryptionOptions } from './security/keys.js';
+import { openRecord, RecordSealer } from './security/sealer.js';
 import { FrameReader } from './frame-reader.js';
 import { ProgressMeter, type Progress } from '../../progress/meter.js';
 import { planCompaction, rewriteSegment, type CompactionPolicy } from './compaction.js';
@@ -24,6 +39,16 @@ import { SegmentWriter, type Durability } from './writer.js';
 export type { Durability } from './writer.js';
 export type { RetentionPolicy } from './retention.js';
 export type { CompactionPolicy } from './compaction.js';
+export type { ChainAlgorithm } from './security/chain.js';
+export type { EncryptionKey, EncryptionOptions } from './security/keys.js';
+
+/** The link of a chained log's last record (F-73): what an application publishes or signs to pin the log. */
+export interface ChainHead {
+  /** The offset of the last record (deleted or not); `-1` for a log without records. */
+  readonly offset: number;
+  /** The link, 64 hex digits (32 zero bytes before the first record of a log, F-73). */
+  readonly hash: string;
+}
 
 /** What a `compact` did. */
 export interface CompactionResult {
@@ -86,6 +111,20 @@ export interface FileLogOptions<T> {
    * the background. A failure is kept in `retentionFailure` and the next seal tries again.
    */
   readonly retention?: RetentionPolicy;
+  /**
+   * Tamper-evident log (FORMAT.md F-72, README "Tamper-evident logs"): every record carries a digest of its stored
+   * bytes and a link chaining it to the record before, with this hash. Chosen when the log is created; for an
+   * existing log, omitted means "as the log is", given it must be what the log's headers say
+   * (`SECURITY_MISMATCH`).
+   */
+  readonly chain?: ChainAlgorithm;
+  /**
+   * Encrypted log (F-74, README "Encrypted logs"): keys and values are stored encrypted with AES-256-GCM. Given when
+   * the log is created, it makes the log encrypted; an encrypted log cannot be opened without it (`KEY_REQUIRED`),
+   * nor with a key other than the one its newest segment names (`WRONG_KEY`); a plain log refuses it
+   * (`SECURITY_MISMATCH`). A new `key` rotates: appends continue in a new segment under it.
+   */
+  readonly encryption?: EncryptionOptions;
 }
 
 /** What a `trim` removed. */
@@ -123,6 +162,12 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
   /** Trims and deletes run one at a time. */
   #maintenance: Promise<unknown> = Promise.resolve();
   #retentionFailure: Error | undefined;
+  readonly #chainOption: ChainAlgorithm | undefined;
+  readonly #keyring: Keyring | undefined;
+  /** The header fields of the log's segments (F-70), learned from the newest segment or chosen at creation. */
+  #security: HeaderSecurity = plainSecurity;
+  /** Segment base → its key, checked against the header's key check value (F-75) when first used. */
+  readonly #segmentKeys = new Map<number, Buffer>();
 
   private constructor(dir: string, options: FileLogOptions<T>) {
     super({ codec: options.codec ?? codecs.json<T>(), ...(options.now ? { now: options.now } : {}) });
@@ -132,6 +177,30 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
     this.#segmentBytesMax = options.segmentBytesMax ?? segmentBytesDefault;
     this.#retention = options.retention;
     this.#clock = options.now ?? Date.now;
+    this.#chainOption = options.chain;
+    this.#keyring = options.encryption === undefined ? undefined : new Keyring(options.encryption);
+  }
+
+  /** True when the log is tamper-evident (F-72). */
+  get chained(): boolean {
+    return this.#security.chainAlgorithm !== 0;
+  }
+
+  /** True when the log's records are encrypted (F-74). */
+  get encrypted(): boolean {
+    return this.#security.cipher !== 0;
+  }
+
+  /**
+   * The link of the last record (F-73): publish or sign it, and `sluice check --verify-chain --head <hash>` proves
+   * later that the log up to that record is unchanged. Records appended but not yet visible are not included.
+   * `SECURITY_MISMATCH` when the log is not chained; `LOG_CLOSED` after close.
+   */
+  chainHead(): ChainHead {
+    if (this.status !== 'open') throw this._closedError();
+    if (!this.chained) throw new SluiceError('SECURITY_MISMATCH', `the log at ${this.dir} is not chained`);
+    const last = this.#lastFrame(this.since);
+    return { offset: last?.offset ?? -1, hash: (last?.link ?? genesisLink).toString('hex') };
   }
 
   /** Opens (or creates) the log in `dir`. Fails with `NOT_A_LOG`, `LOG_NOT_FOUND`, `LOCKED`, `CORRUPT_*`. */
@@ -172,11 +241,13 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
     }
     const bases = listing?.bases ?? [];
     if (bases.length === 0 && !this.readonly) {
-      const fd = await createSegment(dir, 0);
-      this.#start([0], 0, fd, offsetAt(0, headerBytes));
+      this.#security = this.#creationSecurity();
+      const fd = await createSegment(dir, 0, this.#security);
+      this.#start([0], 0, fd, offsetAt(0, headerBytes), false);
       return;
     }
     if (bases.length === 0) {
+      this.#security = this.#creationSecurity();
       this.#segments = new Segments(dir, [], 0);
       this.#reader = new FrameReader(this.#segments);
       this.#host = this.#cursorHost();
@@ -185,18 +256,118 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
     }
     const base = bases[bases.length - 1] as number;
     const path = join(dir, segmentName(base));
-    const fd = openSync(path, this.readonly ? 'r' : 'r+');
+    let fd = openSync(path, this.readonly ? 'r' : 'r+');
+    let rollFirst = false;
     try {
-      checkHeader(fd, path, base);
+      this.#adopt(checkHeader(fd, path, base).security, path);
+      this.#segmentKeys.clear();
+      const keyring = this.#keyring;
+      if (keyring !== undefined && !this.readonly && this.#security.keyId !== keyring.current.id) {
+        // A new current key (F-75: one key per segment): an empty segment is re-created under it, otherwise the
+        // first append starts a new segment.
+        if (fstatSync(fd).size === headerBytes) {
+          closeSync(fd);
+          fd = -1;
+          fd = await createSegment(dir, base, keyring.headerFields(this.#security.chainAlgorithm));
+        } else rollFirst = true;
+      }
     } catch (error) {
-      closeSync(fd);
+      if (fd >= 0) closeSync(fd);
       throw error;
     }
-    this.#start(bases, base, fd, offsetAt(base, fstatSync(fd).size));
+    this.#start(bases, base, fd, offsetAt(base, fstatSync(fd).size), rollFirst);
+  }
+
+  /** The header fields of a log created now, from the options. */
+  #creationSecurity(): HeaderSecurity {
+    const chainAlgorithm = this.#chainOption === undefined ? 0 : chainAlgorithmIds[this.#chainOption];
+    if (this.#keyring !== undefined) return this.#keyring.headerFields(chainAlgorithm);
+    return chainAlgorithm === 0 ? plainSecurity : { ...plainSecurity, chainAlgorithm };
+  }
+
+  /**
+   * Takes the security of the newest segment as the log's, after checking the options agree with it (F-70):
+   * `SECURITY_MISMATCH`, `KEY_REQUIRED`, `WRONG_KEY`.
+   */
+  #adopt(security: HeaderSecurity, path: string): void {
+    const chain = this.#chainOption;
+    if (chain !== undefined && chainAlgorithmIds[chain] !== security.chainAlgorithm) {
+      const actual = security.chainAlgorithm === 0 ? 'not chained' : `chained with ${chainAlgorithmOf(security.chainAlgorithm)}`;
+      throw new SluiceError('SECURITY_MISMATCH', `${path}: the log is ${actual}, not chained with ${chain}`, { file: path, position: 12 });
+    }
+    if (security.cipher === 0 && this.#keyring !== undefined) {
+      throw new SluiceError('SECURITY_MISMATCH', `${path}: the log is not encrypted, yet a key was given`, { file: path, position: 12 });
+    }
+    if (security.cipher !== 0) {
+      if (this.#keyring === undefined) {
+        throw new SluiceError('KEY_REQUIRED', `${path}: the log is encrypted; open it with its key`, { file: path, position: 12 });
+      }
+      this.#keyring.keyFor(security, path);
+    }
+    this.#security = security;
+  }
+
+  /** The key of segment `index` (F-75), from its header, checked once. */
+  #keyOf(index: number): Buffer {
+    const segments = this.#segments;
+    const base = segments.bases[index] as number;
+    let key = this.#segmentKeys.get(base);
+    if (key !== undefined) return key;
+    const path = segments.path(base);
+    const header = Buffer.alloc(headerBytes);
+    const decoded = decodeHeader(header.subarray(0, segments.read(index, 0, header, 0, headerBytes)));
+    if (typeof decoded === 'string') throw new SluiceError('CORRUPT_SEGMENT', `${path}: ${decoded}`, { file: path, position: 0 });
+    const { security } = decoded;
+    if (security.cipher !== this.#security.cipher || security.chainAlgorithm !== this.#security.chainAlgorithm) {
+      throw new SluiceError('SECURITY_MISMATCH', `${path}: the segment's security flags differ from the log's`, { file: path, position: 12 });
+    }
+    key = (this.#keyring as Keyring).keyFor(security, path);
+    this.#segmentKeys.set(base, key);
+    return key;
+  }
+
+  /** F-74: an encrypted frame's key and value, authenticated, decrypted and decoded. */
+  #decrypt(offset: number, buffer: Buffer, frame: Frame): LogRecord<T> {
+    const segments = this.#segments;
+    const index = segments.indexOf(offset);
+    const position = frame.keyStart - 28 - sealBytes;
+    const plaintext = openRecord(this.#keyOf(index), buffer, position, frame.valueStart + frame.valueLength);
+    if (plaintext === undefined) {
+      const base = segments.bases[index] as number;
+      const file = segments.path(base);
+      throw new SluiceError(
+        'CORRUPT_RECORD',
+        `${file}: the record at offset ${offset} does not authenticate under its key (altered, or moved from another place)`,
+        { file, position: positionOf(base, offset), offset },
+      );
+    }
+    const keyLength = frame.keyLength;
+    const key = keyLength === 0 ? undefined : Uint8Array.prototype.slice.call(plaintext, 0, keyLength);
+    return this._record(offset, plaintext, keyLength, plaintext.length, frame.time, key);
+  }
+
+  #mismatch(offset: number): Error {
+    const segments = this.#segments;
+    const base = segments.bases[segments.indexOf(offset)] as number;
+    const file = segments.path(base);
+    return new SluiceError('CORRUPT_RECORD', `${file}: the record at offset ${offset} is not sealed as the log's records are`, {
+      file,
+      position: positionOf(base, offset),
+      offset,
+    });
+  }
+
+  /** The last frame ending at or before the end of record `since` (any kind), with its link when chained. */
+  #lastFrame(since: number): { offset: number; link: Buffer | undefined } | undefined {
+    if (since < 0) return undefined;
+    const reader = new FrameReader(this.#segments);
+    const frame = reader.at(this.#segments.indexOf(since), since, 'record', false);
+    const link = frame.chainStart < 0 ? undefined : Buffer.from(reader.buffer.subarray(frame.chainStart + 32, frame.chainStart + 64));
+    return { offset: since, link };
   }
 
   /** Runs the tail check (F-40) on the last segment and sets the log up from its verdict. */
-  #start(bases: number[], base: number, fd: number, fileEnd: number): void {
+  #start(bases: number[], base: number, fd: number, fileEnd: number, rollFirst: boolean): void {
     const segments = new Segments(this.dir, bases, fileEnd);
     segments.pin(base, fd);
     this.#segments = segments;
@@ -219,6 +390,7 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
     let since = verdict.since;
     if (since < 0 && index > 0) since = this.#reader.endingAt(index - 1, base, 'record').offset;
     if (!this.readonly) {
+      const sealer = this.#sealer(verdict.end);
       this.#writer = new SegmentWriter(
         {
           segments,
@@ -231,6 +403,7 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
             this._advance(last);
           },
           ...(this.#retention === undefined ? {} : { onSealed: () => this.#applyRetention() }),
+          ...(sealer === undefined ? {} : { sealer, header: this.#writerHeader(), rollFirst }),
         },
         base,
         verdict.end,
@@ -239,6 +412,30 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
       if (this.durability === 'buffered') segments.tail = this.#writer;
     }
     this._opened(since);
+  }
+
+  /**
+   * The writer's sealer, chained on from the link of the last frame (F-73): the frame ending where the log ends,
+   * which may be a deleted record or a filler; none (a new or fully trimmed log) starts from the genesis link.
+   */
+  #sealer(end: number): RecordSealer | undefined {
+    const security = this.#security;
+    if (security.chainAlgorithm === 0 && security.cipher === 0) return undefined;
+    const hasher = security.chainAlgorithm === 0 ? undefined : new ChainHasher(chainAlgorithmOf(security.chainAlgorithm));
+    let link = genesisLink;
+    if (hasher !== undefined && end > this.#segments.first) {
+      const reader = new FrameReader(this.#segments);
+      const { offset, frame } = reader.endingAt(this.#segments.indexOf(end - 1), end, 'record');
+      if (frame.chainStart < 0) throw this.#mismatch(offset);
+      link = Buffer.from(reader.buffer.subarray(frame.chainStart + 32, frame.chainStart + 64));
+    }
+    return new RecordSealer(this.#keyring?.current.key, hasher, link);
+  }
+
+  /** The header of the segments the writer creates: the current key's (F-75). */
+  #writerHeader(): HeaderSecurity {
+    const keyring = this.#keyring;
+    return keyring === undefined ? this.#security : keyring.headerFields(this.#security.chainAlgorithm);
   }
 
   /**
@@ -277,6 +474,9 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
       segments: this.#segments,
       record: (offset, buffer, start, end, time, key) => this._record(offset, buffer, start, end, time, key),
       refresh: () => this.#refresh(),
+      securityFlags: (this.chained ? flagChained : 0) | (this.encrypted ? flagEncrypted : 0),
+      decrypt: (offset, buffer, frame) => this.#decrypt(offset, buffer, frame),
+      mismatch: (offset) => this.#mismatch(offset),
     };
   }
 
@@ -588,8 +788,10 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
 function checkOptions(dir: unknown, options: unknown): void {
   if (typeof dir !== 'string' || dir.length === 0) throw new TypeError('dir must be a non-empty string');
   if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
-  const { durability, segmentBytesMax, retention } = options as FileLogOptions<unknown>;
+  const { durability, segmentBytesMax, retention, chain, encryption } = options as FileLogOptions<unknown>;
   if (retention !== undefined) checkRetention(retention);
+  if (chain !== undefined) checkChainAlgorithm(chain);
+  if (encryption !== undefined) checkEncryption(encryption);
   if (durability !== undefined && durability !== 'buffered' && durability !== 'os' && durability !== 'disk') {
     throw new TypeError(`durability must be 'buffered', 'os' or 'disk', got ${String(durability)}`);
   }

@@ -2,7 +2,7 @@ import { closeSync, existsSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import { SluiceError } from '../../errors.js';
 import { openSegmentsMax } from '../../limits.js';
-import { decodeHeader, headerBytes, segmentName } from './format.js';
+import { decodeHeader, headerBytes, segmentName, type SegmentHeader } from './format.js';
 
 /**
  * The ordered set of a log's segment files, and synchronous positional reads from them.
@@ -198,7 +198,7 @@ function trimmed(path: string, base: number, first: number): SluiceError {
 }
 
 /** Reads and validates the header of an open segment file (F-6, F-7); throws CORRUPT_SEGMENT. */
-export function checkHeader(fd: number, path: string, base: number): void {
+export function checkHeader(fd: number, path: string, base: number): SegmentHeader {
   const header = Buffer.alloc(headerBytes);
   const read = readSync(fd, header, 0, headerBytes, 0);
   const decoded = decodeHeader(header.subarray(0, read));
@@ -211,4 +211,5 @@ export function checkHeader(fd: number, path: string, base: number): void {
       position: 16,
     });
   }
+  return decoded;
 }

@@ -1,0 +1,57 @@
+import { hash } from 'node:crypto';
+import { chainBytes, digestBytes } from '../format.js';
+
+/** The hash functions a chain can use (F-72), by the id its segment headers record. */
+export type ChainAlgorithm = 'sha256' | 'blake2s256';
+
+export const chainAlgorithmIds: Readonly<Record<ChainAlgorithm, number>> = { sha256: 1, blake2s256: 2 };
+const chainAlgorithmNames: readonly ChainAlgorithm[] = ['sha256', 'blake2s256'];
+
+/** The algorithm of a header's id (1 or 2, as `decodeHeader` accepts). */
+export function chainAlgorithmOf(id: number): ChainAlgorithm {
+  return chainAlgorithmNames[id - 1] as ChainAlgorithm;
+}
+
+export function checkChainAlgorithm(algorithm: unknown): asserts algorithm is ChainAlgorithm {
+  if (algorithm !== 'sha256' && algorithm !== 'blake2s256') {
+    throw new TypeError(`chain must be 'sha256' or 'blake2s256', got ${String(algorithm)}`);
+  }
+}
+
+/** F-73: the link before the first record of a log: 32 zero bytes. */
+export const genesisLink: Buffer = Buffer.alloc(digestBytes);
+
+/** The bytes of a link input (F-73): previous link, digest, offset + time + key length, batch flag. */
+const linkInputBytes = digestBytes * 2 + 18 + 1;
+
+/**
+ * The two hashes of a chained frame (F-73): the content digest of its stored key and value, and the link that
+ * chains the digest and the record's place to the link before it. One instance per writer or verifier: the link
+ * input is assembled in a buffer it reuses.
+ */
+export class ChainHasher {
+  readonly algorithm: ChainAlgorithm;
+  readonly #input = Buffer.alloc(linkInputBytes);
+
+  constructor(algorithm: ChainAlgorithm) {
+    this.algorithm = algorithm;
+  }
+
+  /** F-73: the digest of a frame's stored bytes between its fixed part and its chain bytes. */
+  digest(frame: Buffer, position: number, size: number): Buffer {
+    return hash(this.algorithm, frame.subarray(position + 28, position + size - 4 - chainBytes), 'buffer');
+  }
+
+  /**
+   * F-73: H(previous link ‖ digest ‖ frame bytes 8..25 (offset, time, key length) ‖ batch-continues bit). Deleting
+   * a record (F-62) keeps all of these, so its link still verifies without its content.
+   */
+  link(previous: Uint8Array, digest: Uint8Array, frame: Buffer, position: number): Buffer {
+    const input = this.#input;
+    input.set(previous, 0);
+    input.set(digest, digestBytes);
+    frame.copy(input, digestBytes * 2, position + 8, position + 26);
+    input[linkInputBytes - 1] = (frame[position + 26] as number) & 0x01;
+    return hash(this.algorithm, input, 'buffer');
+  }
+}
