@@ -3,7 +3,18 @@ import { readFully, writeFully } from '../../io/positioned.js';
 import { crc32c } from '../../checksum/crc32c.js';
 import { compactionSkipBytesMax } from '../../limits.js';
 import { FrameReader } from './frame-reader.js';
-import { flagBatchContinues, flagDeleted, flagFiller, frameBytesMin, frameOverheadBytes, headerBytes, positionOf } from './format.js';
+import {
+  chainBytes,
+  eraseFrame,
+  flagBatchContinues,
+  flagDeleted,
+  flagFiller,
+  frameBytesMin,
+  frameOverheadBytes,
+  headerBytes,
+  positionOf,
+  type Frame,
+} from './format.js';
 import type { Segments } from './segments.js';
 
 /** What compaction may drop (F-64). Records without a key are only dropped when deleted. */
@@ -26,15 +37,36 @@ export interface SegmentPlan {
   readonly dropped: number;
   readonly droppedBytes: number;
   /** Record offsets and sizes, in order, each with its fate. */
-  readonly records: ReadonlyArray<{ readonly offset: number; readonly size: number; readonly keep: boolean; readonly batchContinues: boolean }>;
+  readonly records: ReadonlyArray<{
+    readonly offset: number;
+    readonly size: number;
+    readonly keep: boolean;
+    readonly batchContinues: boolean;
+    /** F-76: a chained record is dropped by rewriting it as a filler of its own that keeps its digest and link. */
+    readonly chained: boolean;
+  }>;
 }
+
+/** The plaintext key of an encrypted frame held in `buffer` (F-74): compaction compares keys, not ciphertexts. */
+export type KeyDecrypter = (offset: number, buffer: Buffer, frame: Frame) => Uint8Array | undefined;
 
 /**
  * Reads the keys of every record (no values decoded) to find each key's last record, then decides the fate of
  * each record of the sealed segments. Keys are held in memory, one entry per distinct key.
  */
-export function planCompaction(segments: Segments, policy: CompactionPolicy, nowMs: number): { plans: SegmentPlan[]; keyed: number } {
+export function planCompaction(
+  segments: Segments,
+  policy: CompactionPolicy,
+  nowMs: number,
+  decryptKey?: KeyDecrypter,
+): { plans: SegmentPlan[]; keyed: number } {
   const reader = new FrameReader(segments);
+  const keyOf = (offset: number, frame: Frame): string => {
+    if (!frame.encrypted || decryptKey === undefined) {
+      return reader.buffer.toString('latin1', frame.keyStart, frame.keyStart + frame.keyLength);
+    }
+    return Buffer.from(decryptKey(offset, reader.buffer, frame) ?? []).toString('latin1');
+  };
   const last = new Map<string, number>();
   let keyed = 0;
   const first = segments.firstIndex;
@@ -44,7 +76,7 @@ export function planCompaction(segments: Segments, policy: CompactionPolicy, now
       const frame = reader.at(index, offset, 'record', true);
       if (!frame.deleted && frame.keyLength > 0) {
         keyed++;
-        last.set(reader.buffer.toString('latin1', frame.keyStart, frame.keyStart + frame.keyLength), offset);
+        last.set(keyOf(offset, frame), offset);
       }
       offset += frame.size;
     }
@@ -63,13 +95,13 @@ export function planCompaction(segments: Segments, policy: CompactionPolicy, now
       const frame = reader.at(index, offset, 'record', true);
       let keep = !frame.deleted;
       if (keep && frame.keyLength > 0) {
-        const key = reader.buffer.toString('latin1', frame.keyStart, frame.keyStart + frame.keyLength);
+        const key = keyOf(offset, frame);
         const latest = last.get(key) === offset;
         if (!latest && frame.time < superseded) keep = false;
         else if (!latest) keptOlder.add(key);
         if (latest && frame.valueLength === 0 && frame.time < tombstones && !keptOlder.has(key)) keep = false;
       }
-      records.push({ offset, size: frame.size, keep, batchContinues: frame.batchContinues });
+      records.push({ offset, size: frame.size, keep, batchContinues: frame.batchContinues, chained: frame.chainStart >= 0 });
       // Fillers of an earlier compaction are already dropped: they alone are no reason to rewrite.
       if (!keep && !frame.filler) {
         dropped++;
@@ -110,6 +142,11 @@ export function rewriteSegment(segments: Segments, plan: SegmentPlan): { before:
         const frame = Buffer.allocUnsafe(record.size);
         readAllOf(source, frame, positionOf(base, record.offset));
         writeFully(target, frame, 0, frame.length, positionOf(base, record.offset));
+        i++;
+        continue;
+      }
+      if (record.chained) {
+        writeChainedFiller(source, target, positionOf(base, record.offset), record.size);
         i++;
         continue;
       }
@@ -159,6 +196,21 @@ function writeSkipFrames(fd: number, base: number, offset: number, bytes: number
     at += size;
     left -= size;
   }
+}
+
+/**
+ * F-76: a dropped record of a chained log becomes a filler of its own: its frame erased as a deletion is (F-62:
+ * key, value, nonce and tag zeroed; offset, time, key length, batch flag, digest and link kept) and flagged
+ * filler. Only its first 28 bytes and its last `chainBytes` + 4 are written; the zeros between stay a hole.
+ */
+function writeChainedFiller(source: number, target: number, position: number, size: number): void {
+  const frame = Buffer.allocUnsafe(size);
+  readAllOf(source, frame, position);
+  eraseFrame(frame, 0, size);
+  frame[26] = (frame[26] as number) | flagFiller;
+  frame.writeUInt32LE(crc32c(frame, 8, size), 4);
+  writeFully(target, frame, 0, 28, position);
+  writeFully(target, frame, size - 4 - chainBytes, chainBytes + 4, position + size - 4 - chainBytes);
 }
 
 function readAllOf(fd: number, buffer: Buffer, position: number): void {

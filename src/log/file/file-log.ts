@@ -623,7 +623,8 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
     if (this.status !== 'open') throw this._closedError();
     throwIfAborted(options.signal, 'the compaction');
     const segments = this.#segments;
-    const { plans, keyed } = planCompaction(segments, policy, this.#clock());
+    const decryptKey = this.encrypted ? (offset: number, buffer: Buffer, frame: Frame) => this.#decrypt(offset, buffer, frame).key : undefined;
+    const { plans, keyed } = planCompaction(segments, policy, this.#clock(), decryptKey);
     const meter = new ProgressMeter('compact', options.onProgress);
     const total = plans.reduce((sum, plan) => sum + (plan.dropped === 0 ? 0 : segments.endOf(plan.index) - (segments.bases[plan.index] as number)), 0);
     let done = 0;

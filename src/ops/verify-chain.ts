@@ -1,0 +1,182 @@
+import { closeSync, fstatSync, openSync } from 'node:fs';
+import { join } from 'node:path';
+import { SluiceError, throwIfAborted } from '../errors.js';
+import { checkChunkBytes } from '../limits.js';
+import { chainBytes, digestBytes, headerBytes, offsetAt, positionOf, segmentName } from '../log/file/format.js';
+import { ChainHasher, chainAlgorithmOf, genesisLink, type ChainAlgorithm } from '../log/file/security/chain.js';
+import { checkHeader } from '../log/file/segments.js';
+import { SegmentWindow } from './segment-window.js';
+
+/** Where the chain of a tamper-evident log stops verifying: the first broken link (F-77). */
+export interface BrokenLink {
+  readonly file: string;
+  readonly position: number;
+  readonly offset: number;
+  readonly message: string;
+}
+
+/** What `verifyChain` proved. */
+export interface ChainVerification {
+  /** The log's hash; `null` when the log is not chained (nothing else is then set). */
+  readonly algorithm: ChainAlgorithm | null;
+  /** Records (deleted ones and compaction fillers included) whose links verified. */
+  readonly records: number;
+  /**
+   * The link the verification started from (F-78): the genesis link (64 zeros) when the log starts at offset 0;
+   * for a trimmed log the first remaining record's own link, which nothing left in the log can prove: compare it
+   * with a head published when the trimmed records were still there.
+   */
+  readonly anchor: { readonly offset: number; readonly hash: string } | null;
+  /** The link of the last record verified (the log's head when nothing is broken); `null` without records. */
+  readonly head: { readonly offset: number; readonly hash: string } | null;
+  /** When a published head was given: the offset of the record whose link it is, or `null` when none has it. */
+  readonly publishedHeadOffset: number | null;
+  /** The first broken link, or `null`: every link verified (up to damage the framing check reports). */
+  readonly broken: BrokenLink | null;
+  /** Why the walk stopped before the end of the log (invalid framing, which `check` reports), or `null`. */
+  readonly stoppedBy: string | null;
+}
+
+export interface VerifyChainOptions {
+  readonly signal?: AbortSignal;
+  /** A head published earlier (64 hex digits): found as the link of some record, it pins every record up to it. */
+  readonly head?: string;
+}
+
+/**
+ * Recomputes the chain of the native log in `dir` (F-73, F-77): for every record, its content digest (unless it
+ * was deleted: then its stored digest stands) and its link from the link before, from the first segment to the
+ * end of the last. Stops at the first broken link, or at framing damage (a frame `check` reports as invalid).
+ * Reads only: no lock, no key (digests cover the stored bytes, ciphertext for an encrypted log). `bases` are
+ * the log's segments, oldest first.
+ */
+export async function verifyChain(dir: string, bases: readonly number[], options: VerifyChainOptions = {}): Promise<ChainVerification> {
+  const published = options.head === undefined ? undefined : Buffer.from(options.head, 'hex');
+  const state: WalkState = {
+    hasher: undefined,
+    previous: bases[0] === 0 ? genesisLink : undefined,
+    anchor: null,
+    records: 0,
+    head: null,
+    published,
+    publishedHeadOffset: null,
+    broken: null,
+    stoppedBy: null,
+  };
+  for (const base of bases) {
+    throwIfAborted(options.signal, 'the chain verification');
+    await verifySegment(dir, base, state, options.signal);
+    if (state.broken !== null || state.stoppedBy !== null) break;
+  }
+  return {
+    algorithm: state.hasher?.algorithm ?? null,
+    records: state.records,
+    anchor: state.anchor,
+    head: state.head === null ? null : { offset: state.head.offset, hash: state.head.link.toString('hex') },
+    publishedHeadOffset: state.publishedHeadOffset,
+    broken: state.broken,
+    stoppedBy: state.stoppedBy,
+  };
+}
+
+interface WalkState {
+  hasher: ChainHasher | undefined;
+  /** The link before the next record; `undefined` before the first record of a trimmed log. */
+  previous: Buffer | undefined;
+  anchor: { offset: number; hash: string } | null;
+  records: number;
+  head: { offset: number; link: Buffer } | null;
+  readonly published: Buffer | undefined;
+  publishedHeadOffset: number | null;
+  broken: BrokenLink | null;
+  stoppedBy: string | null;
+}
+
+async function verifySegment(dir: string, base: number, state: WalkState, signal: AbortSignal | undefined): Promise<void> {
+  const path = join(dir, segmentName(base));
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (cause) {
+    // A trim running meanwhile removed it: the chain goes on from the next segment's first record.
+    if ((cause as NodeJS.ErrnoException).code === 'ENOENT') {
+      state.previous = undefined;
+      return;
+    }
+    throw new SluiceError('READ_FAILED', `cannot read ${path}: ${(cause as Error).message}`, { cause, file: path });
+  }
+  try {
+    let algorithmId: number;
+    try {
+      algorithmId = checkHeader(fd, path, base).security.chainAlgorithm;
+    } catch (error) {
+      state.stoppedBy = (error as Error).message;
+      return;
+    }
+    if (algorithmId === 0 || (state.hasher !== undefined && state.hasher.algorithm !== chainAlgorithmOf(algorithmId))) {
+      state.broken = { file: path, position: 12, offset: base, message: 'the segment is not chained as the log is (F-72)' };
+      return;
+    }
+    state.hasher ??= new ChainHasher(chainAlgorithmOf(algorithmId));
+    const end = offsetAt(base, Math.max(headerBytes, fstatSync(fd).size));
+    const window = new SegmentWindow(fd, path, positionOf(base, end), checkChunkBytes);
+    let pauseAt = base + checkChunkBytes;
+    for (let offset = base; offset < end && state.broken === null; ) {
+      if (offset >= pauseAt) {
+        // Between chunks: let other work run, and notice an abort.
+        await new Promise((resolve) => setImmediate(resolve));
+        throwIfAborted(signal, 'the chain verification');
+        pauseAt = offset + checkChunkBytes;
+      }
+      const frame = window.frameAt(positionOf(base, offset), offset);
+      if (typeof frame === 'string') {
+        state.stoppedBy = `${path}:${positionOf(base, offset)}: ${frame}`;
+        return;
+      }
+      verifyFrame(window.buffer, frame, state, { file: path, position: positionOf(base, offset), offset });
+      offset += frame.size;
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** F-77: the digest (of a record not deleted) and the link of one valid frame. */
+function verifyFrame(
+  buffer: Buffer,
+  frame: { size: number; deleted: boolean; chainStart: number; keyStart: number },
+  state: WalkState,
+  where: { file: string; position: number; offset: number },
+): void {
+  const hasher = state.hasher as ChainHasher;
+  if (frame.chainStart < 0) {
+    state.broken = { ...where, message: 'the record carries no link (F-72)' };
+    return;
+  }
+  const start = frame.chainStart + chainBytes + 4 - frame.size;
+  const digest = buffer.subarray(frame.chainStart, frame.chainStart + digestBytes);
+  const link = buffer.subarray(frame.chainStart + digestBytes, frame.chainStart + chainBytes);
+  if (!frame.deleted && !hasher.digest(buffer, start, frame.size).equals(digest)) {
+    state.broken = { ...where, message: 'the record does not match its digest: its content was changed (F-73)' };
+    return;
+  }
+  if (state.previous === undefined) {
+    state.anchor = { offset: where.offset, hash: link.toString('hex') };
+  } else {
+    if (state.anchor === null) state.anchor = { offset: where.offset, hash: state.previous.toString('hex') };
+    if (!hasher.link(state.previous, digest, buffer, start).equals(link)) {
+      state.broken = {
+        ...where,
+        message: 'the link does not follow from the record before: records were changed, removed, inserted or reordered (F-73)',
+      };
+      return;
+    }
+  }
+  const copy = Buffer.from(link);
+  state.previous = copy;
+  state.records++;
+  state.head = { offset: where.offset, link: copy };
+  if (state.published !== undefined && state.publishedHeadOffset === null && copy.equals(state.published)) {
+    state.publishedHeadOffset = where.offset;
+  }
+}
