@@ -259,13 +259,16 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
     let fd = openSync(path, this.readonly ? 'r' : 'r+');
     let rollFirst = false;
     try {
-      this.#adopt(checkHeader(fd, path, base).security, path);
-      this.#segmentKeys.clear();
       const keyring = this.#keyring;
-      if (keyring !== undefined && !this.readonly && this.#security.keyId !== keyring.current.id) {
+      const security = checkHeader(fd, path, base).security;
+      const rotating = keyring !== undefined && !this.readonly && security.cipher !== 0 && security.keyId !== keyring.current.id;
+      const empty = fstatSync(fd).size === headerBytes;
+      // An empty segment about to be re-created under the new key needs no old key.
+      this.#adopt(security, path, rotating && empty);
+      if (rotating) {
         // A new current key (F-75: one key per segment): an empty segment is re-created under it, otherwise the
         // first append starts a new segment.
-        if (fstatSync(fd).size === headerBytes) {
+        if (empty) {
           closeSync(fd);
           fd = -1;
           fd = await createSegment(dir, base, keyring.headerFields(this.#security.chainAlgorithm));
@@ -289,7 +292,7 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
    * Takes the security of the newest segment as the log's, after checking the options agree with it (F-70):
    * `SECURITY_MISMATCH`, `KEY_REQUIRED`, `WRONG_KEY`.
    */
-  #adopt(security: HeaderSecurity, path: string): void {
+  #adopt(security: HeaderSecurity, path: string, replacing: boolean): void {
     const chain = this.#chainOption;
     if (chain !== undefined && chainAlgorithmIds[chain] !== security.chainAlgorithm) {
       const actual = security.chainAlgorithm === 0 ? 'not chained' : `chained with ${chainAlgorithmOf(security.chainAlgorithm)}`;
@@ -302,9 +305,9 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
       if (this.#keyring === undefined) {
         throw new SluiceError('KEY_REQUIRED', `${path}: the log is encrypted; open it with its key`, { file: path, position: 12 });
       }
-      this.#keyring.keyFor(security, path);
+      if (!replacing) this.#keyring.keyFor(security, path);
     }
-    this.#security = security;
+    this.#security = replacing ? this.#keyring?.headerFields(security.chainAlgorithm) ?? security : security;
   }
 
   /** The key of segment `index` (F-75), from its header, checked once. */
