@@ -49,6 +49,10 @@ export interface LogStat {
   readonly deletedBytes: number;
   /** The views with state in the log's directory, by name (`[]` for a flumelog-offset file). */
   readonly views: ViewStat[];
+  /** A tamper-evident native log's hash (F-72), else absent or `null`. */
+  readonly chain?: string | null;
+  /** True for an encrypted native log (F-74); no key is needed to stat it, and none is shown. */
+  readonly encrypted?: boolean;
 }
 
 export interface StatOptions {
@@ -66,7 +70,7 @@ export interface StatOptions {
 export async function stat(dir: string, options: StatOptions = {}): Promise<LogStat> {
   const signal = options.signal;
   throwIfAborted(signal, 'stat');
-  const log = await FileLog.open(dir, { readonly: true, codec: skipValues });
+  const log = await FileLog.open(dir, { readonly: true, codec: skipValues, withoutKey: true });
   try {
     // Snapshot first: a writer may add records and segments while we scan, and the numbers must agree.
     const segmentsOfLog = log.segments;
@@ -120,6 +124,8 @@ export async function stat(dir: string, options: StatOptions = {}): Promise<LogS
       deletedRecords: total('deletedRecords'),
       deletedBytes: total('deletedBytes'),
       views,
+      chain: log.chainAlgorithm,
+      encrypted: log.encrypted,
     };
   } finally {
     await log.close();

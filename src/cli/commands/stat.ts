@@ -52,6 +52,8 @@ export function formatTable(result: LogStat): string[] {
     '',
     `first offset  ${result.firstOffset}`,
     `last offset   ${result.lastOffset}`,
+    ...(result.chain === undefined ? [] : [`chained       ${result.chain ?? 'no'}`]),
+    ...(result.encrypted === undefined ? [] : [`encrypted     ${result.encrypted ? 'yes (AES-256-GCM)' : 'no'}`]),
   ];
   if (result.views.length === 0) return lines;
   const views = result.views.map((view) => [

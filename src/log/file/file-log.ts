@@ -125,6 +125,11 @@ export interface FileLogOptions<T> {
    * (`SECURITY_MISMATCH`). A new `key` rotates: appends continue in a new segment under it.
    */
   readonly encryption?: EncryptionOptions;
+  /**
+   * Read-only logs: open an encrypted log without its key, to walk its frames (as `stat` does); every read of a
+   * record then fails with `KEY_REQUIRED`.
+   */
+  readonly withoutKey?: boolean;
 }
 
 /** What a `trim` removed. */
@@ -164,6 +169,7 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
   #retentionFailure: Error | undefined;
   readonly #chainOption: ChainAlgorithm | undefined;
   readonly #keyring: Keyring | undefined;
+  readonly #withoutKey: boolean;
   /** The header fields of the log's segments (F-70), learned from the newest segment or chosen at creation. */
   #security: HeaderSecurity = plainSecurity;
   /** Segment base → its key, checked against the header's key check value (F-75) when first used. */
@@ -179,6 +185,12 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
     this.#clock = options.now ?? Date.now;
     this.#chainOption = options.chain;
     this.#keyring = options.encryption === undefined ? undefined : new Keyring(options.encryption);
+    this.#withoutKey = options.withoutKey === true && this.readonly;
+  }
+
+  /** The hash of a tamper-evident log (F-72), or `null`. */
+  get chainAlgorithm(): ChainAlgorithm | null {
+    return this.#security.chainAlgorithm === 0 ? null : chainAlgorithmOf(this.#security.chainAlgorithm);
   }
 
   /** True when the log is tamper-evident (F-72). */
@@ -302,10 +314,10 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
       throw new SluiceError('SECURITY_MISMATCH', `${path}: the log is not encrypted, yet a key was given`, { file: path, position: 12 });
     }
     if (security.cipher !== 0) {
-      if (this.#keyring === undefined) {
+      if (this.#keyring === undefined && !this.#withoutKey) {
         throw new SluiceError('KEY_REQUIRED', `${path}: the log is encrypted; open it with its key`, { file: path, position: 12 });
       }
-      if (!replacing) this.#keyring.keyFor(security, path);
+      if (!replacing) this.#keyring?.keyFor(security, path);
     }
     this.#security = replacing ? this.#keyring?.headerFields(security.chainAlgorithm) ?? security : security;
   }
@@ -324,7 +336,10 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
     if (security.cipher !== this.#security.cipher || security.chainAlgorithm !== this.#security.chainAlgorithm) {
       throw new SluiceError('SECURITY_MISMATCH', `${path}: the segment's security flags differ from the log's`, { file: path, position: 12 });
     }
-    key = (this.#keyring as Keyring).keyFor(security, path);
+    if (this.#keyring === undefined) {
+      throw new SluiceError('KEY_REQUIRED', `${path}: the log is encrypted and was opened without its key`, { file: path, position: 12 });
+    }
+    key = this.#keyring.keyFor(security, path);
     this.#segmentKeys.set(base, key);
     return key;
   }
