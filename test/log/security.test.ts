@@ -17,6 +17,7 @@ import { check, type CheckReport } from '../../src/ops/check.js';
 import { reduce } from '../../src/views/reduce.js';
 import { collect, rejectsWith } from '../conformance/log-suite.js';
 import { temporaryDirectory } from '../helpers.js';
+import { runUntilKilled } from '../kill-harness.js';
 
 const root = temporaryDirectory('sluice-security-');
 let count = 0;
@@ -364,4 +365,57 @@ describe('chained and encrypted logs under deletes, compaction and trim', () => 
     assert.equal(report.chain?.anchor?.offset, trimmed.firstOffset, 'the chain verifies from the first record kept');
     assert.equal(report.chain?.publishedHeadOffset, head.offset);
   });
+});
+
+describe('a chained, encrypted log survives SIGKILL', () => {
+  const childScript = `
+import { openSync, writeSync } from 'node:fs';
+import { FileLog } from ${JSON.stringify(new URL('../../src/log/file/file-log.js', import.meta.url).href)};
+const config = JSON.parse(process.env.SLUICE_KILL_CONFIG);
+const encryption = { key: { id: 4, key: Buffer.from(config.keyHex, 'hex') } };
+const log = await FileLog.open(config.dir, { chain: 'sha256', encryption, durability: config.durability, segmentBytesMax: 4096 });
+const acks = openSync(config.ackFile, 'a');
+let b = 0;
+function start() {
+  const n = 1 + (b % 7);
+  const values = Array.from({ length: n }, (_, i) => ({ b, i, p: 'q'.repeat((b * 13 + i) % 90) }));
+  const batch = b++;
+  log.append(values, { key: 'k' + (batch % 5) }).then((offsets) => {
+    const line = JSON.stringify({ b: batch, n, offsets }) + '\\n';
+    writeSync(acks, line);
+    process.stdout.write(line);
+    start();
+  }, (error) => { writeSync(2, String(error && error.stack)); process.exit(3); });
+}
+for (let k = 0; k < 4; k++) start();
+`;
+
+  for (const durability of ['os', 'disk'] as const) {
+    it(`keeps every acknowledged record, decryptable and chained (${durability})`, async () => {
+      const dir = newDir();
+      const keyHex = '5e'.repeat(32);
+      const acked = await runUntilKilled<{ b: number; n: number; offsets: number[] }>(
+        childScript,
+        { dir, durability, keyHex },
+        join(root, `acks-${durability}`),
+        300,
+        (ack) => ack.n,
+        `kill (${durability})`,
+      );
+      assert.ok(acked.length > 0);
+      const log = await FileLog.open<{ b: number; i: number; p: string }>(dir, {
+        encryption: { key: { id: 4, key: Buffer.from(keyHex, 'hex') } },
+      });
+      for (const ack of acked) {
+        for (const [i, offset] of ack.offsets.entries()) {
+          assert.deepEqual(await log.get(offset), { b: ack.b, i, p: 'q'.repeat((ack.b * 13 + i) % 90) }, `batch ${ack.b} record ${i}`);
+        }
+      }
+      await log.append({ b: -1, i: 0, p: '' });
+      await log.close();
+      const report = await check(dir, { verifyChain: true });
+      assert.equal(report.healthy, true, JSON.stringify(report.problems));
+      assert.equal(report.chain?.records, report.records);
+    });
+  }
 });
