@@ -139,11 +139,11 @@ describe('tamper-evident logs: check --verify-chain', () => {
     const { dir, offsets } = await chainedLog();
     const path = segmentPath(dir);
     const file = readFileSync(path);
-    const [, , a, , , , b] = framePositions(file) as number[];
-    const size = file.readUInt32LE(a as number);
+    const [, , a, , , , b] = framePositions(file);
+    const size = file.readUInt32LE(a);
     const first = Buffer.from(file.subarray(a, (a as number) + size));
-    file.copy(file, a as number, b as number, (b as number) + size);
-    first.copy(file, b as number);
+    file.copy(file, a, b, (b as number) + size);
+    first.copy(file, b);
     setOffset(file, a as number, offsets[2] as number);
     setOffset(file, b as number, offsets[6] as number);
     fixCrc(file, a as number);
