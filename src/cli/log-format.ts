@@ -1,7 +1,7 @@
 import { codecs, type Codec } from '../codec/codec.js';
 import { readFileSync } from 'node:fs';
 import { FileLog, type Durability, type EncryptionOptions } from '../log/file/file-log.js';
-import { parseKeyFile } from '../log/file/security/keys.js';
+import { parseChainKeyFile, parseKeyFile } from '../log/file/security/keys.js';
 import { SluiceError } from '../errors.js';
 import { FlumeOffsetLog } from '../log/flume-offset/flume-offset-log.js';
 import { JetStreamLog } from '../log/jetstream/jetstream-log.js';
@@ -18,23 +18,34 @@ export const natsHelp: readonly OptionHelp[] = [
 ];
 
 /** The keys of an encrypted native log come from a file, never from the command line (where `ps` shows them). */
-export const keyFileFlags: FlagSpec = { 'key-file': { type: 'string' } };
+export const keyFileFlags: FlagSpec = { 'key-file': { type: 'string' }, 'chain-key-file': { type: 'string' } };
 
 export const keyFileHelp: readonly OptionHelp[] = [
   ['--key-file <path>', 'the keys of an encrypted log: lines <key id>:<64 hex digits>, the first the current key'],
+  ['--chain-key-file <path>', 'the key of a keyed chain (hmac-sha256): 64 hex digits'],
 ];
 
-/** `{ encryption }` from `--key-file`, or `{}`; `INVALID_INPUT` for a file that cannot be read or parsed. */
-export function encryptionOf(line: CommandLine): { encryption?: EncryptionOptions } {
-  const file = line.string('key-file');
+/** `{ chainKey }` from `--chain-key-file`, or `{}`; `INVALID_INPUT` for a file that cannot be read or parsed. */
+export function chainKeyOf(line: CommandLine): { chainKey?: Buffer } {
+  const file = line.string('chain-key-file');
   if (file === undefined) return {};
-  let text: string;
+  return { chainKey: parseChainKeyFile(readKeyFile(file), file) };
+}
+
+function readKeyFile(file: string): string {
   try {
-    text = readFileSync(file, 'utf8');
+    return readFileSync(file, 'utf8');
   } catch (cause) {
     throw new SluiceError('INVALID_INPUT', `cannot read the key file ${file}: ${(cause as Error).message}`, { cause, file });
   }
-  return { encryption: parseKeyFile(text, file) };
+}
+
+/** `{ encryption }` from `--key-file` (and `{ chainKey }` from `--chain-key-file`), or `{}`; `INVALID_INPUT` for a file that cannot be read or parsed. */
+export function encryptionOf(line: CommandLine): { encryption?: EncryptionOptions; chainKey?: Buffer } {
+  const file = line.string('key-file');
+  const chain = chainKeyOf(line);
+  if (file === undefined) return chain;
+  return { encryption: parseKeyFile(readKeyFile(file), file), ...chain };
 }
 
 /** The flags of every command that reads a log: which format the path is in, or where on NATS the log is. */
@@ -125,8 +136,8 @@ export async function openForAppend<T>(line: CommandLine, path: string, durabili
   // On NATS an acknowledged append is already stored by the stream's replicas: --sync adds nothing to wait for.
   if (nats !== undefined) return JetStreamLog.open<T>(nats);
   const chain = line.string('chain');
-  if (chain !== undefined && chain !== 'sha256' && chain !== 'blake2s256') {
-    throw line.usageError(`--chain must be sha256 or blake2s256, got ${chain}`);
+  if (chain !== undefined && chain !== 'sha256' && chain !== 'blake2s256' && chain !== 'hmac-sha256') {
+    throw line.usageError(`--chain must be sha256, blake2s256 or hmac-sha256, got ${chain}`);
   }
   return FileLog.open<T>(path, {
     ...(durability === 'disk' ? { durability } : {}),

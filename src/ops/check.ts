@@ -101,6 +101,8 @@ export interface CheckOptions {
   readonly verifyChain?: boolean;
   /** With `verifyChain`: a head published earlier (64 hex digits); an error when no record's link is this one. */
   readonly head?: string;
+  /** With `verifyChain`: the key of a keyed chain (F-72), without which it cannot be verified. */
+  readonly chainKey?: Uint8Array;
 }
 
 /**
@@ -181,7 +183,8 @@ export function checkArguments(dir: unknown, options: unknown): asserts dir is s
   const { signal, onProgress } = options as CheckOptions;
   if (signal !== undefined && !(signal instanceof AbortSignal)) throw new TypeError('signal must be an AbortSignal');
   if (onProgress !== undefined && typeof onProgress !== 'function') throw new TypeError('onProgress must be a function');
-  const { verifyChain: verify, head } = options as CheckOptions;
+  const { verifyChain: verify, head, chainKey } = options as CheckOptions;
+  if (chainKey !== undefined && !(chainKey instanceof Uint8Array)) throw new TypeError('chainKey must be a Uint8Array');
   if (verify !== undefined && typeof verify !== 'boolean') throw new TypeError('verifyChain must be a boolean');
   if (head !== undefined && (typeof head !== 'string' || !/^[0-9a-f]{64}$/i.test(head))) {
     throw new TypeError('head must be 64 hexadecimal digits');

@@ -2,7 +2,17 @@ import { closeSync, fstatSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { SluiceError, throwIfAborted } from '../errors.js';
 import { checkChunkBytes } from '../limits.js';
-import { chainBytes, digestBytes, headerBytes, offsetAt, positionOf, segmentName } from '../log/file/format.js';
+import {
+  chainAlgorithmKeyed,
+  chainBytes,
+  digestBytes,
+  headerBytes,
+  offsetAt,
+  positionOf,
+  segmentName,
+  type HeaderSecurity,
+} from '../log/file/format.js';
+import { keyCheckValue } from '../log/file/security/keys.js';
 import { ChainHasher, chainAlgorithmOf, genesisLink, type ChainAlgorithm } from '../log/file/security/chain.js';
 import { checkHeader } from '../log/file/segments.js';
 import { SegmentWindow } from './segment-window.js';
@@ -41,6 +51,8 @@ export interface VerifyChainOptions {
   readonly signal?: AbortSignal;
   /** A head published earlier (64 hex digits): found as the link of some record, it pins every record up to it. */
   readonly head?: string;
+  /** The key of a keyed chain (F-72): without it such a chain cannot be verified (reported as broken at its start). */
+  readonly chainKey?: Uint8Array;
 }
 
 /**
@@ -65,7 +77,7 @@ export async function verifyChain(dir: string, bases: readonly number[], options
   };
   for (const base of bases) {
     throwIfAborted(options.signal, 'the chain verification');
-    await verifySegment(dir, base, state, options.signal);
+    await verifySegment(dir, base, state, options);
     if (state.broken !== null || state.stoppedBy !== null) break;
   }
   return {
@@ -92,7 +104,8 @@ interface WalkState {
   stoppedBy: string | null;
 }
 
-async function verifySegment(dir: string, base: number, state: WalkState, signal: AbortSignal | undefined): Promise<void> {
+async function verifySegment(dir: string, base: number, state: WalkState, options: VerifyChainOptions): Promise<void> {
+  const signal = options.signal;
   const path = join(dir, segmentName(base));
   let fd: number;
   try {
@@ -106,18 +119,26 @@ async function verifySegment(dir: string, base: number, state: WalkState, signal
     throw new SluiceError('READ_FAILED', `cannot read ${path}: ${(cause as Error).message}`, { cause, file: path });
   }
   try {
-    let algorithmId: number;
+    let security: HeaderSecurity;
     try {
-      algorithmId = checkHeader(fd, path, base).security.chainAlgorithm;
+      security = checkHeader(fd, path, base).security;
     } catch (error) {
       state.stoppedBy = (error as Error).message;
+      return;
+    }
+    const algorithmId = security.chainAlgorithm;
+    const keyed = algorithmId === chainAlgorithmKeyed;
+    const key = options.chainKey;
+    if (keyed && (key === undefined || !keyCheckValue(key).equals(security.chainKeyCheck))) {
+      const message = key === undefined ? 'the chain is keyed: verifying it takes its chain key' : "the chain key given is not the log's";
+      state.broken = { file: path, position: 48, offset: base, message };
       return;
     }
     if (algorithmId === 0 || (state.hasher !== undefined && state.hasher.algorithm !== chainAlgorithmOf(algorithmId))) {
       state.broken = { file: path, position: 12, offset: base, message: 'the segment is not chained as the log is (F-72)' };
       return;
     }
-    state.hasher ??= new ChainHasher(chainAlgorithmOf(algorithmId));
+    state.hasher ??= new ChainHasher(chainAlgorithmOf(algorithmId), keyed ? key : undefined);
     const end = offsetAt(base, Math.max(headerBytes, fstatSync(fd).size));
     const window = new SegmentWindow(fd, path, positionOf(base, end), checkChunkBytes);
     let pauseAt = base + checkChunkBytes;

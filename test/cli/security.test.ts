@@ -60,4 +60,21 @@ describe('sluice with tamper-evident and encrypted logs', () => {
     assert.match(broken.stdout, new RegExp(`error  chain  ${segment}:${position} \\(offset ${offsets[1]}\\)`));
     assert.equal((await runCli(['check', dir, '--head', head.hash])).status, 2, '--head goes with --verify-chain');
   });
+
+  it('creates and verifies a keyed chain with --chain-key-file', async () => {
+    const root = temporaryDirectory();
+    const dir = join(root, 'log');
+    const chainKeyFile = join(root, 'chain-key');
+    writeFileSync(chainKeyFile, `${'7a'.repeat(32)}\n`, { mode: 0o600 });
+    const append = await runCli(['append', dir, '--chain', 'hmac-sha256', '--chain-key-file', chainKeyFile], '1\n2\n');
+    assert.equal(append.status, 0, append.stderr);
+    const verified = await runCli(['check', dir, '--verify-chain', '--chain-key-file', chainKeyFile]);
+    assert.equal(verified.status, 0, verified.stdout);
+    assert.match(verified.stdout, /chain \(hmac-sha256\): verified: 2 links/);
+    const withoutKey = await runCli(['check', dir, '--verify-chain']);
+    assert.equal(withoutKey.status, 1);
+    assert.match(withoutKey.stdout, /takes its chain key/);
+    const appendWithoutKey = await runCli(['append', dir], '3\n');
+    assert.match(appendWithoutKey.stderr, /KEY_REQUIRED/);
+  });
 });

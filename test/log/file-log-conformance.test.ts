@@ -15,6 +15,7 @@ for (const [label, options] of [
   ['FileLog (buffered durability, 4 KiB segments)', { durability: 'buffered', segmentBytesMax: 4096 }],
   // F-72, F-74: the secured logs owe every behaviour of the plain one.
   ['FileLog (chained, SHA-256)', { chain: 'sha256' }],
+  ['FileLog (keyed chain, HMAC-SHA-256, disk durability)', { chain: 'hmac-sha256', chainKey: Buffer.alloc(32, 0x3c), durability: 'disk' }],
   ['FileLog (encrypted, 4 KiB segments)', { encryption: { key: { id: 7, key: Buffer.alloc(32, 0x5a) } }, segmentBytesMax: 4096 }],
   [
     'FileLog (chained BLAKE2s and encrypted, buffered, 4 KiB segments)',

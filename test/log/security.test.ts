@@ -219,6 +219,50 @@ describe('tamper-evident logs: check --verify-chain', () => {
   });
 });
 
+describe('keyed chains (hmac-sha256)', () => {
+  const chainKey = Buffer.alloc(32, 0x77);
+
+  it('cannot be recomputed without the key: a change is found at that record even with every hash redone', async () => {
+    const { dir, offsets, head } = await chainedLog({ chain: 'hmac-sha256', chainKey });
+    const keyed = await check(dir, { verifyChain: true, chainKey, head });
+    assert.equal(keyed.healthy, true, JSON.stringify(keyed.problems));
+    assert.equal(keyed.chain?.algorithm, 'hmac-sha256');
+    assert.equal(keyed.chain?.publishedHeadOffset, offsets[9]);
+    // Without the key, the best an attacker can do is recompute digests and unkeyed links.
+    const path = segmentPath(dir);
+    const file = readFileSync(path);
+    const positions = framePositions(file);
+    file[(positions[3] as number) + 29] = 'Z'.charCodeAt(0);
+    let previous = linkAt(file, positions[2] as number);
+    for (const position of positions.slice(3)) previous = rehash(file, position, previous);
+    writeFileSync(path, file);
+    assertBrokenAt(await check(dir, { verifyChain: true, chainKey }), offsets[3] as number, /link/);
+  });
+
+  it('needs its key to write and to verify, not to read; refuses another key', async () => {
+    const { dir, offsets } = await chainedLog({ chain: 'hmac-sha256', chainKey });
+    await rejectsWith(FileLog.open(dir), 'KEY_REQUIRED');
+    await rejectsWith(FileLog.open(dir, { chainKey: Buffer.alloc(32, 1) }), 'WRONG_KEY');
+    const reader = await FileLog.open<string>(dir, { readonly: true });
+    assert.equal(await reader.get(offsets[2] as number), 'v02');
+    assert.equal(reader.chainAlgorithm, 'hmac-sha256');
+    await reader.close();
+    const withoutKey = await check(dir, { verifyChain: true });
+    assert.equal(withoutKey.healthy, false);
+    assert.match(withoutKey.chain?.broken?.message ?? '', /takes its chain key/);
+    const wrongKey = await check(dir, { verifyChain: true, chainKey: Buffer.alloc(32, 1) });
+    assert.match(wrongKey.chain?.broken?.message ?? '', /not the log's/);
+    const writer = await FileLog.open<string>(dir, { chainKey });
+    await writer.append('v10');
+    await writer.close();
+    assert.equal((await check(dir, { verifyChain: true, chainKey })).healthy, true);
+    const { dir: unkeyed } = await chainedLog();
+    await rejectsWith(FileLog.open(unkeyed, { chainKey }), 'SECURITY_MISMATCH');
+    await assert.rejects(FileLog.open(newDir(), { chain: 'hmac-sha256' }), TypeError);
+    await assert.rejects(FileLog.open(newDir(), { chain: 'sha256', chainKey }), TypeError);
+  });
+});
+
 describe('encrypted logs', () => {
   it('stores no plaintext (keys included), and reads back through the key', async () => {
     const dir = newDir();

@@ -19,7 +19,7 @@ const usage = usageText(
     'created when missing, and an offset is printed once the stream acknowledged the record.',
   [
     ['--sync', 'print an offset only once its record is on disk (fsynced)'],
-    ['--chain sha256|blake2s256', 'create the log tamper-evident (each record chained to the one before)'],
+    ['--chain sha256|blake2s256|hmac-sha256', 'create the log tamper-evident (hmac-sha256: keyed, with --chain-key-file)'],
     ...keyFileHelp,
     ...natsHelp,
   ],

@@ -2,6 +2,7 @@ import { check, type CheckProblem, type CheckReport } from '../../ops/check.js';
 import type { CommandLine } from '../args.js';
 import { usageText, type Command, type CommandIo } from '../command.js';
 import { exitStatus } from '../report.js';
+import { chainKeyOf } from '../log-format.js';
 import { runInterruptible } from './interrupt.js';
 
 const usage = usageText(
@@ -15,6 +16,7 @@ const usage = usageText(
     ['--json', 'print the report as one JSON object'],
     ['--verify-chain', 'also recompute the chain of a tamper-evident log and report its first broken link'],
     ['--head <hash>', 'a head published earlier (64 hex digits): an error unless some record has this link'],
+    ['--chain-key-file <path>', 'the key of a keyed chain (hmac-sha256), to verify it: 64 hex digits'],
   ],
 );
 
@@ -24,7 +26,12 @@ export const checkCommand: Command = {
   summary: 'verify every record, segment and view state of a log (exit status 1 on damage)',
   spec: {
     usage,
-    flags: { json: { type: 'boolean' }, 'verify-chain': { type: 'boolean' }, head: { type: 'string' } },
+    flags: {
+      json: { type: 'boolean' },
+      'verify-chain': { type: 'boolean' },
+      head: { type: 'string' },
+      'chain-key-file': { type: 'string' },
+    },
     positionals: ['dir'],
   },
   run,
@@ -36,8 +43,9 @@ async function run(line: CommandLine, io: CommandIo): Promise<number> {
   const head = line.string('head');
   if (head !== undefined && !verifyChain) throw line.usageError('--head goes with --verify-chain');
   if (head !== undefined && !/^[0-9a-fA-F]{64}$/.test(head)) throw line.usageError('--head must be 64 hexadecimal digits');
+  const chainKey = chainKeyOf(line);
   const report = await runInterruptible((context) =>
-    check(dir, { ...context, ...(verifyChain ? { verifyChain } : {}), ...(head === undefined ? {} : { head }) }),
+    check(dir, { ...context, ...(verifyChain ? { verifyChain } : {}), ...(head === undefined ? {} : { head }), ...chainKey }),
   );
   const lines = line.boolean('json') ? [JSON.stringify(report)] : describeReport(report);
   for (const text of lines) await io.output.writeLine(text);

@@ -11,6 +11,7 @@ import { ForwardCursor, recordOf, ReverseCursor, type CursorHost } from './curso
 import { Follower } from '../follower.js';
 import { DirectoryLock } from './directory-lock.js';
 import {
+  chainAlgorithmKeyed,
   decodeHeader,
   flagChained,
   flagEncrypted,
@@ -24,7 +25,7 @@ import {
   type HeaderSecurity,
 } from './format.js';
 import { ChainHasher, chainAlgorithmIds, chainAlgorithmOf, checkChainAlgorithm, genesisLink, type ChainAlgorithm } from './security/chain.js';
-import { checkEncryption, Keyring, type EncryptionOptions } from './security/keys.js';
+import { checkChainKey, checkEncryption, keyCheckValue, Keyring, type EncryptionOptions } from './security/keys.js';
 import { openRecord, RecordSealer } from './security/sealer.js';
 import { FrameReader } from './frame-reader.js';
 import { ProgressMeter, type Progress } from '../../progress/meter.js';
@@ -119,6 +120,12 @@ export interface FileLogOptions<T> {
    */
   readonly chain?: ChainAlgorithm;
   /**
+   * The 32-byte key of a keyed chain (`chain: 'hmac-sha256'`): links are HMACs under it, so that nobody without
+   * it can recompute the chain after a change. Never stored: the headers keep an 8-byte check value of it. Needed
+   * to create or write such a log (`KEY_REQUIRED`; another key: `WRONG_KEY`), not to read it.
+   */
+  readonly chainKey?: Uint8Array;
+  /**
    * Encrypted log (F-74, README "Encrypted logs"): keys and values are stored encrypted with AES-256-GCM. Given when
    * the log is created, it makes the log encrypted; an encrypted log cannot be opened without it (`KEY_REQUIRED`),
    * nor with a key other than the one its newest segment names (`WRONG_KEY`); a plain log refuses it
@@ -168,6 +175,7 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
   #maintenance: Promise<unknown> = Promise.resolve();
   #retentionFailure: Error | undefined;
   readonly #chainOption: ChainAlgorithm | undefined;
+  readonly #chainKey: Buffer | undefined;
   readonly #keyring: Keyring | undefined;
   readonly #withoutKey: boolean;
   /** The header fields of the log's segments (F-70), learned from the newest segment or chosen at creation. */
@@ -184,6 +192,7 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
     this.#retention = options.retention;
     this.#clock = options.now ?? Date.now;
     this.#chainOption = options.chain;
+    this.#chainKey = options.chainKey === undefined ? undefined : Buffer.from(options.chainKey);
     this.#keyring = options.encryption === undefined ? undefined : new Keyring(options.encryption);
     this.#withoutKey = options.withoutKey === true && this.readonly;
   }
@@ -283,7 +292,7 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
         if (empty) {
           closeSync(fd);
           fd = -1;
-          fd = await createSegment(dir, base, keyring.headerFields(this.#security.chainAlgorithm));
+          fd = await createSegment(dir, base, keyring.headerFields(security));
         } else rollFirst = true;
       }
     } catch (error) {
@@ -296,8 +305,13 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
   /** The header fields of a log created now, from the options. */
   #creationSecurity(): HeaderSecurity {
     const chainAlgorithm = this.#chainOption === undefined ? 0 : chainAlgorithmIds[this.#chainOption];
-    if (this.#keyring !== undefined) return this.#keyring.headerFields(chainAlgorithm);
-    return chainAlgorithm === 0 ? plainSecurity : { ...plainSecurity, chainAlgorithm };
+    const chainKey = this.#chainKey;
+    if ((chainAlgorithm === chainAlgorithmKeyed) !== (chainKey !== undefined)) {
+      throw new TypeError("a new log takes chainKey with chain: 'hmac-sha256', and only with it");
+    }
+    const chain = { ...plainSecurity, chainAlgorithm, ...(chainKey === undefined ? {} : { chainKeyCheck: keyCheckValue(chainKey) }) };
+    if (this.#keyring !== undefined) return this.#keyring.headerFields(chain);
+    return chainAlgorithm === 0 ? plainSecurity : chain;
   }
 
   /**
@@ -310,6 +324,7 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
       const actual = security.chainAlgorithm === 0 ? 'not chained' : `chained with ${chainAlgorithmOf(security.chainAlgorithm)}`;
       throw new SluiceError('SECURITY_MISMATCH', `${path}: the log is ${actual}, not chained with ${chain}`, { file: path, position: 12 });
     }
+    this.#adoptChainKey(security, path);
     if (security.cipher === 0 && this.#keyring !== undefined) {
       throw new SluiceError('SECURITY_MISMATCH', `${path}: the log is not encrypted, yet a key was given`, { file: path, position: 12 });
     }
@@ -319,7 +334,23 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
       }
       if (!replacing) this.#keyring?.keyFor(security, path);
     }
-    this.#security = replacing ? this.#keyring?.headerFields(security.chainAlgorithm) ?? security : security;
+    this.#security = replacing ? this.#keyring?.headerFields(security) ?? security : security;
+  }
+
+  /** F-72: a keyed chain's key: required to write, checked against the header when given. */
+  #adoptChainKey(security: HeaderSecurity, path: string): void {
+    const key = this.#chainKey;
+    if (security.chainAlgorithm !== chainAlgorithmKeyed) {
+      if (key !== undefined) throw new SluiceError('SECURITY_MISMATCH', `${path}: the log's chain is not keyed, yet a chain key was given`, { file: path, position: 32 });
+      return;
+    }
+    if (key === undefined) {
+      if (this.readonly) return;
+      throw new SluiceError('KEY_REQUIRED', `${path}: the log's chain is keyed; writing it takes its chain key`, { file: path, position: 48 });
+    }
+    if (!keyCheckValue(key).equals(security.chainKeyCheck)) {
+      throw new SluiceError('WRONG_KEY', `${path}: the chain key given is not the log's`, { file: path, position: 48 });
+    }
   }
 
   /** The key of segment `index` (F-75), from its header, checked once. */
@@ -439,7 +470,8 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
   #sealer(end: number): RecordSealer | undefined {
     const security = this.#security;
     if (security.chainAlgorithm === 0 && security.cipher === 0) return undefined;
-    const hasher = security.chainAlgorithm === 0 ? undefined : new ChainHasher(chainAlgorithmOf(security.chainAlgorithm));
+    const algorithm = security.chainAlgorithm === 0 ? undefined : chainAlgorithmOf(security.chainAlgorithm);
+    const hasher = algorithm === undefined ? undefined : new ChainHasher(algorithm, algorithm === 'hmac-sha256' ? this.#chainKey : undefined);
     let link = genesisLink;
     if (hasher !== undefined && end > this.#segments.first) {
       const reader = new FrameReader(this.#segments);
@@ -453,7 +485,7 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
   /** The header of the segments the writer creates: the current key's (F-75). */
   #writerHeader(): HeaderSecurity {
     const keyring = this.#keyring;
-    return keyring === undefined ? this.#security : keyring.headerFields(this.#security.chainAlgorithm);
+    return keyring === undefined ? this.#security : keyring.headerFields(this.#security);
   }
 
   /**
@@ -807,9 +839,10 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
 function checkOptions(dir: unknown, options: unknown): void {
   if (typeof dir !== 'string' || dir.length === 0) throw new TypeError('dir must be a non-empty string');
   if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
-  const { durability, segmentBytesMax, retention, chain, encryption } = options as FileLogOptions<unknown>;
+  const { durability, segmentBytesMax, retention, chain, chainKey, encryption } = options as FileLogOptions<unknown>;
   if (retention !== undefined) checkRetention(retention);
   if (chain !== undefined) checkChainAlgorithm(chain);
+  if (chainKey !== undefined) checkChainKey(chainKey);
   if (encryption !== undefined) checkEncryption(encryption);
   if (durability !== undefined && durability !== 'buffered' && durability !== 'os' && durability !== 'disk') {
     throw new TypeError(`durability must be 'buffered', 'os' or 'disk', got ${String(durability)}`);

@@ -45,8 +45,10 @@ export const headerFlagEncrypted = 0x2;
  * of earlier versions.
  */
 export interface HeaderSecurity {
-  /** F-72: 0 (not chained), 1 (SHA-256) or 2 (BLAKE2s-256). */
+  /** F-72: 0 (not chained), 1 (SHA-256), 2 (BLAKE2s-256) or 3 (keyed: HMAC-SHA-256). */
   readonly chainAlgorithm: number;
+  /** F-72: with a keyed chain, 8 bytes that identify the chain key (F-75's formula); else zeros. */
+  readonly chainKeyCheck: Buffer;
   /** F-74: 0 (not encrypted) or 1 (AES-256-GCM). */
   readonly cipher: number;
   /** F-75: the id of the key this segment's records are encrypted with. */
@@ -55,8 +57,16 @@ export interface HeaderSecurity {
   readonly keyCheck: Buffer;
 }
 
-export const plainSecurity: HeaderSecurity = { chainAlgorithm: 0, cipher: 0, keyId: 0, keyCheck: Buffer.alloc(8) };
-export const chainAlgorithmsKnown = 2;
+export const plainSecurity: HeaderSecurity = {
+  chainAlgorithm: 0,
+  chainKeyCheck: Buffer.alloc(8),
+  cipher: 0,
+  keyId: 0,
+  keyCheck: Buffer.alloc(8),
+};
+export const chainAlgorithmsKnown = 3;
+/** F-72: the keyed chain's id. */
+export const chainAlgorithmKeyed = 3;
 export const ciphersKnown = 1;
 
 /** The frame flags every frame of a segment with these header fields carries (F-71, F-72). */
@@ -113,6 +123,7 @@ export function encodeHeader(base: number, createdTime: number, security: Header
     header.writeUInt32LE(security.keyId, 36);
     security.keyCheck.copy(header, 40, 0, 8);
   }
+  if (security.chainAlgorithm === chainAlgorithmKeyed) security.chainKeyCheck.copy(header, 48, 0, 8);
   header.writeUInt32LE(crc32c(header, 0, 60), 60);
   return header;
 }
@@ -148,14 +159,18 @@ function decodeSecurity(header: Buffer): HeaderSecurity | string {
   if (encrypted !== (cipher !== 0) || cipher > ciphersKnown) {
     return `the cipher ${cipher} does not agree with the header flags or is unknown`;
   }
+  const keyed = chainAlgorithm === chainAlgorithmKeyed;
   for (let i = 34; i < 60; i++) {
-    // Key id and key check value (36..47) are only there in an encrypted segment.
+    // Key id and key check value (36..47) are only there in an encrypted segment, the chain key's check value
+    // (48..55) in a segment with a keyed chain.
     if (encrypted && i >= 36 && i < 48) continue;
+    if (keyed && i >= 48 && i < 56) continue;
     if (header[i] !== 0) return 'reserved header bytes are not zero';
   }
   if (!chained && !encrypted) return plainSecurity;
   return {
     chainAlgorithm,
+    chainKeyCheck: keyed ? Buffer.from(header.subarray(48, 56)) : Buffer.alloc(8),
     cipher,
     keyId: encrypted ? header.readUInt32LE(36) : 0,
     keyCheck: encrypted ? Buffer.from(header.subarray(40, 48)) : Buffer.alloc(8),

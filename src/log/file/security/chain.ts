@@ -1,11 +1,14 @@
-import { hash } from 'node:crypto';
+import { createHmac, hash } from 'node:crypto';
 import { chainBytes, digestBytes } from '../format.js';
 
-/** The hash functions a chain can use (F-72), by the id its segment headers record. */
-export type ChainAlgorithm = 'sha256' | 'blake2s256';
+/**
+ * The hash functions a chain can use (F-72), by the id its segment headers record. `hmac-sha256` is the keyed
+ * chain: links are HMACs under an application key, so that nobody without the key can recompute them.
+ */
+export type ChainAlgorithm = 'sha256' | 'blake2s256' | 'hmac-sha256';
 
-export const chainAlgorithmIds: Readonly<Record<ChainAlgorithm, number>> = { sha256: 1, blake2s256: 2 };
-const chainAlgorithmNames: readonly ChainAlgorithm[] = ['sha256', 'blake2s256'];
+export const chainAlgorithmIds: Readonly<Record<ChainAlgorithm, number>> = { sha256: 1, blake2s256: 2, 'hmac-sha256': 3 };
+const chainAlgorithmNames: readonly ChainAlgorithm[] = ['sha256', 'blake2s256', 'hmac-sha256'];
 
 /** The algorithm of a header's id (1 or 2, as `decodeHeader` accepts). */
 export function chainAlgorithmOf(id: number): ChainAlgorithm {
@@ -13,8 +16,8 @@ export function chainAlgorithmOf(id: number): ChainAlgorithm {
 }
 
 export function checkChainAlgorithm(algorithm: unknown): asserts algorithm is ChainAlgorithm {
-  if (algorithm !== 'sha256' && algorithm !== 'blake2s256') {
-    throw new TypeError(`chain must be 'sha256' or 'blake2s256', got ${String(algorithm)}`);
+  if (algorithm !== 'sha256' && algorithm !== 'blake2s256' && algorithm !== 'hmac-sha256') {
+    throw new TypeError(`chain must be 'sha256', 'blake2s256' or 'hmac-sha256', got ${String(algorithm)}`);
   }
 }
 
@@ -32,14 +35,21 @@ const linkInputBytes = digestBytes * 2 + 18 + 1;
 export class ChainHasher {
   readonly algorithm: ChainAlgorithm;
   readonly #input = Buffer.alloc(linkInputBytes);
+  /** The hash of digests (and of links, unless keyed). */
+  readonly #hash: string;
+  readonly #key: Buffer | undefined;
 
-  constructor(algorithm: ChainAlgorithm) {
+  /** `key`: the chain key of a keyed chain (`hmac-sha256`), required there and nowhere else. */
+  constructor(algorithm: ChainAlgorithm, key?: Uint8Array) {
     this.algorithm = algorithm;
+    this.#hash = algorithm === 'hmac-sha256' ? 'sha256' : algorithm;
+    if ((algorithm === 'hmac-sha256') !== (key !== undefined)) throw new TypeError('a chain key goes with the keyed chain only');
+    this.#key = key === undefined ? undefined : Buffer.from(key);
   }
 
   /** F-73: the digest of a frame's stored bytes between its fixed part and its chain bytes. */
   digest(frame: Buffer, position: number, size: number): Buffer {
-    return hash(this.algorithm, frame.subarray(position + 28, position + size - 4 - chainBytes), 'buffer');
+    return hash(this.#hash, frame.subarray(position + 28, position + size - 4 - chainBytes), 'buffer');
   }
 
   /**
@@ -52,6 +62,7 @@ export class ChainHasher {
     input.set(digest, digestBytes);
     frame.copy(input, digestBytes * 2, position + 8, position + 26);
     input[linkInputBytes - 1] = (frame[position + 26] as number) & 0x01;
-    return hash(this.algorithm, input, 'buffer');
+    if (this.#key !== undefined) return createHmac('sha256', this.#key).update(input).digest();
+    return hash(this.#hash, input, 'buffer');
   }
 }

@@ -30,6 +30,21 @@ export function keyCheckValue(key: Uint8Array): Buffer {
   return createHmac('sha256', key).update(keyCheckMessage).digest().subarray(0, 8);
 }
 
+/** Throws `TypeError` / `RangeError` unless `key` is a chain key (F-72's keyed chain): 32 bytes. */
+export function checkChainKey(key: unknown): asserts key is Uint8Array {
+  if (!(key instanceof Uint8Array)) throw new TypeError('chainKey must be a Uint8Array');
+  if (key.length !== keyBytes) throw new RangeError(`a chain key is ${keyBytes} bytes, got ${key.length}`);
+}
+
+/** Reads a chain key file for the command line: 64 hex digits (and blank or `#` lines). */
+export function parseChainKeyFile(text: string, file: string): Buffer {
+  const lines = text.split('\n').map((line) => line.trim()).filter((line) => line !== '' && !line.startsWith('#'));
+  if (lines.length !== 1 || !/^[0-9a-fA-F]{64}$/.test(lines[0] as string)) {
+    throw new SluiceError('INVALID_INPUT', `${file} must hold one chain key: 64 hex digits`, { file });
+  }
+  return Buffer.from(lines[0] as string, 'hex');
+}
+
 /** Throws `TypeError` / `RangeError` unless `options` is a valid `EncryptionOptions`. */
 export function checkEncryption(options: unknown): asserts options is EncryptionOptions {
   if (typeof options !== 'object' || options === null) throw new TypeError('encryption must be an object');
@@ -73,9 +88,9 @@ export class Keyring {
     this.current = { id: options.key.id, ...current };
   }
 
-  /** The security fields of a segment written with the current key (F-70, F-75). */
-  headerFields(chainAlgorithm: number): HeaderSecurity {
-    return { chainAlgorithm, cipher: 1, keyId: this.current.id, keyCheck: this.current.check };
+  /** The security fields of a segment written with the current key (F-70, F-75), the chain's as in `chain`. */
+  headerFields(chain: HeaderSecurity): HeaderSecurity {
+    return { ...chain, cipher: 1, keyId: this.current.id, keyCheck: this.current.check };
   }
 
   /**
