@@ -4,8 +4,9 @@
 //
 //   node bench/security.mjs [--n 200000] [--runs 3]
 //
-// Cases: append-single (each append awaited), append-batch (100 per call, each awaited), and `check
-// --verify-chain` (MB/s of segment bytes) on the chained logs. Medians of the runs, and each option's ratio
+// Cases: append-single (each append awaited), append-batch (100 per call, each awaited), a full scan of the
+// log the batch case wrote (decoded, decrypted), and the chain verification pass of `check --verify-chain` (MB/s
+// of segment bytes) on the chained logs. Medians of the runs, and each option's ratio
 // to the plain log of the same run. Targets (ARCHITECTURE/README "Security"): chained appends at ≥ 70% of the
 // plain rate, encrypted at ≥ 50%, verify-chain at ≥ 200 MB/s.
 import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs'
@@ -42,6 +43,17 @@ async function appendCase (variant, mode) {
     }
     await log.close()
     const seconds = (performance.now() - start) / 1000
+    let scanRate = null
+    if (mode === 'batch') {
+      // The read side: a full scan, decoded (and decrypted, for the encrypted variants).
+      const reader = await FileLog.open(join(dir, 'log'), { ...VARIANTS[variant], readonly: true })
+      const t = performance.now()
+      let records = 0
+      for await (const record of reader.stream()) if (record.value !== undefined) records++
+      scanRate = records / ((performance.now() - t) / 1000)
+      await reader.close()
+      if (records !== n) throw new Error(`${variant}: scanned ${records} of ${n}`)
+    }
     let verifyMBs = null
     if (VARIANTS[variant].chain !== undefined && mode === 'batch') {
       // The chain pass alone (check's framing pass is measured by bench/maintenance.mjs).
@@ -53,7 +65,7 @@ async function appendCase (variant, mode) {
       if (result.broken !== null || result.records !== n) throw new Error(`${variant}: the chain does not verify`)
       verifyMBs = bytes / 1e6 / (ms / 1000)
     }
-    return { rate: n / seconds, verifyMBs }
+    return { rate: n / seconds, verifyMBs, scanRate }
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }
@@ -65,9 +77,10 @@ for (let run = 0; run < runs; run++) {
   for (const mode of ['single', 'batch']) {
     // Interleaved: the variants of one run follow each other, so a noisy moment hits them alike.
     for (const variant of Object.keys(VARIANTS)) {
-      const { rate, verifyMBs } = await appendCase(variant, mode)
-      const cell = (results[`${mode}:${variant}`] ??= { rates: [], verify: [] })
+      const { rate, verifyMBs, scanRate } = await appendCase(variant, mode)
+      const cell = (results[`${mode}:${variant}`] ??= { rates: [], verify: [], scans: [] })
       cell.rates.push(rate)
+      if (scanRate !== null) cell.scans.push(scanRate)
       if (verifyMBs !== null) cell.verify.push(verifyMBs)
     }
   }
@@ -80,6 +93,11 @@ for (const mode of ['single', 'batch']) {
     const rate = median(results[`${mode}:${variant}`].rates)
     console.log(`append-${mode.padEnd(6)} ${variant.padEnd(18)} ${Math.round(rate).toString().padStart(9)}  ${(rate / plain).toFixed(2)}`)
   }
+}
+const plainScan = median(results['batch:plain'].scans)
+for (const variant of Object.keys(VARIANTS)) {
+  const rate = median(results[`batch:${variant}`].scans)
+  console.log(`scan decoded  ${variant.padEnd(18)} ${Math.round(rate).toString().padStart(9)}  ${(rate / plainScan).toFixed(2)}`)
 }
 for (const variant of ['chained', 'chained-keyed', 'chained+encrypted']) {
   console.log(`check --verify-chain ${variant.padEnd(18)} ${median(results[`batch:${variant}`].verify).toFixed(0)} MB/s`)
