@@ -12,6 +12,7 @@ import {
   segmentName,
   type HeaderSecurity,
 } from '../log/file/format.js';
+import { coveredAt, coveredCount, fillerFits } from '../log/file/security/filler.js';
 import { keyCheckValue } from '../log/file/security/keys.js';
 import { ChainHasher, chainAlgorithmOf, genesisLink, type ChainAlgorithm } from '../log/file/security/chain.js';
 import { checkHeader } from '../log/file/segments.js';
@@ -165,7 +166,7 @@ async function verifySegment(dir: string, base: number, state: WalkState, option
 /** F-77: the digest (of a record not deleted) and the link of one valid frame. */
 function verifyFrame(
   buffer: Buffer,
-  frame: { size: number; deleted: boolean; chainStart: number; keyStart: number },
+  frame: { size: number; deleted: boolean; filler: boolean; chainStart: number; keyStart: number },
   state: WalkState,
   where: { file: string; position: number; offset: number },
 ): void {
@@ -175,6 +176,10 @@ function verifyFrame(
     return;
   }
   const start = frame.chainStart + chainBytes + 4 - frame.size;
+  if (frame.filler && coveredCount(buffer, start) > 0) {
+    verifyFiller(buffer, start, frame.size, state, where);
+    return;
+  }
   const digest = buffer.subarray(frame.chainStart, frame.chainStart + digestBytes);
   const link = buffer.subarray(frame.chainStart + digestBytes, frame.chainStart + chainBytes);
   if (!frame.deleted && !hasher.digest(buffer, start, frame.size).equals(digest)) {
@@ -193,11 +198,55 @@ function verifyFrame(
       return;
     }
   }
-  const copy = Buffer.from(link);
-  state.previous = copy;
+  accept(state, where.offset, Buffer.from(link));
+}
+
+/** A verified link: the next one chains from it; it may be the published head. */
+function accept(state: WalkState, offset: number, link: Buffer): void {
+  state.previous = link;
   state.records++;
-  state.head = { offset: where.offset, link: copy };
-  if (state.published !== undefined && state.publishedHeadOffset === null && copy.equals(state.published)) {
-    state.publishedHeadOffset = where.offset;
+  state.head = { offset, link };
+  if (state.published !== undefined && state.publishedHeadOffset === null && link.equals(state.published)) {
+    state.publishedHeadOffset = offset;
   }
+}
+
+/**
+ * F-76: a compaction filler over several records of a chained log: each covered record's link is recomputed from
+ * its table entry, and the last must be the link the filler stores.
+ */
+function verifyFiller(
+  buffer: Buffer,
+  start: number,
+  size: number,
+  state: WalkState,
+  where: { file: string; position: number; offset: number },
+): void {
+  const hasher = state.hasher as ChainHasher;
+  const count = coveredCount(buffer, start);
+  const stored = buffer.subarray(start + size - 4 - digestBytes, start + size - 4);
+  if (!fillerFits(count, size)) {
+    state.broken = { ...where, message: `the filler's table of ${count} records does not fit in it (F-76)` };
+    return;
+  }
+  if (state.previous === undefined) {
+    // A trimmed log starting with a filler: its last link is the anchor.
+    state.anchor = { offset: where.offset, hash: stored.toString('hex') };
+    accept(state, where.offset, Buffer.from(stored));
+    return;
+  }
+  if (state.anchor === null) state.anchor = { offset: where.offset, hash: state.previous.toString('hex') };
+  let offset = where.offset;
+  let link = state.previous;
+  for (let i = 0; i < count; i++) {
+    const covered = coveredAt(buffer, start, i);
+    link = hasher.linkOfCovered(link, covered.digest, offset, covered.time, covered.keyLength, covered.batchContinues);
+    if (i < count - 1) accept(state, offset, link);
+    offset += covered.size;
+  }
+  if (offset !== where.offset + size || !link.equals(stored)) {
+    state.broken = { ...where, message: "the links of the records the filler covers do not lead to the filler's link (F-76)" };
+    return;
+  }
+  accept(state, offset - coveredAt(buffer, start, count - 1).size, link);
 }

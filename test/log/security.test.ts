@@ -411,6 +411,36 @@ describe('chained and encrypted logs under deletes, compaction and trim', () => 
   });
 });
 
+describe('compaction of a chained log', () => {
+  it('packs runs of dropped records into fillers that free space and keep every link verifiable', async () => {
+    const dir = newDir();
+    const log = await FileLog.open<{ n: number; pad: string }>(dir, { chain: 'sha256', segmentBytesMax: 64 * 1024 });
+    for (let n = 0; n < 200; n++) await log.append({ n, pad: 'x'.repeat(3000) }, { key: `k${n % 2}` });
+    const head = log.chainHead();
+    const result = await log.compact();
+    assert.ok(result.recordsDropped > 150, JSON.stringify(result));
+    assert.ok(result.diskBytesFreed > 0, 'the covered records became holes');
+    assert.deepEqual(log.chainHead(), head);
+    assert.deepEqual((await collect(log.stream())).length, 200 - result.recordsDropped);
+    // A second compaction keeps the fillers of the first as they are.
+    assert.equal((await log.compact()).recordsDropped, 0);
+    await log.close();
+    const report = await verify(dir, head.hash);
+    assert.equal(report.healthy, true, JSON.stringify(report.problems));
+    assert.equal(report.chain?.records, 200, 'every covered record is a verified link');
+    assert.equal(report.chain?.publishedHeadOffset, head.offset);
+
+    // The filler over the first run starts at offset 0: change a covered record's time in its table.
+    const path = segmentPath(dir);
+    const file = readFileSync(path);
+    assert.equal(file[headerBytes + 26], 0x02 | 0x04 | 0x10, 'a chained filler at offset 0');
+    file.writeUInt32LE(file.readUInt32LE(headerBytes + 32 + 48 * 3 + 4) + 1, headerBytes + 32 + 48 * 3 + 4);
+    fixCrc(file, headerBytes);
+    writeFileSync(path, file);
+    assertBrokenAt(await verify(dir), 0, /filler/);
+  });
+});
+
 describe('a chained, encrypted log survives SIGKILL', () => {
   const childScript = `
 import { openSync, writeSync } from 'node:fs';

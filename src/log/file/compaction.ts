@@ -13,8 +13,10 @@ import {
   frameOverheadBytes,
   headerBytes,
   positionOf,
+  readU64,
   type Frame,
 } from './format.js';
+import { coveredCount, encodeChainedFiller, fillerFits, type CoveredRecord } from './security/filler.js';
 import type { Segments } from './segments.js';
 
 /** What compaction may drop (F-64). Records without a key are only dropped when deleted. */
@@ -146,8 +148,10 @@ export function rewriteSegment(segments: Segments, plan: SegmentPlan): { before:
         continue;
       }
       if (record.chained) {
-        writeChainedFiller(source, target, positionOf(base, record.offset), record.size);
-        i++;
+        let j = i;
+        while (j < records.length && !(records[j] as SegmentPlan['records'][number]).keep) j++;
+        writeChainedRun(source, target, base, records.slice(i, j));
+        i = j;
         continue;
       }
       let j = i;
@@ -199,11 +203,60 @@ function writeSkipFrames(fd: number, base: number, offset: number, bytes: number
 }
 
 /**
- * F-76: a dropped record of a chained log becomes a filler of its own: its frame erased as a deletion is (F-62:
- * key, value, nonce and tag zeroed; offset, time, key length, batch flag, digest and link kept) and flagged
- * filler. Only its first 28 bytes and its last `chainBytes` + 4 are written; the zeros between stay a hole.
+ * F-76: a run of dropped records of a chained segment becomes fillers that keep, per record, what its link was
+ * computed from (a table in the filler's head) and the last record's link (in its chain bytes); only those are
+ * written, the rest stays a hole. A filler covers whole records and at most `compactionSkipBytesMax` bytes; records
+ * too small to hold a table of their own stay in their deleted form (F-62) with the filler flag, and fillers of an
+ * earlier compaction are kept as they are.
  */
-function writeChainedFiller(source: number, target: number, position: number, size: number): void {
+function writeChainedRun(source: number, target: number, base: number, run: ReadonlyArray<SegmentPlan['records'][number]>): void {
+  let group: CoveredRecord[] = [];
+  let groupStart = -1;
+  let groupBytes = 0;
+  const flush = (): void => {
+    if (group.length === 0) return;
+    if (fillerFits(group.length, groupBytes)) {
+      const { head, tail, size } = encodeChainedFiller(groupStart, group);
+      const position = positionOf(base, groupStart);
+      writeFully(target, head, 0, head.length, position);
+      writeFully(target, tail, 0, tail.length, position + size - tail.length);
+    } else {
+      let offset = groupStart;
+      for (const record of group) {
+        writeDeletedForm(source, target, positionOf(base, offset), record.size);
+        offset += record.size;
+      }
+    }
+    group = [];
+    groupBytes = 0;
+  };
+  for (const record of run) {
+    const frame = Buffer.allocUnsafe(record.size);
+    readAllOf(source, frame, positionOf(base, record.offset));
+    if (((frame[26] as number) & flagFiller) !== 0 && coveredCount(frame, 0) > 0) {
+      // A filler of an earlier compaction: kept whole (its table and link), between the groups around it.
+      flush();
+      writeFully(target, frame, 0, frame.length, positionOf(base, record.offset));
+      continue;
+    }
+    if (group.length > 0 && groupBytes + record.size > compactionSkipBytesMax) flush();
+    if (group.length === 0) groupStart = record.offset;
+    const chainStart = record.size - 4 - chainBytes;
+    group.push({
+      size: record.size,
+      time: readU64(frame, 16),
+      keyLength: frame.readUInt16LE(24),
+      batchContinues: ((frame[26] as number) & flagBatchContinues) !== 0,
+      digest: frame.subarray(chainStart, chainStart + 32),
+      link: frame.subarray(chainStart + 32, chainStart + 64),
+    });
+    groupBytes += record.size;
+  }
+  flush();
+}
+
+/** One dropped record as its deletion leaves it (F-62), flagged filler: head and chain bytes written only. */
+function writeDeletedForm(source: number, target: number, position: number, size: number): void {
   const frame = Buffer.allocUnsafe(size);
   readAllOf(source, frame, position);
   eraseFrame(frame, 0, size);

@@ -347,6 +347,8 @@ export function positionOf(base: number, offset: number): number {
  */
 export function eraseFrame(buffer: Buffer, position: number, size: number): void {
   const flags = buffer[position + 26] as number;
+  // A compaction filler is erased already; a chained one's table (F-76) must stay.
+  if ((flags & flagFiller) !== 0) return;
   const chain = (flags & flagChained) === 0 ? 0 : chainBytes;
   buffer.fill(0, position + 28, position + size - 4 - chain);
   buffer[position + 26] = (flags & (flagBatchContinues | flagFiller | flagEncrypted | flagChained)) | flagDeleted;

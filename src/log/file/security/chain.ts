@@ -58,10 +58,31 @@ export class ChainHasher {
    */
   link(previous: Uint8Array, digest: Uint8Array, frame: Buffer, position: number): Buffer {
     const input = this.#input;
-    input.set(previous, 0);
-    input.set(digest, digestBytes);
     frame.copy(input, digestBytes * 2, position + 8, position + 26);
     input[linkInputBytes - 1] = (frame[position + 26] as number) & 0x01;
+    return this.#linkOf(previous, digest);
+  }
+
+  /**
+   * The link of a record a compaction filler covers (F-76): the same as `link`, from the fields the filler keeps
+   * for it instead of its frame.
+   */
+  linkOfCovered(previous: Uint8Array, digest: Uint8Array, offset: number, time: number, keyLength: number, batchContinues: boolean): Buffer {
+    const input = this.#input;
+    const at = digestBytes * 2;
+    input.writeUInt32LE(offset % 0x1_0000_0000, at);
+    input.writeUInt32LE(Math.floor(offset / 0x1_0000_0000), at + 4);
+    input.writeUInt32LE(time % 0x1_0000_0000, at + 8);
+    input.writeUInt32LE(Math.floor(time / 0x1_0000_0000), at + 12);
+    input.writeUInt16LE(keyLength, at + 16);
+    input[linkInputBytes - 1] = batchContinues ? 1 : 0;
+    return this.#linkOf(previous, digest);
+  }
+
+  #linkOf(previous: Uint8Array, digest: Uint8Array): Buffer {
+    const input = this.#input;
+    input.set(previous, 0);
+    input.set(digest, digestBytes);
     if (this.#key !== undefined) return createHmac('sha256', this.#key).update(input).digest();
     return hash(this.#hash, input, 'buffer');
   }
