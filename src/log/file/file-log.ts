@@ -10,23 +10,10 @@ import type { ScanRange } from '../range.js';
 import { ForwardCursor, recordOf, ReverseCursor, type CursorHost } from './cursors.js';
 import { Follower } from '../follower.js';
 import { DirectoryLock } from './directory-lock.js';
-import {
-  chainAlgorithmKeyed,
-  decodeHeader,
-  flagChained,
-  flagEncrypted,
-  headerBytes,
-  offsetAt,
-  plainSecurity,
-  positionOf,
-  sealBytes,
-  segmentName,
-  type Frame,
-  type HeaderSecurity,
-} from './format.js';
-import { ChainHasher, chainAlgorithmIds, chainAlgorithmOf, checkChainAlgorithm, genesisLink, type ChainAlgorithm } from './security/chain.js';
-import { checkChainKey, checkEncryption, keyCheckValue, Keyring, type EncryptionOptions } from './security/keys.js';
-import { openRecord, RecordSealer } from './security/sealer.js';
+import { headerBytes, offsetAt, positionOf, segmentName, type Frame } from './format.js';
+import { checkChainAlgorithm, genesisLink, type ChainAlgorithm } from './security/chain.js';
+import { checkChainKey, checkEncryption, type EncryptionOptions } from './security/keys.js';
+import { LogSecurity } from './security/log-security.js';
 import { FrameReader } from './frame-reader.js';
 import { ProgressMeter, type Progress } from '../../progress/meter.js';
 import { planCompaction, rewriteSegment, type CompactionPolicy } from './compaction.js';
@@ -174,14 +161,7 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
   /** Trims and deletes run one at a time. */
   #maintenance: Promise<unknown> = Promise.resolve();
   #retentionFailure: Error | undefined;
-  readonly #chainOption: ChainAlgorithm | undefined;
-  readonly #chainKey: Buffer | undefined;
-  readonly #keyring: Keyring | undefined;
-  readonly #withoutKey: boolean;
-  /** The header fields of the log's segments (F-70), learned from the newest segment or chosen at creation. */
-  #security: HeaderSecurity = plainSecurity;
-  /** Segment base → its key, checked against the header's key check value (F-75) when first used. */
-  readonly #segmentKeys = new Map<number, Buffer>();
+  readonly #security: LogSecurity;
 
   private constructor(dir: string, options: FileLogOptions<T>) {
     super({ codec: options.codec ?? codecs.json<T>(), ...(options.now ? { now: options.now } : {}) });
@@ -191,25 +171,28 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
     this.#segmentBytesMax = options.segmentBytesMax ?? segmentBytesDefault;
     this.#retention = options.retention;
     this.#clock = options.now ?? Date.now;
-    this.#chainOption = options.chain;
-    this.#chainKey = options.chainKey === undefined ? undefined : Buffer.from(options.chainKey);
-    this.#keyring = options.encryption === undefined ? undefined : new Keyring(options.encryption);
-    this.#withoutKey = options.withoutKey === true && this.readonly;
+    this.#security = new LogSecurity({
+      chain: options.chain,
+      chainKey: options.chainKey,
+      encryption: options.encryption,
+      withoutKey: options.withoutKey,
+      readonly: this.readonly,
+    });
   }
 
   /** The hash of a tamper-evident log (F-72), or `null`. */
   get chainAlgorithm(): ChainAlgorithm | null {
-    return this.#security.chainAlgorithm === 0 ? null : chainAlgorithmOf(this.#security.chainAlgorithm);
+    return this.#security.chainAlgorithm;
   }
 
   /** True when the log is tamper-evident (F-72). */
   get chained(): boolean {
-    return this.#security.chainAlgorithm !== 0;
+    return this.#security.header.chainAlgorithm !== 0;
   }
 
   /** True when the log's records are encrypted (F-74). */
   get encrypted(): boolean {
-    return this.#security.cipher !== 0;
+    return this.#security.header.cipher !== 0;
   }
 
   /**
@@ -220,8 +203,8 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
   chainHead(): ChainHead {
     if (this.status !== 'open') throw this._closedError();
     if (!this.chained) throw new SluiceError('SECURITY_MISMATCH', `the log at ${this.dir} is not chained`);
-    const last = this.#lastFrame(this.since);
-    return { offset: last?.offset ?? -1, hash: (last?.link ?? genesisLink).toString('hex') };
+    const since = this.since;
+    return { offset: since, hash: (since < 0 ? genesisLink : this.#security.linkAt(this.#segments, since)).toString('hex') };
   }
 
   /** Opens (or creates) the log in `dir`. Fails with `NOT_A_LOG`, `LOG_NOT_FOUND`, `LOCKED`, `CORRUPT_*`. */
@@ -262,13 +245,12 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
     }
     const bases = listing?.bases ?? [];
     if (bases.length === 0 && !this.readonly) {
-      this.#security = this.#creationSecurity();
-      const fd = await createSegment(dir, 0, this.#security);
+      const fd = await createSegment(dir, 0, this.#security.create());
       this.#start([0], 0, fd, offsetAt(0, headerBytes), false);
       return;
     }
     if (bases.length === 0) {
-      this.#security = this.#creationSecurity();
+      this.#security.create();
       this.#segments = new Segments(dir, [], 0);
       this.#reader = new FrameReader(this.#segments);
       this.#host = this.#cursorHost();
@@ -280,20 +262,14 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
     let fd = openSync(path, this.readonly ? 'r' : 'r+');
     let rollFirst = false;
     try {
-      const keyring = this.#keyring;
-      const security = checkHeader(fd, path, base).security;
-      const rotating = keyring !== undefined && !this.readonly && security.cipher !== 0 && security.keyId !== keyring.current.id;
-      const empty = fstatSync(fd).size === headerBytes;
-      // An empty segment about to be re-created under the new key needs no old key.
-      this.#adopt(security, path, rotating && empty);
-      if (rotating) {
-        // A new current key (F-75: one key per segment): an empty segment is re-created under it, otherwise the
-        // first append starts a new segment.
-        if (empty) {
-          closeSync(fd);
-          fd = -1;
-          fd = await createSegment(dir, base, keyring.headerFields(security));
-        } else rollFirst = true;
+      const adopted = this.#security.adopt(checkHeader(fd, path, base).security, path, fstatSync(fd).size === headerBytes);
+      // A new current key (F-75: one key per segment): an empty segment is re-created under it, otherwise the
+      // first append starts a new segment.
+      rollFirst = adopted.rollFirst;
+      if (adopted.recreate !== undefined) {
+        closeSync(fd);
+        fd = -1;
+        fd = await createSegment(dir, base, adopted.recreate);
       }
     } catch (error) {
       if (fd >= 0) closeSync(fd);
@@ -302,117 +278,12 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
     this.#start(bases, base, fd, offsetAt(base, fstatSync(fd).size), rollFirst);
   }
 
-  /** The header fields of a log created now, from the options. */
-  #creationSecurity(): HeaderSecurity {
-    const chainAlgorithm = this.#chainOption === undefined ? 0 : chainAlgorithmIds[this.#chainOption];
-    const chainKey = this.#chainKey;
-    if ((chainAlgorithm === chainAlgorithmKeyed) !== (chainKey !== undefined)) {
-      throw new TypeError("a new log takes chainKey with chain: 'hmac-sha256', and only with it");
-    }
-    const chain = { ...plainSecurity, chainAlgorithm, ...(chainKey === undefined ? {} : { chainKeyCheck: keyCheckValue(chainKey) }) };
-    if (this.#keyring !== undefined) return this.#keyring.headerFields(chain);
-    return chainAlgorithm === 0 ? plainSecurity : chain;
-  }
-
-  /**
-   * Takes the security of the newest segment as the log's, after checking the options agree with it (F-70):
-   * `SECURITY_MISMATCH`, `KEY_REQUIRED`, `WRONG_KEY`.
-   */
-  #adopt(security: HeaderSecurity, path: string, replacing: boolean): void {
-    const chain = this.#chainOption;
-    if (chain !== undefined && chainAlgorithmIds[chain] !== security.chainAlgorithm) {
-      const actual = security.chainAlgorithm === 0 ? 'not chained' : `chained with ${chainAlgorithmOf(security.chainAlgorithm)}`;
-      throw new SluiceError('SECURITY_MISMATCH', `${path}: the log is ${actual}, not chained with ${chain}`, { file: path, position: 12 });
-    }
-    this.#adoptChainKey(security, path);
-    if (security.cipher === 0 && this.#keyring !== undefined) {
-      throw new SluiceError('SECURITY_MISMATCH', `${path}: the log is not encrypted, yet a key was given`, { file: path, position: 12 });
-    }
-    if (security.cipher !== 0) {
-      if (this.#keyring === undefined && !this.#withoutKey) {
-        throw new SluiceError('KEY_REQUIRED', `${path}: the log is encrypted; open it with its key`, { file: path, position: 12 });
-      }
-      if (!replacing) this.#keyring?.keyFor(security, path);
-    }
-    this.#security = replacing ? this.#keyring?.headerFields(security) ?? security : security;
-  }
-
-  /** F-72: a keyed chain's key: required to write, checked against the header when given. */
-  #adoptChainKey(security: HeaderSecurity, path: string): void {
-    const key = this.#chainKey;
-    if (security.chainAlgorithm !== chainAlgorithmKeyed) {
-      if (key !== undefined) throw new SluiceError('SECURITY_MISMATCH', `${path}: the log's chain is not keyed, yet a chain key was given`, { file: path, position: 32 });
-      return;
-    }
-    if (key === undefined) {
-      if (this.readonly) return;
-      throw new SluiceError('KEY_REQUIRED', `${path}: the log's chain is keyed; writing it takes its chain key`, { file: path, position: 48 });
-    }
-    if (!keyCheckValue(key).equals(security.chainKeyCheck)) {
-      throw new SluiceError('WRONG_KEY', `${path}: the chain key given is not the log's`, { file: path, position: 48 });
-    }
-  }
-
-  /** The key of segment `index` (F-75), from its header, checked once. */
-  #keyOf(index: number): Buffer {
-    const segments = this.#segments;
-    const base = segments.bases[index] as number;
-    let key = this.#segmentKeys.get(base);
-    if (key !== undefined) return key;
-    const path = segments.path(base);
-    const header = Buffer.alloc(headerBytes);
-    const decoded = decodeHeader(header.subarray(0, segments.read(index, 0, header, 0, headerBytes)));
-    if (typeof decoded === 'string') throw new SluiceError('CORRUPT_SEGMENT', `${path}: ${decoded}`, { file: path, position: 0 });
-    const { security } = decoded;
-    if (security.cipher !== this.#security.cipher || security.chainAlgorithm !== this.#security.chainAlgorithm) {
-      throw new SluiceError('SECURITY_MISMATCH', `${path}: the segment's security flags differ from the log's`, { file: path, position: 12 });
-    }
-    if (this.#keyring === undefined) {
-      throw new SluiceError('KEY_REQUIRED', `${path}: the log is encrypted and was opened without its key`, { file: path, position: 12 });
-    }
-    key = this.#keyring.keyFor(security, path);
-    this.#segmentKeys.set(base, key);
-    return key;
-  }
-
   /** F-74: an encrypted frame's key and value, authenticated, decrypted and decoded. */
   #decrypt(offset: number, buffer: Buffer, frame: Frame): LogRecord<T> {
-    const segments = this.#segments;
-    const index = segments.indexOf(offset);
-    const position = frame.keyStart - 28 - sealBytes;
-    const plaintext = openRecord(this.#keyOf(index), buffer, position, frame.valueStart + frame.valueLength);
-    if (plaintext === undefined) {
-      const base = segments.bases[index] as number;
-      const file = segments.path(base);
-      throw new SluiceError(
-        'CORRUPT_RECORD',
-        `${file}: the record at offset ${offset} does not authenticate under its key (altered, or moved from another place)`,
-        { file, position: positionOf(base, offset), offset },
-      );
-    }
+    const plaintext = this.#security.decrypt(this.#segments, offset, buffer, frame);
     const keyLength = frame.keyLength;
     const key = keyLength === 0 ? undefined : Uint8Array.prototype.slice.call(plaintext, 0, keyLength);
     return this._record(offset, plaintext, keyLength, plaintext.length, frame.time, key);
-  }
-
-  #mismatch(offset: number): Error {
-    const segments = this.#segments;
-    const base = segments.bases[segments.indexOf(offset)] as number;
-    const file = segments.path(base);
-    return new SluiceError('CORRUPT_RECORD', `${file}: the record at offset ${offset} is not sealed as the log's records are`, {
-      file,
-      position: positionOf(base, offset),
-      offset,
-    });
-  }
-
-  /** The last frame ending at or before the end of record `since` (any kind), with its link when chained. */
-  #lastFrame(since: number): { offset: number; link: Buffer | undefined } | undefined {
-    if (since < 0) return undefined;
-    const reader = new FrameReader(this.#segments);
-    const frame = reader.at(this.#segments.indexOf(since), since, 'record', false);
-    const link = frame.chainStart < 0 ? undefined : Buffer.from(reader.buffer.subarray(frame.chainStart + 32, frame.chainStart + 64));
-    return { offset: since, link };
   }
 
   /** Runs the tail check (F-40) on the last segment and sets the log up from its verdict. */
@@ -439,7 +310,7 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
     let since = verdict.since;
     if (since < 0 && index > 0) since = this.#reader.endingAt(index - 1, base, 'record').offset;
     if (!this.readonly) {
-      const sealer = this.#sealer(verdict.end);
+      const sealer = this.#security.sealer(segments, verdict.end);
       this.#writer = new SegmentWriter(
         {
           segments,
@@ -452,7 +323,7 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
             this._advance(last);
           },
           ...(this.#retention === undefined ? {} : { onSealed: () => this.#applyRetention() }),
-          ...(sealer === undefined ? {} : { sealer, header: this.#writerHeader(), rollFirst }),
+          ...(sealer === undefined ? {} : { sealer, header: this.#security.writerHeader(), rollFirst }),
         },
         base,
         verdict.end,
@@ -461,31 +332,6 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
       if (this.durability === 'buffered') segments.tail = this.#writer;
     }
     this._opened(since);
-  }
-
-  /**
-   * The writer's sealer, chained on from the link of the last frame (F-73): the frame ending where the log ends,
-   * which may be a deleted record or a filler; none (a new or fully trimmed log) starts from the genesis link.
-   */
-  #sealer(end: number): RecordSealer | undefined {
-    const security = this.#security;
-    if (security.chainAlgorithm === 0 && security.cipher === 0) return undefined;
-    const algorithm = security.chainAlgorithm === 0 ? undefined : chainAlgorithmOf(security.chainAlgorithm);
-    const hasher = algorithm === undefined ? undefined : new ChainHasher(algorithm, algorithm === 'hmac-sha256' ? this.#chainKey : undefined);
-    let link = genesisLink;
-    if (hasher !== undefined && end > this.#segments.first) {
-      const reader = new FrameReader(this.#segments);
-      const { offset, frame } = reader.endingAt(this.#segments.indexOf(end - 1), end, 'record');
-      if (frame.chainStart < 0) throw this.#mismatch(offset);
-      link = Buffer.from(reader.buffer.subarray(frame.chainStart + 32, frame.chainStart + 64));
-    }
-    return new RecordSealer(this.#keyring?.current.key, hasher, link);
-  }
-
-  /** The header of the segments the writer creates: the current key's (F-75). */
-  #writerHeader(): HeaderSecurity {
-    const keyring = this.#keyring;
-    return keyring === undefined ? this.#security : keyring.headerFields(this.#security);
   }
 
   /**
@@ -524,9 +370,9 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
       segments: this.#segments,
       record: (offset, buffer, start, end, time, key) => this._record(offset, buffer, start, end, time, key),
       refresh: () => this.#refresh(),
-      securityFlags: (this.chained ? flagChained : 0) | (this.encrypted ? flagEncrypted : 0),
+      securityFlags: this.#security.frameFlags,
       decrypt: (offset, buffer, frame) => this.#decrypt(offset, buffer, frame),
-      mismatch: (offset) => this.#mismatch(offset),
+      mismatch: (offset) => this.#security.mismatch(this.#segments, offset),
     };
   }
 
