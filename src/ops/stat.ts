@@ -3,7 +3,9 @@ import { basename } from 'node:path';
 import { skipValues } from '../codec/codec.js';
 import { throwIfAborted } from '../errors.js';
 import { FileLog } from '../log/file/file-log.js';
+import { decodeHeader, headerBytes } from '../log/file/format.js';
 import { FrameReader } from '../log/file/frame-reader.js';
+import type { Segments } from '../log/file/segments.js';
 import { FlumeOffsetLog } from '../log/flume-offset/flume-offset-log.js';
 import { readViewStates, type ViewStorage } from './view-states.js';
 
@@ -19,6 +21,8 @@ export interface SegmentStat {
   /** Deleted records (F-62) still taking their place, and records compaction dropped (F-64), with their bytes. */
   readonly deletedRecords: number;
   readonly deletedBytes: number;
+  /** An encrypted log's segment: the id of the key its records are encrypted with (F-75; never the key). */
+  readonly keyId?: number;
 }
 
 /** One view's stored state under `<dir>/views/<name>/`, read without the view's code (FORMAT.md F-50, F-52). */
@@ -34,6 +38,13 @@ export interface ViewStat {
   readonly bytes: number;
   /** Why the state cannot be read (the view rebuilds when next used), or `null`. */
   readonly problem: string | null;
+}
+
+/** The key id a segment's header names (F-75), or `undefined` when the header cannot be read. */
+function keyIdOf(segments: Segments, index: number): number | undefined {
+  const header = Buffer.alloc(headerBytes);
+  const decoded = decodeHeader(header.subarray(0, segments.read(index, 0, header, 0, headerBytes)));
+  return typeof decoded === 'string' ? undefined : decoded.security.keyId;
 }
 
 /** The shape of a log at one moment. Offsets are `-1` when the log holds no record (as `Log.since` is). */
@@ -102,7 +113,8 @@ export async function stat(dir: string, options: StatOptions = {}): Promise<LogS
       bases.map(async (base, i) => {
         const path = segmentsOfLog.path(base);
         const { size } = await statFile(path);
-        return { file: basename(path), base, bytes: size, ...(counts[i] as (typeof counts)[number]) };
+        const keyId = log.encrypted ? keyIdOf(segmentsOfLog, i) : undefined;
+        return { file: basename(path), base, bytes: size, ...(counts[i] as (typeof counts)[number]), ...(keyId === undefined ? {} : { keyId }) };
       }),
     );
     const total = (field: 'bytes' | 'records' | 'deletedRecords' | 'deletedBytes'): number =>

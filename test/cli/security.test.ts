@@ -19,8 +19,10 @@ describe('sluice with tamper-evident and encrypted logs', () => {
 
     const stat = await runCli(['stat', dir, '--json']);
     assert.equal(stat.status, 0, stat.stderr);
-    const statJson = JSON.parse(stat.stdout) as { chain: string; encrypted: boolean; records: number };
+    const statJson = JSON.parse(stat.stdout) as { chain: string; encrypted: boolean; records: number; segments: Array<{ keyId: number }> };
     assert.deepEqual([statJson.chain, statJson.encrypted, statJson.records], ['sha256', true, 2]);
+    assert.equal(statJson.segments[0]?.keyId, 9);
+    assert.match((await runCli(['stat', dir])).stdout, /encrypted +yes \(AES-256-GCM\), key ids 9/);
 
     const verified = await runCli(['check', dir, '--verify-chain', '--json']);
     assert.equal(verified.status, 0, verified.stdout);
