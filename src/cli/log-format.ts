@@ -1,6 +1,6 @@
 import { codecs, type Codec } from '../codec/codec.js';
 import { readFileSync } from 'node:fs';
-import { FileLog, type Durability, type EncryptionOptions } from '../log/file/file-log.js';
+import { FileLog, type ChainAlgorithm, type Durability, type EncryptionOptions } from '../log/file/file-log.js';
 import { parseChainKeyFile, parseKeyFile } from '../log/file/security/keys.js';
 import { SluiceError } from '../errors.js';
 import { FlumeOffsetLog } from '../log/flume-offset/flume-offset-log.js';
@@ -135,15 +135,16 @@ export async function openForAppend<T>(line: CommandLine, path: string, durabili
   const nats = natsLocationOf(line, path);
   // On NATS an acknowledged append is already stored by the stream's replicas: --sync adds nothing to wait for.
   if (nats !== undefined) return JetStreamLog.open<T>(nats);
+  return FileLog.open<T>(path, { ...(durability === 'disk' ? { durability } : {}), ...securityOf(line) });
+}
+
+/** The security of a log a command creates or writes: `--chain`, `--key-file`, `--chain-key-file`. */
+export function securityOf(line: CommandLine): { chain?: ChainAlgorithm; chainKey?: Buffer; encryption?: EncryptionOptions } {
   const chain = line.string('chain');
   if (chain !== undefined && chain !== 'sha256' && chain !== 'blake2s256' && chain !== 'hmac-sha256') {
     throw line.usageError(`--chain must be sha256, blake2s256 or hmac-sha256, got ${chain}`);
   }
-  return FileLog.open<T>(path, {
-    ...(durability === 'disk' ? { durability } : {}),
-    ...(chain === undefined ? {} : { chain }),
-    ...encryptionOf(line),
-  });
+  return { ...(chain === undefined ? {} : { chain }), ...encryptionOf(line) };
 }
 
 /** `stat` of a log on NATS: the stream as one segment; its views live with each process, not on the servers. */

@@ -63,6 +63,26 @@ describe('sluice with tamper-evident and encrypted logs', () => {
     assert.equal((await runCli(['check', dir, '--head', head.hash])).status, 2, '--head goes with --verify-chain');
   });
 
+  it('exports an encrypted log with its keys and imports it into a chained, encrypted log under another key', async () => {
+    const root = temporaryDirectory();
+    const dir = join(root, 'log');
+    const [oldKeys, newKeys] = [join(root, 'old-keys'), join(root, 'new-keys')];
+    writeFileSync(oldKeys, `1:${'01'.repeat(32)}\n`);
+    writeFileSync(newKeys, `2:${'02'.repeat(32)}\n`);
+    assert.equal((await runCli(['append', dir, '--key-file', oldKeys], '{"n":1}\n{"n":2}\n')).status, 0);
+    const file = join(root, 'export.log');
+    assert.notEqual((await runCli(['export', dir, file, '--format', 'flumelog-offset'])).status, 0, 'no key, no export');
+    const exported = await runCli(['export', dir, file, '--format', 'flumelog-offset', '--key-file', oldKeys]);
+    assert.equal(exported.status, 0, exported.stderr);
+    const copy = join(root, 'copy');
+    const imported = await runCli(['import', file, copy, '--chain', 'sha256', '--key-file', newKeys]);
+    assert.equal(imported.status, 0, imported.stderr);
+    const dump = await runCli(['dump', copy, '--key-file', newKeys]);
+    assert.deepEqual(linesOf(dump.stdout).map((text) => (JSON.parse(text) as { value: unknown }).value), [{ n: 1 }, { n: 2 }]);
+    assert.equal((await runCli(['check', copy, '--verify-chain'])).status, 0);
+    assert.match((await runCli(['dump', copy, '--key-file', oldKeys])).stderr, /KEY_REQUIRED/);
+  });
+
   it('creates and verifies a keyed chain with --chain-key-file', async () => {
     const root = temporaryDirectory();
     const dir = join(root, 'log');
