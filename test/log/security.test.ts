@@ -110,6 +110,19 @@ describe('tamper-evident logs: check --verify-chain', () => {
     assert.equal(again.chain?.publishedHeadOffset, offsets[9], 'an older head is still found: the log only grew');
   });
 
+  it('a refused batch leaves no trace in the chain', async () => {
+    const dir = newDir();
+    const log = await FileLog.open<string>(dir, { chain: 'sha256', encryption: { key: keyA } });
+    await log.append('before');
+    // The second value encodes past the largest value: the batch is refused after its first record was sealed.
+    assert.throws(() => log.append(['fits', 'x'.repeat(16 * 1024 * 1024)]), RangeError);
+    await log.append('after');
+    await log.close();
+    const report = await verify(dir);
+    assert.equal(report.healthy, true, JSON.stringify(report.problems));
+    assert.equal(report.chain?.records, 2);
+  });
+
   it('finds a changed byte whose CRC was recomputed, at that record', async () => {
     const { dir, offsets } = await chainedLog();
     const path = segmentPath(dir);
