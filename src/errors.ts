@@ -61,7 +61,23 @@ export type ErrorCode =
    * A message in a JetStream stream was not written by Sluice (a subject outside the log's, or no Sluice headers):
    * `offset` says where. It is neither skipped nor decoded: streams end with this error, `get` rejects.
    */
-  | 'FOREIGN_MESSAGE';
+  | 'FOREIGN_MESSAGE'
+  /**
+   * The log is encrypted (FORMAT.md F-74) and was opened without a key, or a segment's records were encrypted with
+   * a key id that is not among the keys supplied: `file` names the segment. Nothing is decrypted or guessed.
+   */
+  | 'KEY_REQUIRED'
+  /**
+   * A key was supplied under the id a segment names, but it is not the key that segment was written with (its key
+   * check value differs, F-75): `file` names the segment. Detected when the segment is first used, never per record.
+   */
+  | 'WRONG_KEY'
+  /**
+   * The log's security options (tamper-evident chain, encryption) are fixed when it is created and recorded in
+   * every segment header (F-70): opening it with options that contradict them (a key for a plain log, another
+   * chain algorithm) fails with this code, as does a record or segment whose security flags differ from the log's.
+   */
+  | 'SECURITY_MISMATCH';
 
 export interface SluiceErrorOptions {
   readonly cause?: unknown;

@@ -1,5 +1,8 @@
 import { codecs, type Codec } from '../codec/codec.js';
-import { FileLog, type Durability } from '../log/file/file-log.js';
+import { readFileSync } from 'node:fs';
+import { FileLog, type ChainAlgorithm, type Durability, type EncryptionOptions } from '../log/file/file-log.js';
+import { parseChainKeyFile, parseKeyFile } from '../log/file/security/keys.js';
+import { SluiceError } from '../errors.js';
 import { FlumeOffsetLog } from '../log/flume-offset/flume-offset-log.js';
 import { JetStreamLog } from '../log/jetstream/jetstream-log.js';
 import type { Log } from '../log/log.js';
@@ -14,17 +17,50 @@ export const natsHelp: readonly OptionHelp[] = [
   ['--nats <urls> --stream <name>', 'in place of <dir>: the log in a JetStream stream on these NATS servers'],
 ];
 
+/** The keys of an encrypted native log come from a file, never from the command line (where `ps` shows them). */
+export const keyFileFlags: FlagSpec = { 'key-file': { type: 'string' }, 'chain-key-file': { type: 'string' } };
+
+export const keyFileHelp: readonly OptionHelp[] = [
+  ['--key-file <path>', 'the keys of an encrypted log: lines <key id>:<64 hex digits>, the first the current key'],
+  ['--chain-key-file <path>', 'the key of a keyed chain (hmac-sha256): 64 hex digits'],
+];
+
+/** `{ chainKey }` from `--chain-key-file`, or `{}`; `INVALID_INPUT` for a file that cannot be read or parsed. */
+export function chainKeyOf(line: CommandLine): { chainKey?: Buffer } {
+  const file = line.string('chain-key-file');
+  if (file === undefined) return {};
+  return { chainKey: parseChainKeyFile(readKeyFile(file), file) };
+}
+
+function readKeyFile(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (cause) {
+    throw new SluiceError('INVALID_INPUT', `cannot read the key file ${file}: ${(cause as Error).message}`, { cause, file });
+  }
+}
+
+/** `{ encryption }` from `--key-file` (and `{ chainKey }` from `--chain-key-file`), or `{}`; `INVALID_INPUT` for a file that cannot be read or parsed. */
+export function encryptionOf(line: CommandLine): { encryption?: EncryptionOptions; chainKey?: Buffer } {
+  const file = line.string('key-file');
+  const chain = chainKeyOf(line);
+  if (file === undefined) return chain;
+  return { encryption: parseKeyFile(readKeyFile(file), file), ...chain };
+}
+
 /** The flags of every command that reads a log: which format the path is in, or where on NATS the log is. */
 export const logFormatFlags: FlagSpec = {
   format: { type: 'string' },
   'offset-width': { type: 'string' },
   ...natsFlags,
+  ...keyFileFlags,
 };
 
 export const logFormatHelp: readonly OptionHelp[] = [
   ['--format <format>', "sluice (default: a log directory), flumelog-offset or flumelog-offset-legacy (a file)"],
   ['--offset-width 4|6|8', 'the offset width of a flumelog-offset file (default 4)'],
   ...natsHelp,
+  ...keyFileHelp,
 ];
 
 /** Where a log on NATS is, from `--nats` and `--stream`; `undefined` when the command names a directory. */
@@ -90,7 +126,7 @@ export async function openReadOnly<T>(line: CommandLine, path: string, codec: Co
   const nats = natsLocationOf(line, path);
   if (nats !== undefined) return JetStreamLog.open<T>({ ...nats, readonly: true, codec });
   const flume = flumeFormatOf(line);
-  if (flume === undefined) return FileLog.open<T>(path, { readonly: true, codec });
+  if (flume === undefined) return FileLog.open<T>(path, { readonly: true, codec, ...encryptionOf(line) });
   return FlumeOffsetLog.open<T>(path, { ...flume, readonly: true, codec });
 }
 
@@ -99,7 +135,16 @@ export async function openForAppend<T>(line: CommandLine, path: string, durabili
   const nats = natsLocationOf(line, path);
   // On NATS an acknowledged append is already stored by the stream's replicas: --sync adds nothing to wait for.
   if (nats !== undefined) return JetStreamLog.open<T>(nats);
-  return FileLog.open<T>(path, durability === 'disk' ? { durability } : {});
+  return FileLog.open<T>(path, { ...(durability === 'disk' ? { durability } : {}), ...securityOf(line) });
+}
+
+/** The security of a log a command creates or writes: `--chain`, `--key-file`, `--chain-key-file`. */
+export function securityOf(line: CommandLine): { chain?: ChainAlgorithm; chainKey?: Buffer; encryption?: EncryptionOptions } {
+  const chain = line.string('chain');
+  if (chain !== undefined && chain !== 'sha256' && chain !== 'blake2s256' && chain !== 'hmac-sha256') {
+    throw line.usageError(`--chain must be sha256, blake2s256 or hmac-sha256, got ${chain}`);
+  }
+  return { ...(chain === undefined ? {} : { chain }), ...encryptionOf(line) };
 }
 
 /** `stat` of a log on NATS: the stream as one segment; its views live with each process, not on the servers. */

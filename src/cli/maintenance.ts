@@ -1,6 +1,7 @@
 import { FileLog, type MaintenanceOptions } from '../log/file/file-log.js';
 import type { CommandLine } from './args.js';
 import type { CommandIo } from './command.js';
+import { encryptionOf } from './log-format.js';
 import { ProgressBar } from './progress-bar.js';
 import { exitStatus } from './report.js';
 
@@ -15,7 +16,7 @@ export async function runMaintenance<R>(
   task: (log: FileLog, options: MaintenanceOptions) => Promise<R>,
   describe: (result: R) => string,
 ): Promise<number> {
-  const log = await FileLog.open(dir, { create: false });
+  const log = await FileLog.open(dir, { create: false, ...encryptionOf(line) });
   const bar = new ProgressBar(process.stderr);
   let result: R;
   try {

@@ -10,6 +10,7 @@ import { readLockStatus, type LockStatus } from './lock-status.js';
 import { ProgressMeter } from '../progress/meter.js';
 import { recordStartsAt, scanLog, type LogScan, type SegmentScan } from './scan.js';
 import { readViewStates, type ViewState } from './view-states.js';
+import { verifyChain, type ChainVerification } from './verify-chain.js';
 
 /** What a problem is about. */
 export type CheckProblemKind =
@@ -32,7 +33,12 @@ export type CheckProblemKind =
   /** A record whose deletion a crash interrupted (F-63): half rewritten; the next writable open finishes it. */
   | 'delete'
   /** A view's stored state is damaged, ahead of the log, or not at a record (F-50, F-52). */
-  | 'view';
+  | 'view'
+  /**
+   * With `verifyChain`: the first broken link of a tamper-evident log (F-77), a log that is not chained, or a
+   * published head that no record's link matches.
+   */
+  | 'chain';
 
 /** One thing `check` found. */
 export interface CheckProblem {
@@ -78,6 +84,8 @@ export interface CheckReport {
    */
   readonly writer: 'none' | 'running' | 'stale';
   readonly views: readonly ViewState[];
+  /** With `verifyChain`: what the chain proved (F-77); otherwise `null`. */
+  readonly chain: ChainVerification | null;
   readonly durationMs: number;
 }
 
@@ -86,6 +94,15 @@ export interface CheckOptions {
   readonly signal?: AbortSignal;
   /** Progress of the pass over the segments, as `view: 'check'`. */
   readonly onProgress?: (progress: ViewProgress) => void;
+  /**
+   * Also recompute the chain of a tamper-evident log (F-77): every record's digest and link, reporting the first
+   * broken link as a `chain` problem. A log that is not chained is then an error too.
+   */
+  readonly verifyChain?: boolean;
+  /** With `verifyChain`: a head published earlier (64 hex digits); an error when no record's link is this one. */
+  readonly head?: string;
+  /** With `verifyChain`: the key of a keyed chain (F-72), without which it cannot be verified. */
+  readonly chainKey?: Uint8Array;
 }
 
 /**
@@ -114,8 +131,10 @@ export async function check(dir: string, options: CheckOptions = {}): Promise<Ch
   const erasing = new Set(readJournal(dir));
   const scan = await scanLog(dir, listing.bases, { signal: options.signal, meter, operation: 'check', erasing });
   const writerAlive = lock.state === 'held';
+  const chain = options.verifyChain === true ? await verifyChain(dir, listing.bases, options) : null;
   const found = [
     ...logProblems(scan, writerAlive),
+    ...(chain === null ? [] : chainProblems(dir, chain, options.head)),
     ...lockProblems(dir, lock),
     ...(writerAlive ? [] : listing.temporary.map((name) => temporaryProblem(dir, name))),
     ...viewProblems(views, scan),
@@ -137,8 +156,24 @@ export async function check(dir: string, options: CheckOptions = {}): Promise<Ch
     lastOffset: prefix.since,
     writer: lock.state === 'held' ? 'running' : lock.state === 'stale' ? 'stale' : 'none',
     views,
+    chain,
     durationMs: Math.round(performance.now() - startMs),
   };
+}
+
+/** F-77: what a chain verification found wrong, as problems. */
+function chainProblems(dir: string, chain: ChainVerification, head: string | undefined): CheckProblem[] {
+  if (chain.algorithm === null) {
+    if (chain.broken !== null) return [error('chain', chain.broken.file, chain.broken.position, null, chain.broken.message)];
+    return [error('chain', dir, 0, null, 'the log is not chained (it was not created tamper-evident)')];
+  }
+  const problems: CheckProblem[] = [];
+  const broken = chain.broken;
+  if (broken !== null) problems.push(error('chain', broken.file, broken.position, broken.offset, broken.message));
+  if (head !== undefined && chain.publishedHeadOffset === null) {
+    problems.push(error('chain', dir, 0, null, `no record's link is the published head ${head}: the log does not contain what it was`));
+  }
+  return problems;
 }
 
 /** Validates the arguments of an operation on a directory (programmer mistakes). */
@@ -148,6 +183,12 @@ export function checkArguments(dir: unknown, options: unknown): asserts dir is s
   const { signal, onProgress } = options as CheckOptions;
   if (signal !== undefined && !(signal instanceof AbortSignal)) throw new TypeError('signal must be an AbortSignal');
   if (onProgress !== undefined && typeof onProgress !== 'function') throw new TypeError('onProgress must be a function');
+  const { verifyChain: verify, head, chainKey } = options as CheckOptions;
+  if (chainKey !== undefined && !(chainKey instanceof Uint8Array)) throw new TypeError('chainKey must be a Uint8Array');
+  if (verify !== undefined && typeof verify !== 'boolean') throw new TypeError('verifyChain must be a boolean');
+  if (head !== undefined && (typeof head !== 'string' || !/^[0-9a-f]{64}$/i.test(head))) {
+    throw new TypeError('head must be 64 hexadecimal digits');
+  }
 }
 
 /** Lists a log directory, refusing what is not a log (F-8) the way `FileLog.open` does. */

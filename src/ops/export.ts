@@ -1,7 +1,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { codecs } from '../codec/codec.js';
 import { SluiceError } from '../errors.js';
-import { FileLog } from '../log/file/file-log.js';
+import { FileLog, type EncryptionOptions } from '../log/file/file-log.js';
 import { FlumeOffsetLog } from '../log/flume-offset/flume-offset-log.js';
 import { importBatchRecords } from '../limits.js';
 import type { ViewProgress } from '../views/runner.js';
@@ -15,6 +15,8 @@ export interface ExportOptions {
   /** Aborting stops the export with `ABORTED`, leaving a partial file of whole records. */
   readonly signal?: AbortSignal;
   readonly onProgress?: (progress: ViewProgress) => void;
+  /** The keys of an encrypted log (F-74): the file written holds its records decrypted (the format has no cipher). */
+  readonly encryption?: EncryptionOptions;
 }
 
 export interface ExportResult {
@@ -35,7 +37,11 @@ export async function exportFlumeOffset(dir: string, file: string, options: Expo
   if (existsSync(file)) throw new SluiceError('INVALID_INPUT', `${file} exists: export writes a new file only`, { file });
   const { signal } = options;
   const meter = new ProgressMeter('export', options.onProgress);
-  const from = await FileLog.open(dir, { readonly: true, codec: codecs.raw() });
+  const from = await FileLog.open(dir, {
+    readonly: true,
+    codec: codecs.raw(),
+    ...(options.encryption === undefined ? {} : { encryption: options.encryption }),
+  });
   let records = 0;
   try {
     const to = await FlumeOffsetLog.open(file, {

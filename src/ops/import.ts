@@ -1,7 +1,7 @@
 import { codecs, skipValues } from '../codec/codec.js';
 import { Sluice } from '../db/sluice.js';
 import { SluiceError } from '../errors.js';
-import { FileLog } from '../log/file/file-log.js';
+import { FileLog, type FileLogOptions } from '../log/file/file-log.js';
 import { FlumeOffsetLog } from '../log/flume-offset/flume-offset-log.js';
 import { importBatchRecords } from '../limits.js';
 import { importedOffsetKey, importedOffsets, importedOffsetsViewName } from '../views/imported-offsets.js';
@@ -17,6 +17,8 @@ export interface ImportOptions {
   readonly signal?: AbortSignal;
   /** Called with the progress of the copy (`view: 'import'`) and then of the offsets table (`view: 'flumelog-offsets'`). */
   readonly onProgress?: (progress: ViewProgress) => void;
+  /** The new log's security (F-70): tamper-evident, encrypted, as `FileLog.open` takes them. */
+  readonly log?: Pick<FileLogOptions<Uint8Array>, 'chain' | 'chainKey' | 'encryption'>;
 }
 
 export interface ImportResult {
@@ -49,7 +51,7 @@ export async function importFlumeOffset(source: string, dir: string, options: Im
   let lastSourceOffset = -1;
   let lastOffset = -1;
   try {
-    const to = await FileLog.open(dir, { codec: codecs.raw() });
+    const to = await FileLog.open(dir, { ...options.log, codec: codecs.raw() });
     try {
       if (to.since >= 0) throw new SluiceError('INVALID_INPUT', `${dir} already holds a log: import into a new directory`, { file: dir });
       const target = from.since;
@@ -81,14 +83,19 @@ export async function importFlumeOffset(source: string, dir: string, options: Im
   } finally {
     await from.close();
   }
-  await buildOffsetsTable(dir, options.onProgress);
+  await buildOffsetsTable(dir, options.log ?? {}, options.onProgress);
   return { records, lastSourceOffset, lastOffset };
 }
 
 /** Builds the offsets table now, so the first application read does not wait for it. */
-async function buildOffsetsTable(dir: string, onProgress: ((progress: ViewProgress) => void) | undefined): Promise<void> {
+async function buildOffsetsTable(
+  dir: string,
+  security: NonNullable<ImportOptions['log']>,
+  onProgress: ((progress: ViewProgress) => void) | undefined,
+): Promise<void> {
   // The table needs record keys only: a codec that decodes nothing spares a copy of every value.
-  const db = await Sluice.open<null>(dir, { codec: skipValues, views: { [importedOffsetsViewName]: importedOffsets() } });
+  const log = await FileLog.open<null>(dir, { ...security, codec: skipValues });
+  const db = await Sluice.open<null>(dir, { log, views: { [importedOffsetsViewName]: importedOffsets() } });
   if (onProgress !== undefined) db.on('progress', onProgress);
   try {
     await db.ready();

@@ -1,9 +1,9 @@
-import { closeSync } from 'node:fs';
+import { closeSync, openSync, readSync } from 'node:fs';
 import { lstat, mkdir, open, rename } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { readJournal } from '../log/file/deletes.js';
 import { DirectoryLock } from '../log/file/directory-lock.js';
-import { positionOf } from '../log/file/format.js';
+import { decodeHeader, headerBytes, positionOf, type HeaderSecurity } from '../log/file/format.js';
 import { createSegment, removeTemporary, syncDirectory } from '../log/file/segment-files.js';
 import type { ViewProgress } from '../views/runner.js';
 import { checkArguments, listLog, logProblems, viewProblems, type CheckProblem } from './check.js';
@@ -150,6 +150,8 @@ async function cutToPrefix(dir: string, scan: LogScan): Promise<{ cuts: RecoverC
     if (position < segment.fileBytes) cutsToMake.push({ segment, position });
   });
   if (cutsToMake.length === 0 && removed.length === 0) return { cuts, removedSegments };
+  // F-70: an empty log left behind keeps the chain and cipher of the log (read before its segments move away).
+  const security = kept.length === 0 && segments.length > 0 ? securityOf((segments[0] as SegmentScan).path) : undefined;
   await mkdir(quarantine, { recursive: true, mode: 0o700 });
   for (const { segment, position } of cutsToMake) cuts.push(await cutSegment(segment, position, quarantine));
   for (const segment of removed) {
@@ -160,10 +162,27 @@ async function cutToPrefix(dir: string, scan: LogScan): Promise<{ cuts: RecoverC
   await syncDirectory(quarantine);
   if (kept.length === 0 && segments.length > 0) {
     // Nothing readable is left: an empty segment at the first base keeps offsets from going back to 0.
-    closeSync(await createSegment(dir, (segments[0] as SegmentScan).base));
+    closeSync(await createSegment(dir, (segments[0] as SegmentScan).base, security));
   }
   await syncDirectory(dir);
   return { cuts, removedSegments };
+}
+
+/** The security fields of a segment's header, when it can be read and is valid (else a plain header is made). */
+function securityOf(path: string): HeaderSecurity | undefined {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch {
+    return undefined;
+  }
+  try {
+    const header = Buffer.alloc(headerBytes);
+    const decoded = decodeHeader(header.subarray(0, readSync(fd, header, 0, headerBytes, 0)));
+    return typeof decoded === 'string' ? undefined : decoded.security;
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** Copies the bytes of `segment` from `position` on into quarantine (synced), then cuts them off the segment. */

@@ -29,6 +29,11 @@ export class SegmentWindow {
     this.#buffer = Buffer.allocUnsafe(Math.max(0, Math.min(chunkBytes, end)));
   }
 
+  /** The bytes the positions of the last frame returned refer to. */
+  get buffer(): Buffer {
+    return this.#buffer;
+  }
+
   /**
    * The valid frame at file `position` for log `offset`, or the reason there is none (F-12). The frame's parts
    * are positions in a buffer that the next call may reuse.

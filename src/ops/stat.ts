@@ -3,7 +3,9 @@ import { basename } from 'node:path';
 import { skipValues } from '../codec/codec.js';
 import { throwIfAborted } from '../errors.js';
 import { FileLog } from '../log/file/file-log.js';
+import { decodeHeader, headerBytes } from '../log/file/format.js';
 import { FrameReader } from '../log/file/frame-reader.js';
+import type { Segments } from '../log/file/segments.js';
 import { FlumeOffsetLog } from '../log/flume-offset/flume-offset-log.js';
 import { readViewStates, type ViewStorage } from './view-states.js';
 
@@ -19,6 +21,8 @@ export interface SegmentStat {
   /** Deleted records (F-62) still taking their place, and records compaction dropped (F-64), with their bytes. */
   readonly deletedRecords: number;
   readonly deletedBytes: number;
+  /** An encrypted log's segment: the id of the key its records are encrypted with (F-75; never the key). */
+  readonly keyId?: number;
 }
 
 /** One view's stored state under `<dir>/views/<name>/`, read without the view's code (FORMAT.md F-50, F-52). */
@@ -36,6 +40,13 @@ export interface ViewStat {
   readonly problem: string | null;
 }
 
+/** The key id a segment's header names (F-75), or `undefined` when the header cannot be read. */
+function keyIdOf(segments: Segments, index: number): number | undefined {
+  const header = Buffer.alloc(headerBytes);
+  const decoded = decodeHeader(header.subarray(0, segments.read(index, 0, header, 0, headerBytes)));
+  return typeof decoded === 'string' ? undefined : decoded.security.keyId;
+}
+
 /** The shape of a log at one moment. Offsets are `-1` when the log holds no record (as `Log.since` is). */
 export interface LogStat {
   readonly segments: SegmentStat[];
@@ -49,6 +60,10 @@ export interface LogStat {
   readonly deletedBytes: number;
   /** The views with state in the log's directory, by name (`[]` for a flumelog-offset file). */
   readonly views: ViewStat[];
+  /** A tamper-evident native log's hash (F-72), else absent or `null`. */
+  readonly chain?: string | null;
+  /** True for an encrypted native log (F-74); no key is needed to stat it, and none is shown. */
+  readonly encrypted?: boolean;
 }
 
 export interface StatOptions {
@@ -66,7 +81,7 @@ export interface StatOptions {
 export async function stat(dir: string, options: StatOptions = {}): Promise<LogStat> {
   const signal = options.signal;
   throwIfAborted(signal, 'stat');
-  const log = await FileLog.open(dir, { readonly: true, codec: skipValues });
+  const log = await FileLog.open(dir, { readonly: true, codec: skipValues, withoutKey: true });
   try {
     // Snapshot first: a writer may add records and segments while we scan, and the numbers must agree.
     const segmentsOfLog = log.segments;
@@ -98,7 +113,8 @@ export async function stat(dir: string, options: StatOptions = {}): Promise<LogS
       bases.map(async (base, i) => {
         const path = segmentsOfLog.path(base);
         const { size } = await statFile(path);
-        return { file: basename(path), base, bytes: size, ...(counts[i] as (typeof counts)[number]) };
+        const keyId = log.encrypted ? keyIdOf(segmentsOfLog, i) : undefined;
+        return { file: basename(path), base, bytes: size, ...(counts[i] as (typeof counts)[number]), ...(keyId === undefined ? {} : { keyId }) };
       }),
     );
     const total = (field: 'bytes' | 'records' | 'deletedRecords' | 'deletedBytes'): number =>
@@ -120,6 +136,8 @@ export async function stat(dir: string, options: StatOptions = {}): Promise<LogS
       deletedRecords: total('deletedRecords'),
       deletedBytes: total('deletedBytes'),
       views,
+      chain: log.chainAlgorithm,
+      encrypted: log.encrypted,
     };
   } finally {
     await log.close();

@@ -4,7 +4,7 @@ import type { JsonValue } from '../../codec/codec.js';
 import { SluiceError } from '../../errors.js';
 import type { CommandLine } from '../args.js';
 import { usageText, type Command, type CommandIo } from '../command.js';
-import { natsFlags, natsHelp, openForAppend } from '../log-format.js';
+import { keyFileFlags, keyFileHelp, natsFlags, natsHelp, openForAppend } from '../log-format.js';
 import { exitStatus } from '../report.js';
 import { PipelinedAppender } from '../pipelined-appender.js';
 
@@ -17,14 +17,19 @@ const usage = usageText(
     'and prints the offset of each record on its own line as soon as it is appended. Blank lines are skipped.\n' +
     'A line that is not JSON stops the command; the lines before it stay appended. With --nats the stream is\n' +
     'created when missing, and an offset is printed once the stream acknowledged the record.',
-  [['--sync', 'print an offset only once its record is on disk (fsynced)'], ...natsHelp],
+  [
+    ['--sync', 'print an offset only once its record is on disk (fsynced)'],
+    ['--chain sha256|blake2s256|hmac-sha256', 'create the log tamper-evident (hmac-sha256: keyed, with --chain-key-file)'],
+    ...keyFileHelp,
+    ...natsHelp,
+  ],
 );
 
 /** `sluice append`: stdin lines in, offsets out. */
 export const appendCommand: Command = {
   name: 'append',
   summary: 'append JSON values read from stdin, one per line; print their offsets',
-  spec: { usage, flags: { sync: { type: 'boolean' }, ...natsFlags }, positionals: ['dir'] },
+  spec: { usage, flags: { sync: { type: 'boolean' }, chain: { type: 'string' }, ...keyFileFlags, ...natsFlags }, positionals: ['dir'] },
   run,
 };
 

@@ -1,6 +1,7 @@
 import type { CompactionPolicy } from '../../log/file/compaction.js';
 import type { CommandLine } from '../args.js';
 import { usageText, type Command, type CommandIo } from '../command.js';
+import { keyFileFlags, keyFileHelp } from '../log-format.js';
 import { runMaintenance } from '../maintenance.js';
 import { durationMsOf } from './trim.js';
 
@@ -12,6 +13,7 @@ const usage = usageText(
     ['--older-than DURATION', 'drop a superseded record only once older (ms, or 90s, 15m, 12h, 30d)'],
     ['--tombstones-older-than DURATION', "also drop tombstones (a key's last record, empty) older than this"],
     ['--json', 'print the result as one JSON object'],
+    ...keyFileHelp,
   ],
 );
 
@@ -21,7 +23,8 @@ export const compactCommand: Command = {
   summary: 'keep only the last record of each key, without moving any record',
   spec: {
     usage,
-    flags: { 'older-than': { type: 'string' }, 'tombstones-older-than': { type: 'string' }, json: { type: 'boolean' } },
+    flags: {
+      ...keyFileFlags, 'older-than': { type: 'string' }, 'tombstones-older-than': { type: 'string' }, json: { type: 'boolean' } },
     positionals: ['dir'],
   },
   run,

@@ -2,7 +2,7 @@ import { FileLog } from '../../log/file/file-log.js';
 import { FlumeOffsetLog } from '../../log/flume-offset/flume-offset-log.js';
 import type { CommandLine } from '../args.js';
 import { usageText, type Command, type CommandIo } from '../command.js';
-import { flumeFormatOf, jsonCodec, logFormatFlags, logFormatHelp } from '../log-format.js';
+import { encryptionOf, flumeFormatOf, jsonCodec, logFormatFlags, logFormatHelp } from '../log-format.js';
 import { exitStatus } from '../report.js';
 
 const usage = usageText(
@@ -36,7 +36,7 @@ async function run(line: CommandLine, io: CommandIo): Promise<number> {
   const flume = flumeFormatOf(line);
   const log =
     flume === undefined
-      ? await FileLog.open(dir, { create: false, codec: jsonCodec })
+      ? await FileLog.open(dir, { create: false, codec: jsonCodec, ...encryptionOf(line) })
       : await FlumeOffsetLog.open(dir, { ...flume, create: false, codec: jsonCodec });
   try {
     await log.delete(offsets);

@@ -1,7 +1,7 @@
 import { exportFlumeOffset } from '../../ops/export.js';
 import type { CommandLine } from '../args.js';
 import { usageText, type Command, type CommandIo } from '../command.js';
-import { flumeFileFormatOf } from '../log-format.js';
+import { encryptionOf, flumeFileFormatOf, keyFileFlags } from '../log-format.js';
 import { ProgressBar } from '../progress-bar.js';
 import { exitStatus } from '../report.js';
 
@@ -14,6 +14,7 @@ const usage = usageText(
     ['--offset-width 4|6|8', 'the offset width to write (default 4)'],
     ['--legacy', 'write the legacy (pre-3.0) format'],
     ['--json', 'print the result as one JSON object'],
+    ['--key-file <path>', 'the keys of an encrypted log (the file written holds its records decrypted)'],
   ],
 );
 
@@ -28,6 +29,7 @@ export const exportCommand: Command = {
       'offset-width': { type: 'string' },
       legacy: { type: 'boolean' },
       json: { type: 'boolean' },
+      ...keyFileFlags,
     },
     positionals: ['dir', 'file'],
   },
@@ -41,7 +43,12 @@ async function run(line: CommandLine, io: CommandIo): Promise<number> {
   const bar = new ProgressBar(process.stderr);
   let result;
   try {
-    result = await exportFlumeOffset(dir, file, { ...flumeFileFormatOf(line), onProgress: (progress) => bar.update(progress) });
+    const { encryption } = encryptionOf(line);
+    result = await exportFlumeOffset(dir, file, {
+      ...flumeFileFormatOf(line),
+      ...(encryption === undefined ? {} : { encryption }),
+      onProgress: (progress) => bar.update(progress),
+    });
   } finally {
     bar.done();
   }

@@ -1,7 +1,7 @@
 import { importFlumeOffset } from '../../ops/import.js';
 import type { CommandLine } from '../args.js';
 import { usageText, type Command, type CommandIo } from '../command.js';
-import { flumeFileFormatOf } from '../log-format.js';
+import { flumeFileFormatOf, keyFileFlags, keyFileHelp, securityOf } from '../log-format.js';
 import { ProgressBar } from '../progress-bar.js';
 import { exitStatus } from '../report.js';
 
@@ -14,6 +14,8 @@ const usage = usageText(
     ['--offset-width 4|6|8', 'the offset width <file> was written with (default 4)'],
     ['--legacy', '<file> is in the legacy (pre-3.0) format'],
     ['--json', 'print the result as one JSON object'],
+    ['--chain sha256|blake2s256|hmac-sha256', 'make the new log tamper-evident'],
+    ...keyFileHelp,
   ],
 );
 
@@ -23,7 +25,13 @@ export const importCommand: Command = {
   summary: 'convert a flumelog-offset file into a new log, keeping a table of old offsets',
   spec: {
     usage,
-    flags: { 'offset-width': { type: 'string' }, legacy: { type: 'boolean' }, json: { type: 'boolean' } },
+    flags: {
+      'offset-width': { type: 'string' },
+      legacy: { type: 'boolean' },
+      json: { type: 'boolean' },
+      chain: { type: 'string' },
+      ...keyFileFlags,
+    },
     positionals: ['file', 'dir'],
   },
   run,
@@ -35,7 +43,7 @@ async function run(line: CommandLine, io: CommandIo): Promise<number> {
   const bar = new ProgressBar(process.stderr);
   let result;
   try {
-    result = await importFlumeOffset(file, dir, { ...format, onProgress: (progress) => bar.update(progress) });
+    result = await importFlumeOffset(file, dir, { ...format, log: securityOf(line), onProgress: (progress) => bar.update(progress) });
   } finally {
     bar.done();
   }

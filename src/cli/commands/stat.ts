@@ -52,6 +52,8 @@ export function formatTable(result: LogStat): string[] {
     '',
     `first offset  ${result.firstOffset}`,
     `last offset   ${result.lastOffset}`,
+    ...(result.chain === undefined ? [] : [`chained       ${result.chain ?? 'no'}`]),
+    ...(result.encrypted === undefined ? [] : [`encrypted     ${result.encrypted ? `yes (AES-256-GCM), key ids ${keyIds(result)}` : 'no'}`]),
   ];
   if (result.views.length === 0) return lines;
   const views = result.views.map((view) => [
@@ -63,6 +65,11 @@ export function formatTable(result: LogStat): string[] {
     view.problem ?? '',
   ]);
   return [...lines, '', ...alignColumns([['view', 'storage', 'version', 'since', 'bytes', ''], ...views], 2)];
+}
+
+/** The key ids of an encrypted log's segments, oldest first, each once. */
+function keyIds(result: LogStat): string {
+  return [...new Set(result.segments.map((segment) => segment.keyId))].filter((id) => id !== undefined).join(', ');
 }
 
 /** Pads cells into columns: text columns (before `numbersFrom`, and the last) align left, numbers right. */

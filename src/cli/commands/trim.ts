@@ -1,6 +1,7 @@
 import type { RetentionPolicy } from '../../log/file/retention.js';
 import type { CommandLine } from '../args.js';
 import { usageText, type Command, type CommandIo } from '../command.js';
+import { keyFileFlags, keyFileHelp } from '../log-format.js';
 import { runMaintenance } from '../maintenance.js';
 
 const usage = usageText(
@@ -13,6 +14,7 @@ const usage = usageText(
     ['--max-count N', 'keep at least the N newest records, drop the segments before them'],
     ['--max-bytes N', 'keep at most N bytes of the newest segments (plus the active one)'],
     ['--json', 'print the result as one JSON object'],
+    ...keyFileHelp,
   ],
 );
 
@@ -23,6 +25,7 @@ export const trimCommand: Command = {
   spec: {
     usage,
     flags: {
+      ...keyFileFlags,
       'before-offset': { type: 'string' },
       'older-than': { type: 'string' },
       'max-count': { type: 'string' },

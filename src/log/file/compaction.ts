@@ -3,7 +3,20 @@ import { readFully, writeFully } from '../../io/positioned.js';
 import { crc32c } from '../../checksum/crc32c.js';
 import { compactionSkipBytesMax } from '../../limits.js';
 import { FrameReader } from './frame-reader.js';
-import { flagBatchContinues, flagDeleted, flagFiller, frameBytesMin, frameOverheadBytes, headerBytes, positionOf } from './format.js';
+import {
+  chainBytes,
+  eraseFrame,
+  flagBatchContinues,
+  flagDeleted,
+  flagFiller,
+  frameBytesMin,
+  frameOverheadBytes,
+  headerBytes,
+  positionOf,
+  readU64,
+  type Frame,
+} from './format.js';
+import { coveredCount, encodeChainedFiller, fillerFits, type CoveredRecord } from './security/filler.js';
 import type { Segments } from './segments.js';
 
 /** What compaction may drop (F-64). Records without a key are only dropped when deleted. */
@@ -26,15 +39,36 @@ export interface SegmentPlan {
   readonly dropped: number;
   readonly droppedBytes: number;
   /** Record offsets and sizes, in order, each with its fate. */
-  readonly records: ReadonlyArray<{ readonly offset: number; readonly size: number; readonly keep: boolean; readonly batchContinues: boolean }>;
+  readonly records: ReadonlyArray<{
+    readonly offset: number;
+    readonly size: number;
+    readonly keep: boolean;
+    readonly batchContinues: boolean;
+    /** F-76: a chained record is dropped by rewriting it as a filler of its own that keeps its digest and link. */
+    readonly chained: boolean;
+  }>;
 }
+
+/** The plaintext key of an encrypted frame held in `buffer` (F-74): compaction compares keys, not ciphertexts. */
+export type KeyDecrypter = (offset: number, buffer: Buffer, frame: Frame) => Uint8Array | undefined;
 
 /**
  * Reads the keys of every record (no values decoded) to find each key's last record, then decides the fate of
  * each record of the sealed segments. Keys are held in memory, one entry per distinct key.
  */
-export function planCompaction(segments: Segments, policy: CompactionPolicy, nowMs: number): { plans: SegmentPlan[]; keyed: number } {
+export function planCompaction(
+  segments: Segments,
+  policy: CompactionPolicy,
+  nowMs: number,
+  decryptKey?: KeyDecrypter,
+): { plans: SegmentPlan[]; keyed: number } {
   const reader = new FrameReader(segments);
+  const keyOf = (offset: number, frame: Frame): string => {
+    if (!frame.encrypted || decryptKey === undefined) {
+      return reader.buffer.toString('latin1', frame.keyStart, frame.keyStart + frame.keyLength);
+    }
+    return Buffer.from(decryptKey(offset, reader.buffer, frame) ?? []).toString('latin1');
+  };
   const last = new Map<string, number>();
   let keyed = 0;
   const first = segments.firstIndex;
@@ -44,7 +78,7 @@ export function planCompaction(segments: Segments, policy: CompactionPolicy, now
       const frame = reader.at(index, offset, 'record', true);
       if (!frame.deleted && frame.keyLength > 0) {
         keyed++;
-        last.set(reader.buffer.toString('latin1', frame.keyStart, frame.keyStart + frame.keyLength), offset);
+        last.set(keyOf(offset, frame), offset);
       }
       offset += frame.size;
     }
@@ -63,13 +97,13 @@ export function planCompaction(segments: Segments, policy: CompactionPolicy, now
       const frame = reader.at(index, offset, 'record', true);
       let keep = !frame.deleted;
       if (keep && frame.keyLength > 0) {
-        const key = reader.buffer.toString('latin1', frame.keyStart, frame.keyStart + frame.keyLength);
+        const key = keyOf(offset, frame);
         const latest = last.get(key) === offset;
         if (!latest && frame.time < superseded) keep = false;
         else if (!latest) keptOlder.add(key);
         if (latest && frame.valueLength === 0 && frame.time < tombstones && !keptOlder.has(key)) keep = false;
       }
-      records.push({ offset, size: frame.size, keep, batchContinues: frame.batchContinues });
+      records.push({ offset, size: frame.size, keep, batchContinues: frame.batchContinues, chained: frame.chainStart >= 0 });
       // Fillers of an earlier compaction are already dropped: they alone are no reason to rewrite.
       if (!keep && !frame.filler) {
         dropped++;
@@ -111,6 +145,13 @@ export function rewriteSegment(segments: Segments, plan: SegmentPlan): { before:
         readAllOf(source, frame, positionOf(base, record.offset));
         writeFully(target, frame, 0, frame.length, positionOf(base, record.offset));
         i++;
+        continue;
+      }
+      if (record.chained) {
+        let j = i;
+        while (j < records.length && !(records[j] as SegmentPlan['records'][number]).keep) j++;
+        writeChainedRun(source, target, base, records.slice(i, j));
+        i = j;
         continue;
       }
       let j = i;
@@ -159,6 +200,70 @@ function writeSkipFrames(fd: number, base: number, offset: number, bytes: number
     at += size;
     left -= size;
   }
+}
+
+/**
+ * F-76: a run of dropped records of a chained segment becomes fillers that keep, per record, what its link was
+ * computed from (a table in the filler's head) and the last record's link (in its chain bytes); only those are
+ * written, the rest stays a hole. A filler covers whole records and at most `compactionSkipBytesMax` bytes; records
+ * too small to hold a table of their own stay in their deleted form (F-62) with the filler flag, and fillers of an
+ * earlier compaction are kept as they are.
+ */
+function writeChainedRun(source: number, target: number, base: number, run: ReadonlyArray<SegmentPlan['records'][number]>): void {
+  let group: CoveredRecord[] = [];
+  let groupStart = -1;
+  let groupBytes = 0;
+  const flush = (): void => {
+    if (group.length === 0) return;
+    if (fillerFits(group.length, groupBytes)) {
+      const { head, tail, size } = encodeChainedFiller(groupStart, group);
+      const position = positionOf(base, groupStart);
+      writeFully(target, head, 0, head.length, position);
+      writeFully(target, tail, 0, tail.length, position + size - tail.length);
+    } else {
+      let offset = groupStart;
+      for (const record of group) {
+        writeDeletedForm(source, target, positionOf(base, offset), record.size);
+        offset += record.size;
+      }
+    }
+    group = [];
+    groupBytes = 0;
+  };
+  for (const record of run) {
+    const frame = Buffer.allocUnsafe(record.size);
+    readAllOf(source, frame, positionOf(base, record.offset));
+    if (((frame[26] as number) & flagFiller) !== 0 && coveredCount(frame, 0) > 0) {
+      // A filler of an earlier compaction: kept whole (its table and link), between the groups around it.
+      flush();
+      writeFully(target, frame, 0, frame.length, positionOf(base, record.offset));
+      continue;
+    }
+    if (group.length > 0 && groupBytes + record.size > compactionSkipBytesMax) flush();
+    if (group.length === 0) groupStart = record.offset;
+    const chainStart = record.size - 4 - chainBytes;
+    group.push({
+      size: record.size,
+      time: readU64(frame, 16),
+      keyLength: frame.readUInt16LE(24),
+      batchContinues: ((frame[26] as number) & flagBatchContinues) !== 0,
+      digest: frame.subarray(chainStart, chainStart + 32),
+      link: frame.subarray(chainStart + 32, chainStart + 64),
+    });
+    groupBytes += record.size;
+  }
+  flush();
+}
+
+/** One dropped record as its deletion leaves it (F-62), flagged filler: head and chain bytes written only. */
+function writeDeletedForm(source: number, target: number, position: number, size: number): void {
+  const frame = Buffer.allocUnsafe(size);
+  readAllOf(source, frame, position);
+  eraseFrame(frame, 0, size);
+  frame[26] = (frame[26] as number) | flagFiller;
+  frame.writeUInt32LE(crc32c(frame, 8, size), 4);
+  writeFully(target, frame, 0, 28, position);
+  writeFully(target, frame, size - 4 - chainBytes, chainBytes + 4, position + size - 4 - chainBytes);
 }
 
 function readAllOf(fd: number, buffer: Buffer, position: number): void {

@@ -1,7 +1,7 @@
 import type { LogRecord } from '../log.js';
 import type { RecordCursor } from '../abstract-log.js';
 import type { ScanRange } from '../range.js';
-import type { Frame } from './format.js';
+import { flagChained, flagEncrypted, type Frame } from './format.js';
 import { FrameReader } from './frame-reader.js';
 import type { Segments } from './segments.js';
 
@@ -12,12 +12,24 @@ export interface CursorHost<T> {
   record(offset: number, buffer: Buffer, start: number, end: number, time: number, key: Uint8Array | undefined): LogRecord<T>;
   /** Brings in records another process appended (read-only logs); a no-op for the writer. */
   refresh(): void;
+  /** The frame flags every frame of the log carries (F-71, F-72): 0 for a plain log. */
+  readonly securityFlags: number;
+  /** Decrypts and decodes an encrypted frame (F-74); `CORRUPT_RECORD` when it does not authenticate. */
+  decrypt(offset: number, buffer: Buffer, frame: Frame): LogRecord<T>;
+  /** The error for a frame whose security flags are not the log's. */
+  mismatch(offset: number): Error;
 }
 
 /** Builds the record of a validated frame held in `reader.buffer`. */
 export function recordOf<T>(host: CursorHost<T>, reader: FrameReader, offset: number, frame: Frame): LogRecord<T> {
   const buffer = reader.buffer;
-  const keyStart = reader.positionOf(offset) + 28;
+  // A frame of another kind than the log's is never decoded: a plain frame in an encrypted log would hand out
+  // unauthenticated bytes, an encrypted one in a plain log ciphertext.
+  if ((frame.encrypted ? flagEncrypted : 0) + (frame.chainStart < 0 ? 0 : flagChained) !== host.securityFlags) {
+    throw host.mismatch(offset);
+  }
+  if (frame.encrypted) return host.decrypt(offset, buffer, frame);
+  const keyStart = frame.keyStart;
   const key =
     frame.keyLength === 0 ? undefined : Uint8Array.prototype.slice.call(buffer, keyStart, keyStart + frame.keyLength);
   const valueStart = keyStart + frame.keyLength;

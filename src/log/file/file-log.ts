@@ -10,7 +10,10 @@ import type { ScanRange } from '../range.js';
 import { ForwardCursor, recordOf, ReverseCursor, type CursorHost } from './cursors.js';
 import { Follower } from '../follower.js';
 import { DirectoryLock } from './directory-lock.js';
-import { headerBytes, offsetAt, positionOf, segmentName } from './format.js';
+import { headerBytes, offsetAt, positionOf, segmentName, type Frame } from './format.js';
+import { checkChainAlgorithm, genesisLink, type ChainAlgorithm } from './security/chain.js';
+import { checkChainKey, checkEncryption, type EncryptionOptions } from './security/keys.js';
+import { LogSecurity } from './security/log-security.js';
 import { FrameReader } from './frame-reader.js';
 import { ProgressMeter, type Progress } from '../../progress/meter.js';
 import { planCompaction, rewriteSegment, type CompactionPolicy } from './compaction.js';
@@ -24,6 +27,16 @@ import { SegmentWriter, type Durability } from './writer.js';
 export type { Durability } from './writer.js';
 export type { RetentionPolicy } from './retention.js';
 export type { CompactionPolicy } from './compaction.js';
+export type { ChainAlgorithm } from './security/chain.js';
+export type { EncryptionKey, EncryptionOptions } from './security/keys.js';
+
+/** The link of a chained log's last record (F-73): what an application publishes or signs to pin the log. */
+export interface ChainHead {
+  /** The offset of the last record (deleted or not); `-1` for a log without records. */
+  readonly offset: number;
+  /** The link, 64 hex digits (32 zero bytes before the first record of a log, F-73). */
+  readonly hash: string;
+}
 
 /** What a `compact` did. */
 export interface CompactionResult {
@@ -86,6 +99,31 @@ export interface FileLogOptions<T> {
    * the background. A failure is kept in `retentionFailure` and the next seal tries again.
    */
   readonly retention?: RetentionPolicy;
+  /**
+   * Tamper-evident log (FORMAT.md F-72, README "Tamper-evident logs"): every record carries a digest of its stored
+   * bytes and a link chaining it to the record before, with this hash. Chosen when the log is created; for an
+   * existing log, omitted means "as the log is", given it must be what the log's headers say
+   * (`SECURITY_MISMATCH`).
+   */
+  readonly chain?: ChainAlgorithm;
+  /**
+   * The 32-byte key of a keyed chain (`chain: 'hmac-sha256'`): links are HMACs under it, so that nobody without
+   * it can recompute the chain after a change. Never stored: the headers keep an 8-byte check value of it. Needed
+   * to create or write such a log (`KEY_REQUIRED`; another key: `WRONG_KEY`), not to read it.
+   */
+  readonly chainKey?: Uint8Array;
+  /**
+   * Encrypted log (F-74, README "Encrypted logs"): keys and values are stored encrypted with AES-256-GCM. Given when
+   * the log is created, it makes the log encrypted; an encrypted log cannot be opened without it (`KEY_REQUIRED`),
+   * nor with a key other than the one its newest segment names (`WRONG_KEY`); a plain log refuses it
+   * (`SECURITY_MISMATCH`). A new `key` rotates: appends continue in a new segment under it.
+   */
+  readonly encryption?: EncryptionOptions;
+  /**
+   * Read-only logs: open an encrypted log without its key, to walk its frames (as `stat` does); every read of a
+   * record then fails with `KEY_REQUIRED`.
+   */
+  readonly withoutKey?: boolean;
 }
 
 /** What a `trim` removed. */
@@ -125,6 +163,7 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
   #retentionFailure: Error | undefined;
   /** A failed delete (see `#delete`); the writer keeps a failed append's. */
   #failure: SluiceError | undefined;
+  readonly #security: LogSecurity;
 
   private constructor(dir: string, options: FileLogOptions<T>) {
     super({ codec: options.codec ?? codecs.json<T>(), ...(options.now ? { now: options.now } : {}) });
@@ -134,6 +173,40 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
     this.#segmentBytesMax = options.segmentBytesMax ?? segmentBytesDefault;
     this.#retention = options.retention;
     this.#clock = options.now ?? Date.now;
+    this.#security = new LogSecurity({
+      chain: options.chain,
+      chainKey: options.chainKey,
+      encryption: options.encryption,
+      withoutKey: options.withoutKey,
+      readonly: this.readonly,
+    });
+  }
+
+  /** The hash of a tamper-evident log (F-72), or `null`. */
+  get chainAlgorithm(): ChainAlgorithm | null {
+    return this.#security.chainAlgorithm;
+  }
+
+  /** True when the log is tamper-evident (F-72). */
+  get chained(): boolean {
+    return this.#security.header.chainAlgorithm !== 0;
+  }
+
+  /** True when the log's records are encrypted (F-74). */
+  get encrypted(): boolean {
+    return this.#security.header.cipher !== 0;
+  }
+
+  /**
+   * The link of the last record (F-73): publish or sign it, and `sluice check --verify-chain --head <hash>` proves
+   * later that the log up to that record is unchanged. Records appended but not yet visible are not included.
+   * `SECURITY_MISMATCH` when the log is not chained; `LOG_CLOSED` after close.
+   */
+  chainHead(): ChainHead {
+    if (this.status !== 'open') throw this._closedError();
+    if (!this.chained) throw new SluiceError('SECURITY_MISMATCH', `the log at ${this.dir} is not chained`);
+    const since = this.since;
+    return { offset: since, hash: (since < 0 ? genesisLink : this.#security.linkAt(this.#segments, since)).toString('hex') };
   }
 
   /** Opens (or creates) the log in `dir`. Fails with `NOT_A_LOG`, `LOG_NOT_FOUND`, `LOCKED`, `CORRUPT_*`. */
@@ -174,11 +247,12 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
     }
     const bases = listing?.bases ?? [];
     if (bases.length === 0 && !this.readonly) {
-      const fd = await createSegment(dir, 0);
-      this.#start([0], 0, fd, offsetAt(0, headerBytes));
+      const fd = await createSegment(dir, 0, this.#security.create());
+      this.#start([0], 0, fd, offsetAt(0, headerBytes), false);
       return;
     }
     if (bases.length === 0) {
+      this.#security.create();
       this.#segments = new Segments(dir, [], 0);
       this.#reader = new FrameReader(this.#segments);
       this.#host = this.#cursorHost();
@@ -187,18 +261,35 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
     }
     const base = bases[bases.length - 1] as number;
     const path = join(dir, segmentName(base));
-    const fd = openSync(path, this.readonly ? 'r' : 'r+');
+    let fd = openSync(path, this.readonly ? 'r' : 'r+');
+    let rollFirst = false;
     try {
-      checkHeader(fd, path, base);
+      const adopted = this.#security.adopt(checkHeader(fd, path, base).security, path, fstatSync(fd).size === headerBytes);
+      // A new current key (F-75: one key per segment): an empty segment is re-created under it, otherwise the
+      // first append starts a new segment.
+      rollFirst = adopted.rollFirst;
+      if (adopted.recreate !== undefined) {
+        closeSync(fd);
+        fd = -1;
+        fd = await createSegment(dir, base, adopted.recreate);
+      }
     } catch (error) {
-      closeSync(fd);
+      if (fd >= 0) closeSync(fd);
       throw error;
     }
-    this.#start(bases, base, fd, offsetAt(base, fstatSync(fd).size));
+    this.#start(bases, base, fd, offsetAt(base, fstatSync(fd).size), rollFirst);
+  }
+
+  /** F-74: an encrypted frame's key and value, authenticated, decrypted and decoded. */
+  #decrypt(offset: number, buffer: Buffer, frame: Frame): LogRecord<T> {
+    const plaintext = this.#security.decrypt(this.#segments, offset, buffer, frame);
+    const keyLength = frame.keyLength;
+    const key = keyLength === 0 ? undefined : Uint8Array.prototype.slice.call(plaintext, 0, keyLength);
+    return this._record(offset, plaintext, keyLength, plaintext.length, frame.time, key);
   }
 
   /** Runs the tail check (F-40) on the last segment and sets the log up from its verdict. */
-  #start(bases: number[], base: number, fd: number, fileEnd: number): void {
+  #start(bases: number[], base: number, fd: number, fileEnd: number, rollFirst: boolean): void {
     const segments = new Segments(this.dir, bases, fileEnd);
     segments.pin(base, fd);
     this.#segments = segments;
@@ -221,6 +312,7 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
     let since = verdict.since;
     if (since < 0 && index > 0) since = this.#reader.endingAt(index - 1, base, 'record').offset;
     if (!this.readonly) {
+      const sealer = this.#security.sealer(segments, verdict.end);
       this.#writer = new SegmentWriter(
         {
           segments,
@@ -233,6 +325,7 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
             this._advance(last);
           },
           ...(this.#retention === undefined ? {} : { onSealed: () => this.#applyRetention() }),
+          ...(sealer === undefined ? {} : { sealer, header: this.#security.writerHeader(), rollFirst }),
         },
         base,
         verdict.end,
@@ -279,6 +372,9 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
       segments: this.#segments,
       record: (offset, buffer, start, end, time, key) => this._record(offset, buffer, start, end, time, key),
       refresh: () => this.#refresh(),
+      securityFlags: this.#security.frameFlags,
+      decrypt: (offset, buffer, frame) => this.#decrypt(offset, buffer, frame),
+      mismatch: (offset) => this.#security.mismatch(this.#segments, offset),
     };
   }
 
@@ -435,7 +531,8 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
     if (this.status !== 'open') throw this._closedError();
     throwIfAborted(options.signal, 'the compaction');
     const segments = this.#segments;
-    const { plans, keyed } = planCompaction(segments, policy, this.#clock());
+    const decryptKey = this.encrypted ? (offset: number, buffer: Buffer, frame: Frame) => this.#decrypt(offset, buffer, frame).key : undefined;
+    const { plans, keyed } = planCompaction(segments, policy, this.#clock(), decryptKey);
     const meter = new ProgressMeter('compact', options.onProgress);
     const total = plans.reduce((sum, plan) => sum + (plan.dropped === 0 ? 0 : segments.endOf(plan.index) - (segments.bases[plan.index] as number)), 0);
     let done = 0;
@@ -613,8 +710,11 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
 function checkOptions(dir: unknown, options: unknown): void {
   if (typeof dir !== 'string' || dir.length === 0) throw new TypeError('dir must be a non-empty string');
   if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
-  const { durability, segmentBytesMax, retention } = options as FileLogOptions<unknown>;
+  const { durability, segmentBytesMax, retention, chain, chainKey, encryption } = options as FileLogOptions<unknown>;
   if (retention !== undefined) checkRetention(retention);
+  if (chain !== undefined) checkChainAlgorithm(chain);
+  if (chainKey !== undefined) checkChainKey(chainKey);
+  if (encryption !== undefined) checkEncryption(encryption);
   if (durability !== undefined && durability !== 'buffered' && durability !== 'os' && durability !== 'disk') {
     throw new TypeError(`durability must be 'buffered', 'os' or 'disk', got ${String(durability)}`);
   }

@@ -14,16 +14,65 @@ export const formatVersion = 1;
 export const headerBytes = 64;
 /** F-10: the fixed part of a record frame (lengths, checksum, offset, time, key length, flags). */
 export const frameOverheadBytes = 32;
+/** F-71: the bytes an encrypted frame carries after its fixed part: a 12-byte nonce and a 16-byte GCM tag. */
+export const sealBytes = 28;
+export const nonceBytes = 12;
+export const tagBytes = 16;
+/** F-72: the bytes a chained frame carries before its trailing size: the content digest, then the link. */
+export const chainBytes = 64;
+export const digestBytes = 32;
 /** F-12: the smallest and largest valid frame. */
 export const frameBytesMin = frameOverheadBytes;
-export const frameBytesMax = frameOverheadBytes + keyBytesMax + valueBytesMax;
+export const frameBytesMax = frameOverheadBytes + sealBytes + chainBytes + keyBytesMax + valueBytesMax;
 /** F-11: flag bit: more records of the same batch follow this one. */
 export const flagBatchContinues = 0x01;
 /** F-11: the record was deleted: its key and value bytes are zeros, its framing and offset stay (F-62). */
 export const flagDeleted = 0x02;
 /** F-11: a filler frame of compaction (F-64), always with `flagDeleted`: it covers records already dropped. */
 export const flagFiller = 0x04;
-const flagsKnown = flagBatchContinues | flagDeleted | flagFiller;
+/** F-71: the frame carries a nonce and tag, and its key and value bytes are ciphertext. */
+export const flagEncrypted = 0x08;
+/** F-72: the frame ends with a content digest and a link chaining it to the record before it. */
+export const flagChained = 0x10;
+const flagsKnown = flagBatchContinues | flagDeleted | flagFiller | flagEncrypted | flagChained;
+
+/** F-70: segment header flag bits (bytes 12..15). */
+export const headerFlagChained = 0x1;
+export const headerFlagEncrypted = 0x2;
+
+/**
+ * F-70: the security fields of a segment header. All zero for a plain log, whose header is byte for byte the one
+ * of earlier versions.
+ */
+export interface HeaderSecurity {
+  /** F-72: 0 (not chained), 1 (SHA-256), 2 (BLAKE2s-256) or 3 (keyed: HMAC-SHA-256). */
+  readonly chainAlgorithm: number;
+  /** F-72: with a keyed chain, 8 bytes that identify the chain key (F-75's formula); else zeros. */
+  readonly chainKeyCheck: Buffer;
+  /** F-74: 0 (not encrypted) or 1 (AES-256-GCM). */
+  readonly cipher: number;
+  /** F-75: the id of the key this segment's records are encrypted with. */
+  readonly keyId: number;
+  /** F-75: 8 bytes that identify the key without revealing it. */
+  readonly keyCheck: Buffer;
+}
+
+export const plainSecurity: HeaderSecurity = {
+  chainAlgorithm: 0,
+  chainKeyCheck: Buffer.alloc(8),
+  cipher: 0,
+  keyId: 0,
+  keyCheck: Buffer.alloc(8),
+};
+export const chainAlgorithmsKnown = 3;
+/** F-72: the keyed chain's id. */
+export const chainAlgorithmKeyed = 3;
+export const ciphersKnown = 1;
+
+/** The frame flags every frame of a segment with these header fields carries (F-71, F-72). */
+export function frameFlagsOf(security: HeaderSecurity): number {
+  return (security.chainAlgorithm === 0 ? 0 : flagChained) | (security.cipher === 0 ? 0 : flagEncrypted);
+}
 
 /** Segment file names: the base offset, zero-padded to 20 digits, then `.seg` (F-4). */
 export const segmentNamePattern = /^(\d{20})\.seg$/;
@@ -33,8 +82,8 @@ export function segmentName(base: number): string {
 }
 
 /** The size of the frame of a record with a key and value of these sizes. */
-export function frameBytes(keyBytes: number, valueBytes: number): number {
-  return frameOverheadBytes + keyBytes + valueBytes;
+export function frameBytes(keyBytes: number, valueBytes: number, securityBytes = 0): number {
+  return frameOverheadBytes + securityBytes + keyBytes + valueBytes;
 }
 
 function writeU64(buffer: Buffer, position: number, value: number): void {
@@ -53,16 +102,28 @@ export interface SegmentHeader {
   readonly version: number;
   readonly base: number;
   readonly createdTime: number;
+  readonly security: HeaderSecurity;
 }
 
-/** Encodes a segment header (F-5). */
-export function encodeHeader(base: number, createdTime: number): Buffer {
+/** Encodes a segment header (F-5, F-70). */
+export function encodeHeader(base: number, createdTime: number, security: HeaderSecurity = plainSecurity): Buffer {
   const header = Buffer.alloc(headerBytes);
   segmentMagic.copy(header, 0);
   header.writeUInt16LE(formatVersion, 8);
   header.writeUInt16LE(headerBytes, 10);
+  header.writeUInt32LE(
+    (security.chainAlgorithm === 0 ? 0 : headerFlagChained) | (security.cipher === 0 ? 0 : headerFlagEncrypted),
+    12,
+  );
   writeU64(header, 16, base);
   writeU64(header, 24, createdTime);
+  header[32] = security.chainAlgorithm;
+  header[33] = security.cipher;
+  if (security.cipher !== 0) {
+    header.writeUInt32LE(security.keyId, 36);
+    security.keyCheck.copy(header, 40, 0, 8);
+  }
+  if (security.chainAlgorithm === chainAlgorithmKeyed) security.chainKeyCheck.copy(header, 48, 0, 8);
   header.writeUInt32LE(crc32c(header, 0, 60), 60);
   return header;
 }
@@ -76,18 +137,63 @@ export function decodeHeader(header: Buffer): SegmentHeader | string {
   if (version !== formatVersion) return `format version ${version} is not supported (this code reads ${formatVersion})`;
   if (header.readUInt32LE(60) !== crc32c(header, 0, 60)) return 'the header checksum does not match';
   if (header.readUInt16LE(10) !== headerBytes) return 'the header size field is wrong';
-  if (header.readUInt32LE(12) !== 0) return 'unknown header flags are set';
-  for (let i = 32; i < 60; i++) if (header[i] !== 0) return 'reserved header bytes are not zero';
+  const security = decodeSecurity(header);
+  if (typeof security === 'string') return security;
   const base = readU64(header, 16);
   const createdTime = readU64(header, 24);
   if (base < 0 || createdTime < 0) return 'the base offset or creation time is out of range';
-  return { version, base, createdTime };
+  return { version, base, createdTime, security };
+}
+
+/** F-70: the header flags and the fields they govern; every byte no flag governs must be zero. */
+function decodeSecurity(header: Buffer): HeaderSecurity | string {
+  const flags = header.readUInt32LE(12);
+  if ((flags & ~(headerFlagChained | headerFlagEncrypted)) !== 0) return 'unknown header flags are set';
+  const chained = (flags & headerFlagChained) !== 0;
+  const encrypted = (flags & headerFlagEncrypted) !== 0;
+  const chainAlgorithm = header[32] as number;
+  const cipher = header[33] as number;
+  if (chained !== (chainAlgorithm !== 0) || chainAlgorithm > chainAlgorithmsKnown) {
+    return `the chain algorithm ${chainAlgorithm} does not agree with the header flags or is unknown`;
+  }
+  if (encrypted !== (cipher !== 0) || cipher > ciphersKnown) {
+    return `the cipher ${cipher} does not agree with the header flags or is unknown`;
+  }
+  const keyed = chainAlgorithm === chainAlgorithmKeyed;
+  for (let i = 34; i < 60; i++) {
+    // Key id and key check value (36..47) are only there in an encrypted segment, the chain key's check value
+    // (48..55) in a segment with a keyed chain.
+    if (encrypted && i >= 36 && i < 48) continue;
+    if (keyed && i >= 48 && i < 56) continue;
+    if (header[i] !== 0) return 'reserved header bytes are not zero';
+  }
+  if (!chained && !encrypted) return plainSecurity;
+  return {
+    chainAlgorithm,
+    chainKeyCheck: keyed ? Buffer.from(header.subarray(48, 56)) : Buffer.alloc(8),
+    cipher,
+    keyId: encrypted ? header.readUInt32LE(36) : 0,
+    keyCheck: encrypted ? Buffer.from(header.subarray(40, 48)) : Buffer.alloc(8),
+  };
+}
+
+/**
+ * What turns a plain frame into an encrypted and/or chained one (F-71, F-72): `writeFrame` leaves room for it and
+ * calls `seal` once every other byte is in place, before the checksum.
+ */
+export interface FrameSealer {
+  /** The frame flags every frame it seals carries (`flagEncrypted`, `flagChained`). */
+  readonly flags: number;
+  /** Bytes it adds to a frame: `sealBytes` when encrypting, plus `chainBytes` when chaining. */
+  readonly securityBytes: number;
+  /** Encrypts the key and value in place and/or writes the digest and link of the frame at `position`. */
+  seal(buffer: Buffer, position: number, size: number): void;
 }
 
 /**
  * Writes one record frame into `buffer` at `position` (F-10) and returns its size. The caller guarantees
- * capacity for the worst case (`frameBytes(key, 3 × string length)` for a string value). Returns -1 when the
- * encoded value is larger than `valueBytesMax` (nothing meaningful is left in the buffer then).
+ * capacity for the worst case (`frameBytes(key, 3 × string length, securityBytes)` for a string value). Returns -1
+ * when the encoded value is larger than `valueBytesMax` (nothing meaningful is left in the buffer then).
  */
 export function writeFrame(
   buffer: Buffer,
@@ -97,9 +203,11 @@ export function writeFrame(
   key: Uint8Array | undefined,
   value: Uint8Array | string,
   batchContinues: boolean,
+  sealer?: FrameSealer,
 ): number {
   const keyLength = key === undefined ? 0 : key.length;
-  const valueStart = position + 28 + keyLength;
+  const seal = sealer === undefined || (sealer.flags & flagEncrypted) === 0 ? 0 : sealBytes;
+  const valueStart = position + 28 + seal + keyLength;
   let valueLength: number;
   if (typeof value === 'string') {
     valueLength = buffer.write(value, valueStart, 'utf8');
@@ -108,15 +216,16 @@ export function writeFrame(
     valueLength = value.length;
   }
   if (valueLength > valueBytesMax) return -1;
-  const size = frameOverheadBytes + keyLength + valueLength;
+  const size = frameOverheadBytes + (sealer === undefined ? 0 : sealer.securityBytes) + keyLength + valueLength;
   buffer.writeUInt32LE(size, position);
   writeU64(buffer, position + 8, offset);
   writeU64(buffer, position + 16, time);
   buffer.writeUInt16LE(keyLength, position + 24);
-  buffer[position + 26] = batchContinues ? flagBatchContinues : 0;
+  buffer[position + 26] = (batchContinues ? flagBatchContinues : 0) | (sealer === undefined ? 0 : sealer.flags);
   buffer[position + 27] = 0;
-  if (key !== undefined) buffer.set(key, position + 28);
+  if (key !== undefined) buffer.set(key, position + 28 + seal);
   buffer.writeUInt32LE(size, position + size - 4);
+  sealer?.seal(buffer, position, size);
   buffer.writeUInt32LE(crc32c(buffer, position + 8, position + size), position + 4);
   return size;
 }
@@ -132,6 +241,10 @@ export interface Frame {
   batchContinues: boolean;
   deleted: boolean;
   filler: boolean;
+  /** F-71: a nonce and tag follow the fixed part; key and value are ciphertext. */
+  encrypted: boolean;
+  /** F-72: digest and link end the frame, at `chainStart` (−1 when not chained). */
+  chainStart: number;
 }
 
 /**
@@ -155,7 +268,9 @@ export function parseFrame(
   const keyLength = (buffer[position + 24] as number) | ((buffer[position + 25] as number) << 8);
   const flags = buffer[position + 26] as number;
   if ((flags & ~flagsKnown) !== 0 || buffer[position + 27] !== 0) return 'unknown frame flags are set';
-  if (frameOverheadBytes + keyLength > size) return 'the key is longer than the frame';
+  const seal = (flags & flagEncrypted) === 0 ? 0 : sealBytes;
+  const chain = (flags & flagChained) === 0 ? 0 : chainBytes;
+  if (frameOverheadBytes + seal + chain + keyLength > size) return 'the key is longer than the frame';
   if (u32(buffer, position + 4) !== crc32c(buffer, position + 8, position + size)) {
     return checksumMismatch;
   }
@@ -163,13 +278,15 @@ export function parseFrame(
   if (time < 0) return 'the time is out of range';
   into.size = size;
   into.time = time;
-  into.keyStart = position + 28;
+  into.keyStart = position + 28 + seal;
   into.keyLength = keyLength;
-  into.valueStart = position + 28 + keyLength;
-  into.valueLength = size - frameOverheadBytes - keyLength;
+  into.valueStart = position + 28 + seal + keyLength;
+  into.valueLength = size - frameOverheadBytes - seal - chain - keyLength;
   into.batchContinues = (flags & flagBatchContinues) !== 0;
   into.deleted = (flags & flagDeleted) !== 0;
   into.filler = (flags & flagFiller) !== 0;
+  into.encrypted = seal !== 0;
+  into.chainStart = chain === 0 ? -1 : position + size - 4 - chainBytes;
   return into;
 }
 
@@ -204,6 +321,8 @@ export function emptyFrame(): Frame {
     batchContinues: false,
     deleted: false,
     filler: false,
+    encrypted: false,
+    chainStart: -1,
   };
 }
 
@@ -220,13 +339,18 @@ export function positionOf(base: number, offset: number): number {
 
 
 /**
- * Rewrites the frame of `size` bytes at `position` of `buffer` as deleted (F-62): key and value bytes zeroed, the
- * deleted flag set, the checksum recomputed. Lengths, offset, time and batch flag are kept, so framing, offsets
- * and batch boundaries are as before. The frame's framing must already have been checked (not its checksum: a
- * deletion that a crash tore is redone this way).
+ * Rewrites the frame of `size` bytes at `position` of `buffer` as deleted (F-62): key and value bytes zeroed (with
+ * an encrypted frame's nonce and tag), the deleted flag set, the checksum recomputed. Lengths, offset, time, batch
+ * flag and a chained frame's digest and link (F-76) are kept, so framing, offsets, batch boundaries and the chain
+ * are as before. The frame's framing must already have been checked (not its checksum: a deletion that a crash
+ * tore is redone this way).
  */
 export function eraseFrame(buffer: Buffer, position: number, size: number): void {
-  buffer.fill(0, position + 28, position + size - 4);
-  buffer[position + 26] = ((buffer[position + 26] as number) & (flagBatchContinues | flagFiller)) | flagDeleted;
+  const flags = buffer[position + 26] as number;
+  // A compaction filler is erased already; a chained one's table (F-76) must stay.
+  if ((flags & flagFiller) !== 0) return;
+  const chain = (flags & flagChained) === 0 ? 0 : chainBytes;
+  buffer.fill(0, position + 28, position + size - 4 - chain);
+  buffer[position + 26] = (flags & (flagBatchContinues | flagFiller | flagEncrypted | flagChained)) | flagDeleted;
   buffer.writeUInt32LE(crc32c(buffer, position + 8, position + size), position + 4);
 }

@@ -3,7 +3,7 @@ import { mkdir, open, readdir, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SluiceError } from '../../errors.js';
 import { lockFileName } from './directory-lock.js';
-import { encodeHeader, segmentName, segmentNamePattern } from './format.js';
+import { encodeHeader, segmentName, segmentNamePattern, type HeaderSecurity } from './format.js';
 
 /** Files and folders other than segments that a log directory may hold (F-4, F-30, F-42, F-63). */
 const knownNames = new Set([lockFileName, 'quarantine', 'views', 'DELETES']);
@@ -80,12 +80,12 @@ export function syncDirectorySync(dir: string): void {
  * written to a temporary file, synced, and renamed into place, and the directory synced, so that a segment
  * file either does not exist or has a complete header.
  */
-export async function createSegment(dir: string, base: number): Promise<number> {
+export async function createSegment(dir: string, base: number, security?: HeaderSecurity): Promise<number> {
   const path = join(dir, segmentName(base));
   const temporary = `${path}${temporarySuffix}`;
   const handle = await open(temporary, 'w', 0o600);
   try {
-    await handle.write(encodeHeader(base, Date.now()), 0, undefined, 0);
+    await handle.write(encodeHeader(base, Date.now(), security), 0, undefined, 0);
     await handle.datasync();
   } finally {
     await handle.close();

@@ -2,7 +2,7 @@ import { closeSync, existsSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import { SluiceError } from '../../errors.js';
 import { openSegmentsMax } from '../../limits.js';
-import { decodeHeader, headerBytes, segmentName } from './format.js';
+import { decodeHeader, headerBytes, segmentName, type SegmentHeader } from './format.js';
 
 /**
  * The ordered set of a log's segment files, and synchronous positional reads from them.
@@ -199,7 +199,7 @@ function readFailed(path: string, position: number, cause: unknown): SluiceError
 }
 
 /** Reads and validates the header of an open segment file (F-6, F-7); throws CORRUPT_SEGMENT, or READ_FAILED. */
-export function checkHeader(fd: number, path: string, base: number): void {
+export function checkHeader(fd: number, path: string, base: number): SegmentHeader {
   const header = Buffer.alloc(headerBytes);
   let read: number;
   try {
@@ -217,4 +217,5 @@ export function checkHeader(fd: number, path: string, base: number): void {
       position: 16,
     });
   }
+  return decoded;
 }

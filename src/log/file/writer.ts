@@ -2,7 +2,8 @@ import { closeSync, fdatasync, ftruncateSync, writeSync } from 'node:fs';
 import { SluiceError } from '../../errors.js';
 import { batchBytesMax, bufferedBytesMax, writeBufferBytesFlush, writeBufferBytesInitial } from '../../limits.js';
 import type { EncodedEntry } from '../abstract-log.js';
-import { frameBytes, positionOf, writeFrame } from './format.js';
+import { frameBytes, plainSecurity, positionOf, writeFrame, type HeaderSecurity } from './format.js';
+import type { RecordSealer } from './security/sealer.js';
 import { createSegment } from './segment-files.js';
 import type { Segments } from './segments.js';
 
@@ -48,6 +49,14 @@ export interface WriterOptions {
   readonly onVisible: (since: number, end: number) => void;
   /** Called after a segment was sealed and the next one created (where a retention policy applies). */
   readonly onSealed?: () => void;
+  /** Encrypts and/or chains every frame (F-71, F-72); the header fields of new segments say how (F-70). */
+  readonly sealer?: RecordSealer;
+  readonly header?: HeaderSecurity;
+  /**
+   * The first append starts a new segment (when the current one holds records): the current segment was written
+   * under another key than `header` names (F-75: one key per segment).
+   */
+  readonly rollFirst?: boolean;
 }
 
 /**
@@ -64,6 +73,9 @@ export class SegmentWriter {
   readonly #segmentBytesMax: number;
   readonly #onVisible: (since: number, end: number) => void;
   readonly #onSealed: (() => void) | undefined;
+  readonly #sealer: RecordSealer | undefined;
+  readonly #header: HeaderSecurity;
+  #rollFirst: boolean;
   #fd: number;
   #base: number;
   /** The offset the next appended record gets. */
@@ -97,6 +109,9 @@ export class SegmentWriter {
     this.#segmentBytesMax = options.segmentBytesMax;
     this.#onVisible = options.onVisible;
     this.#onSealed = options.onSealed;
+    this.#sealer = options.sealer;
+    this.#header = options.header ?? plainSecurity;
+    this.#rollFirst = options.rollFirst ?? false;
     this.#fd = options.fd;
     this.#base = base;
     this.#next = end;
@@ -115,7 +130,7 @@ export class SegmentWriter {
   append(entries: readonly EncodedEntry[]): Promise<number[]> {
     if (this.#failure !== undefined) return Promise.reject(this.#failure);
     const start = this.#next;
-    let chunk = this.#chunks[this.#chunks.length - 1] ?? this.#newChunk(this.#base, start);
+    let chunk = this.#chunks[this.#chunks.length - 1] ?? this.#newChunk(this.#rollFirst && start > this.#base ? start : this.#base, start);
     const from = chunk.length;
     const offsets = this.#encode(chunk, entries, start);
     const bytes = chunk.length - from;
@@ -132,6 +147,7 @@ export class SegmentWriter {
       chunk = moved;
     }
     this.#next = start + bytes;
+    this.#rollFirst = false;
     const last = offsets[offsets.length - 1] as number;
     chunk.last = last;
     if (this.#durability === 'buffered') return this.#appendBuffered(chunk, offsets, last);
@@ -209,12 +225,15 @@ export class SegmentWriter {
     const from = chunk.length;
     const offsets = new Array<number>(entries.length);
     let offset = start;
+    const sealer = this.#sealer;
+    const securityBytes = sealer === undefined ? 0 : sealer.securityBytes;
+    const link = sealer?.mark();
     try {
       for (let i = 0; i < entries.length; i++) {
         const entry = entries[i] as EncodedEntry;
         const keyBytes = entry.key === undefined ? 0 : entry.key.length;
         const valueBytesMax = typeof entry.value === 'string' ? entry.value.length * 3 : entry.value.length;
-        ensureCapacity(chunk, frameBytes(keyBytes, valueBytesMax));
+        ensureCapacity(chunk, frameBytes(keyBytes, valueBytesMax, securityBytes));
         const size = writeFrame(
           chunk.buffer,
           chunk.length,
@@ -223,6 +242,7 @@ export class SegmentWriter {
           entry.key,
           entry.value,
           i < entries.length - 1,
+          sealer,
         );
         if (size < 0) throw new RangeError(`record ${i} of the batch is larger than the largest value allowed`);
         offsets[i] = offset;
@@ -231,6 +251,8 @@ export class SegmentWriter {
         if (chunk.length - from > batchBytesMax) throw new RangeError(`a batch is at most ${batchBytesMax} bytes`);
       }
     } catch (error) {
+      // A refused batch leaves no trace: neither bytes nor a link in the chain.
+      if (link !== undefined) sealer?.rewind(link);
       chunk.length = from;
       if (chunk.length === 0 && chunk.batches.length === 0) this.#chunks.pop();
       throw error;
@@ -339,7 +361,7 @@ export class SegmentWriter {
     if (this.#durableEnd < this.#writtenEnd) await this.#sync();
     let fd: number;
     try {
-      fd = await createSegment(this.#segments.dir, base);
+      fd = await createSegment(this.#segments.dir, base, this.#header);
     } catch (cause) {
       const file = this.#segments.path(base);
       throw new SluiceError('WRITE_FAILED', `creating ${file} failed: ${(cause as Error).message}`, { cause, file });

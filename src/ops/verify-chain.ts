@@ -1,0 +1,252 @@
+import { closeSync, fstatSync, openSync } from 'node:fs';
+import { join } from 'node:path';
+import { SluiceError, throwIfAborted } from '../errors.js';
+import { checkChunkBytes } from '../limits.js';
+import {
+  chainAlgorithmKeyed,
+  chainBytes,
+  digestBytes,
+  headerBytes,
+  offsetAt,
+  positionOf,
+  segmentName,
+  type HeaderSecurity,
+} from '../log/file/format.js';
+import { coveredAt, coveredCount, fillerFits } from '../log/file/security/filler.js';
+import { keyCheckValue } from '../log/file/security/keys.js';
+import { ChainHasher, chainAlgorithmOf, genesisLink, type ChainAlgorithm } from '../log/file/security/chain.js';
+import { checkHeader } from '../log/file/segments.js';
+import { SegmentWindow } from './segment-window.js';
+
+/** Where the chain of a tamper-evident log stops verifying: the first broken link (F-77). */
+export interface BrokenLink {
+  readonly file: string;
+  readonly position: number;
+  readonly offset: number;
+  readonly message: string;
+}
+
+/** What `verifyChain` proved. */
+export interface ChainVerification {
+  /** The log's hash; `null` when the log is not chained (nothing else is then set). */
+  readonly algorithm: ChainAlgorithm | null;
+  /** Records (deleted ones and compaction fillers included) whose links verified. */
+  readonly records: number;
+  /**
+   * The link the verification started from (F-78): the genesis link (64 zeros) when the log starts at offset 0;
+   * for a trimmed log the first remaining record's own link, which nothing left in the log can prove: compare it
+   * with a head published when the trimmed records were still there.
+   */
+  readonly anchor: { readonly offset: number; readonly hash: string } | null;
+  /** The link of the last record verified (the log's head when nothing is broken); `null` without records. */
+  readonly head: { readonly offset: number; readonly hash: string } | null;
+  /** When a published head was given: the offset of the record whose link it is, or `null` when none has it. */
+  readonly publishedHeadOffset: number | null;
+  /** The first broken link, or `null`: every link verified (up to damage the framing check reports). */
+  readonly broken: BrokenLink | null;
+  /** Why the walk stopped before the end of the log (invalid framing, which `check` reports), or `null`. */
+  readonly stoppedBy: string | null;
+}
+
+export interface VerifyChainOptions {
+  readonly signal?: AbortSignal;
+  /** A head published earlier (64 hex digits): found as the link of some record, it pins every record up to it. */
+  readonly head?: string;
+  /** The key of a keyed chain (F-72): without it such a chain cannot be verified (reported as broken at its start). */
+  readonly chainKey?: Uint8Array;
+}
+
+/**
+ * Recomputes the chain of the native log in `dir` (F-73, F-77): for every record, its content digest (unless it
+ * was deleted: then its stored digest stands) and its link from the link before, from the first segment to the
+ * end of the last. Stops at the first broken link, or at framing damage (a frame `check` reports as invalid).
+ * Reads only: no lock, no key (digests cover the stored bytes, ciphertext for an encrypted log). `bases` are
+ * the log's segments, oldest first.
+ */
+export async function verifyChain(dir: string, bases: readonly number[], options: VerifyChainOptions = {}): Promise<ChainVerification> {
+  const published = options.head === undefined ? undefined : Buffer.from(options.head, 'hex');
+  const state: WalkState = {
+    hasher: undefined,
+    previous: bases[0] === 0 ? genesisLink : undefined,
+    anchor: null,
+    records: 0,
+    head: null,
+    published,
+    publishedHeadOffset: null,
+    broken: null,
+    stoppedBy: null,
+  };
+  for (const base of bases) {
+    throwIfAborted(options.signal, 'the chain verification');
+    await verifySegment(dir, base, state, options);
+    if (state.broken !== null || state.stoppedBy !== null) break;
+  }
+  return {
+    algorithm: state.hasher?.algorithm ?? null,
+    records: state.records,
+    anchor: state.anchor,
+    head: state.head === null ? null : { offset: state.head.offset, hash: state.head.link.toString('hex') },
+    publishedHeadOffset: state.publishedHeadOffset,
+    broken: state.broken,
+    stoppedBy: state.stoppedBy,
+  };
+}
+
+interface WalkState {
+  hasher: ChainHasher | undefined;
+  /** The link before the next record; `undefined` before the first record of a trimmed log. */
+  previous: Buffer | undefined;
+  anchor: { offset: number; hash: string } | null;
+  records: number;
+  head: { offset: number; link: Buffer } | null;
+  readonly published: Buffer | undefined;
+  publishedHeadOffset: number | null;
+  broken: BrokenLink | null;
+  stoppedBy: string | null;
+}
+
+async function verifySegment(dir: string, base: number, state: WalkState, options: VerifyChainOptions): Promise<void> {
+  const signal = options.signal;
+  const path = join(dir, segmentName(base));
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (cause) {
+    // A trim running meanwhile removed it: the chain goes on from the next segment's first record.
+    if ((cause as NodeJS.ErrnoException).code === 'ENOENT') {
+      state.previous = undefined;
+      return;
+    }
+    throw new SluiceError('READ_FAILED', `cannot read ${path}: ${(cause as Error).message}`, { cause, file: path });
+  }
+  try {
+    let security: HeaderSecurity;
+    try {
+      security = checkHeader(fd, path, base).security;
+    } catch (error) {
+      state.stoppedBy = (error as Error).message;
+      return;
+    }
+    const algorithmId = security.chainAlgorithm;
+    const keyed = algorithmId === chainAlgorithmKeyed;
+    const key = options.chainKey;
+    if (keyed && (key === undefined || !keyCheckValue(key).equals(security.chainKeyCheck))) {
+      const message = key === undefined ? 'the chain is keyed: verifying it takes its chain key' : "the chain key given is not the log's";
+      state.broken = { file: path, position: 48, offset: base, message };
+      return;
+    }
+    if (algorithmId === 0 || (state.hasher !== undefined && state.hasher.algorithm !== chainAlgorithmOf(algorithmId))) {
+      state.broken = { file: path, position: 12, offset: base, message: 'the segment is not chained as the log is (F-72)' };
+      return;
+    }
+    state.hasher ??= new ChainHasher(chainAlgorithmOf(algorithmId), keyed ? key : undefined);
+    const end = offsetAt(base, Math.max(headerBytes, fstatSync(fd).size));
+    const window = new SegmentWindow(fd, path, positionOf(base, end), checkChunkBytes);
+    let pauseAt = base + checkChunkBytes;
+    for (let offset = base; offset < end && state.broken === null; ) {
+      if (offset >= pauseAt) {
+        // Between chunks: let other work run, and notice an abort.
+        await new Promise((resolve) => setImmediate(resolve));
+        throwIfAborted(signal, 'the chain verification');
+        pauseAt = offset + checkChunkBytes;
+      }
+      const frame = window.frameAt(positionOf(base, offset), offset);
+      if (typeof frame === 'string') {
+        state.stoppedBy = `${path}:${positionOf(base, offset)}: ${frame}`;
+        return;
+      }
+      verifyFrame(window.buffer, frame, state, { file: path, position: positionOf(base, offset), offset });
+      offset += frame.size;
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** F-77: the digest (of a record not deleted) and the link of one valid frame. */
+function verifyFrame(
+  buffer: Buffer,
+  frame: { size: number; deleted: boolean; filler: boolean; chainStart: number; keyStart: number },
+  state: WalkState,
+  where: { file: string; position: number; offset: number },
+): void {
+  const hasher = state.hasher as ChainHasher;
+  if (frame.chainStart < 0) {
+    state.broken = { ...where, message: 'the record carries no link (F-72)' };
+    return;
+  }
+  const start = frame.chainStart + chainBytes + 4 - frame.size;
+  if (frame.filler && coveredCount(buffer, start) > 0) {
+    verifyFiller(buffer, start, frame.size, state, where);
+    return;
+  }
+  const digest = buffer.subarray(frame.chainStart, frame.chainStart + digestBytes);
+  const link = buffer.subarray(frame.chainStart + digestBytes, frame.chainStart + chainBytes);
+  if (!frame.deleted && !hasher.digest(buffer, start, frame.size).equals(digest)) {
+    state.broken = { ...where, message: 'the record does not match its digest: its content was changed (F-73)' };
+    return;
+  }
+  if (state.previous === undefined) {
+    state.anchor = { offset: where.offset, hash: link.toString('hex') };
+  } else {
+    if (state.anchor === null) state.anchor = { offset: where.offset, hash: state.previous.toString('hex') };
+    if (!hasher.link(state.previous, digest, buffer, start).equals(link)) {
+      state.broken = {
+        ...where,
+        message: 'the link does not follow from the record before: records were changed, removed, inserted or reordered (F-73)',
+      };
+      return;
+    }
+  }
+  accept(state, where.offset, Buffer.from(link));
+}
+
+/** A verified link: the next one chains from it; it may be the published head. */
+function accept(state: WalkState, offset: number, link: Buffer): void {
+  state.previous = link;
+  state.records++;
+  state.head = { offset, link };
+  if (state.published !== undefined && state.publishedHeadOffset === null && link.equals(state.published)) {
+    state.publishedHeadOffset = offset;
+  }
+}
+
+/**
+ * F-76: a compaction filler over several records of a chained log: each covered record's link is recomputed from
+ * its table entry, and the last must be the link the filler stores.
+ */
+function verifyFiller(
+  buffer: Buffer,
+  start: number,
+  size: number,
+  state: WalkState,
+  where: { file: string; position: number; offset: number },
+): void {
+  const hasher = state.hasher as ChainHasher;
+  const count = coveredCount(buffer, start);
+  const stored = buffer.subarray(start + size - 4 - digestBytes, start + size - 4);
+  if (!fillerFits(count, size)) {
+    state.broken = { ...where, message: `the filler's table of ${count} records does not fit in it (F-76)` };
+    return;
+  }
+  if (state.previous === undefined) {
+    // A trimmed log starting with a filler: its last link is the anchor.
+    state.anchor = { offset: where.offset, hash: stored.toString('hex') };
+    accept(state, where.offset, Buffer.from(stored));
+    return;
+  }
+  if (state.anchor === null) state.anchor = { offset: where.offset, hash: state.previous.toString('hex') };
+  let offset = where.offset;
+  let link = state.previous;
+  for (let i = 0; i < count; i++) {
+    const covered = coveredAt(buffer, start, i);
+    link = hasher.linkOfCovered(link, covered.digest, offset, covered.time, covered.keyLength, covered.batchContinues);
+    if (i < count - 1) accept(state, offset, link);
+    offset += covered.size;
+  }
+  if (offset !== where.offset + size || !link.equals(stored)) {
+    state.broken = { ...where, message: "the links of the records the filler covers do not lead to the filler's link (F-76)" };
+    return;
+  }
+  accept(state, offset - coveredAt(buffer, start, count - 1).size, link);
+}
