@@ -183,7 +183,7 @@ export class ViewRunner<T> {
       for await (const record of this.#source.stream({ gt: this.#since, lte: target, signal })) {
         batch.push(record);
         if (batch.length < this.#batchRecords) continue;
-        if (!(await settle())) return false;
+        if (!(await settle()) || signal.aborted) return false;
         await this.#checkpointIfDue();
         applying = this.#apply(batch, target);
         batch = [];
