@@ -197,7 +197,7 @@ export class ViewRunner<T> {
       return false;
     } finally {
       // Never leave an apply running behind the runner's back (a rebuild or close waits for this method).
-      if (applying !== undefined) await (applying as Promise<boolean>).catch(() => false);
+      if (applying !== undefined) await applying.catch(() => false);
     }
     if (batch.length > 0 && !(await this.#apply(batch, target))) return false;
     if (this.#since < target) {
