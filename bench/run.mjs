@@ -369,6 +369,18 @@ function printViews (opts, cell, rate, ratio, rateCell) {
   const rows = viewRows.map((c) => [what[c], ...viewStores.map((s) => rateCell(c, s)),
     ...peers.map((p) => fmtRatio(ratio(rate(c, 'sluice'), rate(c, p))))])
   printTable(`Views, n = ${fmtN(opts.n)}, ${opts.runs} run(s) each (flumedb: flumelog-offset with flumeview-reduce / flumeview-level)`, header, rows)
+  // Messages per CPU-second (every thread of the process: LMDB's write thread, leveldown's pool): on a shared
+  // machine the CPU a case took swings far less than its elapsed time.
+  const cpuRate = (c, s) => {
+    const m = cell(c, s)
+    return m && !m.error && m.extra?.cpuMs ? (c === 'view-index-get' ? m.extra.gets : m.n) / (m.extra.cpuMs / 1000) : null
+  }
+  const cpuRows = ['scan', ...viewRows].filter((c) => c !== 'append-with-reduce' && opts.cases.includes(c) && viewStores.some((s) => cpuRate(c, s)))
+  if (cpuRows.length) {
+    printTable('The same per CPU-second (user + system time of every thread; medians)', ['per CPU-second', ...viewStores.map(label), ...peers.map((p) => `sluice / ${label(p)}`)],
+      cpuRows.map((c) => [what[c] ?? 'scan decoded, msgs/s', ...viewStores.map((s) => fmtRate(cpuRate(c, s))),
+        ...peers.map((p) => fmtRatio(ratio(cpuRate(c, 'sluice'), cpuRate(c, p))))]))
+  }
   if (viewRows.includes('view-index-build')) {
     const c = 'view-index-build'
     const perMsg = (s) => { const b = cell(c, s)?.extra?.viewBytes; return b == null ? '-' : (b / cell(c, s).n).toFixed(1) }

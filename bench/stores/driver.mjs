@@ -72,6 +72,13 @@ export function dirBytes (dir) {
 
 const peakRss = () => process.resourceUsage().maxRSS * 1024
 
+// CPU time (user + system, every thread of this process) since `start` (process.cpuUsage()), in ms. On a
+// shared machine it swings far less than the elapsed time: the read and view cases report it in extra.cpuMs.
+function cpuMsSince (start) {
+  const { user, system } = process.cpuUsage(start)
+  return (user + system) / 1000
+}
+
 function rawRecord (i) {
   return { key: rawKey(i), value: rawValue(i) }
 }
@@ -151,12 +158,14 @@ async function scanCase (adapter, args, raw) {
   let i = 0
   const check = raw ? checkRaw : checkMessage
   const t0 = performance.now()
+  const cpu0 = process.cpuUsage()
   await handle.scan((value) => { check(value, i); i++ })
   const ms = performance.now() - t0
+  const cpuMs = cpuMsSince(cpu0)
   const scanRssAddedBytes = peakRss() - rssBefore
   await handle.close()
   if (i !== args.n) throw new Error(`scan read ${i} records, expected ${args.n}`)
-  return { ms, ops: args.n, extra: { scanRssAddedBytes, rssBeforeScanBytes: rssBefore } }
+  return { ms, ops: args.n, extra: { cpuMs, scanRssAddedBytes, rssBeforeScanBytes: rssBefore } }
 }
 
 async function getCase (adapter, args, raw) {
@@ -213,13 +222,15 @@ function checkCounts (counts, n) {
 async function viewReduceRebuildCase (adapter, args) {
   prefill(args, false)
   const t0 = performance.now()
+  const cpu0 = process.cpuUsage()
   const db = await adapter.openViews(args.dir, { reduce: true, ...args.options })
   const counts = await db.counts()
   const ms = performance.now() - t0
+  const cpuMs = cpuMsSince(cpu0)
   checkCounts(counts, args.n)
   const t1 = performance.now()
   await db.close()
-  return { ms, ops: args.n, extra: { closeMs: performance.now() - t1, viewBytes: viewBytes(adapter, args.dir) } }
+  return { ms, ops: args.n, extra: { cpuMs, closeMs: performance.now() - t1, viewBytes: viewBytes(adapter, args.dir) } }
 }
 
 // Opens the database over the filled log with the key index, which is empty:
@@ -228,13 +239,15 @@ async function viewIndexBuildCase (adapter, args) {
   prefill(args, false)
   const last = args.n - 1
   const t0 = performance.now()
+  const cpu0 = process.cpuUsage()
   const db = await adapter.openViews(args.dir, { index: true, ...args.options })
   const value = await db.byKey(authorTsKeyOf(last))
   const ms = performance.now() - t0
+  const cpuMs = cpuMsSince(cpu0)
   checkMessage(value, last)
   const t1 = performance.now()
   await db.close()
-  return { ms, ops: args.n, extra: { closeMs: performance.now() - t1, viewBytes: viewBytes(adapter, args.dir) } }
+  return { ms, ops: args.n, extra: { cpuMs, closeMs: performance.now() - t1, viewBytes: viewBytes(adapter, args.dir) } }
 }
 
 // Builds the index (untimed, in the fill process), reopens the database, then
@@ -245,13 +258,15 @@ async function viewIndexGetCase (adapter, args) {
   const db = await adapter.openViews(args.dir, { index: true, ...args.options })
   checkMessage(await db.byKey(authorTsKeyOf(0)), 0) // untimed: opened and caught up
   const t0 = performance.now()
+  const cpu0 = process.cpuUsage()
   for (let j = 0; j < indexes.length; j++) {
     const i = indexes[j]
     checkMessage(await db.byKey(authorTsKeyOf(i)), i)
   }
   const ms = performance.now() - t0
+  const cpuMs = cpuMsSince(cpu0)
   await db.close()
-  return { ms, ops: indexes.length, extra: { gets: indexes.length } }
+  return { ms, ops: indexes.length, extra: { cpuMs, gets: indexes.length } }
 }
 
 async function indexFill (adapter, args) {

@@ -38,6 +38,10 @@ interface IndexedBatch {
 }
 
 const sinceKey = 'since';
+/** LMDB's MDB_APPEND: refused (putSync → false, nothing written) unless the key sorts after every other. */
+const appendPut = { append: true } as const;
+/** After a refused append, plain puts before appends are tried again (see `IndexView.#put`). */
+const appendRetryPuts = 256;
 const versionKey = 'version';
 
 /**
@@ -87,23 +91,55 @@ export class IndexView<T> implements View<T> {
   async apply(records: readonly LogRecord<T>[]): Promise<void> {
     const entries = this.#store();
     const meta = this.#meta as Database<number, string>;
-    const keyed: Array<[IndexKey, number]> = [];
+    const map = this.#map;
+    // Keys and offsets in two flat arrays: a million records must not cost a million small tuples.
+    const keys: IndexKey[] = [];
+    const offsets: number[] = [];
     for (const record of records) {
-      const keys = this.#map(record.value, record);
-      if (keys === undefined) continue;
-      if (isKeyList(keys)) for (const key of keys) keyed.push([checkKey(key), record.offset]);
-      else keyed.push([checkKey(keys), record.offset]);
+      const produced = map(record.value, record);
+      if (produced === undefined) continue;
+      if (isKeyList(produced)) {
+        for (const key of produced) {
+          keys.push(checkKey(key));
+          offsets.push(record.offset);
+        }
+      } else {
+        keys.push(checkKey(produced));
+        offsets.push(record.offset);
+      }
     }
     const since = (records[records.length - 1] as LogRecord<T>).offset;
     // One transaction: the entries, the since they bring the index to, and the version they were made by.
     await entries.transaction(() => {
-      for (const [key, offset] of keyed) entries.putSync(key as Key, offset);
+      for (let i = 0; i < keys.length; i++) this.#put(entries, keys[i] as IndexKey, offsets[i] as number);
       meta.putSync(sinceKey, since);
       meta.putSync(versionKey, this.version);
     });
     this.#committed = since;
-    for (const watcher of this.#watchers) watcher({ since, entries: keyed });
+    if (this.#watchers.size === 0) return;
+    const batch: IndexedBatch = { since, entries: keys.map((key, i) => [key, offsets[i] as number] as const) };
+    for (const watcher of this.#watchers) watcher(batch);
   }
+
+  /**
+   * Puts one entry. Keys that grow (a time, an author's sequence) go in with LMDB's append, which skips the
+   * search and fills pages instead of splitting them; LMDB itself refuses an append of a key that is not past
+   * the last one, and the entry is then put the ordinary way, so the index holds the same entries either way.
+   * After a refusal, appends are tried again only every `appendRetryPuts` puts, so random keys pay little.
+   */
+  #put(entries: Database<number, Key>, key: IndexKey, offset: number): void {
+    if (this.#plainPuts === 0) {
+      // The typings say void; lmdb-js returns whether the put happened (false: the append was refused).
+      if ((entries.putSync(key as Key, offset, appendPut) as unknown) === true) return;
+      this.#plainPuts = appendRetryPuts;
+    } else {
+      this.#plainPuts--;
+    }
+    entries.putSync(key as Key, offset);
+  }
+
+  /** Puts left before the next try of an append (see `#put`). */
+  #plainPuts = 0;
 
   /**
    * Drops the entries of deleted records: their keys are computed again from their values (as `apply` did), and
@@ -263,10 +299,12 @@ function isKeyList(keys: IndexKey | readonly IndexKey[]): keys is readonly Index
 }
 
 function checkKey(key: IndexKey): IndexKey {
-  const ok = (part: unknown): boolean =>
-    (typeof part === 'string' && part.length > 0) || (typeof part === 'number' && Number.isFinite(part));
-  if (Array.isArray(key) ? key.length > 0 && key.every(ok) : ok(key)) return key;
+  if (Array.isArray(key) ? key.length > 0 && key.every(isKeyPart) : isKeyPart(key)) return key;
   throw new TypeError(`an index key is a non-empty string, a finite number, or an array of them: ${JSON.stringify(key)}`);
+}
+
+function isKeyPart(part: unknown): boolean {
+  return (typeof part === 'string' && part.length > 0) || (typeof part === 'number' && Number.isFinite(part));
 }
 
 interface RangeOptions {

@@ -164,22 +164,40 @@ export class ViewRunner<T> {
     }
   }
 
-  /** Applies the records up to `target` in batches; false when the view failed or the runner stopped. */
+  /**
+   * Applies the records up to `target` in batches; false when the view failed or the runner stopped. A batch is
+   * read while the one before it is being applied (an index view's commit runs on LMDB's write thread), but
+   * `apply` is still called one batch at a time, each once the one before has resolved; checkpoints and
+   * deletions land between two applies. Never returns while an apply is in flight.
+   */
   async #catchUp(target: number, signal: AbortSignal): Promise<boolean> {
     let batch: LogRecord<T>[] = [];
+    let applying: Promise<boolean> | undefined;
+    /** Waits for the batch in flight (if any); false when the view failed on it. */
+    const settle = async (): Promise<boolean> => {
+      const pending = applying;
+      applying = undefined;
+      return pending === undefined || (await pending);
+    };
     try {
       for await (const record of this.#source.stream({ gt: this.#since, lte: target, signal })) {
         batch.push(record);
         if (batch.length < this.#batchRecords) continue;
-        if (!(await this.#apply(batch, target))) return false;
-        batch = [];
+        if (!(await settle()) || signal.aborted) return false;
         await this.#checkpointIfDue();
+        applying = this.#apply(batch, target);
+        batch = [];
         await nextTurn();
       }
+      if (!(await settle())) return false;
     } catch (error) {
-      if (signal.aborted) return false;
+      // The batch in flight lands (or fails) before the stream's error counts.
+      if (!(await settle()) || signal.aborted) return false;
       this.#fail(this.#since, error);
       return false;
+    } finally {
+      // Never leave an apply running behind the runner's back (a rebuild or close waits for this method).
+      if (applying !== undefined) await applying.catch(() => false);
     }
     if (batch.length > 0 && !(await this.#apply(batch, target))) return false;
     if (this.#since < target) {
