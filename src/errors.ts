@@ -16,6 +16,11 @@ export type ErrorCode =
   | 'CORRUPT_RECORD'
   /** A segment file's header is damaged, from a future format version, or disagrees with the file name. */
   | 'CORRUPT_SEGMENT'
+  /**
+   * A view's stored state is damaged in a way found only when it is read (an index entry that holds no offset):
+   * `file` names the store. Rebuild the view (`db.rebuild(name)`); views whose store does not open rebuild by themselves.
+   */
+  | 'CORRUPT_VIEW'
   /** The log's files contradict each other (a gap between segments, a damaged record before the tail). */
   | 'CORRUPT_LOG'
   /** The directory exists, holds files, and is not a Sluice log: nothing in it was modified. */

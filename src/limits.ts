@@ -97,3 +97,16 @@ export const copyChunkBytes = 1 * MiB;
  * and last 4 bytes on disk, and a scan checksums its zeros, so a megabyte keeps both costs small.
  */
 export const compactionSkipBytesMax = 1 * MiB;
+
+/**
+ * The mode of every file Sluice creates (segments, journals, locks, quarantine, view state, LMDB files, backups,
+ * exports): owner-only. Directories get the same bits plus search where read is allowed (0o600 → 0o700). The
+ * `fileMode` option of `FileLog.open`, `FlumeOffsetLog.open` and `Sluice.open` widens it (e.g. 0o640).
+ */
+export const fileModeDefault = 0o600;
+
+/** Format (F-97): the largest DELETES journal read; a larger one is damage, not an allocation. 1M pending deletions. */
+export const deletesJournalBytesMax = 16 * MiB;
+
+/** Format (F-96): the largest view state file read; a larger one is discarded (the view rebuilds), never allocated. */
+export const stateFileBytesMax = 512 * MiB;

@@ -1,5 +1,6 @@
 import { join } from 'node:path';
-import { open as openLmdb, type Database, type Key, type RootDatabase } from 'lmdb';
+import { openViewStore } from './lmdb-store.js';
+import { type Database, type Key, type RootDatabase } from 'lmdb';
 import { compareKeys } from 'ordered-binary';
 import { isSluiceError, SluiceError } from '../errors.js';
 import { indexBatchRecords } from '../limits.js';
@@ -68,15 +69,16 @@ export class IndexView<T> implements View<T> {
 
   async open(context: ViewContext<T>): Promise<number> {
     this.#context = context;
-    const root = openLmdb({ path: join(context.dir, 'index.mdb'), compression: false });
+    const root = openViewStore(join(context.dir, 'index.mdb'), (message) => context.report(message));
     this.#root = root;
     this.#entries = root.openDB<number, Key>({ name: 'entries', encoding: 'ordered-binary' });
     this.#meta = root.openDB<number, string>({ name: 'meta' });
     const version = this.#meta.get(versionKey);
     const since = this.#meta.get(sinceKey);
     if (version === undefined || since === undefined) return -1;
-    if (version !== this.version) {
-      context.report(`version ${version} on disk, ${this.version} in code: rebuilding`);
+    const stale = storedSinceProblem(since) ?? (version !== this.version ? `version ${version} on disk, ${this.version} in code` : undefined);
+    if (stale !== undefined) {
+      context.report(`${stale}: rebuilding`);
       await this.clear();
       return -1;
     }
@@ -151,6 +153,7 @@ export class IndexView<T> implements View<T> {
     await context.ready(options);
     const offset = this.#store().get(key as Key);
     if (offset === undefined) return undefined;
+    checkStoredOffset(offset, join(context.dir, 'index.mdb'));
     const value = await readUnlessDeleted(context.get(offset));
     return value === deletedRecord ? undefined : { key, offset, value };
   }
@@ -200,7 +203,7 @@ export class IndexView<T> implements View<T> {
       // A snapshot of the keys first, so that the log reads between entries do not hold an LMDB read transaction.
       const snapshotSince = this.#committed;
       const found: Array<{ key: Key; offset: number }> = [];
-      for (const { key, value } of this.#store().getRange(options)) found.push({ key, offset: value });
+      for (const { key, value } of this.#store().getRange(options)) found.push({ key, offset: checkStoredOffset(value, this.#context === undefined ? undefined : join(this.#context.dir, 'index.mdb')) });
       let remaining = options.limit ?? Infinity;
       for (const { key, offset } of found) {
         const entry = await readUnlessDeleted(item(key as IndexKey, offset));
@@ -321,4 +324,17 @@ export function index<T>(
   map: (value: T, record: LogRecord<T>) => IndexKey | readonly IndexKey[] | undefined,
 ): IndexView<T> {
   return new IndexView(version, map);
+}
+
+/** Why a `since` read from a view's store cannot be one (a damaged file), or `undefined` when it can. */
+export function storedSinceProblem(since: unknown): string | undefined {
+  return Number.isSafeInteger(since) && (since as number) >= -1 ? undefined : `the stored since ${String(since)} is not an offset`;
+}
+
+/** An offset read from an index entry, checked: a damaged store must fail with a code, never misread. */
+export function checkStoredOffset(offset: unknown, file: string | undefined): number {
+  if (Number.isSafeInteger(offset) && (offset as number) >= 0) return offset as number;
+  throw new SluiceError('CORRUPT_VIEW', `an index entry holds ${String(offset)}, which is not an offset: rebuild the view`, {
+    file: file ?? 'index.mdb',
+  });
 }

@@ -155,7 +155,7 @@ describe('fuzz: view state files', () => {
     const template = await buildTemplate('crafted-template');
     const last = template.offsets[recordCount - 1] as number;
     const bodies: Array<[string, string]> = [
-      ['perKind', JSON.stringify({ version: 1, since: last, state: JSON.parse('{"__proto__": {"polluted": 1}, "a": 3}') })],
+      ['perKind', JSON.stringify({ version: 1, since: last, state: JSON.parse('{"__proto__": {"polluted": 1}, "a": 3}') as unknown })],
       ['perKind', '{"version": 1, "since": 1e300, "state": {}}'],
       ['perKind', `{"version": 1, "since": ${last + 5}, "state": {}}`],
       ['perKind', `{"version": 1, "since": ${(template.offsets[3] as number) + 1}, "state": {}}`],

@@ -1,5 +1,7 @@
 import { join } from 'node:path';
-import { open as openLmdb, type Database, type Key, type RootDatabase } from 'lmdb';
+import { checkStoredOffset, storedSinceProblem } from '../index-view.js';
+import { openViewStore } from '../lmdb-store.js';
+import { type Database, type Key, type RootDatabase } from 'lmdb';
 import { isSluiceError, SluiceError } from '../../errors.js';
 import { indexBatchRecords } from '../../limits.js';
 import type { LogRecord } from '../../log/log.js';
@@ -110,7 +112,7 @@ export class QueryView<T> implements View<T> {
 
   async open(context: ViewContext<T>): Promise<number> {
     this.#context = context;
-    const root = openLmdb({ path: join(context.dir, 'query.mdb'), compression: false });
+    const root = openViewStore(join(context.dir, 'query.mdb'), (message) => context.report(message));
     this.#root = root;
     this.#entries = root.openDB<number, Key>({ name: 'entries', encoding: 'ordered-binary' });
     const meta = root.openDB<number | string, string>({ name: 'meta' });
@@ -120,7 +122,8 @@ export class QueryView<T> implements View<T> {
     const declarations = meta.get(indexesKey);
     if (version === undefined || since === undefined) return -1;
     let stale: string | undefined;
-    if (version !== this.version) stale = `version ${version} on disk, ${this.version} in code: rebuilding`;
+    if (storedSinceProblem(since) !== undefined) stale = `${storedSinceProblem(since)}: rebuilding`;
+    else if (version !== this.version) stale = `version ${version} on disk, ${this.version} in code: rebuilding`;
     else if (declarations !== this.#declarations) stale = 'the declared indexes changed: rebuilding';
     if (stale !== undefined) {
       context.report(stale);
@@ -355,7 +358,8 @@ export class QueryView<T> implements View<T> {
   /** The records in the index range, in log order: offsets first (a snapshot, no LMDB transaction held), then reads. */
   #fromIndex(context: ViewContext<T>, bounds: KeyBounds, since: number, reverse: boolean): AsyncIterable<LogRecord<T>> {
     const offsets: number[] = [];
-    for (const { value: offset } of this.#store().getRange(bounds)) {
+    for (const { value: stored } of this.#store().getRange(bounds)) {
+      const offset = checkStoredOffset(stored, join(context.dir, 'query.mdb'));
       // An apply may have committed after `since` was taken: those records are not part of this read.
       if (offset <= since) offsets.push(offset);
     }

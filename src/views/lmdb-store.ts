@@ -1,0 +1,86 @@
+import { closeSync, chmodSync, constants, fstatSync, openSync, readSync, rmSync } from 'node:fs';
+import { open as openLmdb, type RootDatabase } from 'lmdb';
+import { fileModeDefault } from '../limits.js';
+
+/**
+ * Opening the LMDB environment of an index or query view (FORMAT.md F-52, F-98). LMDB maps its file into memory
+ * and trusts it: a file cut short makes the process die of SIGBUS on the first read past its end, and damaged
+ * pages can crash it too (neither can be caught in JavaScript). Its files are derived, so what can be checked
+ * before LMDB sees the file is checked, and an environment that is short or does not open is removed and
+ * rebuilt from the log rather than trusted. Damage inside pages of a file of the right length is LMDB's to find;
+ * README "Hostile files and values" states that limit.
+ */
+
+/** lmdb-js 3 on 64-bit platforms: the meta pages (page 0 and 1) hold these fields (LMDB's MDB_meta). */
+const metaMagic = 0xbeef_c0de;
+const metaMagicAt = 24;
+const metaPageBytesAt = 48;
+const metaLastPageAt = 144;
+const metaTransactionAt = 152;
+
+/**
+ * Why the data file at `path` must not be handed to LMDB, or `undefined` when it may be (missing, empty, or of
+ * a layout this check does not know: LMDB then judges it). LMDB uses the meta page of the highest transaction;
+ * the file must hold every page up to the last one that meta names.
+ */
+export function lmdbFileProblem(path: string): string | undefined {
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return undefined;
+    return `${path} cannot be opened (${code ?? String(error)})`;
+  }
+  try {
+    const info = fstatSync(fd);
+    if (!info.isFile()) return `${path} is not a regular file`;
+    if (info.size === 0) return undefined;
+    const first = Buffer.alloc(256);
+    if (readSync(fd, first, 0, 256, 0) < 256) return `${path} is shorter than its meta page (${info.size} bytes)`;
+    if (first.readUInt32LE(metaMagicAt) !== metaMagic) return undefined;
+    const pageBytes = first.readUInt32LE(metaPageBytesAt);
+    if (pageBytes < 512 || pageBytes > 65_536 || (pageBytes & (pageBytes - 1)) !== 0) return `${path}: page size ${pageBytes} is not one LMDB writes`;
+    if (info.size < 2 * pageBytes) return `${path} is shorter than its two meta pages (${info.size} bytes)`;
+    const second = Buffer.alloc(256);
+    readSync(fd, second, 0, 256, pageBytes);
+    const metas = [first, second].filter((meta) => meta.readUInt32LE(metaMagicAt) === metaMagic);
+    const newest = metas.reduce((a, b) => (b.readBigUInt64LE(metaTransactionAt) > a.readBigUInt64LE(metaTransactionAt) ? b : a));
+    const lastPage = newest.readBigUInt64LE(metaLastPageAt);
+    const needBytes = (lastPage + 1n) * BigInt(pageBytes);
+    if (BigInt(info.size) < needBytes) return `${path} is cut short: ${info.size} bytes, its pages need ${needBytes}`;
+    return undefined;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Opens the environment at `path` (created with `fileMode`), or, when its file is cut short or it does not
+ * open, tells `report` why, removes it, and opens a new empty one: the caller then rebuilds from the log.
+ */
+export function openViewStore(path: string, report: (message: string) => void, fileMode = fileModeDefault): RootDatabase {
+  const problem = lmdbFileProblem(path);
+  if (problem === undefined) {
+    try {
+      return openOwnerOnly(path, fileMode);
+    } catch (error) {
+      report(`${path} does not open (${(error as Error).message}): rebuilding`);
+    }
+  } else report(`${problem}: rebuilding`);
+  rmSync(path, { force: true });
+  rmSync(`${path}-lock`, { force: true });
+  return openOwnerOnly(path, fileMode);
+}
+
+/**
+ * lmdb-js creates its files with mode 0664 (less the umask): they are created here first, with `fileMode`, so
+ * an index is never readable by other users unless asked. LMDB takes an empty data file for a new environment.
+ */
+function openOwnerOnly(path: string, fileMode: number): RootDatabase {
+  for (const file of [path, `${path}-lock`]) {
+    closeSync(openSync(file, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, fileMode));
+    chmodSync(file, fileMode);
+  }
+  return openLmdb({ path, compression: false });
+}
