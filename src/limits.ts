@@ -105,8 +105,14 @@ export const compactionSkipBytesMax = 1 * MiB;
  */
 export const fileModeDefault = 0o600;
 
-/** Format (F-97): the largest DELETES journal read; a larger one is damage, not an allocation. 1M pending deletions. */
-export const deletesJournalBytesMax = 16 * MiB;
+/** The most offsets one `delete` call takes (a `RangeError` beyond): its journal entries stay bounded (F-97). */
+export const deleteRecordsMax = 1_000_000;
+
+/**
+ * Format (F-97): the largest DELETES journal read; a larger one is damage, not an allocation. Two deletions'
+ * worth of entries (16 bytes each): a journal only outlives its deletion when that deletion failed.
+ */
+export const deletesJournalBytesMax = 2 * 16 * deleteRecordsMax;
 
 /** Format (F-96): the largest view state file read; a larger one is discarded (the view rebuilds), never allocated. */
 export const stateFileBytesMax = 512 * MiB;

@@ -1,3 +1,4 @@
+import { lstatSync } from 'node:fs';
 import { codecs, skipValues } from '../codec/codec.js';
 import { Sluice } from '../db/sluice.js';
 import { SluiceError } from '../errors.js';
@@ -38,6 +39,10 @@ export interface ImportResult {
 export async function importFlumeOffset(source: string, dir: string, options: ImportOptions = {}): Promise<ImportResult> {
   if (typeof source !== 'string' || source.length === 0) throw new TypeError('source must be a non-empty string');
   if (typeof dir !== 'string' || dir.length === 0) throw new TypeError('dir must be a non-empty string');
+  // The target is a directory Sluice makes or an empty one the caller made, never a link to elsewhere.
+  if (lstatSync(dir, { throwIfNoEntry: false })?.isSymbolicLink() === true) {
+    throw new SluiceError('INVALID_INPUT', `${dir} is a symbolic link: import into a new directory`, { file: dir });
+  }
   const { signal } = options;
   const meter = new ProgressMeter('import', options.onProgress);
   const from = await FlumeOffsetLog.open(source, {

@@ -1,7 +1,7 @@
 import { lstat, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { open as openLmdb } from 'lmdb';
-import { lmdbFileProblem } from '../views/lmdb-store.js';
+import { createLockFile, lmdbFileProblem } from '../views/lmdb-store.js';
 import { readState } from '../views/state-file.js';
 
 /** How a view keeps its state on disk (FORMAT.md F-50, F-52). */
@@ -85,6 +85,7 @@ async function readEnvironmentMeta(file: string): Promise<{ since: number; versi
   // A file cut short would kill this process with SIGBUS inside LMDB: it is judged before LMDB maps it.
   const problem = lmdbFileProblem(file);
   if (problem !== undefined) return problem;
+  createLockFile(file);
   try {
     root = openLmdb({ path: file, readOnly: true, compression: false });
   } catch (error) {

@@ -84,3 +84,15 @@ function openOwnerOnly(path: string, fileMode: number): RootDatabase {
   }
   return openLmdb({ path, compression: false });
 }
+
+/**
+ * Before a read-only open (`check`, `stat`, `backup`): LMDB creates its `-lock` file beside the environment even
+ * then, with mode 0664; made here first, it is owner-only. A directory that cannot be written is left as it is.
+ */
+export function createLockFile(path: string, fileMode = fileModeDefault): void {
+  try {
+    closeSync(openSync(`${path}-lock`, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, fileMode));
+  } catch {
+    // Read-only media or a lock that is a link: LMDB reports what it cannot do itself.
+  }
+}

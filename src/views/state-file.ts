@@ -1,5 +1,6 @@
 import { constants } from 'node:fs';
-import { open, readFile, rename } from 'node:fs/promises';
+import { open, readFile, rename, stat } from 'node:fs/promises';
+import { stateFileBytesMax } from '../limits.js';
 import { crc32c } from '../checksum/crc32c.js';
 import { syncDirectory } from '../log/file/segment-files.js';
 import { dirname } from 'node:path';
@@ -24,6 +25,9 @@ export interface StoredState<S> {
 export async function readState<S>(path: string): Promise<StoredState<S> | string | undefined> {
   let bytes: Buffer;
   try {
+    // F-96: the size is checked before anything is allocated for it.
+    const size = (await stat(path)).size;
+    if (size > stateFileBytesMax) return `${path} holds ${size} bytes, more than a state file may (${stateFileBytesMax})`;
     bytes = await readFile(path);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
