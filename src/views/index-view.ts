@@ -69,12 +69,18 @@ export class IndexView<T> implements View<T> {
 
   async open(context: ViewContext<T>): Promise<number> {
     this.#context = context;
-    const root = openViewStore(join(context.dir, 'index.mdb'), (message) => context.report(message));
+    const { root, probed } = await openViewStore(
+      join(context.dir, 'index.mdb'),
+      (message) => context.report(message),
+      (opened) => {
+        const meta = opened.openDB<number, string>({ name: 'meta' });
+        return { entries: opened.openDB<number, Key>({ name: 'entries', encoding: 'ordered-binary' }), meta, version: meta.get(versionKey), since: meta.get(sinceKey) };
+      },
+    );
     this.#root = root;
-    this.#entries = root.openDB<number, Key>({ name: 'entries', encoding: 'ordered-binary' });
-    this.#meta = root.openDB<number, string>({ name: 'meta' });
-    const version = this.#meta.get(versionKey);
-    const since = this.#meta.get(sinceKey);
+    this.#entries = probed.entries;
+    this.#meta = probed.meta;
+    const { version, since } = probed;
     if (version === undefined || since === undefined) return -1;
     const stale = storedSinceProblem(since) ?? (version !== this.version ? `version ${version} on disk, ${this.version} in code` : undefined);
     if (stale !== undefined) {
@@ -151,11 +157,10 @@ export class IndexView<T> implements View<T> {
     checkKey(key);
     const context = this.#ready();
     await context.ready(options);
-    const offset = this.#store().get(key as Key);
+    const offset = storeRead(this.#file(), () => this.#store().get(key as Key));
     if (offset === undefined) return undefined;
-    checkStoredOffset(offset, join(context.dir, 'index.mdb'));
-    const value = await readUnlessDeleted(context.get(offset));
-    return value === deletedRecord ? undefined : { key, offset, value };
+    const record = await readUnlessDeleted(this.#record(key, checkStoredOffset(offset, this.#file())));
+    return record === deletedRecord ? undefined : { key, offset, value: record.value };
   }
 
   /**
@@ -163,12 +168,12 @@ export class IndexView<T> implements View<T> {
    * validated at once (`TypeError` / `RangeError`).
    */
   read(range: IndexRange = {}): AsyncIterable<IndexEntry<T>> {
-    return this.#read(range, async (key, offset) => ({ key, offset, value: await this.#ready().get(offset) }));
+    return this.#read(range, async (key, offset) => ({ key, offset, value: (await this.#record(key, offset)).value }));
   }
 
   /** As `read`, yielding the whole records (value, time, key) of the entries, for views built on this one. */
   protected _readRecords(range: IndexRange): AsyncIterable<LogRecord<T>> {
-    return this.#read(range, (_key, offset) => this.#ready().getRecord(offset));
+    return this.#read(range, (key, offset) => this.#record(key, offset));
   }
 
   /** Validates the range at once, then reads it, turning each entry into an item with one log read. */
@@ -203,7 +208,9 @@ export class IndexView<T> implements View<T> {
       // A snapshot of the keys first, so that the log reads between entries do not hold an LMDB read transaction.
       const snapshotSince = this.#committed;
       const found: Array<{ key: Key; offset: number }> = [];
-      for (const { key, value } of this.#store().getRange(options)) found.push({ key, offset: checkStoredOffset(value, this.#context === undefined ? undefined : join(this.#context.dir, 'index.mdb')) });
+      storeRead(this.#file(), () => {
+        for (const { key, value } of this.#store().getRange(options)) found.push({ key, offset: checkStoredOffset(value, this.#file()) });
+      });
       let remaining = options.limit ?? Infinity;
       for (const { key, offset } of found) {
         const entry = await readUnlessDeleted(item(key as IndexKey, offset));
@@ -235,6 +242,28 @@ export class IndexView<T> implements View<T> {
       signal?.removeEventListener('abort', onAbort);
       stopped.removeEventListener('abort', onAbort);
     }
+  }
+
+  /**
+   * The record an entry points at, once its key is proven to be one `map` gives that record: LMDB has no page
+   * checksums, so an entry a damaged file garbled (another record's offset) fails with `CORRUPT_VIEW` instead of
+   * answering with the wrong record. `map` must be pure (as for any rebuild).
+   */
+  async #record(key: IndexKey, offset: number): Promise<LogRecord<T>> {
+    const record = await this.#ready().getRecord(offset);
+    const keys = this.#map(record.value, record);
+    const produced = keys === undefined ? [] : isKeyList(keys) ? keys : [keys];
+    if (!produced.some((candidate) => compareKeys(candidate as Key, key as Key) === 0)) {
+      throw new SluiceError('CORRUPT_VIEW', `the index entry ${JSON.stringify(key)} points at offset ${offset}, a record without that key: rebuild the view`, {
+        file: this.#file(),
+        offset,
+      });
+    }
+    return record;
+  }
+
+  #file(): string {
+    return join(this.#ready().dir, 'index.mdb');
   }
 
   #ready(): ViewContext<T> {
@@ -337,4 +366,17 @@ export function checkStoredOffset(offset: unknown, file: string | undefined): nu
   throw new SluiceError('CORRUPT_VIEW', `an index entry holds ${String(offset)}, which is not an offset: rebuild the view`, {
     file: file ?? 'index.mdb',
   });
+}
+
+/**
+ * Runs a read of a view's LMDB store: LMDB's own errors (a damaged page: `MDB_CORRUPTED`, `MDB_PAGE_NOTFOUND`, …)
+ * become `CORRUPT_VIEW` naming the store, with LMDB's error as the cause.
+ */
+export function storeRead<R>(file: string, read: () => R): R {
+  try {
+    return read();
+  } catch (error) {
+    if (isSluiceError(error)) throw error;
+    throw new SluiceError('CORRUPT_VIEW', `${file} cannot be read (${(error as Error).message}): rebuild the view`, { cause: error, file });
+  }
 }

@@ -56,21 +56,31 @@ export function lmdbFileProblem(path: string): string | undefined {
 }
 
 /**
- * Opens the environment at `path` (created with `fileMode`), or, when its file is cut short or it does not
- * open, tells `report` why, removes it, and opens a new empty one: the caller then rebuilds from the log.
+ * Opens the environment at `path` (created with `fileMode`) and runs `probe` on it (open the databases, read the
+ * stored `since`). When the file is cut short, does not open, or `probe` fails (LMDB found a damaged page), tells
+ * `report` why, removes the environment, opens a new empty one and probes that: the caller then rebuilds.
  */
-export function openViewStore(path: string, report: (message: string) => void, fileMode = fileModeDefault): RootDatabase {
+export async function openViewStore<P>(
+  path: string,
+  report: (message: string) => void,
+  probe: (root: RootDatabase) => P,
+  fileMode = fileModeDefault,
+): Promise<{ root: RootDatabase; probed: P }> {
   const problem = lmdbFileProblem(path);
   if (problem === undefined) {
+    let root: RootDatabase | undefined;
     try {
-      return openOwnerOnly(path, fileMode);
+      root = openOwnerOnly(path, fileMode);
+      return { root, probed: probe(root) };
     } catch (error) {
       report(`${path} does not open (${(error as Error).message}): rebuilding`);
+      await root?.close().catch(() => undefined);
     }
   } else report(`${problem}: rebuilding`);
   rmSync(path, { force: true });
   rmSync(`${path}-lock`, { force: true });
-  return openOwnerOnly(path, fileMode);
+  const root = openOwnerOnly(path, fileMode);
+  return { root, probed: probe(root) };
 }
 
 /**

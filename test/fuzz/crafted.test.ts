@@ -16,6 +16,8 @@ import { deleteRecordsMax } from '../../src/limits.js';
 import { check } from '../../src/ops/check.js';
 import { recover } from '../../src/ops/recover.js';
 import { reduce } from '../../src/views/reduce.js';
+import { index } from '../../src/views/index-view.js';
+import { open as openLmdb } from 'lmdb';
 import { temporaryDirectory } from '../helpers.js';
 
 const root = temporaryDirectory('sluice-crafted-');
@@ -73,6 +75,43 @@ describe('crafted hostile files', () => {
       const view = db.use('count', reduce(1, (n: number) => n + 1, { initial: 0 }));
       assert.equal(await view.get(), 3);
       assert.ok(reports.some((message) => /more than a state file may/.test(message)), reports.join('; '));
+    } finally {
+      await db.close();
+    }
+  });
+
+  it('an index entry garbled into another record, or into no offset, fails with CORRUPT_VIEW, never answers', async () => {
+    const dir = fresh();
+    {
+      const db = await Sluice.open<{ i: number }>(dir);
+      const byI = db.use('byI', index<{ i: number }>(1, (value) => value.i));
+      await db.append([{ i: 1 }, { i: 2 }, { i: 3 }]);
+      assert.equal((await byI.get(3))?.value.i, 3);
+      await db.close();
+    }
+    // What a damaged page can do: key 1 now holds the offset of record 2, key 2 a fraction, key 3 a huge number.
+    const root = openLmdb({ path: join(dir, 'views', 'byI', 'index.mdb'), compression: false });
+    const entries = root.openDB<number, number>({ name: 'entries', encoding: 'ordered-binary' });
+    const second = entries.get(2) as number;
+    await entries.put(1, second);
+    await entries.put(2, 12.5);
+    await entries.put(3, 2 ** 60);
+    await root.close();
+    const db = await Sluice.open<{ i: number }>(dir);
+    try {
+      const byI = db.use('byI', index<{ i: number }>(1, (value) => value.i));
+      for (const key of [1, 2, 3]) {
+        await assert.rejects(byI.get(key), (error) => isSluiceError(error, 'CORRUPT_VIEW') && /index\.mdb$/.test(error.file ?? ''), `key ${key}`);
+      }
+      await assert.rejects(
+        (async () => {
+          for await (const entry of byI.read()) assert.fail(`an entry was returned: ${JSON.stringify(entry)}`);
+        })(),
+        (error) => isSluiceError(error, 'CORRUPT_VIEW'),
+      );
+      // Rebuilt, it answers again.
+      await db.rebuild('byI');
+      assert.equal((await byI.get(1))?.value.i, 1);
     } finally {
       await db.close();
     }

@@ -2,7 +2,8 @@
  * The child process of the LMDB fuzz test (`lmdb.test.ts`): LMDB can kill the process it runs in on a damaged
  * file, so each case runs here. Arguments: the template directory, a work directory, the first seed, the number
  * of cases, and the kind of damage (`cut` or `pages`). Before each case it prints `{"start": seed}`, after it
- * `{"seed", "rebuilt", "wrong", "errors"}`, one JSON line each; the parent sees a crash as a start without an end.
+ * `{"seed", "rebuilt", "wrong", "missing", "errors"}` (`wrong`: an answer with another record; `missing`: no
+ * answer for a key that has a record), one JSON line each; the parent sees a crash as a start without an end.
  */
 import { cpSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -36,14 +37,18 @@ for (let seed = Number(firstSeed); seed < Number(firstSeed) + Number(cases); see
   const db = await Sluice.open<Value>(dir);
   let rebuilt = false;
   let wrong = 0;
+  let missing = 0;
   const errors: string[] = [];
   db.on('report', () => (rebuilt = true));
   try {
     const view = db.use('byI', index<Value>(1, (value) => value.i));
+    const offsets: number[] = [];
+    for await (const record of db.log.stream()) offsets.push(record.offset);
     for (let i = 0; i < lmdbRecordCount; i += 3) {
       try {
         const entry = await view.get(i);
-        if (entry?.value.i !== i) wrong++;
+        if (entry === undefined) missing++;
+        else if (entry.value.i !== i || entry.offset !== offsets[i]) wrong++;
       } catch (error) {
         errors.push(isSluiceError(error) ? error.code : `not a SluiceError: ${(error as Error).message}`);
       }
@@ -51,6 +56,6 @@ for (let seed = Number(firstSeed); seed < Number(firstSeed) + Number(cases); see
   } finally {
     await db.close().catch((error: unknown) => errors.push(`close: ${(error as Error).message}`));
   }
-  process.stdout.write(`${JSON.stringify({ seed, rebuilt, wrong, errors: [...new Set(errors)] })}\n`);
+  process.stdout.write(`${JSON.stringify({ seed, rebuilt, wrong, missing, errors: [...new Set(errors)] })}\n`);
   rmSync(dir, { recursive: true, force: true });
 }

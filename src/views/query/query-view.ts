@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { checkStoredOffset, storedSinceProblem } from '../index-view.js';
+import { checkStoredOffset, storedSinceProblem, storeRead } from '../index-view.js';
 import { openViewStore } from '../lmdb-store.js';
 import { type Database, type Key, type RootDatabase } from 'lmdb';
 import { isSluiceError, SluiceError } from '../../errors.js';
@@ -112,14 +112,19 @@ export class QueryView<T> implements View<T> {
 
   async open(context: ViewContext<T>): Promise<number> {
     this.#context = context;
-    const root = openViewStore(join(context.dir, 'query.mdb'), (message) => context.report(message));
+    const { root, probed } = await openViewStore(
+      join(context.dir, 'query.mdb'),
+      (message) => context.report(message),
+      (opened) => {
+        const meta = opened.openDB<number | string, string>({ name: 'meta' });
+        const entries = opened.openDB<number, Key>({ name: 'entries', encoding: 'ordered-binary' });
+        return { entries, meta, version: meta.get(versionKey), since: meta.get(sinceKey), declarations: meta.get(indexesKey) };
+      },
+    );
     this.#root = root;
-    this.#entries = root.openDB<number, Key>({ name: 'entries', encoding: 'ordered-binary' });
-    const meta = root.openDB<number | string, string>({ name: 'meta' });
+    this.#entries = probed.entries;
+    const { meta, version, since, declarations } = probed;
     this.#meta = meta;
-    const version = meta.get(versionKey);
-    const since = meta.get(sinceKey);
-    const declarations = meta.get(indexesKey);
     if (version === undefined || since === undefined) return -1;
     let stale: string | undefined;
     if (storedSinceProblem(since) !== undefined) stale = `${storedSinceProblem(since)}: rebuilding`;
@@ -358,11 +363,14 @@ export class QueryView<T> implements View<T> {
   /** The records in the index range, in log order: offsets first (a snapshot, no LMDB transaction held), then reads. */
   #fromIndex(context: ViewContext<T>, bounds: KeyBounds, since: number, reverse: boolean): AsyncIterable<LogRecord<T>> {
     const offsets: number[] = [];
-    for (const { value: stored } of this.#store().getRange(bounds)) {
-      const offset = checkStoredOffset(stored, join(context.dir, 'query.mdb'));
-      // An apply may have committed after `since` was taken: those records are not part of this read.
-      if (offset <= since) offsets.push(offset);
-    }
+    const file = join(context.dir, 'query.mdb');
+    storeRead(file, () => {
+      for (const { value: stored } of this.#store().getRange(bounds)) {
+        const offset = checkStoredOffset(stored, file);
+        // An apply may have committed after `since` was taken: those records are not part of this read.
+        if (offset <= since) offsets.push(offset);
+      }
+    });
     offsets.sort(reverse ? (a, b) => b - a : (a, b) => a - b);
     return (async function* fetch() {
       for (const offset of offsets) {
