@@ -15,6 +15,8 @@ export interface ExportOptions {
   /** Aborting stops the export with `ABORTED`, leaving a partial file of whole records. */
   readonly signal?: AbortSignal;
   readonly onProgress?: (progress: ViewProgress) => void;
+  /** The mode of the files created (default 0o600, owner only; see `FileLogOptions.fileMode`). */
+  readonly fileMode?: number;
 }
 
 export interface ExportResult {
@@ -41,6 +43,7 @@ export async function exportFlumeOffset(dir: string, file: string, options: Expo
   try {
     const to = await FlumeOffsetLog.open(file, {
       codec: codecs.raw(),
+      ...(options.fileMode === undefined ? {} : { fileMode: options.fileMode }),
       ...(options.legacy === true ? { legacy: true } : { offsetWidth: options.offsetWidth ?? 4 }),
     });
     try {

@@ -18,6 +18,8 @@ export interface ImportOptions {
   readonly signal?: AbortSignal;
   /** Called with the progress of the copy (`view: 'import'`) and then of the offsets table (`view: 'flumelog-offsets'`). */
   readonly onProgress?: (progress: ViewProgress) => void;
+  /** The mode of the files created (default 0o600, owner only; see `FileLogOptions.fileMode`). */
+  readonly fileMode?: number;
 }
 
 export interface ImportResult {
@@ -54,7 +56,7 @@ export async function importFlumeOffset(source: string, dir: string, options: Im
   let lastSourceOffset = -1;
   let lastOffset = -1;
   try {
-    const to = await FileLog.open(dir, { codec: codecs.raw() });
+    const to = await FileLog.open(dir, { codec: codecs.raw(), ...(options.fileMode === undefined ? {} : { fileMode: options.fileMode }) });
     try {
       if (to.since >= 0) throw new SluiceError('INVALID_INPUT', `${dir} already holds a log: import into a new directory`, { file: dir });
       const target = from.since;
@@ -86,14 +88,22 @@ export async function importFlumeOffset(source: string, dir: string, options: Im
   } finally {
     await from.close();
   }
-  await buildOffsetsTable(dir, options.onProgress);
+  await buildOffsetsTable(dir, options.onProgress, options.fileMode);
   return { records, lastSourceOffset, lastOffset };
 }
 
 /** Builds the offsets table now, so the first application read does not wait for it. */
-async function buildOffsetsTable(dir: string, onProgress: ((progress: ViewProgress) => void) | undefined): Promise<void> {
+async function buildOffsetsTable(
+  dir: string,
+  onProgress: ((progress: ViewProgress) => void) | undefined,
+  fileMode: number | undefined,
+): Promise<void> {
   // The table needs record keys only: a codec that decodes nothing spares a copy of every value.
-  const db = await Sluice.open<null>(dir, { codec: skipValues, views: { [importedOffsetsViewName]: importedOffsets() } });
+  const db = await Sluice.open<null>(dir, {
+    codec: skipValues,
+    views: { [importedOffsetsViewName]: importedOffsets() },
+    ...(fileMode === undefined ? {} : { fileMode }),
+  });
   if (onProgress !== undefined) db.on('progress', onProgress);
   try {
     await db.ready();

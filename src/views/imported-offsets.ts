@@ -88,7 +88,7 @@ export class ImportedOffsetsView<T> implements View<T> {
   }
 
   checkpoint(since: number): Promise<void> {
-    return writeState(this.#path(), { version: this.version, since, state: this.#state });
+    return writeState(this.#path(), { version: this.version, since, state: this.#state }, this.#ready().fileMode);
   }
 
   clear(): Promise<void> {

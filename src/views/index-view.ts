@@ -76,6 +76,7 @@ export class IndexView<T> implements View<T> {
         const meta = opened.openDB<number, string>({ name: 'meta' });
         return { entries: opened.openDB<number, Key>({ name: 'entries', encoding: 'ordered-binary' }), meta, version: meta.get(versionKey), since: meta.get(sinceKey) };
       },
+      context.fileMode,
     );
     this.#root = root;
     this.#entries = probed.entries;

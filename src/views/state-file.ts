@@ -1,6 +1,6 @@
 import { constants } from 'node:fs';
 import { open, readFile, rename, stat } from 'node:fs/promises';
-import { stateFileBytesMax } from '../limits.js';
+import { fileModeDefault, stateFileBytesMax } from '../limits.js';
 import { crc32c } from '../checksum/crc32c.js';
 import { syncDirectory } from '../log/file/segment-files.js';
 import { dirname } from 'node:path';
@@ -86,14 +86,14 @@ export async function restoreState<S>(
 }
 
 /** Writes a state file atomically (F-51): a temporary file, synced, renamed over the old one, directory synced. */
-export async function writeState<S>(path: string, stored: StoredState<S>): Promise<void> {
+export async function writeState<S>(path: string, stored: StoredState<S>, fileMode = fileModeDefault): Promise<void> {
   const body = Buffer.from(JSON.stringify(stored), 'utf8');
   const header = Buffer.alloc(headerBytes);
   magic.copy(header, 0);
   header.writeUInt32LE(stateFormatVersion, 8);
   header.writeUInt32LE(crc32c(body, 0, body.length), 12);
   const temporary = `${path}.tmp`;
-  const handle = await open(temporary, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC, 0o600);
+  const handle = await open(temporary, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC, fileMode);
   try {
     await handle.writev([header, body]);
     await handle.datasync();

@@ -83,6 +83,43 @@ describe('files, paths and permissions', () => {
     }
   });
 
+  it('fileMode widens what is created (0o640 → files 0640, directories 0750) and is validated', async () => {
+    const previous = process.umask(0);
+    try {
+      const base = fresh();
+      const dir = join(base, 'log');
+      const db = await Sluice.open<{ i: number }>(dir, { fileMode: 0o640 });
+      const counted = db.use('count', reduce<{ i: number }, number>(1, (n) => n + 1, { initial: 0 }));
+      const byI = db.use('byI', index<{ i: number }>(1, (value) => value.i));
+      const offsets = await db.append([{ i: 1 }, { i: 2 }]);
+      await counted.get();
+      await byI.get(1);
+      await db.delete([offsets[0] as number]);
+      await db.close();
+      appendFileSync(join(dir, '00000000000000000000.seg'), Buffer.from([7, 7, 7]));
+      await (await FileLog.open(dir, { fileMode: 0o640 })).close();
+      const file = join(base, 'flume', 'log.offset');
+      const flume = await FlumeOffsetLog.open(file, { fileMode: 0o640 });
+      await flume.append({ a: 1 });
+      await flume.close();
+      await exportFlumeOffset(dir, join(base, 'flume', 'out.offset'), { fileMode: 0o640 });
+      await importFlumeOffset(file, join(base, 'imported'), { fileMode: 0o640 });
+      const found = modes(base);
+      assert.ok(found.some(([path]) => path.endsWith('index.mdb-lock')) && found.some(([path]) => path.includes('quarantine')));
+      for (const [path, mode, directory] of found) assert.equal(mode.toString(8), directory ? '750' : '640', path);
+    } finally {
+      process.umask(previous);
+    }
+    const dir = fresh();
+    for (const fileMode of [0o777, 0o400, 0o200, 0o1600, -1]) {
+      await assert.rejects(FileLog.open(dir, { fileMode }), RangeError, `0o${fileMode.toString(8)}`);
+      await assert.rejects(FlumeOffsetLog.open(join(dir, 'x'), { fileMode }), RangeError);
+      await assert.rejects(Sluice.open(dir, { fileMode }), RangeError);
+    }
+    await assert.rejects(FileLog.open(dir, { fileMode: '640' as unknown as number }), TypeError);
+    assert.throws(() => lstatSync(dir), /ENOENT/, 'nothing created by a refused open');
+  });
+
   it('export never writes over a file or through a symbolic link', async () => {
     const base = fresh();
     const dir = join(base, 'log');

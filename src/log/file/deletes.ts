@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { crc32c } from '../../checksum/crc32c.js';
 import { readFully, writeFully } from '../../io/positioned.js';
 import { SluiceError } from '../../errors.js';
-import { deletesJournalBytesMax } from '../../limits.js';
+import { deletesJournalBytesMax, fileModeDefault } from '../../limits.js';
 import { eraseFrame, frameBytesMax, frameBytesMin, positionOf, readU64 } from './format.js';
 import type { Segments } from './segments.js';
 import { syncDirectory, syncDirectorySync } from './segment-files.js';
@@ -29,7 +29,7 @@ const entryBytes = 16;
  * the rewrites is finished by the next open, so a deletion that was acknowledged is never half done, and a torn
  * rewrite is never mistaken for damage.
  */
-export async function journalDeletes(dir: string, offsets: readonly number[]): Promise<void> {
+export async function journalDeletes(dir: string, offsets: readonly number[], fileMode = fileModeDefault): Promise<void> {
   const entries = Buffer.alloc(offsets.length * entryBytes);
   offsets.forEach((offset, i) => {
     const at = i * entryBytes;
@@ -39,7 +39,7 @@ export async function journalDeletes(dir: string, offsets: readonly number[]): P
   });
   // Not opened for appending ('a' ignores positions): a write that failed half-way is cut back, so the next
   // entries stay aligned on 16 bytes.
-  const fd = openSync(join(dir, deletesFileName), constants.O_WRONLY | constants.O_CREAT, 0o600);
+  const fd = openSync(join(dir, deletesFileName), constants.O_WRONLY | constants.O_CREAT, fileMode);
   try {
     const start = fstatSync(fd).size - (fstatSync(fd).size % entryBytes);
     try {

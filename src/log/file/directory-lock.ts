@@ -1,3 +1,4 @@
+import { fileModeDefault } from '../../limits.js';
 import { closeSync, linkSync, openSync, readFileSync, realpathSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { SluiceError } from '../../errors.js';
@@ -55,13 +56,13 @@ export class DirectoryLock {
    * Takes the lock of `dir`. `name` is the lock file's name in it: a log that is a single file (a flumelog-offset
    * file) locks `<file>.lock` beside it.
    */
-  static acquire(dir: string, name: string = lockFileName): DirectoryLock {
+  static acquire(dir: string, name: string = lockFileName, fileMode = fileModeDefault): DirectoryLock {
     const key = join(realpathSync(dir), name);
     if (lockedHere.has(key)) {
       throw new SluiceError('LOCKED', `${dir} is already open for writing in this process`, { file: dir });
     }
     const path = join(dir, name);
-    if (!tryCreate(path)) {
+    if (!tryCreate(path, fileMode)) {
       let content = '';
       try {
         content = readFileSync(path, 'utf8');
@@ -72,7 +73,7 @@ export class DirectoryLock {
         throw new SluiceError('LOCKED', `${dir} is locked by process ${content.trim()}`, { file: path });
       }
       takeOverStale(path, content);
-      if (!tryCreate(path)) throw new SluiceError('LOCKED', `${dir} was locked by another process`, { file: path });
+      if (!tryCreate(path, fileMode)) throw new SluiceError('LOCKED', `${dir} was locked by another process`, { file: path });
     }
     lockedHere.add(key);
     return new DirectoryLock(path, key);
@@ -90,10 +91,10 @@ export class DirectoryLock {
   }
 }
 
-function tryCreate(path: string): boolean {
+function tryCreate(path: string, fileMode: number): boolean {
   let fd: number;
   try {
-    fd = openSync(path, 'wx', 0o600);
+    fd = openSync(path, 'wx', fileMode);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
     throw error;

@@ -120,6 +120,7 @@ export class QueryView<T> implements View<T> {
         const entries = opened.openDB<number, Key>({ name: 'entries', encoding: 'ordered-binary' });
         return { entries, meta, version: meta.get(versionKey), since: meta.get(sinceKey), declarations: meta.get(indexesKey) };
       },
+      context.fileMode,
     );
     this.#root = root;
     this.#entries = probed.entries;
