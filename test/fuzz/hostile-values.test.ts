@@ -152,7 +152,7 @@ describe('hostile values', () => {
 
   it('sluice/flume: hostile view names are refused and hostile values stay data', async () => {
     const db = Flume<JsonValue>(FlumeMemoryLog({ codec: { encode: JSON.stringify, decode: JSON.parse as (s: unknown) => JsonValue } }));
-    for (const name of ['__proto__', 'constructor', 'hasOwnProperty', 'views', 'append']) {
+    for (const name of ['__proto__', 'constructor', 'hasOwnProperty', 'views', 'append', '../outside', 'a/b', 'a\\b', '..', 'a\0b']) {
       assert.throws(() => db.use(name, () => ({}) as never), TypeError, name);
     }
     const seq = await new Promise<number>((resolve, reject) =>
