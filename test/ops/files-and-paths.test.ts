@@ -19,6 +19,7 @@ import { index } from '../../src/views/index-view.js';
 import { query } from '../../src/views/query/index.js';
 import { reduce } from '../../src/views/reduce.js';
 import { temporaryDirectory } from '../helpers.js';
+import { runCli } from '../cli/run-cli.js';
 
 const root = temporaryDirectory('sluice-paths-');
 let count = 0;
@@ -118,6 +119,28 @@ describe('files, paths and permissions', () => {
     }
     await assert.rejects(FileLog.open(dir, { fileMode: '640' as unknown as number }), TypeError);
     assert.throws(() => lstatSync(dir), /ENOENT/, 'nothing created by a refused open');
+  });
+
+  it('the CLI: --file-mode for import and export, checked; an existing target refused', async () => {
+    const base = fresh();
+    const dir = join(base, 'log');
+    const log = await FileLog.open(dir);
+    await log.append({ a: 1 });
+    await log.close();
+    const file = join(base, 'out.offset');
+    const exported = await runCli(['export', dir, file, '--format', 'flumelog-offset', '--file-mode', '0640']);
+    assert.equal(exported.status, 0, exported.stderr);
+    assert.equal((lstatSync(file).mode & 0o777).toString(8), '640');
+    // The umask applies as to any mode (the child's is the test's, at most 022): 0640 survives it.
+    const imported = await runCli(['import', file, join(base, 'imported'), '--file-mode', '0640']);
+    assert.equal(imported.status, 0, imported.stderr);
+    assert.equal((lstatSync(join(base, 'imported')).mode & 0o777).toString(8), '750');
+    for (const bad of ['0777', '0400', 'rw', '640x']) {
+      const refused = await runCli(['export', dir, join(base, `bad-${bad}`), '--format', 'flumelog-offset', '--file-mode', bad]);
+      assert.equal(refused.status, 2, `--file-mode ${bad}: a usage error`);
+    }
+    const again = await runCli(['export', dir, file, '--format', 'flumelog-offset']);
+    assert.ok(again.status !== 0 && /INVALID_INPUT/.test(again.stderr), again.stderr);
   });
 
   it('export never writes over a file or through a symbolic link', async () => {
