@@ -14,7 +14,7 @@ import { isSluiceError, type ErrorCode } from '../../src/errors.js';
 import { journalDeletes, deletesFileName } from '../../src/log/file/deletes.js';
 import { lockFileName } from '../../src/log/file/directory-lock.js';
 import { FileLog } from '../../src/log/file/file-log.js';
-import { headerBytes, segmentNamePattern } from '../../src/log/file/format.js';
+import { headerBytes, segmentName, segmentNamePattern } from '../../src/log/file/format.js';
 import { check } from '../../src/ops/check.js';
 import { recover } from '../../src/ops/recover.js';
 import { temporaryDirectory } from '../helpers.js';
@@ -39,20 +39,30 @@ interface Template {
 const root = temporaryDirectory('sluice-fuzz-log-');
 const segmentBytesMax = 4096;
 
-async function buildTemplate(name: string, variant: 'plain' | 'journal' | 'lock'): Promise<Template> {
+async function buildTemplate(name: string, variant: 'plain' | 'journal' | 'lock' | 'compacted' | 'leftovers'): Promise<Template> {
   const dir = join(root, name);
-  const log = await FileLog.open<Value>(dir, { segmentBytesMax, now: () => 1_700_000_000_000 });
+  // A clock that ticks per call: records are older than the compaction that follows them.
+  let timeMs = 1_700_000_000_000;
+  const log = await FileLog.open<Value>(dir, { segmentBytesMax, now: () => timeMs++ });
   const records = new Map<number, Value>();
   for (let i = 0; i < 48; ) {
     const n = 1 + (i % 4);
     const values = Array.from({ length: n }, (_, j) => ({ i: i + j, text: 'x'.repeat(20 + ((i + j) * 37) % 150) }));
-    const offsets = await log.append(values, i % 3 === 0 ? { key: `key-${i % 5}` } : {});
+    const offsets = await log.append(values, i % 3 === 0 || variant === 'compacted' ? { key: `key-${i % 5}` } : {});
     offsets.forEach((offset, j) => records.set(offset, values[j] as Value));
     i += n;
   }
   const all = [...records.keys()];
   const deleted = new Set([all[5] as number, all[20] as number]);
   await log.delete([...deleted]);
+  if (variant === 'compacted') {
+    // Fillers over the records compaction drops (F-64): sealed segments with holes.
+    await log.compact();
+    const kept = new Set<number>();
+    for await (const record of log.stream()) kept.add(record.offset);
+    for (const offset of all) if (!kept.has(offset)) deleted.add(offset);
+    assert.ok(deleted.size > 2, 'compaction dropped records');
+  }
   const end = log.since + 1;
   await log.close();
   const erasing = new Set<number>();
@@ -62,7 +72,16 @@ async function buildTemplate(name: string, variant: 'plain' | 'journal' | 'lock'
     await journalDeletes(dir, [...erasing]);
   }
   if (variant === 'lock') writeFileSync(join(dir, lockFileName), '999999999:12345');
-  const files = new Map(readdirSync(dir).map((file) => [file, readFileSync(join(dir, file))]));
+  if (variant === 'leftovers') {
+    // An interrupted segment creation or compaction (F-20, F-64) and bytes a cut kept: never read as the log.
+    writeFileSync(join(dir, `${segmentName(end)}.tmp`), Buffer.alloc(100, 7));
+    mkdirSync(join(dir, 'quarantine'));
+    writeFileSync(join(dir, 'quarantine', `${segmentName(0)}.100.1.torn`), Buffer.alloc(50, 9));
+  }
+  const files = new Map<string, Buffer>();
+  for (const file of readdirSync(dir, { recursive: true, withFileTypes: true })) {
+    if (file.isFile()) files.set(join(file.parentPath, file.name).slice(dir.length + 1), readFileSync(join(file.parentPath, file.name)));
+  }
   return { files, records, deleted, erasing, end };
 }
 
@@ -187,7 +206,10 @@ async function fuzzCase(templates: readonly Template[], random: Random, caseSeed
   const template = random.pick(templates);
   const dir = join(root, `case-${caseSeed}`);
   mkdirSync(dir);
-  for (const [name, bytes] of template.files) writeFileSync(join(dir, name), bytes);
+  for (const [name, bytes] of template.files) {
+    mkdirSync(join(dir, name, '..'), { recursive: true });
+    writeFileSync(join(dir, name), bytes);
+  }
   const names = [...template.files.keys()];
   const segments = names.filter((name) => segmentNamePattern.test(name));
   const others = names.filter((name) => !segmentNamePattern.test(name));
@@ -237,6 +259,8 @@ describe('fuzz: native log files', () => {
       await buildTemplate('plain', 'plain'),
       await buildTemplate('journal', 'journal'),
       await buildTemplate('lock', 'lock'),
+      await buildTemplate('compacted', 'compacted'),
+      await buildTemplate('leftovers', 'leftovers'),
     ];
     assert.ok(templates.every((template) => template.files.has(deletesFileName) === template.erasing.size > 0));
     await runCases('native log', fuzzCases(500, 0.3), fuzzSeed(1_000_000), (random, seed) => fuzzCase(templates, random, seed));
