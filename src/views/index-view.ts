@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { openViewStore } from './lmdb-store.js';
+import { closeViewStore, committed, handleCommitFailure, openViewStore } from './lmdb-store.js';
 import { type Database, type Key, type RootDatabase } from 'lmdb';
 import { compareKeys } from 'ordered-binary';
 import { isSluiceError, SluiceError } from '../errors.js';
@@ -54,6 +54,8 @@ export class IndexView<T> implements View<T> {
   readonly #map: (value: T, record: LogRecord<T>) => IndexKey | readonly IndexKey[] | undefined;
   #context: ViewContext<T> | undefined;
   #root: RootDatabase | undefined;
+  /** A commit failed: the store is damaged or the disk full, and lmdb-js would never finish closing it. */
+  #commitFailed = false;
   #entries: Database<number, Key> | undefined;
   #meta: Database<number, string> | undefined;
   /** The last offset whose entries are committed. */
@@ -105,11 +107,12 @@ export class IndexView<T> implements View<T> {
     }
     const since = (records[records.length - 1] as LogRecord<T>).offset;
     // One transaction: the entries, the since they bring the index to, and the version they were made by.
-    await entries.transaction(() => {
+    await committed(entries.transaction(() => {
       for (const [key, offset] of keyed) entries.putSync(key as Key, offset);
       meta.putSync(sinceKey, since);
       meta.putSync(versionKey, this.version);
-    });
+      handleCommitFailure(this.#root);
+    }), () => (this.#commitFailed = true));
     this.#committed = since;
     for (const watcher of this.#watchers) watcher({ since, entries: keyed });
   }
@@ -127,29 +130,31 @@ export class IndexView<T> implements View<T> {
       if (isKeyList(keys)) for (const key of keys) doomed.push([checkKey(key), record.offset]);
       else doomed.push([checkKey(keys), record.offset]);
     }
-    await entries.transaction(() => {
+    await committed(entries.transaction(() => {
       for (const [key, offset] of doomed) if (entries.get(key as Key) === offset) entries.removeSync(key as Key);
-    });
+      handleCommitFailure(this.#root);
+    }), () => (this.#commitFailed = true));
   }
 
   /** Every apply already committed its entries with their since: a checkpoint only waits for the disk. */
   async checkpoint(): Promise<void> {
-    await this.#root?.flushed;
+    await committed(Promise.resolve(this.#root?.flushed), () => (this.#commitFailed = true));
   }
 
   /** Entries and meta go in one transaction: a crash cannot leave a since that points at missing entries. */
   async clear(): Promise<void> {
     const entries = this.#store();
     const meta = this.#meta as Database<number, string>;
-    await entries.transaction(() => {
+    await committed(entries.transaction(() => {
       entries.clearSync();
       meta.clearSync();
-    });
+      handleCommitFailure(this.#root);
+    }), () => (this.#commitFailed = true));
     this.#committed = -1;
   }
 
   async close(): Promise<void> {
-    await this.#root?.close();
+    await closeViewStore(this.#root, this.#commitFailed);
     this.#root = undefined;
   }
 

@@ -106,3 +106,41 @@ export function createLockFile(path: string, fileMode = fileModeDefault): void {
     // Read-only media or a lock that is a link: LMDB reports what it cannot do itself.
   }
 }
+
+/**
+ * Awaits an LMDB write. When a commit fails (a damaged page, a full disk), lmdb-js rejects the write with an
+ * error whose `commitError` is a second, already rejected promise that nobody else holds: unhandled, it would
+ * end the process. It is handled here, `failed` is told (see `closeViewStore`), and the write's own error goes to
+ * the caller (the view then fails alone).
+ */
+export async function committed<R>(write: Promise<R>, failed: () => void): Promise<R> {
+  try {
+    return await write;
+  } catch (error) {
+    failed();
+    const commitError = (error as { commitError?: unknown }).commitError;
+    if (commitError instanceof Promise) commitError.catch(() => undefined);
+    throw error;
+  }
+}
+
+/**
+ * Closes a view's environment. After a failed commit, lmdb-js's close waits for a flush that never comes: the
+ * close is then started but not awaited, so closing the database still finishes (the environment's memory map
+ * and descriptor stay until the process ends; the view rebuilds when next opened).
+ */
+export async function closeViewStore(root: RootDatabase | undefined, commitFailed: boolean): Promise<void> {
+  if (root === undefined) return;
+  const closing = root.close();
+  if (commitFailed) closing.catch(() => undefined);
+  else await closing;
+}
+
+/**
+ * Called at the end of a transaction's callback: lmdb-js keeps one promise per commit of its own, which it rejects
+ * when the commit fails and which nobody holds; a handler is attached while it exists (during the callback), so a
+ * failed commit fails the view's write, not the process. The callback's own promise carries the error.
+ */
+export function handleCommitFailure(root: RootDatabase | undefined): void {
+  root?.committed.then(undefined, () => undefined);
+}

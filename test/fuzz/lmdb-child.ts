@@ -1,7 +1,7 @@
 /**
  * The child process of the LMDB fuzz test (`lmdb.test.ts`): LMDB can kill the process it runs in on a damaged
  * file, so each case runs here. Arguments: the template directory, a work directory, the first seed, the number
- * of cases, and the kind of damage (`cut` or `pages`). Before each case it prints `{"start": seed}`, after it
+ * of cases, and the kind of damage (`cut`, `pages`: up to 64 garbage bytes, or `page`: a zeroed page). Before each case it prints `{"start": seed}`, after it
  * `{"seed", "rebuilt", "wrong", "missing", "errors"}` (`wrong`: an answer with another record; `missing`: no
  * answer for a key that has a record), one JSON line each; the parent sees a crash as a start without an end.
  */
@@ -28,7 +28,12 @@ for (let seed = Number(firstSeed); seed < Number(firstSeed) + Number(cases); see
   const file = join(dir, 'views', 'byI', 'index.mdb');
   const bytes = readFileSync(file);
   if (kind === 'cut') writeFileSync(file, bytes.subarray(0, random.below(bytes.length)));
-  else {
+  else if (kind === 'page') {
+    // A whole page lost (zeros where a page was, as a file system may leave after a crash).
+    const page = random.below(Math.floor(bytes.length / 4096));
+    bytes.fill(0, page * 4096, (page + 1) * 4096);
+    writeFileSync(file, bytes);
+  } else {
     const start = random.below(bytes.length);
     const end = Math.min(bytes.length, start + random.between(1, 64));
     for (let i = start; i < end; i++) bytes[i] = random.below(256);

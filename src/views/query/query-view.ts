@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { checkStoredOffset, storedSinceProblem, storeRead } from '../index-view.js';
-import { openViewStore } from '../lmdb-store.js';
+import { closeViewStore, committed, handleCommitFailure, openViewStore } from '../lmdb-store.js';
 import { type Database, type Key, type RootDatabase } from 'lmdb';
 import { isSluiceError, SluiceError } from '../../errors.js';
 import { indexBatchRecords } from '../../limits.js';
@@ -97,6 +97,8 @@ export class QueryView<T> implements View<T> {
   readonly #declarations: string;
   #context: ViewContext<T> | undefined;
   #root: RootDatabase | undefined;
+  /** A commit failed: the store is damaged or the disk full, and lmdb-js would never finish closing it. */
+  #commitFailed = false;
   #entries: Database<number, Key> | undefined;
   #meta: Database<number | string, string> | undefined;
   #since = -1;
@@ -154,12 +156,13 @@ export class QueryView<T> implements View<T> {
     }
     const since = (records[records.length - 1] as LogRecord<T>).offset;
     // One transaction: the entries of every index, the since they bring the view to, its version and indexes.
-    await entries.transaction(() => {
+    await committed(entries.transaction(() => {
       for (const [key, offset] of keyed) entries.putSync(key, offset);
       meta.putSync(sinceKey, since);
       meta.putSync(versionKey, this.version);
       meta.putSync(indexesKey, this.#declarations);
-    });
+      handleCommitFailure(this.#root);
+    }), () => (this.#commitFailed = true));
     this.#since = since;
     if (this.#watchers.size > 0) {
       const batch: AppliedBatch<T> = { since, records: [...records] };
@@ -178,24 +181,26 @@ export class QueryView<T> implements View<T> {
         if (key !== undefined) doomed.push([key, record.offset]);
       }
     }
-    await entries.transaction(() => {
+    await committed(entries.transaction(() => {
       for (const [key, offset] of doomed) if (entries.get(key) === offset) entries.removeSync(key);
-    });
+      handleCommitFailure(this.#root);
+    }), () => (this.#commitFailed = true));
   }
 
   /** Every apply already committed its entries with their since: a checkpoint only waits for the disk. */
   async checkpoint(): Promise<void> {
-    await this.#root?.flushed;
+    await committed(Promise.resolve(this.#root?.flushed), () => (this.#commitFailed = true));
   }
 
   /** Entries and meta in one transaction: a crash half-way must not leave a `since` over missing entries. */
   async clear(): Promise<void> {
     const entries = this.#store();
     const meta = this.#meta as Database<number | string, string>;
-    await entries.transaction(() => {
+    await committed(entries.transaction(() => {
       entries.clearSync();
       meta.clearSync();
-    });
+      handleCommitFailure(this.#root);
+    }), () => (this.#commitFailed = true));
     this.#since = -1;
   }
 
@@ -203,7 +208,7 @@ export class QueryView<T> implements View<T> {
     // Live reads waiting for records end with VIEW_CLOSED.
     for (const watcher of this.#watchers) watcher(undefined);
     this.#watchers.clear();
-    await this.#root?.close();
+    await closeViewStore(this.#root, this.#commitFailed);
     this.#root = undefined;
     this.#entries = undefined;
   }
