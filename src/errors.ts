@@ -16,6 +16,12 @@ export type ErrorCode =
   | 'CORRUPT_RECORD'
   /** A segment file's header is damaged, from a future format version, or disagrees with the file name. */
   | 'CORRUPT_SEGMENT'
+  /**
+   * A view's stored state is damaged in a way found only when it is read (an index entry that holds no offset,
+   * or whose record does not have its key; a page LMDB reports damaged): `file` names the store. Rebuild the
+   * view (`db.rebuild(name)`); a store that does not open is rebuilt by itself.
+   */
+  | 'CORRUPT_VIEW'
   /** The log's files contradict each other (a gap between segments, a damaged record before the tail). */
   | 'CORRUPT_LOG'
   /** The directory exists, holds files, and is not a Sluice log: nothing in it was modified. */

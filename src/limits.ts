@@ -97,3 +97,22 @@ export const copyChunkBytes = 1 * MiB;
  * and last 4 bytes on disk, and a scan checksums its zeros, so a megabyte keeps both costs small.
  */
 export const compactionSkipBytesMax = 1 * MiB;
+
+/**
+ * The mode of every file Sluice creates (segments, journals, locks, quarantine, view state, LMDB files, backups,
+ * exports): owner-only. Directories get the same bits plus search where read is allowed (0o600 → 0o700). The
+ * `fileMode` option of `FileLog.open`, `FlumeOffsetLog.open` and `Sluice.open` widens it (e.g. 0o640).
+ */
+export const fileModeDefault = 0o600;
+
+/** The most offsets one `delete` call takes (a `RangeError` beyond): its journal entries stay bounded (F-97). */
+export const deleteRecordsMax = 1_000_000;
+
+/**
+ * Format (F-97): the largest DELETES journal read; a larger one is damage, not an allocation. Two deletions'
+ * worth of entries (16 bytes each): a journal only outlives its deletion when that deletion failed.
+ */
+export const deletesJournalBytesMax = 2 * 16 * deleteRecordsMax;
+
+/** Format (F-96): the largest view state file read; a larger one is discarded (the view rebuilds), never allocated. */
+export const stateFileBytesMax = 512 * MiB;

@@ -1,3 +1,4 @@
+import { checkFileMode } from '../io/file-mode.js';
 import { EventEmitter } from 'node:events';
 import { join } from 'node:path';
 import type { Codec, JsonValue } from '../codec/codec.js';
@@ -17,6 +18,11 @@ export interface SluiceOptions<T> {
   readonly views?: Readonly<Record<string, View<T>>>;
   /** Applied to every value before views, `get` and `stream` see it (flumedb uses it to decrypt). */
   readonly mapper?: (value: T, offset: number) => T | Promise<T>;
+  /**
+   * The mode of the files the database creates (the native log's, when it opens one, and every view's state);
+   * directories get the same bits plus search. Default 0o600 (owner only), whatever the umask.
+   */
+  readonly fileMode?: number;
 }
 
 /** Events: `progress` (ViewProgress), `view-error` ({ view, offset, error }), `report` ({ view, message }). */
@@ -38,15 +44,17 @@ export class Sluice<T = JsonValue> extends EventEmitter<SluiceEvents> {
   readonly dir: string;
   readonly log: Log<T>;
   readonly #mapper: ((value: T, offset: number) => T | Promise<T>) | undefined;
+  readonly #fileMode: number;
   readonly #runners = new Map<string, ViewRunner<T>>();
   readonly #source: RunnerSource<T>;
   #closing: Promise<void> | undefined;
 
-  private constructor(dir: string, log: Log<T>, mapper: SluiceOptions<T>['mapper']) {
+  private constructor(dir: string, log: Log<T>, mapper: SluiceOptions<T>['mapper'], fileMode: number) {
     super();
     this.dir = dir;
     this.log = log;
     this.#mapper = mapper;
+    this.#fileMode = fileMode;
     this.#source = {
       get since() {
         return log.since;
@@ -72,13 +80,15 @@ export class Sluice<T = JsonValue> extends EventEmitter<SluiceEvents> {
     if (options.mapper !== undefined && typeof options.mapper !== 'function') {
       throw new TypeError('mapper must be a function');
     }
+    const fileMode = checkFileMode(options.fileMode);
     const log =
       options.log ??
       (await FileLog.open<T>(dir, {
         ...(options.codec === undefined ? {} : { codec: options.codec }),
         ...(options.durability === undefined ? {} : { durability: options.durability }),
+        fileMode,
       }));
-    const db = new Sluice<T>(dir, log, options.mapper);
+    const db = new Sluice<T>(dir, log, options.mapper, fileMode);
     for (const [name, view] of Object.entries(options.views ?? {})) db.use(name, view);
     return db;
   }
@@ -173,7 +183,7 @@ export class Sluice<T = JsonValue> extends EventEmitter<SluiceEvents> {
       progress: (progress) => this.emit('progress', progress),
       failed: (view, offset, error) => this.emit('view-error', { view, offset, error }),
       report: (view, message) => this.emit('report', { view, message }),
-    });
+    }, this.#fileMode);
     this.#runners.set(name, runner);
     return view;
   }

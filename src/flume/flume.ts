@@ -139,6 +139,9 @@ export class FlumeDB<T> {
   readonly use = <N extends string>(name: N, createView: CreateView<T>): this & Record<N, MountedViewApi> => {
     this.#checkOpen('use');
     if (typeof name !== 'string' || name.length === 0) throw new TypeError('a view name must be a non-empty string');
+    // View modules name their files after the view (flumeview-reduce: `<name>.json` beside the log): a name
+    // must not lead out of the directory.
+    if (/[/\\\0]/.test(name) || name === '.' || name === '..') throw new TypeError(`the view name ${JSON.stringify(name)} is not a file name`);
     if (name in this) throw new TypeError(`the name ${name} is already in use`);
     if (typeof createView !== 'function') throw new TypeError(`view ${name}: createView must be a function`);
     const filename = this.#log.filename ?? undefined;

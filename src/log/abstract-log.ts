@@ -1,6 +1,6 @@
 import { assertCodec, type Codec } from '../codec/codec.js';
 import { asError, SluiceError } from '../errors.js';
-import { keyBytesMax } from '../limits.js';
+import { deleteRecordsMax, keyBytesMax } from '../limits.js';
 import { LogStream } from './log-stream.js';
 import type {
   AppendOptions,
@@ -351,6 +351,7 @@ export function checkOffsets(offsets: unknown): readonly number[] {
     throw new TypeError('offsets must be a number or an array of numbers');
   }
   const list: readonly unknown[] = typeof offsets === 'number' ? [offsets] : (offsets as readonly unknown[]);
+  if (list.length > deleteRecordsMax) throw new RangeError(`delete takes at most ${deleteRecordsMax} offsets at once, got ${list.length}`);
   for (const offset of list) checkOffset(offset);
   return list as readonly number[];
 }

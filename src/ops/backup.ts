@@ -1,4 +1,6 @@
-import { lstat, mkdir, readdir, rm, unlink } from 'node:fs/promises';
+import { chmod, lstat, mkdir, readdir, rm, unlink } from 'node:fs/promises';
+import { createLockFile, lmdbFileProblem } from '../views/lmdb-store.js';
+import { fileModeDefault } from '../limits.js';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { open as openLmdb } from 'lmdb';
 import { skipValues } from '../codec/codec.js';
@@ -317,6 +319,9 @@ async function copyViewDirectory(from: string, to: string, live: boolean): Promi
     const info = await lstat(path);
     if (info.isDirectory()) await copyViewDirectory(path, join(to, name), live);
     if (!info.isFile() || name.endsWith('-lock') || name.endsWith('.tmp')) continue;
+    // A cut-short environment would crash this process inside LMDB; it is derived, so the copy leaves it out and
+    // the restored view rebuilds.
+    if (name.endsWith('.mdb') && lmdbFileProblem(path) !== undefined) continue;
     if (live && name.endsWith('.mdb')) await copyEnvironment(path, join(to, name));
     else await copyWhole(path, join(to, name));
   }
@@ -324,9 +329,12 @@ async function copyViewDirectory(from: string, to: string, live: boolean): Promi
 
 /** LMDB's own copy (`mdb_env_copy`): consistent while another process commits. */
 async function copyEnvironment(from: string, to: string): Promise<void> {
+  createLockFile(from);
   const root = openLmdb({ path: from, readOnly: true, compression: false });
   try {
     await root.backup(to, false);
+    // LMDB creates the copy with mode 0666 less the umask.
+    await chmod(to, fileModeDefault);
   } finally {
     await root.close();
   }

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { SluiceError } from '../errors.js';
+import { isSluiceError, SluiceError } from '../errors.js';
 import { checkProblemsMax } from '../limits.js';
 import { readJournal } from '../log/file/deletes.js';
 import { lockFileName } from '../log/file/directory-lock.js';
@@ -128,7 +128,8 @@ export async function check(dir: string, options: CheckOptions = {}): Promise<Ch
   const lock = readLockStatus(dir);
   const views = await readViewStates(dir);
   const listing = await listLog(dir);
-  const erasing = new Set(readJournal(dir));
+  const journal = readJournalProblem(dir);
+  const erasing = new Set(typeof journal === 'object' && !Array.isArray(journal) ? [] : journal);
   const scan = await scanLog(dir, listing.bases, { signal: options.signal, meter, operation: 'check', erasing });
   const writerAlive = lock.state === 'held';
   const chain = options.verifyChain === true ? await verifyChain(dir, listing.bases, options) : null;
@@ -136,6 +137,7 @@ export async function check(dir: string, options: CheckOptions = {}): Promise<Ch
     ...logProblems(scan, writerAlive),
     ...(chain === null ? [] : chainProblems(dir, chain, options.head)),
     ...lockProblems(dir, lock),
+    ...(Array.isArray(journal) ? [] : [journal]),
     ...(writerAlive ? [] : listing.temporary.map((name) => temporaryProblem(dir, name))),
     ...viewProblems(views, scan),
   ];
@@ -361,4 +363,14 @@ function error(kind: CheckProblemKind, file: string, position: number, offset: n
 
 function warning(kind: CheckProblemKind, file: string, message: string): CheckProblem {
   return { severity: 'warning', kind, file, position: 0, offset: null, message };
+}
+
+/** The journal's offsets, or the problem that it is too large to be one (F-97): `recover` quarantines it. */
+function readJournalProblem(dir: string): number[] | CheckProblem {
+  try {
+    return readJournal(dir);
+  } catch (error) {
+    if (!isSluiceError(error, 'CORRUPT_LOG')) throw error;
+    return { severity: 'error', kind: 'delete', file: error.file ?? dir, position: error.position ?? 0, offset: null, message: error.message };
+  }
 }

@@ -1,4 +1,4 @@
-import { existsSync, statSync } from 'node:fs';
+import { lstatSync, statSync, type Stats } from 'node:fs';
 import { codecs } from '../codec/codec.js';
 import { SluiceError } from '../errors.js';
 import { FileLog, type EncryptionOptions } from '../log/file/file-log.js';
@@ -17,6 +17,8 @@ export interface ExportOptions {
   readonly onProgress?: (progress: ViewProgress) => void;
   /** The keys of an encrypted log (F-74): the file written holds its records decrypted (the format has no cipher). */
   readonly encryption?: EncryptionOptions;
+  /** The mode of the files created (default 0o600, owner only; see `FileLogOptions.fileMode`). */
+  readonly fileMode?: number;
 }
 
 export interface ExportResult {
@@ -34,7 +36,8 @@ export interface ExportResult {
 export async function exportFlumeOffset(dir: string, file: string, options: ExportOptions = {}): Promise<ExportResult> {
   if (typeof dir !== 'string' || dir.length === 0) throw new TypeError('dir must be a non-empty string');
   if (typeof file !== 'string' || file.length === 0) throw new TypeError('file must be a non-empty string');
-  if (existsSync(file)) throw new SluiceError('INVALID_INPUT', `${file} exists: export writes a new file only`, { file });
+  // lstat, not exists: a symbolic link (even one pointing nowhere) is a file that exists and is never written through.
+  if (lstatOrUndefined(file) !== undefined) throw new SluiceError('INVALID_INPUT', `${file} exists: export writes a new file only`, { file });
   const { signal } = options;
   const meter = new ProgressMeter('export', options.onProgress);
   const from = await FileLog.open(dir, {
@@ -46,6 +49,7 @@ export async function exportFlumeOffset(dir: string, file: string, options: Expo
   try {
     const to = await FlumeOffsetLog.open(file, {
       codec: codecs.raw(),
+      ...(options.fileMode === undefined ? {} : { fileMode: options.fileMode }),
       ...(options.legacy === true ? { legacy: true } : { offsetWidth: options.offsetWidth ?? 4 }),
     });
     try {
@@ -78,4 +82,13 @@ export async function exportFlumeOffset(dir: string, file: string, options: Expo
     await from.close();
   }
   return { records, bytes: statSync(file).size };
+}
+
+function lstatOrUndefined(path: string): Stats | undefined {
+  try {
+    return lstatSync(path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
 }

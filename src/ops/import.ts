@@ -1,3 +1,4 @@
+import { lstatSync } from 'node:fs';
 import { codecs, skipValues } from '../codec/codec.js';
 import { Sluice } from '../db/sluice.js';
 import { SluiceError } from '../errors.js';
@@ -19,6 +20,8 @@ export interface ImportOptions {
   readonly onProgress?: (progress: ViewProgress) => void;
   /** The new log's security (F-70): tamper-evident, encrypted, as `FileLog.open` takes them. */
   readonly log?: Pick<FileLogOptions<Uint8Array>, 'chain' | 'chainKey' | 'encryption'>;
+  /** The mode of the files created (default 0o600, owner only; see `FileLogOptions.fileMode`). */
+  readonly fileMode?: number;
 }
 
 export interface ImportResult {
@@ -40,6 +43,10 @@ export interface ImportResult {
 export async function importFlumeOffset(source: string, dir: string, options: ImportOptions = {}): Promise<ImportResult> {
   if (typeof source !== 'string' || source.length === 0) throw new TypeError('source must be a non-empty string');
   if (typeof dir !== 'string' || dir.length === 0) throw new TypeError('dir must be a non-empty string');
+  // The target is a directory Sluice makes or an empty one the caller made, never a link to elsewhere.
+  if (lstatSync(dir, { throwIfNoEntry: false })?.isSymbolicLink() === true) {
+    throw new SluiceError('INVALID_INPUT', `${dir} is a symbolic link: import into a new directory`, { file: dir });
+  }
   const { signal } = options;
   const meter = new ProgressMeter('import', options.onProgress);
   const from = await FlumeOffsetLog.open(source, {
@@ -51,7 +58,7 @@ export async function importFlumeOffset(source: string, dir: string, options: Im
   let lastSourceOffset = -1;
   let lastOffset = -1;
   try {
-    const to = await FileLog.open(dir, { ...options.log, codec: codecs.raw() });
+    const to = await FileLog.open(dir, { ...options.log, codec: codecs.raw(), ...(options.fileMode === undefined ? {} : { fileMode: options.fileMode }) });
     try {
       if (to.since >= 0) throw new SluiceError('INVALID_INPUT', `${dir} already holds a log: import into a new directory`, { file: dir });
       const target = from.since;
@@ -83,7 +90,7 @@ export async function importFlumeOffset(source: string, dir: string, options: Im
   } finally {
     await from.close();
   }
-  await buildOffsetsTable(dir, options.log ?? {}, options.onProgress);
+  await buildOffsetsTable(dir, options.log ?? {}, options.onProgress, options.fileMode);
   return { records, lastSourceOffset, lastOffset };
 }
 
@@ -92,10 +99,12 @@ async function buildOffsetsTable(
   dir: string,
   security: NonNullable<ImportOptions['log']>,
   onProgress: ((progress: ViewProgress) => void) | undefined,
+  fileMode: number | undefined,
 ): Promise<void> {
+  const mode = fileMode === undefined ? {} : { fileMode };
   // The table needs record keys only: a codec that decodes nothing spares a copy of every value.
-  const log = await FileLog.open<null>(dir, { ...security, codec: skipValues });
-  const db = await Sluice.open<null>(dir, { log, views: { [importedOffsetsViewName]: importedOffsets() } });
+  const log = await FileLog.open<null>(dir, { ...security, ...mode, codec: skipValues });
+  const db = await Sluice.open<null>(dir, { log, views: { [importedOffsetsViewName]: importedOffsets() }, ...mode });
   if (onProgress !== undefined) db.on('progress', onProgress);
   try {
     await db.ready();

@@ -1,7 +1,8 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import { lstat, mkdir, open, rename } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { readJournal } from '../log/file/deletes.js';
+import { isSluiceError } from '../errors.js';
+import { deletesFileName, readJournal } from '../log/file/deletes.js';
 import { DirectoryLock } from '../log/file/directory-lock.js';
 import { decodeHeader, headerBytes, positionOf, type HeaderSecurity } from '../log/file/format.js';
 import { createSegment, removeTemporary, syncDirectory } from '../log/file/segment-files.js';
@@ -86,7 +87,7 @@ export async function recover(dir: string, options: RecoverOptions = {}): Promis
     const listing = await listLog(dir);
     const views = await readViewStates(dir);
     // Records half rewritten by an interrupted deletion (F-63) are records, not damage: the next open finishes them.
-    const erasing = new Set(readJournal(dir));
+    const erasing = new Set(await readOrQuarantineJournal(dir));
     const scan = await scanLog(dir, listing.bases, { signal: options.signal, meter, operation: 'recover', erasing });
     const problems = [...logProblems(scan, false), ...viewProblems(views, scan)];
     // From here on the signal is not looked at: a repair stopped half-way helps nobody.
@@ -221,5 +222,23 @@ async function quarantineName(quarantine: string, segment: string, position: num
     } catch {
       return path;
     }
+  }
+}
+
+/**
+ * The journal's offsets; a journal too large to be one (F-97) is moved into `quarantine/` instead, so the log
+ * opens again (its deletions, if any were real, are lost with it: their records stay readable).
+ */
+async function readOrQuarantineJournal(dir: string): Promise<number[]> {
+  try {
+    return readJournal(dir);
+  } catch (error) {
+    if (!isSluiceError(error, 'CORRUPT_LOG')) throw error;
+    const quarantine = join(dir, 'quarantine');
+    await mkdir(quarantine, { recursive: true, mode: 0o700 });
+    await rename(join(dir, deletesFileName), await quarantineName(quarantine, deletesFileName, 0));
+    await syncDirectory(quarantine);
+    await syncDirectory(dir);
+    return [];
   }
 }

@@ -1,6 +1,7 @@
 import { lstat, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { open as openLmdb } from 'lmdb';
+import { createLockFile, lmdbFileProblem } from '../views/lmdb-store.js';
 import { readState } from '../views/state-file.js';
 
 /** How a view keeps its state on disk (FORMAT.md F-50, F-52). */
@@ -81,6 +82,10 @@ async function readViewState(name: string, dir: string): Promise<ViewState> {
 /** `since` and `version` from an environment's `meta` database, or why they cannot be read. */
 async function readEnvironmentMeta(file: string): Promise<{ since: number; version: number | null } | string> {
   let root;
+  // A file cut short would kill this process with SIGBUS inside LMDB: it is judged before LMDB maps it.
+  const problem = lmdbFileProblem(file);
+  if (problem !== undefined) return problem;
+  createLockFile(file);
   try {
     root = openLmdb({ path: file, readOnly: true, compression: false });
   } catch (error) {

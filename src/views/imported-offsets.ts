@@ -88,7 +88,7 @@ export class ImportedOffsetsView<T> implements View<T> {
   }
 
   checkpoint(since: number): Promise<void> {
-    return writeState(this.#path(), { version: this.version, since, state: this.#state });
+    return writeState(this.#path(), { version: this.version, since, state: this.#state }, this.#ready().fileMode);
   }
 
   clear(): Promise<void> {
@@ -139,17 +139,29 @@ export class ImportedOffsetsView<T> implements View<T> {
   }
 }
 
+/**
+ * The state a file holds is only trusted in the shape `apply` builds: a count, the last old offset, and one pair
+ * per 32 records, both lists strictly growing safe integers. A file that says otherwise (damaged behind a valid
+ * checksum, or crafted) is rebuilt rather than answered from: a pair out of order would resolve to wrong offsets.
+ */
 function isTableState(state: unknown): state is TableState {
   const table = state as Partial<TableState> | null;
-  return (
-    typeof table === 'object' &&
-    table !== null &&
-    typeof table.count === 'number' &&
-    typeof table.last === 'number' &&
-    Array.isArray(table.olds) &&
-    Array.isArray(table.news) &&
-    table.olds.length === table.news.length
-  );
+  if (typeof table !== 'object' || table === null || Array.isArray(table)) return false;
+  const { count, last, olds, news } = table;
+  if (!Number.isSafeInteger(count) || (count as number) < 0 || !Number.isSafeInteger(last) || (last as number) < -1) return false;
+  if (!Array.isArray(olds) || !Array.isArray(news) || olds.length !== news.length) return false;
+  if (olds.length !== Math.ceil((count as number) / pairEvery) || ((count as number) === 0) !== ((last as number) === -1)) return false;
+  return growing(olds, last as number) && growing(news, Number.MAX_SAFE_INTEGER);
+}
+
+/** Non-negative safe integers, strictly growing, none above `max`. */
+function growing(list: readonly unknown[], max: number): boolean {
+  let previous = -1;
+  for (const item of list) {
+    if (!Number.isSafeInteger(item) || (item as number) <= previous || (item as number) > max) return false;
+    previous = item as number;
+  }
+  return true;
 }
 
 /** `db.use(importedOffsetsViewName, importedOffsets())`. */

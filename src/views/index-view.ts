@@ -1,5 +1,6 @@
 import { join } from 'node:path';
-import { open as openLmdb, type Database, type Key, type RootDatabase } from 'lmdb';
+import { closeViewStore, committed, handleCommitFailure, openViewStore } from './lmdb-store.js';
+import { type Database, type Key, type RootDatabase } from 'lmdb';
 import { compareKeys } from 'ordered-binary';
 import { isSluiceError, SluiceError } from '../errors.js';
 import { indexBatchRecords } from '../limits.js';
@@ -57,6 +58,8 @@ export class IndexView<T> implements View<T> {
   readonly #map: (value: T, record: LogRecord<T>) => IndexKey | readonly IndexKey[] | undefined;
   #context: ViewContext<T> | undefined;
   #root: RootDatabase | undefined;
+  /** A commit failed: the store is damaged or the disk full, and lmdb-js would never finish closing it. */
+  #commitFailed = false;
   #entries: Database<number, Key> | undefined;
   #meta: Database<number, string> | undefined;
   /** The last offset whose entries are committed. */
@@ -72,15 +75,23 @@ export class IndexView<T> implements View<T> {
 
   async open(context: ViewContext<T>): Promise<number> {
     this.#context = context;
-    const root = openLmdb({ path: join(context.dir, 'index.mdb'), compression: false });
+    const { root, probed } = await openViewStore(
+      join(context.dir, 'index.mdb'),
+      (message) => context.report(message),
+      (opened) => {
+        const meta = opened.openDB<number, string>({ name: 'meta' });
+        return { entries: opened.openDB<number, Key>({ name: 'entries', encoding: 'ordered-binary' }), meta, version: meta.get(versionKey), since: meta.get(sinceKey) };
+      },
+      context.fileMode,
+    );
     this.#root = root;
-    this.#entries = root.openDB<number, Key>({ name: 'entries', encoding: 'ordered-binary' });
-    this.#meta = root.openDB<number, string>({ name: 'meta' });
-    const version = this.#meta.get(versionKey);
-    const since = this.#meta.get(sinceKey);
+    this.#entries = probed.entries;
+    this.#meta = probed.meta;
+    const { version, since } = probed;
     if (version === undefined || since === undefined) return -1;
-    if (version !== this.version) {
-      context.report(`version ${version} on disk, ${this.version} in code: rebuilding`);
+    const stale = storedSinceProblem(since) ?? (version !== this.version ? `version ${version} on disk, ${this.version} in code` : undefined);
+    if (stale !== undefined) {
+      context.report(`${stale}: rebuilding`);
       await this.clear();
       return -1;
     }
@@ -110,11 +121,12 @@ export class IndexView<T> implements View<T> {
     }
     const since = (records[records.length - 1] as LogRecord<T>).offset;
     // One transaction: the entries, the since they bring the index to, and the version they were made by.
-    await entries.transaction(() => {
+    await committed(entries.transaction(() => {
       for (let i = 0; i < keys.length; i++) this.#put(entries, keys[i] as IndexKey, offsets[i] as number);
       meta.putSync(sinceKey, since);
       meta.putSync(versionKey, this.version);
-    });
+      handleCommitFailure(this.#root);
+    }), () => (this.#commitFailed = true));
     this.#committed = since;
     if (this.#watchers.size === 0) return;
     const batch: IndexedBatch = { since, entries: keys.map((key, i) => [key, offsets[i] as number] as const) };
@@ -154,29 +166,31 @@ export class IndexView<T> implements View<T> {
       if (isKeyList(keys)) for (const key of keys) doomed.push([checkKey(key), record.offset]);
       else doomed.push([checkKey(keys), record.offset]);
     }
-    await entries.transaction(() => {
+    await committed(entries.transaction(() => {
       for (const [key, offset] of doomed) if (entries.get(key as Key) === offset) entries.removeSync(key as Key);
-    });
+      handleCommitFailure(this.#root);
+    }), () => (this.#commitFailed = true));
   }
 
   /** Every apply already committed its entries with their since: a checkpoint only waits for the disk. */
   async checkpoint(): Promise<void> {
-    await this.#root?.flushed;
+    await committed(Promise.resolve(this.#root?.flushed), () => (this.#commitFailed = true));
   }
 
   /** Entries and meta go in one transaction: a crash cannot leave a since that points at missing entries. */
   async clear(): Promise<void> {
     const entries = this.#store();
     const meta = this.#meta as Database<number, string>;
-    await entries.transaction(() => {
+    await committed(entries.transaction(() => {
       entries.clearSync();
       meta.clearSync();
-    });
+      handleCommitFailure(this.#root);
+    }), () => (this.#commitFailed = true));
     this.#committed = -1;
   }
 
   async close(): Promise<void> {
-    await this.#root?.close();
+    await closeViewStore(this.#root, this.#commitFailed);
     this.#root = undefined;
   }
 
@@ -185,10 +199,10 @@ export class IndexView<T> implements View<T> {
     checkKey(key);
     const context = this.#ready();
     await context.ready(options);
-    const offset = this.#store().get(key as Key);
+    const offset = storeRead(this.#file(), () => this.#store().get(key as Key));
     if (offset === undefined) return undefined;
-    const value = await readUnlessDeleted(context.get(offset));
-    return value === deletedRecord ? undefined : { key, offset, value };
+    const record = await readUnlessDeleted(this.#record(key, checkStoredOffset(offset, this.#file())));
+    return record === deletedRecord ? undefined : { key, offset, value: record.value };
   }
 
   /**
@@ -196,12 +210,12 @@ export class IndexView<T> implements View<T> {
    * validated at once (`TypeError` / `RangeError`).
    */
   read(range: IndexRange = {}): AsyncIterable<IndexEntry<T>> {
-    return this.#read(range, async (key, offset) => ({ key, offset, value: await this.#ready().get(offset) }));
+    return this.#read(range, async (key, offset) => ({ key, offset, value: (await this.#record(key, offset)).value }));
   }
 
   /** As `read`, yielding the whole records (value, time, key) of the entries, for views built on this one. */
   protected _readRecords(range: IndexRange): AsyncIterable<LogRecord<T>> {
-    return this.#read(range, (_key, offset) => this.#ready().getRecord(offset));
+    return this.#read(range, (key, offset) => this.#record(key, offset));
   }
 
   /** Validates the range at once, then reads it, turning each entry into an item with one log read. */
@@ -236,7 +250,9 @@ export class IndexView<T> implements View<T> {
       // A snapshot of the keys first, so that the log reads between entries do not hold an LMDB read transaction.
       const snapshotSince = this.#committed;
       const found: Array<{ key: Key; offset: number }> = [];
-      for (const { key, value } of this.#store().getRange(options)) found.push({ key, offset: value });
+      storeRead(this.#file(), () => {
+        for (const { key, value } of this.#store().getRange(options)) found.push({ key, offset: checkStoredOffset(value, this.#file()) });
+      });
       let remaining = options.limit ?? Infinity;
       for (const { key, offset } of found) {
         const entry = await readUnlessDeleted(item(key as IndexKey, offset));
@@ -268,6 +284,28 @@ export class IndexView<T> implements View<T> {
       signal?.removeEventListener('abort', onAbort);
       stopped.removeEventListener('abort', onAbort);
     }
+  }
+
+  /**
+   * The record an entry points at, once its key is proven to be one `map` gives that record: LMDB has no page
+   * checksums, so an entry a damaged file garbled (another record's offset) fails with `CORRUPT_VIEW` instead of
+   * answering with the wrong record. `map` must be pure (as for any rebuild).
+   */
+  async #record(key: IndexKey, offset: number): Promise<LogRecord<T>> {
+    const record = await this.#ready().getRecord(offset);
+    const keys = this.#map(record.value, record);
+    const produced = keys === undefined ? [] : isKeyList(keys) ? keys : [keys];
+    if (!produced.some((candidate) => compareKeys(candidate as Key, key as Key) === 0)) {
+      throw new SluiceError('CORRUPT_VIEW', `the index entry ${JSON.stringify(key)} points at offset ${offset}, a record without that key: rebuild the view`, {
+        file: this.#file(),
+        offset,
+      });
+    }
+    return record;
+  }
+
+  #file(): string {
+    return join(this.#ready().dir, 'index.mdb');
   }
 
   #ready(): ViewContext<T> {
@@ -359,4 +397,30 @@ export function index<T>(
   map: (value: T, record: LogRecord<T>) => IndexKey | readonly IndexKey[] | undefined,
 ): IndexView<T> {
   return new IndexView(version, map);
+}
+
+/** Why a `since` read from a view's store cannot be one (a damaged file), or `undefined` when it can. */
+export function storedSinceProblem(since: unknown): string | undefined {
+  return Number.isSafeInteger(since) && (since as number) >= -1 ? undefined : `the stored since ${String(since)} is not an offset`;
+}
+
+/** An offset read from an index entry, checked: a damaged store must fail with a code, never misread. */
+export function checkStoredOffset(offset: unknown, file: string | undefined): number {
+  if (Number.isSafeInteger(offset) && (offset as number) >= 0) return offset as number;
+  throw new SluiceError('CORRUPT_VIEW', `an index entry holds ${String(offset)}, which is not an offset: rebuild the view`, {
+    file: file ?? 'index.mdb',
+  });
+}
+
+/**
+ * Runs a read of a view's LMDB store: LMDB's own errors (a damaged page: `MDB_CORRUPTED`, `MDB_PAGE_NOTFOUND`, …)
+ * become `CORRUPT_VIEW` naming the store, with LMDB's error as the cause.
+ */
+export function storeRead<R>(file: string, read: () => R): R {
+  try {
+    return read();
+  } catch (error) {
+    if (isSluiceError(error)) throw error;
+    throw new SluiceError('CORRUPT_VIEW', `${file} cannot be read (${(error as Error).message}): rebuild the view`, { cause: error, file });
+  }
 }

@@ -106,7 +106,7 @@ export class ReduceView<T, S, M = T> implements View<T> {
   }
 
   checkpoint(since: number): Promise<void> {
-    return writeState(this.#path(), { version: this.version, since, state: this.#state });
+    return writeState(this.#path(), { version: this.version, since, state: this.#state }, (this.#context as ViewContext<T>).fileMode);
   }
 
   clear(): Promise<void> {

@@ -1,6 +1,7 @@
+import { directoryModeOf } from '../io/file-mode.js';
 import { mkdirSync } from 'node:fs';
 import { asError, SluiceError } from '../errors.js';
-import { viewBatchRecords, viewCheckpointIdleMs, viewCheckpointMs, viewCheckpointRecords } from '../limits.js';
+import { viewBatchRecords, viewCheckpointIdleMs, viewCheckpointMs, viewCheckpointRecords, fileModeDefault } from '../limits.js';
 import type { LogRecord, StreamOptions } from '../log/log.js';
 import type { Progress } from '../progress/meter.js';
 import type { ReadOptions, View, ViewContext } from './view.js';
@@ -40,6 +41,7 @@ export class ViewRunner<T> {
   #failure: SluiceError | undefined;
   readonly #source: RunnerSource<T>;
   readonly #dir: string;
+  readonly #fileMode: number;
   readonly #events: RunnerEvents;
   readonly #waiters = new Waiters();
   readonly #opened: Promise<void>;
@@ -62,8 +64,9 @@ export class ViewRunner<T> {
   /** Deleted offsets past `since`: a batch read before the deletion must not apply them. */
   readonly #deleted = new Set<number>();
 
-  constructor(name: string, view: View<T>, source: RunnerSource<T>, dir: string, events: RunnerEvents) {
+  constructor(name: string, view: View<T>, source: RunnerSource<T>, dir: string, events: RunnerEvents, fileMode = fileModeDefault) {
     this.name = name;
+    this.#fileMode = fileMode;
     this.view = view;
     this.#source = source;
     this.#dir = dir;
@@ -98,6 +101,7 @@ export class ViewRunner<T> {
         return stopped();
       },
       dir: this.#dir,
+      fileMode: this.#fileMode,
       name: this.name,
       get: (offset) => this.#source.get(offset),
       getRecord: (offset) => this.#source.getRecord(offset),
@@ -106,7 +110,7 @@ export class ViewRunner<T> {
       report: (message) => this.#events.report(this.name, message),
     };
     // Synchronous, so the view gets its context (and can take reads) the moment it is used.
-    mkdirSync(this.#dir, { recursive: true, mode: 0o700 });
+    mkdirSync(this.#dir, { recursive: true, mode: directoryModeOf(this.#fileMode) });
     let since = await this.view.open(context);
     if (since > this.#source.since) {
       this.#events.report(this.name, `the view is ahead of the log (${since} > ${this.#source.since}): rebuilding`);

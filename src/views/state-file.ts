@@ -1,5 +1,6 @@
 import { constants } from 'node:fs';
-import { open, readFile, rename } from 'node:fs/promises';
+import { open, readFile, rename, stat } from 'node:fs/promises';
+import { fileModeDefault, stateFileBytesMax } from '../limits.js';
 import { crc32c } from '../checksum/crc32c.js';
 import { syncDirectory } from '../log/file/segment-files.js';
 import { dirname } from 'node:path';
@@ -24,6 +25,9 @@ export interface StoredState<S> {
 export async function readState<S>(path: string): Promise<StoredState<S> | string | undefined> {
   let bytes: Buffer;
   try {
+    // F-96: the size is checked before anything is allocated for it.
+    const size = (await stat(path)).size;
+    if (size > stateFileBytesMax) return `${path} holds ${size} bytes, more than a state file may (${stateFileBytesMax})`;
     bytes = await readFile(path);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
@@ -82,14 +86,14 @@ export async function restoreState<S>(
 }
 
 /** Writes a state file atomically (F-51): a temporary file, synced, renamed over the old one, directory synced. */
-export async function writeState<S>(path: string, stored: StoredState<S>): Promise<void> {
+export async function writeState<S>(path: string, stored: StoredState<S>, fileMode = fileModeDefault): Promise<void> {
   const body = Buffer.from(JSON.stringify(stored), 'utf8');
   const header = Buffer.alloc(headerBytes);
   magic.copy(header, 0);
   header.writeUInt32LE(stateFormatVersion, 8);
   header.writeUInt32LE(crc32c(body, 0, body.length), 12);
   const temporary = `${path}.tmp`;
-  const handle = await open(temporary, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC, 0o600);
+  const handle = await open(temporary, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC, fileMode);
   try {
     await handle.writev([header, body]);
     await handle.datasync();

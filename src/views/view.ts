@@ -54,8 +54,10 @@ export interface ReadOptions {
 
 /** What the runner gives a view. */
 export interface ViewContext<T = unknown> {
-  /** The view's own directory (created, owner-only), for its state files. */
+  /** The view's own directory (created, owner-only unless the database's `fileMode` widens it), for its state files. */
   readonly dir: string;
+  /** The mode for files the view creates in `dir` (the database's `fileMode`; default 0o600). */
+  readonly fileMode: number;
   readonly name: string;
   /** Resolves once the view may answer a read with these options; rejects `VIEW_FAILED` / `VIEW_CLOSED`. */
   ready(options?: ReadOptions): Promise<void>;

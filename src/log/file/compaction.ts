@@ -133,7 +133,7 @@ export function rewriteSegment(segments: Segments, plan: SegmentPlan): { before:
   try {
     const size = fstatSync(source).size;
     const before = fstatSync(source).blocks * 512;
-    target = openSync(temporary, 'w', 0o600);
+    target = openSync(temporary, 'w', segments.fileMode);
     const header = Buffer.alloc(headerBytes);
     readAllOf(source, header, 0);
     writeFully(target, header, 0, header.length, 0);

@@ -7,6 +7,7 @@ import {
   fstatSync,
   openSync,
   readFileSync,
+  statSync,
   renameSync,
   unlinkSync,
 } from 'node:fs';
@@ -14,6 +15,7 @@ import { join } from 'node:path';
 import { crc32c } from '../../checksum/crc32c.js';
 import { readFully, writeFully } from '../../io/positioned.js';
 import { SluiceError } from '../../errors.js';
+import { deletesJournalBytesMax, fileModeDefault } from '../../limits.js';
 import { eraseFrame, frameBytesMax, frameBytesMin, positionOf, readU64 } from './format.js';
 import type { Segments } from './segments.js';
 import { syncDirectory, syncDirectorySync } from './segment-files.js';
@@ -27,7 +29,7 @@ const entryBytes = 16;
  * the rewrites is finished by the next open, so a deletion that was acknowledged is never half done, and a torn
  * rewrite is never mistaken for damage.
  */
-export async function journalDeletes(dir: string, offsets: readonly number[]): Promise<void> {
+export async function journalDeletes(dir: string, offsets: readonly number[], fileMode = fileModeDefault): Promise<void> {
   const entries = Buffer.alloc(offsets.length * entryBytes);
   offsets.forEach((offset, i) => {
     const at = i * entryBytes;
@@ -37,7 +39,7 @@ export async function journalDeletes(dir: string, offsets: readonly number[]): P
   });
   // Not opened for appending ('a' ignores positions): a write that failed half-way is cut back, so the next
   // entries stay aligned on 16 bytes.
-  const fd = openSync(join(dir, deletesFileName), constants.O_WRONLY | constants.O_CREAT, 0o600);
+  const fd = openSync(join(dir, deletesFileName), constants.O_WRONLY | constants.O_CREAT, fileMode);
   try {
     const start = fstatSync(fd).size - (fstatSync(fd).size % entryBytes);
     try {
@@ -55,9 +57,18 @@ export async function journalDeletes(dir: string, offsets: readonly number[]): P
 
 /** The offsets of the journal's whole, intact entries (a torn last entry is a deletion never acknowledged). */
 export function readJournal(dir: string): number[] {
+  const path = join(dir, deletesFileName);
   let bytes: Buffer;
   try {
-    bytes = readFileSync(join(dir, deletesFileName));
+    // F-97: a journal's size is read from disk like any length: past the bound it is damage, never an allocation.
+    const size = statSync(path).size;
+    if (size > deletesJournalBytesMax) {
+      throw new SluiceError('CORRUPT_LOG', `${path} holds ${size} bytes, more than a journal can (${deletesJournalBytesMax})`, {
+        file: path,
+        position: deletesJournalBytesMax,
+      });
+    }
+    bytes = readFileSync(path);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw error;

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { fileModeDefault } from '../../limits.js';
 import { closeSync, linkSync, openSync, readFileSync, realpathSync, renameSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { SluiceError } from '../../errors.js';
@@ -56,13 +57,13 @@ export class DirectoryLock {
    * Takes the lock of `dir`. `name` is the lock file's name in it: a log that is a single file (a flumelog-offset
    * file) locks `<file>.lock` beside it.
    */
-  static acquire(dir: string, name: string = lockFileName): DirectoryLock {
+  static acquire(dir: string, name: string = lockFileName, fileMode = fileModeDefault): DirectoryLock {
     const key = join(realpathSync(dir), name);
     if (lockedHere.has(key)) {
       throw new SluiceError('LOCKED', `${dir} is already open for writing in this process`, { file: dir });
     }
     const path = join(dir, name);
-    if (!tryCreate(path)) {
+    if (!tryCreate(path, fileMode)) {
       let content = '';
       try {
         content = readFileSync(path, 'utf8');
@@ -74,7 +75,7 @@ export class DirectoryLock {
         throw new SluiceError('LOCKED', `${dir} is locked by process ${content.trim()}`, { file: path });
       }
       takeOverStale(path, content);
-      if (!tryCreate(path)) throw new SluiceError('LOCKED', `${dir} was locked by another process`, { file: path });
+      if (!tryCreate(path, fileMode)) throw new SluiceError('LOCKED', `${dir} was locked by another process`, { file: path });
     }
     lockedHere.add(key);
     return new DirectoryLock(path, key);
@@ -97,9 +98,9 @@ export class DirectoryLock {
  * into place, which fails when the lock exists. Created empty and then written, a lock could be read empty by
  * another process in between, taken for stale and taken over: two writers.
  */
-function tryCreate(path: string): boolean {
+function tryCreate(path: string, fileMode: number): boolean {
   const temporary = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.new`;
-  writeFileSync(temporary, ownIdentity, { mode: 0o600, flag: 'wx' });
+  writeFileSync(temporary, ownIdentity, { mode: fileMode, flag: 'wx' });
   try {
     linkSync(temporary, path);
     return true;
@@ -108,7 +109,7 @@ function tryCreate(path: string): boolean {
     if (code === 'EEXIST') return false;
     if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP') throw error;
     // No hard links on this file system: an exclusive create, with the small window the link closes elsewhere.
-    return createExclusive(path);
+    return createExclusive(path, fileMode);
   } finally {
     try {
       unlinkSync(temporary);
@@ -118,10 +119,10 @@ function tryCreate(path: string): boolean {
   }
 }
 
-function createExclusive(path: string): boolean {
+function createExclusive(path: string, fileMode: number): boolean {
   let fd: number;
   try {
-    fd = openSync(path, 'wx', 0o600);
+    fd = openSync(path, 'wx', fileMode);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
     throw error;

@@ -1,3 +1,4 @@
+import { checkFileMode, directoryModeOf } from '../../io/file-mode.js';
 import { closeSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
 import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -124,6 +125,12 @@ export interface FileLogOptions<T> {
    * record then fails with `KEY_REQUIRED`.
    */
   readonly withoutKey?: boolean;
+  /**
+   * The mode of the files the log creates (segments, `LOCK`, `DELETES`, quarantined bytes); the directories it
+   * creates get the same bits plus search (0o640 → 0o750). Default 0o600 (owner only), whatever the umask; a
+   * `RangeError` unless the owner can read and write and no one execute. Existing files keep their modes.
+   */
+  readonly fileMode?: number;
 }
 
 /** What a `trim` removed. */
@@ -158,6 +165,7 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
   readonly #segmentBytesMax: number;
   readonly #retention: RetentionPolicy | undefined;
   readonly #clock: () => number;
+  readonly #fileMode: number;
   /** Trims and deletes run one at a time. */
   #maintenance: Promise<unknown> = Promise.resolve();
   #retentionFailure: Error | undefined;
@@ -173,6 +181,7 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
     this.#segmentBytesMax = options.segmentBytesMax ?? segmentBytesDefault;
     this.#retention = options.retention;
     this.#clock = options.now ?? Date.now;
+    this.#fileMode = checkFileMode(options.fileMode);
     this.#security = new LogSecurity({
       chain: options.chain,
       chainKey: options.chainKey,
@@ -233,21 +242,21 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
       if (this.readonly || options.create === false) {
         throw new SluiceError('LOG_NOT_FOUND', `there is no log at ${dir}`, { file: dir });
       }
-      await makeDirectory(dir);
+      await makeDirectory(dir, this.#fileMode);
     } else if (listing.bases.length === 0 && listing.foreign.length > 0) {
       throw new SluiceError('NOT_A_LOG', `${dir} holds files that are not a Sluice log (${listing.foreign[0]}, …)`, {
         file: dir,
       });
     }
     if (!this.readonly) {
-      this.#lock = DirectoryLock.acquire(dir);
+      this.#lock = DirectoryLock.acquire(dir, undefined, this.#fileMode);
       // Listed again under the lock: a writer that just closed may have added a segment.
       listing = (await listDirectory(dir)) ?? { bases: [], temporary: [], foreign: [] };
       await removeTemporary(dir, listing.temporary);
     }
     const bases = listing?.bases ?? [];
     if (bases.length === 0 && !this.readonly) {
-      const fd = await createSegment(dir, 0, this.#security.create());
+      const fd = await createSegment(dir, 0, this.#security.create(), this.#fileMode);
       this.#start([0], 0, fd, offsetAt(0, headerBytes), false);
       return;
     }
@@ -290,7 +299,7 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
 
   /** Runs the tail check (F-40) on the last segment and sets the log up from its verdict. */
   #start(bases: number[], base: number, fd: number, fileEnd: number, rollFirst: boolean): void {
-    const segments = new Segments(this.dir, bases, fileEnd);
+    const segments = new Segments(this.dir, bases, fileEnd, this.#fileMode);
     segments.pin(base, fd);
     this.#segments = segments;
     this.#reader = new FrameReader(segments);
@@ -352,7 +361,7 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
   /** Moves the bytes of a torn write aside into `quarantine/` (F-42) and truncates the segment to `end`. */
   #cut(fd: number, base: number, end: number, fileEnd: number): void {
     const quarantine = join(this.dir, 'quarantine');
-    mkdirSync(quarantine, { recursive: true, mode: 0o700 });
+    mkdirSync(quarantine, { recursive: true, mode: directoryModeOf(this.#fileMode) });
     const bytes = Buffer.alloc(fileEnd - end);
     let done = 0;
     const index = this.#segments.bases.length - 1;
@@ -362,7 +371,7 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
       done += read;
     }
     const name = `${segmentName(base)}.${positionOf(base, end)}.${Date.now()}.torn`;
-    writeFileSync(join(quarantine, name), bytes.subarray(0, done), { mode: 0o600 });
+    writeFileSync(join(quarantine, name), bytes.subarray(0, done), { mode: this.#fileMode });
     ftruncateSync(fd, positionOf(base, end));
     fsyncSync(fd);
   }
@@ -494,7 +503,7 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
     }
     if (pending.length === 0) return;
     try {
-      await journalDeletes(this.dir, pending);
+      await journalDeletes(this.dir, pending, this.#fileMode);
       eraseFrames(segments, pending);
       clearJournal(this.dir);
     } catch (cause) {
@@ -710,7 +719,8 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
 function checkOptions(dir: unknown, options: unknown): void {
   if (typeof dir !== 'string' || dir.length === 0) throw new TypeError('dir must be a non-empty string');
   if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
-  const { durability, segmentBytesMax, retention, chain, chainKey, encryption } = options as FileLogOptions<unknown>;
+  const { durability, segmentBytesMax, retention, chain, chainKey, encryption, fileMode } = options as FileLogOptions<unknown>;
+  checkFileMode(fileMode);
   if (retention !== undefined) checkRetention(retention);
   if (chain !== undefined) checkChainAlgorithm(chain);
   if (chainKey !== undefined) checkChainKey(chainKey);

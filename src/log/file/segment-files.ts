@@ -1,3 +1,5 @@
+import { directoryModeOf } from '../../io/file-mode.js';
+import { fileModeDefault } from '../../limits.js';
 import { closeSync, constants, fsyncSync, openSync } from 'node:fs';
 import { mkdir, open, readdir, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -50,9 +52,9 @@ export async function listDirectory(dir: string): Promise<DirectoryListing | und
   return { bases, temporary, foreign };
 }
 
-/** Creates the directory (owner-only) if needed. */
-export async function makeDirectory(dir: string): Promise<void> {
-  await mkdir(dir, { recursive: true, mode: 0o700 });
+/** Creates the directory (owner-only unless `fileMode` widens it) if needed. */
+export async function makeDirectory(dir: string, fileMode = fileModeDefault): Promise<void> {
+  await mkdir(dir, { recursive: true, mode: directoryModeOf(fileMode) });
 }
 
 /** fsyncs a directory, so that a created, renamed or removed entry survives a power failure. */
@@ -80,10 +82,10 @@ export function syncDirectorySync(dir: string): void {
  * written to a temporary file, synced, and renamed into place, and the directory synced, so that a segment
  * file either does not exist or has a complete header.
  */
-export async function createSegment(dir: string, base: number, security?: HeaderSecurity): Promise<number> {
+export async function createSegment(dir: string, base: number, security?: HeaderSecurity, fileMode = fileModeDefault): Promise<number> {
   const path = join(dir, segmentName(base));
   const temporary = `${path}${temporarySuffix}`;
-  const handle = await open(temporary, 'w', 0o600);
+  const handle = await open(temporary, 'w', fileMode);
   try {
     await handle.write(encodeHeader(base, Date.now(), security), 0, undefined, 0);
     await handle.datasync();

@@ -1,7 +1,7 @@
 import { closeSync, existsSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import { SluiceError } from '../../errors.js';
-import { openSegmentsMax } from '../../limits.js';
+import { fileModeDefault, openSegmentsMax } from '../../limits.js';
 import { decodeHeader, headerBytes, segmentName, type SegmentHeader } from './format.js';
 
 /**
@@ -35,8 +35,12 @@ export class Segments {
   /** Set by a writer in buffered mode. */
   tail: UnwrittenTail | undefined;
 
-  constructor(dir: string, bases: number[], end: number) {
+  /** The mode of files created in the log directory (`FileLogOptions.fileMode`). */
+  readonly fileMode: number;
+
+  constructor(dir: string, bases: number[], end: number, fileMode = fileModeDefault) {
     this.dir = dir;
+    this.fileMode = fileMode;
     this.bases = bases;
     this.end = end;
     this.first = bases[0] ?? 0;

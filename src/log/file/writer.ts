@@ -361,7 +361,7 @@ export class SegmentWriter {
     if (this.#durableEnd < this.#writtenEnd) await this.#sync();
     let fd: number;
     try {
-      fd = await createSegment(this.#segments.dir, base, this.#header);
+      fd = await createSegment(this.#segments.dir, base, this.#header, this.#segments.fileMode);
     } catch (cause) {
       const file = this.#segments.path(base);
       throw new SluiceError('WRITE_FAILED', `creating ${file} failed: ${(cause as Error).message}`, { cause, file });

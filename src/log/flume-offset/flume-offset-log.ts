@@ -1,8 +1,9 @@
+import { checkFileMode, directoryModeOf } from '../../io/file-mode.js';
 import { closeSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { codecs, type Codec, type JsonValue } from '../../codec/codec.js';
 import { asError, SluiceError } from '../../errors.js';
-import { getReadBytes } from '../../limits.js';
+import { getReadBytes, fileModeDefault } from '../../limits.js';
 import { AbstractLog, checkOffset, checkOffsets, type EncodedEntry, type RecordCursor } from '../abstract-log.js';
 import { DirectoryLock } from '../file/directory-lock.js';
 import { Follower } from '../follower.js';
@@ -40,6 +41,11 @@ export interface FlumeOffsetLogOptions<T> {
    * write (the cut bytes are kept in `<file>.quarantine/`). Default `false`: damage is refused with `CORRUPT_LOG`.
    */
   readonly recover?: boolean;
+  /**
+   * The mode of the files the log creates (the file, its lock, quarantined bytes); directories get the same bits
+   * plus search. Default 0o600 (owner only), whatever the umask. Existing files keep their modes.
+   */
+  readonly fileMode?: number;
 }
 
 const supports: LogSupports = { keys: false, times: false, persistent: true, readonly: true, deletes: true };
@@ -61,6 +67,7 @@ export class FlumeOffsetLog<T = JsonValue> extends AbstractLog<T> {
   readonly readonly: boolean;
   readonly durability: OffsetDurability;
   #fd = -1;
+  #fileMode = fileModeDefault;
   /** For opening and deletes. */
   #window!: FrameWindow;
   /** For `get`: a small window, since a random read wants one record, not the 256 KiB a scan reads ahead. */
@@ -99,10 +106,12 @@ export class FlumeOffsetLog<T = JsonValue> extends AbstractLog<T> {
 
   #open(options: FlumeOffsetLogOptions<T>): void {
     const file = this.file;
+    const fileMode = checkFileMode(options.fileMode);
+    this.#fileMode = fileMode;
     if (!this.readonly) {
-      if (options.create !== false) mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+      if (options.create !== false) mkdirSync(dirname(file), { recursive: true, mode: directoryModeOf(fileMode) });
       try {
-        this.#lock = DirectoryLock.acquire(dirname(file), `${basename(file)}.lock`);
+        this.#lock = DirectoryLock.acquire(dirname(file), `${basename(file)}.lock`, fileMode);
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw notFound(file);
         throw error;
@@ -114,7 +123,7 @@ export class FlumeOffsetLog<T = JsonValue> extends AbstractLog<T> {
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
       if (this.readonly || options.create === false) throw notFound(file);
       // Under the lock, so no other writer creates it meanwhile.
-      this.#fd = openSync(file, 'wx+', 0o600);
+      this.#fd = openSync(file, 'wx+', fileMode);
     }
     const size = fstatSync(this.#fd).size;
     this.#window = new FrameWindow(this.#fd, file, this.width);
@@ -156,10 +165,10 @@ export class FlumeOffsetLog<T = JsonValue> extends AbstractLog<T> {
   /** Moves the bytes after `end` into `<file>.quarantine/` and truncates the file there. */
   #cut(end: number, size: number): void {
     const quarantine = `${this.file}.quarantine`;
-    mkdirSync(quarantine, { recursive: true, mode: 0o700 });
+    mkdirSync(quarantine, { recursive: true, mode: directoryModeOf(this.#fileMode) });
     const parts: Buffer[] = [];
     for (let from = end; from < size; from += 1 << 20) parts.push(Buffer.from(this.#window.bytes(from, Math.min(size, from + (1 << 20)))));
-    writeFileSync(join(quarantine, `${end}.${Date.now()}.cut`), Buffer.concat(parts), { mode: 0o600 });
+    writeFileSync(join(quarantine, `${end}.${Date.now()}.cut`), Buffer.concat(parts), { mode: this.#fileMode });
     ftruncateSync(this.#fd, end);
     fsyncSync(this.#fd);
   }
@@ -337,4 +346,5 @@ function checkOptions(file: unknown, options: unknown): void {
     throw new TypeError(`durability must be 'os' or 'disk', got ${String(durability)}`);
   }
   if (legacy !== undefined && typeof legacy !== 'boolean') throw new TypeError('legacy must be a boolean');
+  checkFileMode((options as FlumeOffsetLogOptions<unknown>).fileMode);
 }

@@ -1,5 +1,7 @@
 import { join } from 'node:path';
-import { open as openLmdb, type Database, type Key, type RootDatabase } from 'lmdb';
+import { checkStoredOffset, storedSinceProblem, storeRead } from '../index-view.js';
+import { closeViewStore, committed, handleCommitFailure, openViewStore } from '../lmdb-store.js';
+import { type Database, type Key, type RootDatabase } from 'lmdb';
 import { isSluiceError, SluiceError } from '../../errors.js';
 import { indexBatchRecords } from '../../limits.js';
 import type { LogRecord } from '../../log/log.js';
@@ -95,6 +97,8 @@ export class QueryView<T> implements View<T> {
   readonly #declarations: string;
   #context: ViewContext<T> | undefined;
   #root: RootDatabase | undefined;
+  /** A commit failed: the store is damaged or the disk full, and lmdb-js would never finish closing it. */
+  #commitFailed = false;
   #entries: Database<number, Key> | undefined;
   #meta: Database<number | string, string> | undefined;
   #since = -1;
@@ -110,17 +114,24 @@ export class QueryView<T> implements View<T> {
 
   async open(context: ViewContext<T>): Promise<number> {
     this.#context = context;
-    const root = openLmdb({ path: join(context.dir, 'query.mdb'), compression: false });
+    const { root, probed } = await openViewStore(
+      join(context.dir, 'query.mdb'),
+      (message) => context.report(message),
+      (opened) => {
+        const meta = opened.openDB<number | string, string>({ name: 'meta' });
+        const entries = opened.openDB<number, Key>({ name: 'entries', encoding: 'ordered-binary' });
+        return { entries, meta, version: meta.get(versionKey), since: meta.get(sinceKey), declarations: meta.get(indexesKey) };
+      },
+      context.fileMode,
+    );
     this.#root = root;
-    this.#entries = root.openDB<number, Key>({ name: 'entries', encoding: 'ordered-binary' });
-    const meta = root.openDB<number | string, string>({ name: 'meta' });
+    this.#entries = probed.entries;
+    const { meta, version, since, declarations } = probed;
     this.#meta = meta;
-    const version = meta.get(versionKey);
-    const since = meta.get(sinceKey);
-    const declarations = meta.get(indexesKey);
     if (version === undefined || since === undefined) return -1;
     let stale: string | undefined;
-    if (version !== this.version) stale = `version ${version} on disk, ${this.version} in code: rebuilding`;
+    if (storedSinceProblem(since) !== undefined) stale = `${storedSinceProblem(since)}: rebuilding`;
+    else if (version !== this.version) stale = `version ${version} on disk, ${this.version} in code: rebuilding`;
     else if (declarations !== this.#declarations) stale = 'the declared indexes changed: rebuilding';
     if (stale !== undefined) {
       context.report(stale);
@@ -145,12 +156,13 @@ export class QueryView<T> implements View<T> {
     }
     const since = (records[records.length - 1] as LogRecord<T>).offset;
     // One transaction: the entries of every index, the since they bring the view to, its version and indexes.
-    await entries.transaction(() => {
+    await committed(entries.transaction(() => {
       for (const [key, offset] of keyed) entries.putSync(key, offset);
       meta.putSync(sinceKey, since);
       meta.putSync(versionKey, this.version);
       meta.putSync(indexesKey, this.#declarations);
-    });
+      handleCommitFailure(this.#root);
+    }), () => (this.#commitFailed = true));
     this.#since = since;
     if (this.#watchers.size > 0) {
       const batch: AppliedBatch<T> = { since, records: [...records] };
@@ -169,24 +181,26 @@ export class QueryView<T> implements View<T> {
         if (key !== undefined) doomed.push([key, record.offset]);
       }
     }
-    await entries.transaction(() => {
+    await committed(entries.transaction(() => {
       for (const [key, offset] of doomed) if (entries.get(key) === offset) entries.removeSync(key);
-    });
+      handleCommitFailure(this.#root);
+    }), () => (this.#commitFailed = true));
   }
 
   /** Every apply already committed its entries with their since: a checkpoint only waits for the disk. */
   async checkpoint(): Promise<void> {
-    await this.#root?.flushed;
+    await committed(Promise.resolve(this.#root?.flushed), () => (this.#commitFailed = true));
   }
 
   /** Entries and meta in one transaction: a crash half-way must not leave a `since` over missing entries. */
   async clear(): Promise<void> {
     const entries = this.#store();
     const meta = this.#meta as Database<number | string, string>;
-    await entries.transaction(() => {
+    await committed(entries.transaction(() => {
       entries.clearSync();
       meta.clearSync();
-    });
+      handleCommitFailure(this.#root);
+    }), () => (this.#commitFailed = true));
     this.#since = -1;
   }
 
@@ -194,7 +208,7 @@ export class QueryView<T> implements View<T> {
     // Live reads waiting for records end with VIEW_CLOSED.
     for (const watcher of this.#watchers) watcher(undefined);
     this.#watchers.clear();
-    await this.#root?.close();
+    await closeViewStore(this.#root, this.#commitFailed);
     this.#root = undefined;
     this.#entries = undefined;
   }
@@ -355,10 +369,14 @@ export class QueryView<T> implements View<T> {
   /** The records in the index range, in log order: offsets first (a snapshot, no LMDB transaction held), then reads. */
   #fromIndex(context: ViewContext<T>, bounds: KeyBounds, since: number, reverse: boolean): AsyncIterable<LogRecord<T>> {
     const offsets: number[] = [];
-    for (const { value: offset } of this.#store().getRange(bounds)) {
-      // An apply may have committed after `since` was taken: those records are not part of this read.
-      if (offset <= since) offsets.push(offset);
-    }
+    const file = join(context.dir, 'query.mdb');
+    storeRead(file, () => {
+      for (const { value: stored } of this.#store().getRange(bounds)) {
+        const offset = checkStoredOffset(stored, file);
+        // An apply may have committed after `since` was taken: those records are not part of this read.
+        if (offset <= since) offsets.push(offset);
+      }
+    });
     offsets.sort(reverse ? (a, b) => b - a : (a, b) => a - b);
     return (async function* fetch() {
       for (const offset of offsets) {

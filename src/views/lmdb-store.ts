@@ -1,0 +1,146 @@
+import { closeSync, chmodSync, constants, fstatSync, openSync, readSync, rmSync } from 'node:fs';
+import { open as openLmdb, type RootDatabase } from 'lmdb';
+import { fileModeDefault } from '../limits.js';
+
+/**
+ * Opening the LMDB environment of an index or query view (FORMAT.md F-52, F-98). LMDB maps its file into memory
+ * and trusts it: a file cut short makes the process die of SIGBUS on the first read past its end, and damaged
+ * pages can crash it too (neither can be caught in JavaScript). Its files are derived, so what can be checked
+ * before LMDB sees the file is checked, and an environment that is short or does not open is removed and
+ * rebuilt from the log rather than trusted. Damage inside pages of a file of the right length is LMDB's to find;
+ * README "Hostile files and values" states that limit.
+ */
+
+/** lmdb-js 3 on 64-bit platforms: the meta pages (page 0 and 1) hold these fields (LMDB's MDB_meta). */
+const metaMagic = 0xbeef_c0de;
+const metaMagicAt = 24;
+const metaPageBytesAt = 48;
+const metaLastPageAt = 144;
+const metaTransactionAt = 152;
+
+/**
+ * Why the data file at `path` must not be handed to LMDB, or `undefined` when it may be (missing, empty, or of
+ * a layout this check does not know: LMDB then judges it). LMDB uses the meta page of the highest transaction;
+ * the file must hold every page up to the last one that meta names.
+ */
+export function lmdbFileProblem(path: string): string | undefined {
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return undefined;
+    return `${path} cannot be opened (${code ?? String(error)})`;
+  }
+  try {
+    const info = fstatSync(fd);
+    if (!info.isFile()) return `${path} is not a regular file`;
+    if (info.size === 0) return undefined;
+    const first = Buffer.alloc(256);
+    if (readSync(fd, first, 0, 256, 0) < 256) return `${path} is shorter than its meta page (${info.size} bytes)`;
+    if (first.readUInt32LE(metaMagicAt) !== metaMagic) return undefined;
+    const pageBytes = first.readUInt32LE(metaPageBytesAt);
+    if (pageBytes < 512 || pageBytes > 65_536 || (pageBytes & (pageBytes - 1)) !== 0) return `${path}: page size ${pageBytes} is not one LMDB writes`;
+    if (info.size < 2 * pageBytes) return `${path} is shorter than its two meta pages (${info.size} bytes)`;
+    const second = Buffer.alloc(256);
+    readSync(fd, second, 0, 256, pageBytes);
+    const metas = [first, second].filter((meta) => meta.readUInt32LE(metaMagicAt) === metaMagic);
+    const newest = metas.reduce((a, b) => (b.readBigUInt64LE(metaTransactionAt) > a.readBigUInt64LE(metaTransactionAt) ? b : a));
+    const lastPage = newest.readBigUInt64LE(metaLastPageAt);
+    const needBytes = (lastPage + 1n) * BigInt(pageBytes);
+    if (BigInt(info.size) < needBytes) return `${path} is cut short: ${info.size} bytes, its pages need ${needBytes}`;
+    return undefined;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Opens the environment at `path` (created with `fileMode`) and runs `probe` on it (open the databases, read the
+ * stored `since`). When the file is cut short, does not open, or `probe` fails (LMDB found a damaged page), tells
+ * `report` why, removes the environment, opens a new empty one and probes that: the caller then rebuilds.
+ */
+export async function openViewStore<P>(
+  path: string,
+  report: (message: string) => void,
+  probe: (root: RootDatabase) => P,
+  fileMode = fileModeDefault,
+): Promise<{ root: RootDatabase; probed: P }> {
+  const problem = lmdbFileProblem(path);
+  if (problem === undefined) {
+    let root: RootDatabase | undefined;
+    try {
+      root = openOwnerOnly(path, fileMode);
+      return { root, probed: probe(root) };
+    } catch (error) {
+      report(`${path} does not open (${(error as Error).message}): rebuilding`);
+      await root?.close().catch(() => undefined);
+    }
+  } else report(`${problem}: rebuilding`);
+  rmSync(path, { force: true });
+  rmSync(`${path}-lock`, { force: true });
+  const root = openOwnerOnly(path, fileMode);
+  return { root, probed: probe(root) };
+}
+
+/**
+ * lmdb-js creates its files with mode 0664 (less the umask): they are created here first, with `fileMode`, so
+ * an index is never readable by other users unless asked. LMDB takes an empty data file for a new environment.
+ */
+function openOwnerOnly(path: string, fileMode: number): RootDatabase {
+  for (const file of [path, `${path}-lock`]) {
+    closeSync(openSync(file, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, fileMode));
+    chmodSync(file, fileMode);
+  }
+  return openLmdb({ path, compression: false });
+}
+
+/**
+ * Before a read-only open (`check`, `stat`, `backup`): LMDB creates its `-lock` file beside the environment even
+ * then, with mode 0664; made here first, it is owner-only. A directory that cannot be written is left as it is.
+ */
+export function createLockFile(path: string, fileMode = fileModeDefault): void {
+  try {
+    closeSync(openSync(`${path}-lock`, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, fileMode));
+  } catch {
+    // Read-only media or a lock that is a link: LMDB reports what it cannot do itself.
+  }
+}
+
+/**
+ * Awaits an LMDB write. When a commit fails (a damaged page, a full disk), lmdb-js rejects the write with an
+ * error whose `commitError` is a second, already rejected promise that nobody else holds: unhandled, it would
+ * end the process. It is handled here, `failed` is told (see `closeViewStore`), and the write's own error goes to
+ * the caller (the view then fails alone).
+ */
+export async function committed<R>(write: Promise<R>, failed: () => void): Promise<R> {
+  try {
+    return await write;
+  } catch (error) {
+    failed();
+    const commitError = (error as { commitError?: unknown }).commitError;
+    if (commitError instanceof Promise) commitError.catch(() => undefined);
+    throw error;
+  }
+}
+
+/**
+ * Closes a view's environment. After a failed commit, lmdb-js's close waits for a flush that never comes: the
+ * close is then started but not awaited, so closing the database still finishes (the environment's memory map
+ * and descriptor stay until the process ends; the view rebuilds when next opened).
+ */
+export async function closeViewStore(root: RootDatabase | undefined, commitFailed: boolean): Promise<void> {
+  if (root === undefined) return;
+  const closing = root.close();
+  if (commitFailed) closing.catch(() => undefined);
+  else await closing;
+}
+
+/**
+ * Called at the end of a transaction's callback: lmdb-js keeps one promise per commit of its own, which it rejects
+ * when the commit fails and which nobody holds; a handler is attached while it exists (during the callback), so a
+ * failed commit fails the view's write, not the process. The callback's own promise carries the error.
+ */
+export function handleCommitFailure(root: RootDatabase | undefined): void {
+  root?.committed.then(undefined, () => undefined);
+}
