@@ -12,10 +12,11 @@ import {
 } from '@nats-io/jetstream';
 import { connect, nanos, type NatsConnection } from '@nats-io/transport-node';
 import { codecs, type Codec, type JsonValue } from '../../codec/codec.js';
-import { SluiceError } from '../../errors.js';
+import { SluiceError, throwIfAborted } from '../../errors.js';
 import { AbstractLog, type EncodedEntry, type RecordCursor } from '../abstract-log.js';
 import type { LogRecord, LogSupports, SinceListener } from '../log.js';
 import type { ScanRange } from '../range.js';
+import { BatchAssembler, batchPartOf, completesItself, lastSequenceOf, type BatchPart } from './batch.js';
 import { ForwardCursor, ReverseCursor, type CursorHost } from './cursors.js';
 import {
   fieldsOf,
@@ -63,10 +64,13 @@ export interface JetStreamLogOptions<T> {
 /** The state of a JetStream log's stream, as `JetStreamLog.info` reads it. */
 export interface JetStreamLogInfo {
   readonly stream: string;
+  /** The records: the stream's messages less those of batches that did not (or not yet) complete. */
   readonly records: number;
+  /** The stream's messages. */
+  readonly messages: number;
   /** What the stream's messages take on each server, headers and subjects included. */
   readonly bytes: number;
-  /** `-1` when the stream holds no record. */
+  /** The first and last record's offsets (`since`); `-1` when the stream holds no record. */
   readonly firstOffset: number;
   readonly lastOffset: number;
   readonly replicas: number;
@@ -107,9 +111,11 @@ const subjectPattern = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
  * flush them to disk on their own schedule (NATS 2.9 has no client fsync), so `sync()` waits for the pending
  * appends and resolves to `since`; it adds no promise beyond the acknowledgement.
  *
- * **Batches** are published as one message per record. NATS 2.9 has no atomic multi-message publish: if the
- * process dies in the middle of a batch, its first records stay in the stream. This is the one promise of `Log`
- * this log does not keep.
+ * **Batches** are atomic: a batch of several records is one message per record (NATS 2.9 has no atomic
+ * multi-message publish), each marked with its place in the batch (`batch.ts`), and no reader (`get`, streams,
+ * live streams, `since`, `info`) shows any of them before the last one is stored. A batch whose writer died
+ * half-way is skipped by every reader, for ever (`get` of one of its offsets fails with `NOT_A_RECORD`), so
+ * offsets are dense but an offset up to `since` may hold no record.
  *
  * **Limits**: a value (with its headers) must fit in one message: the server's `max_payload` (1 MiB by default)
  * less `messageOverheadBytes`; a larger one is a `RangeError`. Messages must not be deleted from the stream
@@ -194,6 +200,7 @@ export class JetStreamLog<T = JsonValue> extends AbstractLog<T> {
     }
     const last = info.state.last_seq;
     let msgId: string | undefined;
+    let since = last;
     if (last > 0) {
       const message = await retrying(
         this.#retryMs,
@@ -211,6 +218,7 @@ export class JetStreamLog<T = JsonValue> extends AbstractLog<T> {
           });
         }
         msgId = message.header.get(msgIdHeader) || undefined;
+        since = await this.#lastRecordSequence(last, info.state.first_seq - 1, batchPartOf(message.header));
       }
     }
     const maxPayload = this.#connection.info?.max_payload ?? 1024 * 1024;
@@ -232,7 +240,30 @@ export class JetStreamLog<T = JsonValue> extends AbstractLog<T> {
         { sequence: last, msgId },
       );
     }
-    this._opened(offsetOf(last));
+    this._opened(offsetOf(since));
+  }
+
+  /**
+   * The sequence of the last record at or below `sequence` (whose message's batch part is `part`, when known):
+   * `sequence` itself unless it holds a message of a batch that is not complete (pending or abandoned: either way
+   * not a record yet), and then the last record before that batch. `floor` when there is none above it.
+   */
+  async #lastRecordSequence(sequence: number, floor: number, part?: BatchPart | null): Promise<number> {
+    let known = part;
+    while (sequence > floor) {
+      if (known === undefined) {
+        const message = await this.#message(sequence);
+        if (message === null) {
+          sequence--;
+          continue;
+        }
+        known = batchPartOf(message.header);
+      }
+      if (completesItself(known)) return sequence;
+      sequence -= (known as BatchPart).index + 1;
+      known = undefined;
+    }
+    return floor;
   }
 
   async #streamInfo(options: JetStreamLogOptions<T>): Promise<StreamInfo> {
@@ -297,7 +328,23 @@ export class JetStreamLog<T = JsonValue> extends AbstractLog<T> {
       }
       throw new SluiceError('RECORD_DELETED', `the record at offset ${offset} was deleted`, { offset });
     }
-    return this.#decode(storedOf(message));
+    const record = this.#decode(storedOf(message));
+    const part = batchPartOf(message.header);
+    if (!completesItself(part) && !(await this.#completes(part as BatchPart, message.seq))) {
+      throw new SluiceError(
+        'NOT_A_RECORD',
+        `offset ${offset} holds a message of a batch that was never completed (its writer stopped half-way): not a record`,
+        { offset },
+      );
+    }
+    return record;
+  }
+
+  /** True when the batch of `part`, a message stored at `sequence`, has its last message stored. */
+  async #completes(part: BatchPart, sequence: number): Promise<boolean> {
+    const message = await this.#message(lastSequenceOf(part, sequence));
+    const last = message === null ? undefined : batchPartOf(message.header);
+    return last?.id === part.id && last.count === part.count && last.index === part.count - 1;
   }
 
   /** The message at `sequence`, read from the stream's leader (so this log's own appends are always there). */
@@ -355,11 +402,14 @@ export class JetStreamLog<T = JsonValue> extends AbstractLog<T> {
     return this.status === 'closing' || this.status === 'closed' ? this._closedError() : readFailure(what, error);
   }
 
-  /** Learns the stream's last sequence from the server. */
+  /** Learns the stream's last record from the server. */
   async #refresh(): Promise<void> {
     if (this.status !== 'open') return;
     const info = await this.#info(`reading the state of stream ${this.streamName}`);
-    this.#observed(info.state.last_seq);
+    const known = sequenceOf(this.since);
+    if (info.state.last_seq <= known) return;
+    const floor = Math.max(known, info.state.first_seq - 1);
+    this.#observed(await this.#lastRecordSequence(info.state.last_seq, floor));
   }
 
   /** The message at `sequence` is stored: `since` follows, but never past this log's own unresolved appends. */
@@ -384,10 +434,13 @@ export class JetStreamLog<T = JsonValue> extends AbstractLog<T> {
     if (this.#follower !== undefined || this.status !== 'open') return;
     const follower = this.#reader(sequenceOf(this.since) + 1, true);
     this.#follower = follower;
+    const batches = new BatchAssembler<JsMsg>();
     void (async () => {
       try {
         for (let message = await follower.next(); message !== undefined; message = await follower.next()) {
-          this.#observed(message.seq);
+          const records = batches.push(message);
+          const last = records[records.length - 1];
+          if (last !== undefined) this.#observed(last.seq);
         }
       } catch {
         // The servers stayed away for longer than retryMs. Reads past `since` and stream ends still ask the
@@ -402,17 +455,47 @@ export class JetStreamLog<T = JsonValue> extends AbstractLog<T> {
     })();
   }
 
-  /** What the server says of the stream now: its records, bytes, first and last offset, replicas and leader. */
-  async info(): Promise<JetStreamLogInfo> {
+  /**
+   * What the server says of the stream now: its records, messages, bytes, first and last offset, replicas and
+   * leader. Counting records reads every message's headers (the messages of unfinished batches are not records),
+   * so it takes as long as a scan of the stream without its payloads. Fails with `ABORTED` through `signal`.
+   */
+  async info(options: { readonly signal?: AbortSignal } = {}): Promise<JetStreamLogInfo> {
+    if (typeof options !== 'object' || options === null) throw new TypeError('info options must be an object');
+    const signal = options.signal;
+    throwIfAborted(signal, 'info');
     if (this.status !== 'open') throw this._closedError();
+    await this.#refresh();
     const info = await this.#info(`reading the state of stream ${this.streamName}`);
     const { state, config, cluster } = info;
+    const last = sequenceOf(this.since);
+    let records = 0;
+    let first = 0;
+    if (state.messages > 0 && last >= state.first_seq) {
+      const reader = this.#reader(state.first_seq, true);
+      const batches = new BatchAssembler<JsMsg>();
+      try {
+        for (let message = await reader.next(); message !== undefined; message = await reader.next()) {
+          if (records % 4096 === 0) throwIfAborted(signal, 'info');
+          for (const record of batches.push(message)) {
+            if (record.seq > last) break;
+            if (first === 0) first = record.seq;
+            records++;
+          }
+          if (message.seq >= last) break;
+        }
+      } finally {
+        reader.close();
+      }
+      if (this.status !== 'open') throw this._closedError();
+    }
     return {
       stream: this.streamName,
-      records: state.messages,
+      records,
+      messages: state.messages,
       bytes: state.bytes,
-      firstOffset: state.messages === 0 ? -1 : offsetOf(state.first_seq),
-      lastOffset: offsetOf(state.last_seq),
+      firstOffset: records === 0 ? -1 : offsetOf(first),
+      lastOffset: records === 0 ? -1 : offsetOf(last),
       replicas: config.num_replicas,
       leader: cluster?.leader,
     };
