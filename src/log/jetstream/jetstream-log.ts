@@ -10,13 +10,20 @@ import {
   type JsMsg,
   type StreamInfo,
 } from '@nats-io/jetstream';
-import { connect, nanos, type NatsConnection } from '@nats-io/transport-node';
+import { nanos, type NatsConnection } from '@nats-io/transport-node';
 import { codecs, type Codec, type JsonValue } from '../../codec/codec.js';
 import { SluiceError, throwIfAborted } from '../../errors.js';
 import { AbstractLog, type EncodedEntry, type RecordCursor } from '../abstract-log.js';
 import type { LogRecord, LogSupports, SinceListener } from '../log.js';
 import type { ScanRange } from '../range.js';
 import { BatchAssembler, batchPartOf, completesItself, lastSequenceOf, type BatchPart } from './batch.js';
+import {
+  checkConnectionOptions,
+  connectTo,
+  serverList,
+  type JetStreamCredentials,
+  type JetStreamTls,
+} from './connection.js';
 import { ForwardCursor, ReverseCursor, type CursorHost } from './cursors.js';
 import {
   fieldsOf,
@@ -42,6 +49,13 @@ export interface JetStreamLogOptions<T> {
   readonly servers?: string | readonly string[];
   /** A connection to use instead (it stays open when the log closes). */
   readonly connection?: NatsConnection;
+  /**
+   * Who this client is, for servers that require it (with `servers`): user and password, token, nkey seed or a
+   * creds file's content. Refused credentials fail the open with `UNAUTHORIZED`; no message holds the secret.
+   */
+  readonly credentials?: JetStreamCredentials;
+  /** TLS to the servers (with `servers`): `true`, or the CA, client certificate and key (PEM files or text). */
+  readonly tls?: JetStreamTls | true;
   /** The subject prefix of the log's messages: the stream captures `<subject>.>`. Default: the stream's name. */
   readonly subject?: string;
   readonly codec?: Codec<T>;
@@ -172,7 +186,11 @@ export class JetStreamLog<T = JsonValue> extends AbstractLog<T> {
     const owns = options.connection === undefined;
     let connection = options.connection;
     try {
-      connection ??= await connectTo(options.servers as string | readonly string[]);
+      connection ??= await connectTo({
+        servers: options.servers as string | readonly string[],
+        credentials: options.credentials,
+        tls: options.tls,
+      });
       const current = connection;
       // Checking that JetStream answers is a request an election in progress can time out: repeat it.
       const jsm = await retrying(options.retryMs ?? retryMsDefault, () => jetstreamManager(current)).catch(
@@ -518,26 +536,6 @@ export class JetStreamLog<T = JsonValue> extends AbstractLog<T> {
   }
 }
 
-async function connectTo(servers: string | readonly string[]): Promise<NatsConnection> {
-  const list = typeof servers === 'string' ? servers.split(',').map((server) => server.trim()) : [...servers];
-  try {
-    return await connect({
-      servers: list,
-      name: 'sluice',
-      // Building an async stack trace for every request halves publish throughput.
-      noAsyncTraces: true,
-      // A log outlives elections and restarts: keep reconnecting; the writer decides when to give up.
-      maxReconnectAttempts: -1,
-      reconnectTimeWait: 250,
-    });
-  } catch (error) {
-    const why = (error as Error).message;
-    throw new SluiceError('UNAVAILABLE', `cannot connect to the NATS servers ${list.join(', ')}: ${why}`, {
-      cause: error,
-    });
-  }
-}
-
 interface ServerMessage {
   readonly seq: number;
   readonly subject: string;
@@ -555,19 +553,22 @@ function jsStored(message: JsMsg): StoredMessage {
 
 function checkOptions(options: unknown): void {
   if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
-  const { stream, servers, connection, subject, replicas, publishTimeoutMs, retryMs } =
+  const { stream, servers, connection, subject, replicas, publishTimeoutMs, retryMs, credentials, tls } =
     options as JetStreamLogOptions<unknown>;
   if (typeof stream !== 'string' || !streamNamePattern.test(stream)) {
     throw new TypeError('stream must be a stream name: letters, digits, - and _');
   }
   if ((servers === undefined) === (connection === undefined)) throw new TypeError('give servers or connection');
   if (servers !== undefined) {
-    const list = typeof servers === 'string' ? servers.split(',') : servers;
     const bad = (server: unknown): boolean => typeof server !== 'string' || server.trim() === '';
-    if (!Array.isArray(list) || list.length === 0 || list.some(bad)) {
+    if ((typeof servers !== 'string' && !Array.isArray(servers)) || serverList(servers).length === 0) {
       throw new TypeError('servers must be a non-empty string or array of server URLs');
     }
+    if (serverList(servers).some(bad)) throw new TypeError('servers must be a non-empty string or array of server URLs');
+  } else if (credentials !== undefined || tls !== undefined) {
+    throw new TypeError('credentials and tls go with servers (a given connection is already made)');
   }
+  checkConnectionOptions(credentials, tls);
   if (subject !== undefined && (typeof subject !== 'string' || !subjectPattern.test(subject))) {
     throw new TypeError('subject must be dot-separated tokens of letters, digits, - and _');
   }
