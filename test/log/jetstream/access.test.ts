@@ -1,7 +1,7 @@
 /**
  * Access to servers that require it: real nats-server processes configured with users and passwords and an nkey
- * (one server), a token (another) and TLS verifying clients, with a CA and certificates made here by openssl (a
- * third). Each kind of credentials opens the log through the API and the CLI; a client without them, or with
+ * (one server), a token (another), operator mode with JWTs made here (a fourth, for creds files) and TLS verifying
+ * clients, with a CA and certificates made here by openssl (a third). Each kind of credentials opens the log through the API and the CLI; a client without them, or with
  * wrong ones, is refused with UNAUTHORIZED; and no secret appears in an error message, `info()`, or the CLI's
  * output and stderr.
  */
@@ -17,13 +17,15 @@ import { JetStreamLog, type JetStreamLogOptions } from '../../../src/log/jetstre
 import { linesOf, startCli, type CliResult } from '../../cli/run-cli.js';
 import { temporaryDirectory } from '../../helpers.js';
 import { natsFixture } from './nats-servers.js';
+import { operatorSetup } from './nats-operator.js';
 
 const password = `pw-${randomBytes(12).toString('hex')}`;
 const token = `tok-${randomBytes(12).toString('hex')}`;
 const userKeys = nkeys.createUser();
 const nkeySeed = new TextDecoder().decode(userKeys.getSeed());
 const strangerSeed = new TextDecoder().decode(nkeys.createUser().getSeed());
-const secrets = [password, token, nkeySeed, strangerSeed];
+const operator = operatorSetup();
+const secrets = [password, token, nkeySeed, strangerSeed, ...operator.seeds];
 
 const users = natsFixture(
   1,
@@ -31,6 +33,7 @@ const users = natsFixture(
     `authorization { users: [ { user: alice, password: "${password}" }, { nkey: ${userKeys.getPublicKey()} } ] }\n`,
 );
 const tokens = natsFixture(1, () => `authorization { token: "${token}" }\n`);
+const operated = natsFixture(1, () => operator.config);
 
 const opensslFound = spawnSync('sh', ['-c', 'command -v openssl'], { encoding: 'utf8' }).status === 0;
 const ciRun = process.env.CI !== undefined && process.env.CI !== '' && process.env.CI !== 'false';
@@ -136,6 +139,16 @@ describe('JetStreamLog with credentials and TLS', { skip: users.skip, timeout: 1
     await refused({ servers, stream: 'tls' }, 'no CA');
   });
 
+  it('opens with a creds file on servers in operator mode; refuses a user of an unknown account', {
+    skip: operated.skip,
+  }, async () => {
+    const servers = operated.servers().urls;
+    await works({ servers, stream: 'creds', credentials: { creds: operator.creds } });
+    await works({ servers, stream: 'creds', credentials: { creds: new TextEncoder().encode(operator.creds) } });
+    await refused({ servers, stream: 'creds' }, 'no creds');
+    await refused({ servers, stream: 'creds', credentials: { creds: operator.strangerCreds } }, 'unknown account');
+  });
+
   it('throws TypeError for credentials and TLS options of the wrong shape, without echoing them', () => {
     const servers = 'nats://127.0.0.1:1';
     for (const credentials of [
@@ -217,6 +230,12 @@ describe('sluice CLI with credentials and TLS', { skip: users.skip, timeout: 120
     await roundTrip(servers, 'cli-token', 1, ['--token-file', secretFile(root, 'token', token)]);
     await roundTrip(servers, 'cli-token', 1, [], { SLUICE_NATS_TOKEN: token }, false);
     await cliRefused(servers, [], { SLUICE_NATS_TOKEN: `${token}x` });
+  });
+
+  it('takes --creds', { skip: operated.skip }, async () => {
+    const servers = operated.servers().urls;
+    await roundTrip(servers, 'cli-creds', 1, ['--creds', secretFile(root, 'user.creds', operator.creds)]);
+    await cliRefused(servers, ['--creds', secretFile(root, 'stranger.creds', operator.strangerCreds)]);
   });
 
   it('takes --tls-ca, --tls-cert and --tls-key', {
