@@ -16,7 +16,14 @@ import { SluiceError, throwIfAborted } from '../../errors.js';
 import { AbstractLog, type EncodedEntry, type RecordCursor } from '../abstract-log.js';
 import type { LogRecord, LogSupports, SinceListener } from '../log.js';
 import type { ScanRange } from '../range.js';
-import { BatchAssembler, batchPartOf, completesItself, lastSequenceOf, type BatchPart } from './batch.js';
+import {
+  BatchAssembler,
+  batchPartOf,
+  batchRecordsMax,
+  completesItself,
+  lastSequenceOf,
+  type BatchPart,
+} from './batch.js';
 import {
   checkConnectionOptions,
   connectTo,
@@ -132,13 +139,15 @@ const subjectPattern = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
  * offsets are dense but an offset up to `since` may hold no record.
  *
  * **Limits**: a value (with its headers) must fit in one message: the server's `max_payload` (1 MiB by default)
- * less `messageOverheadBytes`; a larger one is a `RangeError`. Messages must not be deleted from the stream
+ * less `messageOverheadBytes`; a larger one is a `RangeError`, and so is a batch of more than `batchRecordsMax`
+ * records. Messages must not be deleted from the stream
  * behind the log's back.
  *
  * **Errors**: `UNAVAILABLE` (servers unreachable, JetStream off, no quorum for longer than `retryMs`),
- * `LOG_NOT_FOUND` (no such stream and `create: false` or read-only), `NOT_A_LOG` (the stream does not capture
- * `<subject>.>`, or its last message is not a Sluice record), `FOREIGN_MESSAGE` (reading a message that is not a
- * Sluice record), `RECORD_DELETED`.
+ * `UNAUTHORIZED` (the servers refused the credentials, or TLS found no trusted certificate), `LOG_NOT_FOUND` (no
+ * such stream and `create: false` or read-only), `NOT_A_LOG` (the stream does not capture `<subject>.>`, or its
+ * last message is not a Sluice record), `FOREIGN_MESSAGE` (reading a message that is not a Sluice record),
+ * `NOT_A_RECORD` (`get` of a message of an abandoned batch), `RECORD_DELETED`.
  */
 export class JetStreamLog<T = JsonValue> extends AbstractLog<T> {
   readonly supports = supports;
@@ -318,6 +327,9 @@ export class JetStreamLog<T = JsonValue> extends AbstractLog<T> {
   protected _append(entries: readonly EncodedEntry[]): Promise<number[]> {
     if (this.#writer === undefined) {
       return Promise.reject(new SluiceError('READ_ONLY', `the log on stream ${this.streamName} was opened read-only`));
+    }
+    if (entries.length > batchRecordsMax) {
+      throw new RangeError(`a batch holds at most ${batchRecordsMax} records, got ${entries.length}`);
     }
     const messages = new Array<RecordMessage>(entries.length);
     for (let i = 0; i < entries.length; i++) {
