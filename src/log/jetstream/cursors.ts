@@ -34,8 +34,9 @@ export class ForwardCursor<T> implements RecordCursor<T> {
   #next: number;
   #reader: OrderedReader | undefined;
   readonly #batches = new BatchAssembler<JsMsg>();
-  /** Records released by the batch rule and not yet yielded (beyond `since`, or beyond `max`). */
+  /** Records released by the batch rule and not yet yielded (beyond `since`, or beyond `max`), from `#readyHead`. */
   #ready: JsMsg[] = [];
+  #readyHead = 0;
   done = false;
 
   constructor(host: CursorHost<T>, range: ScanRange) {
@@ -47,21 +48,25 @@ export class ForwardCursor<T> implements RecordCursor<T> {
   async next(max: number): Promise<LogRecord<T>[]> {
     const host = this.#host;
     if (this.done) return [];
-    if (this.#ready.length === 0 && !this.#batches.holding && this.#next > this.#last) {
+    const nothingReady = this.#readyHead === this.#ready.length;
+    if (nothingReady && !this.#batches.holding && this.#next > this.#last) {
       this.close();
       return [];
     }
-    if (this.#ready.length === 0 && this.#next > sequenceOf(host.since)) await host.refresh();
+    if (nothingReady && this.#next > sequenceOf(host.since)) await host.refresh();
     const records: LogRecord<T>[] = [];
     while (records.length < max && !this.done) {
-      const ready = this.#ready[0];
+      const ready = this.#ready[this.#readyHead];
       if (ready !== undefined) {
         if (ready.seq > this.#last) {
           this.close();
           break;
         }
         if (ready.seq > sequenceOf(host.since)) break;
-        this.#ready.shift();
+        if (++this.#readyHead === this.#ready.length) {
+          this.#ready = [];
+          this.#readyHead = 0;
+        }
         records.push(host.decode(ready));
         continue;
       }
@@ -87,6 +92,7 @@ export class ForwardCursor<T> implements RecordCursor<T> {
   close(): void {
     this.done = true;
     this.#ready = [];
+    this.#readyHead = 0;
     this.#reader?.close();
   }
 }

@@ -183,8 +183,9 @@ export class StreamWriter {
     outgoing.inFlight = false;
     this.#inFlight--;
     if (ack.seq === outgoing.sequence) {
+      // A record resent after a lost acknowledgement is acknowledged twice (the server drops the copy): count once.
+      if (!outgoing.acked) outgoing.batch.acked++;
       outgoing.acked = true;
-      outgoing.batch.acked++;
       this.#failingSinceMs = undefined;
       this.#retryRound = 0;
     } else {
