@@ -437,9 +437,12 @@ export class JetStreamLog<T = JsonValue> extends AbstractLog<T> {
     if (this.status !== 'open') return;
     const info = await this.#info(`reading the state of stream ${this.streamName}`);
     const known = sequenceOf(this.since);
-    if (info.state.last_seq <= known) return;
+    // This log's own unresolved appends are not visible yet: look below them (no request per batch in flight).
+    const unresolved = this.#writer?.unresolvedSequence;
+    const top = unresolved === undefined ? info.state.last_seq : Math.min(info.state.last_seq, unresolved - 1);
+    if (top <= known) return;
     const floor = Math.max(known, info.state.first_seq - 1);
-    this.#observed(await this.#lastRecordSequence(info.state.last_seq, floor));
+    this.#observed(await this.#lastRecordSequence(top, floor));
   }
 
   /** The message at `sequence` is stored: `since` follows, but never past this log's own unresolved appends. */
