@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { JsMsg } from '@nats-io/jetstream';
 import { headers as createHeaders, type MsgHdrs } from '@nats-io/transport-node';
 import { SluiceError } from '../../errors.js';
 import type { EncodedEntry } from '../abstract-log.js';
@@ -136,4 +137,22 @@ export function fieldsOf(subject: string, message: StoredMessage): RecordFields 
     key = new Uint8Array(bytes);
   }
   return { key, time: Number(timeText) };
+}
+
+/** A message as a direct or leader get hands it out. */
+export interface ServerMessage {
+  readonly seq: number;
+  readonly subject: string;
+  readonly header: StoredMessage['headers'];
+  readonly data: Uint8Array;
+}
+
+/** A get's message as a `StoredMessage`. */
+export function storedOf(message: ServerMessage): StoredMessage {
+  return { seq: message.seq, subject: message.subject, headers: message.header, data: message.data };
+}
+
+/** A consumer's message as a `StoredMessage`. */
+export function jsStored(message: JsMsg): StoredMessage {
+  return { seq: message.seq, subject: message.subject, headers: message.headers, data: message.data };
 }
