@@ -64,6 +64,12 @@ export type ErrorCode =
    */
   | 'UNAVAILABLE'
   /**
+   * The servers behind a networked log (JetStream) refused this client: no credentials where they require some,
+   * wrong ones, or a TLS certificate that one side does not trust. Retrying cannot help; the message never holds
+   * the secret.
+   */
+  | 'UNAUTHORIZED'
+  /**
    * A message in a JetStream stream was not written by Sluice (a subject outside the log's, or no Sluice headers):
    * `offset` says where. It is neither skipped nor decoded: streams end with this error, `get` rejects.
    */

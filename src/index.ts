@@ -28,7 +28,13 @@ export {
   type OffsetDurability,
   type OffsetWidth,
 } from './log/flume-offset/flume-offset-log.js';
-export { JetStreamLog, type JetStreamLogInfo, type JetStreamLogOptions } from './log/jetstream/jetstream-log.js';
+export {
+  JetStreamLog,
+  type JetStreamCredentials,
+  type JetStreamLogInfo,
+  type JetStreamLogOptions,
+  type JetStreamTls,
+} from './log/jetstream/jetstream-log.js';
 export * as limits from './limits.js';
 export { Sluice, type SluiceOptions, type SluiceEvents } from './db/sluice.js';
 export type { View, ViewContext, ReadOptions } from './views/view.js';

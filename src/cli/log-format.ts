@@ -9,12 +9,14 @@ import type { Log } from '../log/log.js';
 import type { LogStat } from '../ops/stat.js';
 import type { CommandLine, FlagSpec } from './args.js';
 import type { OptionHelp } from './command.js';
+import { hasNatsAccessFlags, natsAccessFlags, natsAccessHelp, natsAccessOf, type NatsAccess } from './nats-access.js';
 
 /** The flags that name a log on NATS JetStream in place of a directory. */
-export const natsFlags: FlagSpec = { nats: { type: 'string' }, stream: { type: 'string' } };
+export const natsFlags: FlagSpec = { nats: { type: 'string' }, stream: { type: 'string' }, ...natsAccessFlags };
 
 export const natsHelp: readonly OptionHelp[] = [
   ['--nats <urls> --stream <name>', 'in place of <dir>: the log in a JetStream stream on these NATS servers'],
+  ...natsAccessHelp,
 ];
 
 /** The keys of an encrypted native log come from a file, never from the command line (where `ps` shows them). */
@@ -64,7 +66,7 @@ export const logFormatHelp: readonly OptionHelp[] = [
 ];
 
 /** Where a log on NATS is, from `--nats` and `--stream`; `undefined` when the command names a directory. */
-export interface NatsLocation {
+export interface NatsLocation extends NatsAccess {
   readonly servers: string;
   readonly stream: string;
 }
@@ -75,12 +77,13 @@ export function natsLocationOf(line: CommandLine, path: string): NatsLocation | 
   const stream = line.string('stream');
   if (servers === undefined) {
     if (stream !== undefined) throw line.usageError('--stream goes with --nats');
+    if (hasNatsAccessFlags(line)) throw line.usageError('credentials and TLS flags go with --nats');
     return undefined;
   }
   if (stream === undefined) throw line.usageError('--nats needs --stream <name>');
   if (path !== '') throw line.usageError('give <dir> or --nats, not both');
   if (line.string('format') !== undefined) throw line.usageError('--format names a file format, not a NATS stream');
-  return { servers, stream };
+  return { servers, stream, ...natsAccessOf(line) };
 }
 
 /** A flumelog-offset file's format as `FlumeOffsetLog.open` takes it, or `undefined` for a native log. */

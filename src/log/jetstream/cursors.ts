@@ -2,6 +2,7 @@ import type { JsMsg } from '@nats-io/jetstream';
 import type { RecordCursor } from '../abstract-log.js';
 import type { LogRecord } from '../log.js';
 import type { ScanRange } from '../range.js';
+import { BatchAssembler } from './batch.js';
 import { sequenceOf } from './message.js';
 import type { OrderedReader } from './ordered-reader.js';
 
@@ -11,7 +12,7 @@ export interface CursorHost<T> {
   readonly since: number;
   /** Asks the server for the stream's last sequence, so `since` takes in other writers' records. */
   refresh(): Promise<void>;
-  /** A consumer delivered the stored message at `sequence`: `since` may move up to it. */
+  /** A consumer delivered the stored message at `sequence`, a record by the batch rule: `since` may move up to it. */
   observed(sequence: number): void;
   reader(startSequence: number): OrderedReader;
   /** The record in `message`, or `FOREIGN_MESSAGE` / `DECODE_FAILED`. */
@@ -21,15 +22,21 @@ export interface CursorHost<T> {
 /**
  * Reads forwards through one ordered consumer opened at the range's start, and yields what `since` covers: a
  * message the consumer delivers beyond it (a record of this log's own append that has not resolved yet) waits
- * until `since` moves. A range `[low, high)` of offsets is the sequences `low + 1 … high`.
+ * until `since` moves. A range `[low, high)` of offsets is the sequences `low + 1 … high`. The messages of a
+ * batch are held until its last one arrives (`BatchAssembler`), even past the range's end; those of a batch that
+ * can never complete are dropped.
  */
 export class ForwardCursor<T> implements RecordCursor<T> {
   readonly #host: CursorHost<T>;
   /** The last sequence in the range. */
   readonly #last: number;
+  /** The sequence after the last message taken from the consumer. */
   #next: number;
   #reader: OrderedReader | undefined;
-  #held: JsMsg | undefined;
+  readonly #batches = new BatchAssembler<JsMsg>();
+  /** Records released by the batch rule and not yet yielded (beyond `since`, or beyond `max`), from `#readyHead`. */
+  #ready: JsMsg[] = [];
+  #readyHead = 0;
   done = false;
 
   constructor(host: CursorHost<T>, range: ScanRange) {
@@ -40,46 +47,60 @@ export class ForwardCursor<T> implements RecordCursor<T> {
 
   async next(max: number): Promise<LogRecord<T>[]> {
     const host = this.#host;
-    if (this.done || this.#finishedAt(this.#next)) return [];
-    if (this.#next > sequenceOf(host.since)) await host.refresh();
+    if (this.done) return [];
+    const nothingReady = this.#readyHead === this.#ready.length;
+    if (nothingReady && !this.#batches.holding && this.#next > this.#last) {
+      this.close();
+      return [];
+    }
+    if (nothingReady && this.#next > sequenceOf(host.since)) await host.refresh();
     const records: LogRecord<T>[] = [];
     while (records.length < max && !this.done) {
-      const known = this.#next <= sequenceOf(host.since);
-      // Wait for the server only for a record known to exist; otherwise take what already arrived.
-      if (this.#held === undefined && !(records.length === 0 && known) && (this.#reader?.buffered ?? 0) === 0) break;
-      const message = this.#held ?? (await (this.#reader ??= host.reader(this.#next)).next());
-      this.#held = undefined;
-      if (message === undefined) break;
-      if (message.seq < this.#next) continue;
-      if (this.#finishedAt(message.seq)) break;
-      host.observed(message.seq);
-      if (message.seq > sequenceOf(host.since)) {
-        this.#held = message;
+      const ready = this.#ready[this.#readyHead];
+      if (ready !== undefined) {
+        if (ready.seq > this.#last) {
+          this.close();
+          break;
+        }
+        if (ready.seq > sequenceOf(host.since)) break;
+        if (++this.#readyHead === this.#ready.length) {
+          this.#ready = [];
+          this.#readyHead = 0;
+        }
+        records.push(host.decode(ready));
+        continue;
+      }
+      if (!this.#batches.holding && this.#next > this.#last) {
+        this.close();
         break;
       }
+      const known = this.#next <= sequenceOf(host.since);
+      // Wait for the server only for a message known to exist; otherwise take what already arrived.
+      if (!(records.length === 0 && known) && (this.#reader?.buffered ?? 0) === 0) break;
+      const message = await (this.#reader ??= host.reader(this.#next)).next();
+      if (message === undefined) break;
+      if (message.seq < this.#next) continue;
       this.#next = message.seq + 1;
-      records.push(host.decode(message));
-      if (this.#finishedAt(this.#next)) break;
+      for (const record of this.#batches.push(message)) {
+        host.observed(record.seq);
+        this.#ready.push(record);
+      }
     }
     return records;
   }
 
-  #finishedAt(sequence: number): boolean {
-    if (sequence <= this.#last) return false;
-    this.close();
-    return true;
-  }
-
   close(): void {
     this.done = true;
-    this.#held = undefined;
+    this.#ready = [];
+    this.#readyHead = 0;
     this.#reader?.close();
   }
 }
 
 /**
  * Reads backwards in chunks of at most `max` records, each through a short-lived ordered consumer opened at the
- * chunk's first sequence; the log as it was at the first `next` (its `since` then) is what it reads.
+ * chunk's first sequence; the log as it was at the first `next` (its `since` then) is what it reads. A chunk reads
+ * on past its top while the batch rule holds messages (a batch that ends above it), up to that `since` at most.
  */
 export class ReverseCursor<T> implements RecordCursor<T> {
   readonly #host: CursorHost<T>;
@@ -87,6 +108,8 @@ export class ReverseCursor<T> implements RecordCursor<T> {
   readonly #floor: number;
   /** The highest sequence still to yield; `undefined` until the first `next`. */
   #top: number | undefined;
+  /** `since` (as a sequence) at the first `next`: every batch that has messages up to it ends by it. */
+  #end = 0;
   #reader: OrderedReader | undefined;
   done = false;
 
@@ -100,7 +123,8 @@ export class ReverseCursor<T> implements RecordCursor<T> {
     const host = this.#host;
     if (this.#top === undefined) {
       if (this.#range.high > sequenceOf(host.since)) await host.refresh();
-      this.#top = Math.min(this.#range.high, sequenceOf(host.since));
+      this.#end = sequenceOf(host.since);
+      this.#top = Math.min(this.#range.high, this.#end);
     }
     while (!this.done) {
       const top = this.#top;
@@ -111,7 +135,7 @@ export class ReverseCursor<T> implements RecordCursor<T> {
       const from = Math.max(this.#floor, top - max + 1);
       const records = await this.#chunk(from, top);
       this.#top = from - 1;
-      // A chunk can be empty where messages were deleted: go on to the next one rather than end early.
+      // A chunk can be empty where messages were deleted or batches dropped: go on rather than end early.
       if (records.length > 0) return records.reverse();
     }
     return [];
@@ -120,13 +144,16 @@ export class ReverseCursor<T> implements RecordCursor<T> {
   async #chunk(from: number, top: number): Promise<LogRecord<T>[]> {
     const reader = this.#host.reader(from);
     this.#reader = reader;
+    const batches = new BatchAssembler<JsMsg>();
     const records: LogRecord<T>[] = [];
     try {
       for (;;) {
         const message = await reader.next();
-        if (message === undefined || message.seq > top) break;
-        records.push(this.#host.decode(message));
-        if (message.seq === top) break;
+        if (message === undefined || message.seq > this.#end) break;
+        for (const record of batches.push(message)) {
+          if (record.seq <= top) records.push(this.#host.decode(record));
+        }
+        if (message.seq >= top && !batches.holding) break;
       }
     } finally {
       reader.close();

@@ -10,80 +10,54 @@ import {
   type JsMsg,
   type StreamInfo,
 } from '@nats-io/jetstream';
-import { connect, nanos, type NatsConnection } from '@nats-io/transport-node';
-import { codecs, type Codec, type JsonValue } from '../../codec/codec.js';
-import { SluiceError } from '../../errors.js';
+import { nanos, type NatsConnection } from '@nats-io/transport-node';
+import { codecs, type JsonValue } from '../../codec/codec.js';
+import { SluiceError, throwIfAborted } from '../../errors.js';
 import { AbstractLog, type EncodedEntry, type RecordCursor } from '../abstract-log.js';
 import type { LogRecord, LogSupports, SinceListener } from '../log.js';
 import type { ScanRange } from '../range.js';
+import {
+  BatchAssembler,
+  batchPartOf,
+  batchRecordsMax,
+  completesItself,
+  lastSequenceOf,
+  type BatchPart,
+} from './batch.js';
+import { connectTo } from './connection.js';
 import { ForwardCursor, ReverseCursor, type CursorHost } from './cursors.js';
 import {
   fieldsOf,
+  jsStored,
   messageOverheadBytes,
   msgIdHeader,
   offsetOf,
   sequenceOf,
+  storedOf,
   toMessage,
   type RecordMessage,
   type StoredMessage,
 } from './message.js';
 import { isStreamNotFound, readFailure, retrying } from './nats-errors.js';
 import { OrderedReader } from './ordered-reader.js';
+import {
+  checkOptions,
+  publishTimeoutMsDefault,
+  retryMsDefault,
+  type JetStreamLogInfo,
+  type JetStreamLogOptions,
+} from './options.js';
 import { StreamWriter } from './stream-writer.js';
 
-export interface JetStreamLogOptions<T> {
-  /** The stream (created when missing unless `create` is false). Letters, digits, `-` and `_`. */
-  readonly stream: string;
-  /**
-   * The NATS servers to connect to (`nats://host:port`, or `host:port`), as an array or comma separated. The log
-   * owns this connection and closes it. Give this or `connection`.
-   */
-  readonly servers?: string | readonly string[];
-  /** A connection to use instead (it stays open when the log closes). */
-  readonly connection?: NatsConnection;
-  /** The subject prefix of the log's messages: the stream captures `<subject>.>`. Default: the stream's name. */
-  readonly subject?: string;
-  readonly codec?: Codec<T>;
-  /** Create the stream when it does not exist. Default `true`; ignored when read-only. */
-  readonly create?: boolean;
-  /** The replicas of a stream this log creates: 1, or 3 on a cluster (an acknowledged append is then on two). */
-  readonly replicas?: number;
-  /** Never append: `append` fails with `READ_ONLY`. Any number of such logs may follow a writer. */
-  readonly readonly?: boolean;
-  /** How long one publish waits for its acknowledgement before it is retried. Default 5000. */
-  readonly publishTimeoutMs?: number;
-  /**
-   * How long appends keep being retried while the stream cannot store (an election, a lost quorum, unreachable
-   * servers) before they fail with `UNAVAILABLE`. Default 60000; at most half the stream's duplicate window.
-   */
-  readonly retryMs?: number;
-  readonly now?: () => number;
-}
-
-/** The state of a JetStream log's stream, as `JetStreamLog.info` reads it. */
-export interface JetStreamLogInfo {
-  readonly stream: string;
-  readonly records: number;
-  /** What the stream's messages take on each server, headers and subjects included. */
-  readonly bytes: number;
-  /** `-1` when the stream holds no record. */
-  readonly firstOffset: number;
-  readonly lastOffset: number;
-  readonly replicas: number;
-  /** The server that leads the stream, on a cluster. */
-  readonly leader: string | undefined;
-}
+export type { JetStreamLogInfo, JetStreamLogOptions } from './options.js';
+export type { JetStreamCredentials, JetStreamTls } from './connection.js';
 
 const supports: LogSupports = { keys: true, times: true, persistent: true, readonly: true };
 
-const publishTimeoutMsDefault = 5000;
-const retryMsDefault = 60_000;
 /** The duplicate window of streams this log creates: retries within it are dropped by the server. */
 const duplicateWindowMs = 120_000;
 /** The pause before following starts again after the servers stayed away for longer than `retryMs`. */
 const followRestartMs = 1000;
-const streamNamePattern = /^[A-Za-z0-9_-]{1,255}$/;
-const subjectPattern = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
 
 /**
  * A log kept in a NATS JetStream stream, on one server or replicated on a cluster, so that several processes and
@@ -107,18 +81,22 @@ const subjectPattern = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
  * flush them to disk on their own schedule (NATS 2.9 has no client fsync), so `sync()` waits for the pending
  * appends and resolves to `since`; it adds no promise beyond the acknowledgement.
  *
- * **Batches** are published as one message per record. NATS 2.9 has no atomic multi-message publish: if the
- * process dies in the middle of a batch, its first records stay in the stream. This is the one promise of `Log`
- * this log does not keep.
+ * **Batches** are atomic: a batch of several records is one message per record (NATS 2.9 has no atomic
+ * multi-message publish), each marked with its place in the batch (`batch.ts`), and no reader (`get`, streams,
+ * live streams, `since`, `info`) shows any of them before the last one is stored. A batch whose writer died
+ * half-way is skipped by every reader, for ever (`get` of one of its offsets fails with `NOT_A_RECORD`), so
+ * offsets are dense but an offset up to `since` may hold no record.
  *
  * **Limits**: a value (with its headers) must fit in one message: the server's `max_payload` (1 MiB by default)
- * less `messageOverheadBytes`; a larger one is a `RangeError`. Messages must not be deleted from the stream
+ * less `messageOverheadBytes`; a larger one is a `RangeError`, and so is a batch of more than `batchRecordsMax`
+ * records. Messages must not be deleted from the stream
  * behind the log's back.
  *
  * **Errors**: `UNAVAILABLE` (servers unreachable, JetStream off, no quorum for longer than `retryMs`),
- * `LOG_NOT_FOUND` (no such stream and `create: false` or read-only), `NOT_A_LOG` (the stream does not capture
- * `<subject>.>`, or its last message is not a Sluice record), `FOREIGN_MESSAGE` (reading a message that is not a
- * Sluice record), `RECORD_DELETED`.
+ * `UNAUTHORIZED` (the servers refused the credentials, or TLS found no trusted certificate), `LOG_NOT_FOUND` (no
+ * such stream and `create: false` or read-only), `NOT_A_LOG` (the stream does not capture `<subject>.>`, or its
+ * last message is not a Sluice record), `FOREIGN_MESSAGE` (reading a message that is not a Sluice record),
+ * `NOT_A_RECORD` (`get` of a message of an abandoned batch), `RECORD_DELETED`.
  */
 export class JetStreamLog<T = JsonValue> extends AbstractLog<T> {
   readonly supports = supports;
@@ -166,7 +144,11 @@ export class JetStreamLog<T = JsonValue> extends AbstractLog<T> {
     const owns = options.connection === undefined;
     let connection = options.connection;
     try {
-      connection ??= await connectTo(options.servers as string | readonly string[]);
+      connection ??= await connectTo({
+        servers: options.servers as string | readonly string[],
+        credentials: options.credentials,
+        tls: options.tls,
+      });
       const current = connection;
       // Checking that JetStream answers is a request an election in progress can time out: repeat it.
       const jsm = await retrying(options.retryMs ?? retryMsDefault, () => jetstreamManager(current)).catch(
@@ -194,6 +176,7 @@ export class JetStreamLog<T = JsonValue> extends AbstractLog<T> {
     }
     const last = info.state.last_seq;
     let msgId: string | undefined;
+    let since = last;
     if (last > 0) {
       const message = await retrying(
         this.#retryMs,
@@ -211,6 +194,7 @@ export class JetStreamLog<T = JsonValue> extends AbstractLog<T> {
           });
         }
         msgId = message.header.get(msgIdHeader) || undefined;
+        since = await this.#lastRecordSequence(last, info.state.first_seq - 1, batchPartOf(message.header));
       }
     }
     const maxPayload = this.#connection.info?.max_payload ?? 1024 * 1024;
@@ -232,7 +216,30 @@ export class JetStreamLog<T = JsonValue> extends AbstractLog<T> {
         { sequence: last, msgId },
       );
     }
-    this._opened(offsetOf(last));
+    this._opened(offsetOf(since));
+  }
+
+  /**
+   * The sequence of the last record at or below `sequence` (whose message's batch part is `part`, when known):
+   * `sequence` itself unless it holds a message of a batch that is not complete (pending or abandoned: either way
+   * not a record yet), and then the last record before that batch. `floor` when there is none above it.
+   */
+  async #lastRecordSequence(sequence: number, floor: number, part?: BatchPart | null): Promise<number> {
+    let known = part;
+    while (sequence > floor) {
+      if (known === undefined) {
+        const message = await this.#message(sequence);
+        if (message === null) {
+          sequence--;
+          continue;
+        }
+        known = batchPartOf(message.header);
+      }
+      if (completesItself(known)) return sequence;
+      sequence -= (known as BatchPart).index + 1;
+      known = undefined;
+    }
+    return floor;
   }
 
   async #streamInfo(options: JetStreamLogOptions<T>): Promise<StreamInfo> {
@@ -270,6 +277,9 @@ export class JetStreamLog<T = JsonValue> extends AbstractLog<T> {
     if (this.#writer === undefined) {
       return Promise.reject(new SluiceError('READ_ONLY', `the log on stream ${this.streamName} was opened read-only`));
     }
+    if (entries.length > batchRecordsMax) {
+      throw new RangeError(`a batch holds at most ${batchRecordsMax} records, got ${entries.length}`);
+    }
     const messages = new Array<RecordMessage>(entries.length);
     for (let i = 0; i < entries.length; i++) {
       const message = toMessage(this.subject, entries[i] as EncodedEntry);
@@ -297,7 +307,23 @@ export class JetStreamLog<T = JsonValue> extends AbstractLog<T> {
       }
       throw new SluiceError('RECORD_DELETED', `the record at offset ${offset} was deleted`, { offset });
     }
-    return this.#decode(storedOf(message));
+    const record = this.#decode(storedOf(message));
+    const part = batchPartOf(message.header);
+    if (!completesItself(part) && !(await this.#completes(part as BatchPart, message.seq))) {
+      throw new SluiceError(
+        'NOT_A_RECORD',
+        `offset ${offset} holds a message of a batch that was never completed (its writer stopped half-way): not a record`,
+        { offset },
+      );
+    }
+    return record;
+  }
+
+  /** True when the batch of `part`, a message stored at `sequence`, has its last message stored. */
+  async #completes(part: BatchPart, sequence: number): Promise<boolean> {
+    const message = await this.#message(lastSequenceOf(part, sequence));
+    const last = message === null ? undefined : batchPartOf(message.header);
+    return last?.id === part.id && last.count === part.count && last.index === part.count - 1;
   }
 
   /** The message at `sequence`, read from the stream's leader (so this log's own appends are always there). */
@@ -355,11 +381,17 @@ export class JetStreamLog<T = JsonValue> extends AbstractLog<T> {
     return this.status === 'closing' || this.status === 'closed' ? this._closedError() : readFailure(what, error);
   }
 
-  /** Learns the stream's last sequence from the server. */
+  /** Learns the stream's last record from the server. */
   async #refresh(): Promise<void> {
     if (this.status !== 'open') return;
     const info = await this.#info(`reading the state of stream ${this.streamName}`);
-    this.#observed(info.state.last_seq);
+    const known = sequenceOf(this.since);
+    // This log's own unresolved appends are not visible yet: look below them (no request per batch in flight).
+    const unresolved = this.#writer?.unresolvedSequence;
+    const top = unresolved === undefined ? info.state.last_seq : Math.min(info.state.last_seq, unresolved - 1);
+    if (top <= known) return;
+    const floor = Math.max(known, info.state.first_seq - 1);
+    this.#observed(await this.#lastRecordSequence(top, floor));
   }
 
   /** The message at `sequence` is stored: `since` follows, but never past this log's own unresolved appends. */
@@ -384,10 +416,13 @@ export class JetStreamLog<T = JsonValue> extends AbstractLog<T> {
     if (this.#follower !== undefined || this.status !== 'open') return;
     const follower = this.#reader(sequenceOf(this.since) + 1, true);
     this.#follower = follower;
+    const batches = new BatchAssembler<JsMsg>();
     void (async () => {
       try {
         for (let message = await follower.next(); message !== undefined; message = await follower.next()) {
-          this.#observed(message.seq);
+          const records = batches.push(message);
+          const last = records[records.length - 1];
+          if (last !== undefined) this.#observed(last.seq);
         }
       } catch {
         // The servers stayed away for longer than retryMs. Reads past `since` and stream ends still ask the
@@ -402,17 +437,47 @@ export class JetStreamLog<T = JsonValue> extends AbstractLog<T> {
     })();
   }
 
-  /** What the server says of the stream now: its records, bytes, first and last offset, replicas and leader. */
-  async info(): Promise<JetStreamLogInfo> {
+  /**
+   * What the server says of the stream now: its records, messages, bytes, first and last offset, replicas and
+   * leader. Counting records reads every message's headers (the messages of unfinished batches are not records),
+   * so it takes as long as a scan of the stream without its payloads. Fails with `ABORTED` through `signal`.
+   */
+  async info(options: { readonly signal?: AbortSignal } = {}): Promise<JetStreamLogInfo> {
+    if (typeof options !== 'object' || options === null) throw new TypeError('info options must be an object');
+    const signal = options.signal;
+    throwIfAborted(signal, 'info');
     if (this.status !== 'open') throw this._closedError();
+    await this.#refresh();
     const info = await this.#info(`reading the state of stream ${this.streamName}`);
     const { state, config, cluster } = info;
+    const last = sequenceOf(this.since);
+    let records = 0;
+    let first = 0;
+    if (state.messages > 0 && last >= state.first_seq) {
+      const reader = this.#reader(state.first_seq, true);
+      const batches = new BatchAssembler<JsMsg>();
+      try {
+        for (let message = await reader.next(); message !== undefined; message = await reader.next()) {
+          if (records % 4096 === 0) throwIfAborted(signal, 'info');
+          for (const record of batches.push(message)) {
+            if (record.seq > last) break;
+            if (first === 0) first = record.seq;
+            records++;
+          }
+          if (message.seq >= last) break;
+        }
+      } finally {
+        reader.close();
+      }
+      if (this.status !== 'open') throw this._closedError();
+    }
     return {
       stream: this.streamName,
-      records: state.messages,
+      records,
+      messages: state.messages,
       bytes: state.bytes,
-      firstOffset: state.messages === 0 ? -1 : offsetOf(state.first_seq),
-      lastOffset: offsetOf(state.last_seq),
+      firstOffset: records === 0 ? -1 : offsetOf(first),
+      lastOffset: records === 0 ? -1 : offsetOf(last),
       replicas: config.num_replicas,
       leader: cluster?.leader,
     };
@@ -431,72 +496,6 @@ export class JetStreamLog<T = JsonValue> extends AbstractLog<T> {
       this.#follower = undefined;
       for (const reader of [...this.#readers]) reader.close();
       if (this.#ownsConnection) await this.#connection.close().catch(() => undefined);
-    }
-  }
-}
-
-async function connectTo(servers: string | readonly string[]): Promise<NatsConnection> {
-  const list = typeof servers === 'string' ? servers.split(',').map((server) => server.trim()) : [...servers];
-  try {
-    return await connect({
-      servers: list,
-      name: 'sluice',
-      // Building an async stack trace for every request halves publish throughput.
-      noAsyncTraces: true,
-      // A log outlives elections and restarts: keep reconnecting; the writer decides when to give up.
-      maxReconnectAttempts: -1,
-      reconnectTimeWait: 250,
-    });
-  } catch (error) {
-    const why = (error as Error).message;
-    throw new SluiceError('UNAVAILABLE', `cannot connect to the NATS servers ${list.join(', ')}: ${why}`, {
-      cause: error,
-    });
-  }
-}
-
-interface ServerMessage {
-  readonly seq: number;
-  readonly subject: string;
-  readonly header: StoredMessage['headers'];
-  readonly data: Uint8Array;
-}
-
-function storedOf(message: ServerMessage): StoredMessage {
-  return { seq: message.seq, subject: message.subject, headers: message.header, data: message.data };
-}
-
-function jsStored(message: JsMsg): StoredMessage {
-  return { seq: message.seq, subject: message.subject, headers: message.headers, data: message.data };
-}
-
-function checkOptions(options: unknown): void {
-  if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
-  const { stream, servers, connection, subject, replicas, publishTimeoutMs, retryMs } =
-    options as JetStreamLogOptions<unknown>;
-  if (typeof stream !== 'string' || !streamNamePattern.test(stream)) {
-    throw new TypeError('stream must be a stream name: letters, digits, - and _');
-  }
-  if ((servers === undefined) === (connection === undefined)) throw new TypeError('give servers or connection');
-  if (servers !== undefined) {
-    const list = typeof servers === 'string' ? servers.split(',') : servers;
-    const bad = (server: unknown): boolean => typeof server !== 'string' || server.trim() === '';
-    if (!Array.isArray(list) || list.length === 0 || list.some(bad)) {
-      throw new TypeError('servers must be a non-empty string or array of server URLs');
-    }
-  }
-  if (subject !== undefined && (typeof subject !== 'string' || !subjectPattern.test(subject))) {
-    throw new TypeError('subject must be dot-separated tokens of letters, digits, - and _');
-  }
-  if (replicas !== undefined && (!Number.isSafeInteger(replicas) || replicas < 1 || replicas > 5)) {
-    throw new RangeError(`replicas must be an integer from 1 to 5, got ${String(replicas)}`);
-  }
-  for (const [name, value] of [
-    ['publishTimeoutMs', publishTimeoutMs],
-    ['retryMs', retryMs],
-  ] as const) {
-    if (value !== undefined && (!Number.isSafeInteger(value) || value <= 0)) {
-      throw new RangeError(`${name} must be a positive integer, got ${String(value)}`);
     }
   }
 }

@@ -1,7 +1,9 @@
 import { createHash } from 'node:crypto';
+import type { JsMsg } from '@nats-io/jetstream';
 import { headers as createHeaders, type MsgHdrs } from '@nats-io/transport-node';
 import { SluiceError } from '../../errors.js';
 import type { EncodedEntry } from '../abstract-log.js';
+import { batchHeader, batchPartOf } from './batch.js';
 
 /**
  * How one record is one JetStream message. Offsets are dense: the record in stream sequence `s` (sequences
@@ -17,6 +19,8 @@ import type { EncodedEntry } from '../abstract-log.js';
  * |                        | a message as written by Sluice                                                   |
  * | header `Sluice-Key`    | base64url of the key, only with a `~` token (the whole key does not fit a subject)|
  * | header `Nats-Msg-Id`   | `<writer id>.<sequence>`: the server drops a retried copy (see `StreamWriter`)    |
+ * | header `Sluice-Batch`  | only in the messages of a batch of several records: `<index>/<count>/<batch id>`  |
+ * |                        | (`batch.ts`: such a message is a record once its batch's last message is stored) |
  * | payload                | the bytes the codec encoded (a string as UTF-8)                                  |
  *
  * The key in the subject lets the server answer "the last record of this key" (`last_by_subj`) and filter by
@@ -71,11 +75,15 @@ export function toMessage(subject: string, entry: EncodedEntry): RecordMessage {
   return { subject: `${subject}.${token}`, payload, time: String(entry.time), key: long };
 }
 
-/** The headers of one attempt to publish `message` (the client adds the message id and expectations to them). */
-export function headersOf(message: RecordMessage): MsgHdrs {
+/**
+ * The headers of one attempt to publish `message`, with its `Sluice-Batch` value when it is part of a batch (the
+ * client adds the message id and expectations to them).
+ */
+export function headersOf(message: RecordMessage, batch: string | undefined): MsgHdrs {
   const headers = createHeaders();
   headers.set(timeHeader, message.time);
   if (message.key !== undefined) headers.set(keyHeader, message.key);
+  if (batch !== undefined) headers.set(batchHeader, batch);
   return headers;
 }
 
@@ -111,6 +119,7 @@ export function fieldsOf(subject: string, message: StoredMessage): RecordFields 
   if (!/^\d{1,16}$/.test(timeText) || !Number.isSafeInteger(Number(timeText))) {
     throw foreign(`it has no valid ${timeHeader} header`);
   }
+  if (batchPartOf(message.headers) === null) throw foreign(`its ${batchHeader} header is not a batch part`);
   let key: Uint8Array | undefined;
   if (token === noKeyToken) {
     key = undefined;
@@ -128,4 +137,22 @@ export function fieldsOf(subject: string, message: StoredMessage): RecordFields 
     key = new Uint8Array(bytes);
   }
   return { key, time: Number(timeText) };
+}
+
+/** A message as a direct or leader get hands it out. */
+export interface ServerMessage {
+  readonly seq: number;
+  readonly subject: string;
+  readonly header: StoredMessage['headers'];
+  readonly data: Uint8Array;
+}
+
+/** A get's message as a `StoredMessage`. */
+export function storedOf(message: ServerMessage): StoredMessage {
+  return { seq: message.seq, subject: message.subject, headers: message.header, data: message.data };
+}
+
+/** A consumer's message as a `StoredMessage`. */
+export function jsStored(message: JsMsg): StoredMessage {
+  return { seq: message.seq, subject: message.subject, headers: message.headers, data: message.data };
 }

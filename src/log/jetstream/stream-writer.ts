@@ -1,5 +1,6 @@
 import type { JetStreamClient, JetStreamManager, PubAck } from '@nats-io/jetstream';
 import { SluiceError } from '../../errors.js';
+import { batchHeaderValue } from './batch.js';
 import { headersOf, msgIdHeader, offsetOf, type RecordMessage } from './message.js';
 import { describe, publishOutcomeOf, readFailure, wrongLastMsgIdCode, type PublishOutcome } from './nats-errors.js';
 
@@ -30,6 +31,7 @@ export interface StreamTail {
 
 interface PendingBatch {
   readonly outgoing: Outgoing[];
+  /** How many of its records are acknowledged. */
   acked: number;
   readonly resolve: (offsets: number[]) => void;
   readonly reject: (error: Error) => void;
@@ -38,8 +40,12 @@ interface PendingBatch {
 interface Outgoing {
   readonly message: RecordMessage;
   readonly batch: PendingBatch;
+  /** Its place in its batch. */
+  readonly index: number;
   sequence: number;
   msgId: string;
+  /** Its `Sluice-Batch` header, in a batch of several records (set with the batch's sequences). */
+  batchHeader: string | undefined;
   /** The id the stream's last message must have for this one to be stored; `undefined`: check the sequence only. */
   previous: string | undefined;
   acked: boolean;
@@ -60,13 +66,18 @@ interface Outgoing {
  * message id. So a record can only be stored right after its predecessor, and a retry of a record that was
  * stored after all is dropped by the server as a duplicate and acknowledged with its sequence.
  *
+ * A batch of several records is atomic for readers (`batch.ts`): its messages carry `Sluice-Batch` headers and
+ * are stored at consecutive sequences, and a batch resolves only once all of them are acknowledged.
+ *
  * When a publish fails the writer stops sending, waits for every publish in flight to settle, looks at the
  * first record not acknowledged, and sends everything from there again in order:
  * - its attempt timed out or found no server: it is sent again as it was;
  * - its expectation was refused: the writer reads the stream at the record's sequence. Our record there → it
  *   was stored. Another writer's record there → a conflict: none of ours from there on can ever be stored (each
- *   expects its predecessor), so they are renumbered after the stream's new last message and sent again; a
- *   second writer thus interleaves safely, each writer's records keeping their order. Nothing there and the
+ *   expects its predecessor), so they are renumbered after the stream's new last message and sent again, from
+ *   the first record of their batch (the batch's records already stored are followed by another writer's, so
+ *   no reader will ever show them: the whole batch is stored again, under a new batch id); a second writer thus
+ *   interleaves safely, each writer's records keeping their order. Nothing there and the
  *   stream forgot its last message id (a restarted server does) while our predecessor is in place → sent again
  *   expecting the sequence only.
  * Failures that go on longer than `retryMs` fail every pending append with `UNAVAILABLE`, and the writer stays
@@ -76,7 +87,7 @@ interface Outgoing {
 export class StreamWriter {
   readonly #host: WriterHost;
   readonly #queue: Outgoing[] = [];
-  /** `#queue[#head]` is the first record not yet acknowledged and drained. */
+  /** `#queue[#head]` is the first record of the first batch not yet resolved. */
   #head = 0;
   /** The next record to send. */
   #send = 0;
@@ -101,7 +112,7 @@ export class StreamWriter {
     return this.#failure;
   }
 
-  /** The sequence of the first record appended but not yet acknowledged, or `undefined`. */
+  /** The sequence of the first record of the first batch appended but not yet resolved, or `undefined`. */
   get unresolvedSequence(): number | undefined {
     return this.#queue[this.#head]?.sequence;
   }
@@ -111,14 +122,16 @@ export class StreamWriter {
     if (this.#failure !== undefined) return Promise.reject(this.#failure);
     return new Promise<number[]>((resolve, reject) => {
       const batch: PendingBatch = { outgoing: [], acked: 0, resolve, reject };
-      for (const message of messages) {
+      for (const [index, message] of messages.entries()) {
         const sequence = ++this.#lastSequence;
         const msgId = `${this.#host.writerId}.${sequence}`;
         const outgoing: Outgoing = {
           message,
           batch,
+          index,
           sequence,
           msgId,
+          batchHeader: undefined,
           previous: this.#lastMsgId,
           acked: false,
           inFlight: false,
@@ -130,6 +143,7 @@ export class StreamWriter {
         batch.outgoing.push(outgoing);
         this.#queue.push(outgoing);
       }
+      labelBatch(batch);
       this.#pump();
     });
   }
@@ -156,7 +170,7 @@ export class StreamWriter {
       .publish(outgoing.message.subject, outgoing.message.payload, {
         msgID: outgoing.msgId,
         expect: outgoing.previous === undefined ? { lastSequence } : { lastSequence, lastMsgID: outgoing.previous },
-        headers: headersOf(outgoing.message),
+        headers: headersOf(outgoing.message, outgoing.batchHeader),
         timeout: this.#host.publishTimeoutMs,
       })
       .then(
@@ -169,6 +183,8 @@ export class StreamWriter {
     outgoing.inFlight = false;
     this.#inFlight--;
     if (ack.seq === outgoing.sequence) {
+      // A record resent after a lost acknowledgement is acknowledged twice (the server drops the copy): count once.
+      if (!outgoing.acked) outgoing.batch.acked++;
       outgoing.acked = true;
       this.#failingSinceMs = undefined;
       this.#retryRound = 0;
@@ -201,13 +217,12 @@ export class StreamWriter {
 
   /** Resolves the batches whose records are all acknowledged, in order. */
   #drain(): void {
-    while (this.#head < this.#queue.length && (this.#queue[this.#head] as Outgoing).acked) {
-      const outgoing = this.#queue[this.#head++] as Outgoing;
-      const batch = outgoing.batch;
-      if (++batch.acked === batch.outgoing.length) {
-        this.#host.visible(offsetOf(outgoing.sequence));
-        batch.resolve(batch.outgoing.map((record) => offsetOf(record.sequence)));
-      }
+    while (this.#head < this.#queue.length) {
+      const batch = (this.#queue[this.#head] as Outgoing).batch;
+      if (batch.acked < batch.outgoing.length) break;
+      this.#head += batch.outgoing.length;
+      this.#host.visible(offsetOf((batch.outgoing[batch.outgoing.length - 1] as Outgoing).sequence));
+      batch.resolve(batch.outgoing.map((record) => offsetOf(record.sequence)));
     }
     if (this.#head > 4096 && this.#head * 2 > this.#queue.length) {
       this.#queue.splice(0, this.#head);
@@ -222,7 +237,7 @@ export class StreamWriter {
     try {
       for (;;) {
         this.#drain();
-        const first = this.#queue[this.#head];
+        const first = this.#firstUnacknowledged();
         if (first === undefined) break;
         if (first.outcome === 'failed') {
           this.#fail(
@@ -237,6 +252,7 @@ export class StreamWriter {
         const verdict = await this.#verify(first);
         if (verdict === 'stored') {
           first.acked = true;
+          first.batch.acked++;
           continue;
         }
         if (verdict === 'conflict') await this.#renumber();
@@ -269,9 +285,19 @@ export class StreamWriter {
       return;
     }
     if (this.#failure !== undefined) return;
-    this.#send = this.#head;
+    const first = this.#firstUnacknowledged();
+    this.#send = first === undefined ? this.#queue.length : this.#queue.indexOf(first, this.#head);
     this.#recovering = false;
     this.#pump();
+  }
+
+  /** The first record not acknowledged: in the first unresolved batch (whose first records may be). */
+  #firstUnacknowledged(): Outgoing | undefined {
+    for (let i = this.#head; i < this.#queue.length; i++) {
+      const outgoing = this.#queue[i] as Outgoing;
+      if (!outgoing.acked) return outgoing;
+    }
+    return undefined;
   }
 
   /** What the stream holds where `outgoing` should be, after the server refused its expectation. */
@@ -288,7 +314,11 @@ export class StreamWriter {
     return 'resend';
   }
 
-  /** Another writer took our sequences: every record not acknowledged moves after the stream's last message. */
+  /**
+   * Another writer took our sequences: every record of every unresolved batch (the first one's acknowledged
+   * records too: another writer's message now follows them, so they will never be records) moves after the
+   * stream's last message.
+   */
   async #renumber(): Promise<void> {
     const { jsm, stream, writerId } = this.#host;
     const info = await jsm.streams.info(stream).catch((error: unknown) => {
@@ -303,7 +333,10 @@ export class StreamWriter {
       outgoing.msgId = `${writerId}.${sequence}`;
       outgoing.previous = previous;
       outgoing.outcome = undefined;
+      outgoing.acked = false;
+      outgoing.batch.acked = 0;
       previous = outgoing.msgId;
+      if (outgoing.index === outgoing.batch.outgoing.length - 1) labelBatch(outgoing.batch);
     }
     this.#lastSequence = sequence;
     this.#lastMsgId = previous;
@@ -328,6 +361,14 @@ export class StreamWriter {
     this.#settled = [];
     for (const resolve of waiting) resolve();
   }
+}
+
+/** Gives the records of a batch of several their `Sluice-Batch` headers, from the sequences they now have. */
+function labelBatch(batch: PendingBatch): void {
+  const count = batch.outgoing.length;
+  if (count < 2) return;
+  const id = (batch.outgoing[0] as Outgoing).msgId;
+  for (const outgoing of batch.outgoing) outgoing.batchHeader = batchHeaderValue({ index: outgoing.index, count, id });
 }
 
 function pause(ms: number): Promise<void> {

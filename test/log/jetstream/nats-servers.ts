@@ -159,9 +159,10 @@ export class NatsServers {
 
   /**
    * Starts `count` servers (1, or 3 for a cluster) with JetStream, bound to 127.0.0.1 on free ports, in a
-   * fresh directory, and waits until each is healthy.
+   * fresh directory, and waits until each is healthy. `extraConfig` is added to every node's configuration
+   * (authorization, TLS).
    */
-  static async start(binary: string, count: 1 | 3): Promise<NatsServers> {
+  static async start(binary: string, count: 1 | 3, extraConfig = ''): Promise<NatsServers> {
     const root = mkdtempSync(join(tmpdir(), 'sluice-nats-'));
     const ports: Ports[] = [];
     for (let i = 0; i < count; i++) {
@@ -178,7 +179,8 @@ export class NatsServers {
         `server_name: ${name}\nlisten: "127.0.0.1:${port.client}"\nhttp: "127.0.0.1:${port.http}"\n` +
         `log_file: "${join(dir, 'server.log')}"\n` +
         `jetstream { store_dir: "${join(dir, 'store')}", max_memory_store: 64MB, max_file_store: 1GB }\n` +
-        cluster;
+        cluster +
+        extraConfig;
       return new NatsNode(binary, name, dir, port, config);
     });
     const servers = new NatsServers(root, nodes);
@@ -202,14 +204,18 @@ export class NatsServers {
 /**
  * Servers for one test file: started in `before`, stopped in `after` (which node:test runs also when a test
  * failed). `servers()` is for use inside tests; `skip` is set when nats-server is missing (outside CI).
+ * `extraConfig`, called in `before`, gives configuration to add to every node's.
  */
-export function natsFixture(count: 1 | 3): { readonly skip: string | undefined; servers(): NatsServers } {
+export function natsFixture(
+  count: 1 | 3,
+  extraConfig: () => string = () => '',
+): { readonly skip: string | undefined; servers(): NatsServers } {
   const found = findNatsServer();
   const skip = 'skip' in found ? found.skip : undefined;
   let servers: NatsServers | undefined;
   if ('path' in found) {
     before(async () => {
-      servers = await NatsServers.start(found.path, count);
+      servers = await NatsServers.start(found.path, count, extraConfig());
     });
     after(() => servers?.stop());
   }
