@@ -129,8 +129,12 @@ export class Sluice<T = JsonValue> extends EventEmitter<SluiceEvents> {
    * streams skip them) and tells every view: each view that has applied one of them gets it in its `delete`
    * (the index views drop its entries). The values are read before the log forgets them. Deleting a deleted
    * record does nothing. `TypeError` when the log cannot delete; the log's errors (`OFFSET_OUT_OF_RANGE`,
-   * `NOT_A_RECORD`) before anything changed. A crash between the log's deletion and a view's leaves that view
-   * with entries for deleted records: index reads skip them, and a rebuild drops them.
+   * `NOT_A_RECORD`) before anything changed. While the log deletes, a view that has not reached one of the records
+   * stops just before it (appends go on; reads for later offsets wait) until the deletion settles: a record the
+   * log deleted is never applied, one it failed to delete is applied as usual, so a failed delete (which may have
+   * deleted some of the records: the log is asked which) never costs a view a record. A crash between the log's
+   * deletion and a view's leaves that view with entries for deleted records: index reads skip them, and a
+   * rebuild drops them.
    */
   delete(offsets: number | readonly number[]): Promise<void> {
     this.#checkOpen();
@@ -149,16 +153,35 @@ export class Sluice<T = JsonValue> extends EventEmitter<SluiceEvents> {
         if (!isSluiceError(error, 'RECORD_DELETED')) throw error;
       }
     }
-    // Views learn first that these records are going, so none is fed one between the log's deletion and its own.
+    // Views learn first that these records are going, so none is fed one between the log's deletion and its own;
+    // each holds its feed at the first of them it has not reached until the deletion settles.
     const runners = [...this.#runners.values()];
-    const applied = await Promise.all(runners.map((runner) => runner.deleting(records)));
+    const announced = await Promise.allSettled(runners.map((runner) => runner.deleting(records)));
+    const settle = (gone: ReadonlySet<number>): Promise<void[]> =>
+      Promise.all(
+        runners.map((runner, i) => {
+          const outcome = announced[i];
+          return outcome?.status === 'fulfilled' ? runner.deleted(outcome.value, gone) : Promise.resolve();
+        }),
+      );
+    const refused = announced.find((outcome) => outcome.status === 'rejected');
+    if (refused !== undefined) {
+      await settle(new Set());
+      throw refused.reason;
+    }
     try {
       await log.delete?.(list);
     } catch (error) {
-      for (const runner of runners) runner.undelete(records);
+      // A failed delete may still have deleted some records (a rewrite that failed half-way): the log says which.
+      let gone = new Set<number>();
+      try {
+        gone = await deletedAmong(log, records);
+      } finally {
+        await settle(gone);
+      }
       throw error;
     }
-    await Promise.all(runners.map((runner, i) => runner.deleted(applied[i] ?? [])));
+    await settle(new Set(records.map((record) => record.offset)));
   }
 
   /**
@@ -244,4 +267,17 @@ export class Sluice<T = JsonValue> extends EventEmitter<SluiceEvents> {
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }
+}
+
+/** The offsets among `records` the log reads as deleted. */
+async function deletedAmong<T>(log: Log<T>, records: readonly LogRecord<T>[]): Promise<Set<number>> {
+  const gone = new Set<number>();
+  for (const { offset } of records) {
+    try {
+      await log.get(offset);
+    } catch (error) {
+      if (isSluiceError(error, 'RECORD_DELETED')) gone.add(offset);
+    }
+  }
+  return gone;
 }

@@ -16,6 +16,11 @@ export interface RunnerSource<T> {
   getRecord(offset: number): Promise<LogRecord<T>>;
 }
 
+/** A deletion announced to a runner (`deleting`), to settle with `deleted`: the records it holds back. */
+export interface PendingDeletion<T> {
+  readonly records: readonly LogRecord<T>[];
+}
+
 /** How far a view is (see `Progress`: `view` is the view's name). */
 export type ViewProgress = Progress;
 
@@ -61,8 +66,16 @@ export class ViewRunner<T> {
   readonly #batchRecords: number;
   /** Calls into the view (`apply`, `delete`) run one at a time: a deletion lands between batches. */
   #viewCalls: Promise<unknown> = Promise.resolve();
-  /** Deleted offsets past `since`: a batch read before the deletion must not apply them. */
+  /** Offsets the log has deleted past `since`: a batch read before the deletion must not apply them. */
   readonly #deleted = new Set<number>();
+  /**
+   * Offsets of deletions in flight (announced by `deleting`, not yet settled by `deleted`), with how many of them
+   * name each. The feed never applies one, nor moves `since` past one, until they settle: whether the record is
+   * to be applied is only known once the log has deleted it or failed to.
+   */
+  readonly #pending = new Map<number, number>();
+  /** Wakes a feed held at a pending offset (a deletion settled, the runner stopped or failed). */
+  readonly #holds = new Set<() => void>();
 
   constructor(name: string, view: View<T>, source: RunnerSource<T>, dir: string, events: RunnerEvents, fileMode = fileModeDefault) {
     this.name = name;
@@ -189,7 +202,7 @@ export class ViewRunner<T> {
         if (batch.length < this.#batchRecords) continue;
         if (!(await settle()) || signal.aborted) return false;
         await this.#checkpointIfDue();
-        applying = this.#apply(batch, target);
+        applying = this.#apply(batch, target, signal);
         batch = [];
         await nextTurn();
       }
@@ -203,8 +216,15 @@ export class ViewRunner<T> {
       // Never leave an apply running behind the runner's back (a rebuild or close waits for this method).
       if (applying !== undefined) await applying.catch(() => false);
     }
-    if (batch.length > 0 && !(await this.#apply(batch, target))) return false;
+    if (batch.length > 0 && !(await this.#apply(batch, target, signal))) return false;
     if (this.#since < target) {
+      // A deletion in flight between here and the target may yet fail, and then its records were skipped by a
+      // stream that must not count: wait for it to settle, then read that stretch again.
+      const pending = (): boolean => [...this.#pending.keys()].some((offset) => offset > this.#since && offset <= target);
+      if (pending()) {
+        while (pending() && !signal.aborted && this.#failure === undefined) await this.#held(signal);
+        return !signal.aborted && this.#failure === undefined;
+      }
       // The stream ended short of the target: the records in between were deleted, so there is nothing to
       // apply, but the view has seen the log up to there (else it would wait for them forever).
       for (const offset of this.#deleted) if (offset <= target) this.#deleted.delete(offset);
@@ -222,25 +242,66 @@ export class ViewRunner<T> {
     }
   }
 
-  async #apply(batch: LogRecord<T>[], target: number): Promise<boolean> {
-    const last = (batch[batch.length - 1] as LogRecord<T>).offset;
+  /**
+   * Applies one batch, less the records the log has deleted meanwhile; false when the view failed or the runner
+   * stopped before the whole batch was applied. At a record whose deletion is in flight it applies what comes
+   * before, then holds until the deletion settles: a record the log deleted is left out, one it failed to delete
+   * is applied (so a failed delete never costs a view a record, whatever the view does with it).
+   */
+  async #apply(batch: LogRecord<T>[], target: number, signal: AbortSignal): Promise<boolean> {
+    let applied = 0;
+    let complete = false;
     try {
       await this.#callView(async () => {
-        const kept = this.#deleted.size === 0 ? batch : batch.filter((record) => !this.#deleted.has(record.offset));
-        if (kept.length > 0) await this.view.apply(kept);
-        for (const offset of this.#deleted) if (offset <= last) this.#deleted.delete(offset);
-        // Within the call: a deletion queued behind this batch must see the since it brought.
-        this.#since = last;
+        let rest = batch;
+        while (rest.length > 0) {
+          if (signal.aborted || this.#failure !== undefined) return;
+          const cut = this.#pending.size === 0 ? -1 : rest.findIndex((record) => this.#pending.has(record.offset));
+          if (cut === 0) {
+            await this.#held(signal);
+            continue;
+          }
+          const part = cut < 0 ? rest : rest.slice(0, cut);
+          rest = cut < 0 ? [] : rest.slice(cut);
+          const last = (part[part.length - 1] as LogRecord<T>).offset;
+          const kept = this.#deleted.size === 0 ? part : part.filter((record) => !this.#deleted.has(record.offset));
+          if (kept.length > 0) await this.view.apply(kept);
+          for (const offset of this.#deleted) if (offset <= last) this.#deleted.delete(offset);
+          // Within the call: a deletion queued behind this batch must see the since it brought.
+          this.#since = last;
+          applied += part.length;
+          // Reads waiting for records before a held one need not wait for the deletion.
+          if (rest.length > 0) this.#waiters.release(last);
+        }
+        complete = true;
       });
     } catch (error) {
-      this.#fail(batch[0]?.offset ?? this.#since, error);
+      this.#fail(batch[applied]?.offset ?? this.#since, error);
       return false;
     }
-    this.#uncheckpointedRecords += batch.length;
+    this.#uncheckpointedRecords += applied;
     if (this.#since >= this.#source.since && this.#failure === undefined) this.#status = 'live';
     this.#waiters.release(this.#since);
-    this.#reportProgress(batch.length, target);
-    return true;
+    this.#reportProgress(applied, target);
+    return complete;
+  }
+
+  /** Resolves at the next change that may end a hold: a deletion settled, the runner stopped or failed. */
+  #held(signal: AbortSignal): Promise<void> {
+    if (signal.aborted || this.#failure !== undefined) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const wake = (): void => {
+        this.#holds.delete(wake);
+        signal.removeEventListener('abort', wake);
+        resolve();
+      };
+      this.#holds.add(wake);
+      signal.addEventListener('abort', wake, { once: true });
+    });
+  }
+
+  #wakeHolds(): void {
+    for (const wake of [...this.#holds]) wake();
   }
 
   #reportProgress(records: number, target: number): void {
@@ -277,6 +338,7 @@ export class ViewRunner<T> {
     this.#waiters.rejectAll(this.#failure);
     this.#stopped.abort(this.#failure);
     this.#wake?.();
+    this.#wakeHolds();
     this.#events.failed(this.name, offset, error);
   }
 
@@ -307,29 +369,39 @@ export class ViewRunner<T> {
   }
 
   /**
-   * Records are about to be deleted from the log: from now on the view is never fed them, and this resolves to
-   * those it has already applied (to hand to `deleted` once the log has deleted them). Decided between batches,
-   * so a record is either applied before or never.
+   * Records are about to be deleted from the log: until `deleted` settles the deletion, the view is fed none of
+   * them, nor anything after the first of them it has not reached yet. Decided between batches, so each record is
+   * either applied before or held. Resolves to the deletion's ticket for `deleted`.
    */
-  async deleting(records: readonly LogRecord<T>[]): Promise<LogRecord<T>[]> {
+  async deleting(records: readonly LogRecord<T>[]): Promise<PendingDeletion<T>> {
     await this.#opened.catch(() => undefined);
-    if (this.#status === 'closed' || this.#failure !== undefined) return [];
-    let applied: LogRecord<T>[] = [];
+    if (this.#status === 'closed' || this.#failure !== undefined) return { records: [] };
     await this.#callView(() => {
-      applied = records.filter((record) => record.offset <= this.#since);
-      for (const record of records) if (record.offset > this.#since) this.#deleted.add(record.offset);
+      for (const record of records) this.#pending.set(record.offset, (this.#pending.get(record.offset) ?? 0) + 1);
       return Promise.resolve();
     });
-    return applied;
+    return { records };
   }
 
-  /** The log refused the deletion announced by `deleting`: the records are fed again. */
-  undelete(records: readonly LogRecord<T>[]): void {
-    for (const record of records) this.#deleted.delete(record.offset);
-  }
-
-  /** The log deleted records the view had applied (from `deleting`): its `delete` gets them. */
-  async deleted(applied: readonly LogRecord<T>[]): Promise<void> {
+  /**
+   * Settles a deletion announced by `deleting`: `gone` are the offsets the log has deleted (all of them when it
+   * succeeded; after a failure, those it deleted anyway, or none). A gone record the view has applied goes to its
+   * `delete`; one it has not reached is never applied; any other is fed as if nothing happened.
+   */
+  async deleted(ticket: PendingDeletion<T>, gone: ReadonlySet<number>): Promise<void> {
+    const applied: LogRecord<T>[] = [];
+    // Synchronous, outside the queue of view calls: a feed held at one of these offsets waits inside that queue.
+    for (const record of ticket.records) {
+      const offset = record.offset;
+      const count = this.#pending.get(offset) ?? 0;
+      if (count <= 1) this.#pending.delete(offset);
+      else this.#pending.set(offset, count - 1);
+      if (!gone.has(offset)) continue;
+      // A pending record past `since` was never applied: no feed applies one, nor passes it.
+      if (offset <= this.#since) applied.push(record);
+      else this.#deleted.add(offset);
+    }
+    this.#wakeHolds();
     if (applied.length === 0 || this.view.delete === undefined) return;
     if (this.#status === 'closed' || this.#failure !== undefined) return;
     const remove = this.view.delete.bind(this.view);
@@ -356,7 +428,8 @@ export class ViewRunner<T> {
       this.#progress = undefined;
       this.#status = 'catching-up';
       if (this.#stopped.signal.aborted) this.#stopped = new AbortController();
-      await this.view.clear();
+      // In the queue of view calls: a deletion's `delete` decided before the reset lands before the clear.
+      await this.#callView(() => this.view.clear());
       this.#running = this.#run();
     });
   }

@@ -3,13 +3,16 @@
  * had applied; a record it had not reached yet never reaches it.
  */
 import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Sluice } from '../../src/db/sluice.js';
+import { isSluiceError } from '../../src/errors.js';
+import { FileLog } from '../../src/log/file/file-log.js';
 import type { LogRecord } from '../../src/log/log.js';
 import { MemoryLog } from '../../src/log/memory/memory-log.js';
 import { index } from '../../src/views/index-view.js';
-import { keyIndex } from '../../src/views/key-time-index.js';
+import { keyIndex, timeIndex } from '../../src/views/key-time-index.js';
 import { query } from '../../src/views/query/query-view.js';
 import { reduce } from '../../src/views/reduce.js';
 import type { View } from '../../src/views/view.js';
@@ -95,6 +98,144 @@ describe('Sluice.delete', () => {
     await db.ready('v');
     assert.deepEqual(seen, [1, 2, 3, 5, 6]);
     assert.deepEqual(deletedSeen, [2], 'only the record it had applied');
+  });
+
+  it('loses no record from any view when the log fails to delete while the views catch up', async () => {
+    const dir = directory();
+    const log = await FileLog.open<Post>(dir);
+    const total = 20_000;
+    const authors = ['ann', 'bob', 'cy', 'dee', 'eve', 'fay', 'gus'];
+    const offsets = await log.append(Array.from({ length: total }, (_, n) => ({ author: authors[n % 7] as string, n })));
+    // The deletes journal cannot be written (a directory stands in its place): every delete fails, none deletes.
+    mkdirSync(join(dir, 'DELETES'));
+    const seen: number[] = [];
+    const spy: View<Post> = {
+      version: 1,
+      batchRecords: 64,
+      open: () => Promise.resolve(-1),
+      apply(records) {
+        for (const record of records) seen.push(record.offset);
+      },
+      checkpoint: () => Promise.resolve(),
+      clear: () => Promise.resolve(),
+      close: () => Promise.resolve(),
+    };
+    const db = await Sluice.open<Post>(dir, {
+      log,
+      views: {
+        spy,
+        byN: index<Post>(1, (post) => post.n),
+        byAuthor: keyIndex<Post>(1, { keyOf: (post) => post.author }),
+        byTime: timeIndex<Post>(1),
+        posts: query<Post>(1, { indexes: [{ name: 'author', value: [['value', 'author']] }] }),
+        sum: reduce<Post, { count: number; sum: number }>(1, (state, post) => ({ count: state.count + 1, sum: state.sum + post.n }), {
+          initial: { count: 0, sum: 0 },
+        }),
+      },
+    });
+    try {
+      const views = db.views;
+      // Deletes all over the log, one after another while the views are still catching up: each fails.
+      let failures = 0;
+      for (let k = 0; k < 24; k++) {
+        const pick = offsets.filter((_, n) => n % 89 === k);
+        try {
+          await db.delete(pick);
+        } catch (error) {
+          assert.ok(isSluiceError(error, 'WRITE_FAILED'), String(error));
+          failures++;
+        }
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      assert.equal(failures, 24);
+      await db.ready();
+
+      // Recomputed from the log: every record is still there, so every view holds every one.
+      const records = await all(db.stream());
+      assert.equal(records.length, total);
+      const expected = records.map((record) => record.offset);
+      assert.deepEqual(seen, expected, 'the spy view was fed every record, once, in order');
+      const byN = views.byN as ReturnType<typeof index<Post>>;
+      assert.deepEqual(
+        (await all(byN.read())).map((entry) => entry.offset),
+        expected,
+      );
+      const byTime = views.byTime as ReturnType<typeof timeIndex<Post>>;
+      assert.deepEqual(
+        (await all(byTime.between(0, Number.MAX_SAFE_INTEGER))).map((entry) => entry.offset).sort((a, b) => a - b),
+        expected,
+      );
+      const byAuthor = views.byAuthor as ReturnType<typeof keyIndex<Post>>;
+      const posts = views.posts as ReturnType<typeof query<Post>>;
+      for (const author of authors) {
+        const mine = records.filter((record) => record.value.author === author).map((record) => record.offset);
+        assert.deepEqual(
+          (await all(byAuthor.records(author))).map((record) => record.offset),
+          mine,
+          `key index, ${author}`,
+        );
+        const found = await all(posts.read({ query: [{ $filter: { value: { author } } }] }));
+        assert.deepEqual(
+          found.map((record) => (record as LogRecord<Post>).offset).sort((a, b) => a - b),
+          mine,
+          `query view, ${author}`,
+        );
+      }
+      const sum = views.sum as ReturnType<typeof reduce<Post, { count: number; sum: number }>>;
+      assert.deepEqual(await sum.get(), { count: total, sum: records.reduce((acc, record) => acc + record.value.n, 0) });
+    } finally {
+      await db.close();
+    }
+  });
+
+  it('holds a view at a record whose deletion is in flight, then applies it if the log failed to delete it', async () => {
+    const seen: number[] = [];
+    const deletedSeen: number[] = [];
+    const view: View<number> = {
+      version: 1,
+      batchRecords: 2,
+      open: () => Promise.resolve(-1),
+      apply(records) {
+        for (const record of records) seen.push(record.value);
+      },
+      delete(records) {
+        for (const record of records) deletedSeen.push(record.value);
+      },
+      checkpoint: () => Promise.resolve(),
+      clear: () => Promise.resolve(),
+      close: () => Promise.resolve(),
+    };
+    const log = await MemoryLog.open<number>();
+    const realDelete = log.delete.bind(log);
+    // The log's delete waits for the test, then deletes `partly` (a rewrite that failed half-way) and fails.
+    let release: () => void = () => undefined;
+    let partly: number[] = [];
+    log.delete = async () => {
+      await new Promise<void>((resolve) => (release = resolve));
+      if (partly.length > 0) await realDelete(partly);
+      throw new Error('the disk is gone');
+    };
+    await using db = await Sluice.open<number>(directory(), { log, views: { v: view } });
+    const offsets = await db.append([1, 2, 3, 4, 5, 6]);
+    await db.ready('v');
+    // 2 was applied; 8 and 9 are not yet (the view catches up in a later turn): it is held before 8.
+    const more = await db.append([7, 8, 9, 10]);
+    const deleting = db.delete([offsets[1] as number, more[1] as number, more[2] as number]);
+    const settled = assert.rejects(deleting, /the disk is gone/);
+    for (let turn = 0; turn < 20; turn++) await new Promise((resolve) => setImmediate(resolve));
+    // Appends go on, and reads for records before the held one answer.
+    const last = await db.append(11);
+    await db.ready('v', { since: more[0] as number });
+    for (let turn = 0; turn < 20; turn++) await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(seen, [1, 2, 3, 4, 5, 6, 7], 'nothing past the held record before the deletion settles');
+    // The failed delete still deleted 2 and 9 (as a rewrite that failed half-way may).
+    partly = [offsets[1] as number, more[2] as number];
+    release();
+    await settled;
+    await db.ready('v', { since: last });
+    // 8 is still in the log: applied. 9 is gone: never applied. 2 was applied and is gone: the view's delete has it.
+    assert.deepEqual(seen, [1, 2, 3, 4, 5, 6, 7, 8, 10, 11]);
+    assert.deepEqual(deletedSeen, [2]);
   });
 
   it('refuses a log without deletes with a TypeError', async () => {
