@@ -6,6 +6,9 @@ import {
   chainAlgorithmKeyed,
   chainBytes,
   digestBytes,
+  flagChained,
+  flagEncrypted,
+  frameFlagsOf,
   headerBytes,
   offsetAt,
   positionOf,
@@ -34,8 +37,8 @@ export interface ChainVerification {
   readonly records: number;
   /**
    * The link the verification started from (F-78): the genesis link (64 zeros) when the log starts at offset 0;
-   * for a trimmed log the first remaining record's own link, which nothing left in the log can prove: compare it
-   * with a head published when the trimmed records were still there.
+   * for a trimmed log the first remaining record's own stored link, which nothing left in the log can prove (nor
+   * that record's content): it is never taken as a published head; every later link is recomputed from it.
    */
   readonly anchor: { readonly offset: number; readonly hash: string } | null;
   /** The link of the last record verified (the log's head when nothing is broken); `null` without records. */
@@ -52,7 +55,10 @@ export interface VerifyChainOptions {
   readonly signal?: AbortSignal;
   /** A head published earlier (64 hex digits): found as the link of some record, it pins every record up to it. */
   readonly head?: string;
-  /** The key of a keyed chain (F-72): without it such a chain cannot be verified (reported as broken at its start). */
+  /**
+   * The key of a keyed chain (F-72): without it such a chain cannot be verified (reported as broken at its start).
+   * Given, every segment must be keyed with it: a segment with an unkeyed chain is a broken link (a downgrade).
+   */
   readonly chainKey?: Uint8Array;
 }
 
@@ -130,6 +136,11 @@ async function verifySegment(dir: string, base: number, state: WalkState, option
     const algorithmId = security.chainAlgorithm;
     const keyed = algorithmId === chainAlgorithmKeyed;
     const key = options.chainKey;
+    if (key !== undefined && algorithmId !== 0 && !keyed) {
+      // Anybody can recompute an unkeyed chain: a keyed log rebuilt as one must not pass for verified.
+      state.broken = { file: path, position: 32, offset: base, message: 'a chain key was given, yet the segment\'s chain is not keyed (F-72)' };
+      return;
+    }
     if (keyed && (key === undefined || !keyCheckValue(key).equals(security.chainKeyCheck))) {
       const message = key === undefined ? 'the chain is keyed: verifying it takes its chain key' : "the chain key given is not the log's";
       state.broken = { file: path, position: 48, offset: base, message };
@@ -155,7 +166,7 @@ async function verifySegment(dir: string, base: number, state: WalkState, option
         state.stoppedBy = `${path}:${positionOf(base, offset)}: ${frame}`;
         return;
       }
-      verifyFrame(window.buffer, frame, state, { file: path, position: positionOf(base, offset), offset });
+      verifyFrame(window.buffer, frame, state, { file: path, position: positionOf(base, offset), offset }, frameFlagsOf(security));
       offset += frame.size;
     }
   } finally {
@@ -163,12 +174,16 @@ async function verifySegment(dir: string, base: number, state: WalkState, option
   }
 }
 
-/** F-77: the digest (of a record not deleted) and the link of one valid frame. */
+/**
+ * F-77: the digest (of a record not deleted) and the link of one valid frame; `securityFlags` are the frame flags
+ * its segment's header calls for (F-71).
+ */
 function verifyFrame(
   buffer: Buffer,
-  frame: { size: number; deleted: boolean; filler: boolean; chainStart: number; keyStart: number },
+  frame: { size: number; time: number; keyLength: number; deleted: boolean; filler: boolean; encrypted: boolean; chainStart: number },
   state: WalkState,
   where: { file: string; position: number; offset: number },
+  securityFlags: number,
 ): void {
   const hasher = state.hasher as ChainHasher;
   if (frame.chainStart < 0) {
@@ -176,8 +191,13 @@ function verifyFrame(
     return;
   }
   const start = frame.chainStart + chainBytes + 4 - frame.size;
-  if (frame.filler && coveredCount(buffer, start) > 0) {
-    verifyFiller(buffer, start, frame.size, state, where);
+  // F-76: a chained filler is exactly what compaction writes: deleted and filler, key length 0, time 0, a table.
+  if (frame.filler && frame.deleted && frame.keyLength === 0 && frame.time === 0 && coveredCount(buffer, start) > 0) {
+    verifyFiller(buffer, start, frame.size, state, where, securityFlags);
+    return;
+  }
+  if ((frame.encrypted ? flagEncrypted : 0) + flagChained !== securityFlags) {
+    state.broken = { ...where, message: "the record is not sealed as its segment's header says (F-71)" };
     return;
   }
   const digest = buffer.subarray(frame.chainStart, frame.chainStart + digestBytes);
@@ -187,26 +207,32 @@ function verifyFrame(
     return;
   }
   if (state.previous === undefined) {
+    // F-78: the first record of a trimmed log: its stored link cannot be recomputed; it is the anchor, taken on
+    // trust, so it never counts as a published head.
     state.anchor = { offset: where.offset, hash: link.toString('hex') };
-  } else {
-    if (state.anchor === null) state.anchor = { offset: where.offset, hash: state.previous.toString('hex') };
-    if (!hasher.link(state.previous, digest, buffer, start).equals(link)) {
-      state.broken = {
-        ...where,
-        message: 'the link does not follow from the record before: records were changed, removed, inserted or reordered (F-73)',
-      };
-      return;
-    }
+    accept(state, where.offset, Buffer.from(link), false);
+    return;
+  }
+  if (state.anchor === null) state.anchor = { offset: where.offset, hash: state.previous.toString('hex') };
+  if (!hasher.link(state.previous, digest, buffer, start).equals(link)) {
+    state.broken = {
+      ...where,
+      message: 'the link does not follow from the record before: records were changed, removed, inserted or reordered (F-73)',
+    };
+    return;
   }
   accept(state, where.offset, Buffer.from(link));
 }
 
-/** A verified link: the next one chains from it; it may be the published head. */
-function accept(state: WalkState, offset: number, link: Buffer): void {
+/**
+ * A link the next one chains from. Only a `recomputed` one (not an anchor's stored link, F-78) may be the
+ * published head.
+ */
+function accept(state: WalkState, offset: number, link: Buffer, recomputed = true): void {
   state.previous = link;
   state.records++;
   state.head = { offset, link };
-  if (state.published !== undefined && state.publishedHeadOffset === null && link.equals(state.published)) {
+  if (recomputed && state.published !== undefined && state.publishedHeadOffset === null && link.equals(state.published)) {
     state.publishedHeadOffset = offset;
   }
 }
@@ -221,6 +247,7 @@ function verifyFiller(
   size: number,
   state: WalkState,
   where: { file: string; position: number; offset: number },
+  securityFlags: number,
 ): void {
   const hasher = state.hasher as ChainHasher;
   const count = coveredCount(buffer, start);
@@ -232,7 +259,7 @@ function verifyFiller(
   if (state.previous === undefined) {
     // A trimmed log starting with a filler: its last link is the anchor.
     state.anchor = { offset: where.offset, hash: stored.toString('hex') };
-    accept(state, where.offset, Buffer.from(stored));
+    accept(state, where.offset, Buffer.from(stored), false);
     return;
   }
   if (state.anchor === null) state.anchor = { offset: where.offset, hash: state.previous.toString('hex') };
@@ -240,7 +267,7 @@ function verifyFiller(
   let link = state.previous;
   for (let i = 0; i < count; i++) {
     const covered = coveredAt(buffer, start, i);
-    link = hasher.linkOfCovered(link, covered.digest, offset, covered.time, covered.keyLength, covered.batchContinues);
+    link = hasher.linkOfCovered(link, covered.digest, offset, covered.time, covered.keyLength, covered.batchContinues, securityFlags);
     if (i < count - 1) accept(state, offset, link);
     offset += covered.size;
   }

@@ -275,7 +275,8 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
     try {
       const adopted = this.#security.adopt(checkHeader(fd, path, base).security, path, fstatSync(fd).size === headerBytes);
       // A new current key (F-75: one key per segment): an empty segment is re-created under it, otherwise the
-      // first append starts a new segment.
+      // first append starts a new segment — or, when the tail check below cuts the segment back to empty, the
+      // writer re-creates it under the new key before writing to it.
       rollFirst = adopted.rollFirst;
       if (adopted.recreate !== undefined) {
         closeSync(fd);

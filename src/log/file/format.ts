@@ -274,6 +274,9 @@ export function parseFrame(
   if (u32(buffer, position + 4) !== crc32c(buffer, position + 8, position + size)) {
     return checksumMismatch;
   }
+  // F-11: a filler is always a deleted frame; readers skip deleted frames only, so a filler that is not one would
+  // hand its bytes out as a record. Its framing and checksum hold: a record is there, but not a valid one.
+  if ((flags & (flagFiller | flagDeleted)) === flagFiller) return fillerNotDeleted;
   const time = u64(buffer, position + 16);
   if (time < 0) return 'the time is out of range';
   into.size = size;
@@ -292,6 +295,9 @@ export function parseFrame(
 
 /** The reason `parseFrame` gives when only the checksum is wrong: the record is there, but damaged. */
 export const checksumMismatch = 'the checksum does not match';
+
+/** The reason `parseFrame` gives for a frame flagged filler but not deleted (F-11, F-12 rule 4): damage too. */
+export const fillerNotDeleted = 'the frame is flagged filler but not deleted';
 
 // Plain indexing instead of Buffer#readUInt32LE: this runs for every record of every scan, and skips the
 // method's argument checks (the caller has already checked the bounds).

@@ -1,6 +1,6 @@
 import { SluiceError } from '../../errors.js';
 import { getReadBytes, scanChunkBytes } from '../../limits.js';
-import { checksumMismatch, emptyFrame, parseFrame, positionOf, type Frame } from './format.js';
+import { checksumMismatch, emptyFrame, fillerNotDeleted, parseFrame, positionOf, type Frame } from './format.js';
 import type { Segments } from './segments.js';
 
 /** What a read expects to find at an offset; decides how a bad frame is reported. */
@@ -122,8 +122,9 @@ export class FrameReader {
     const base = this.#segments.bases[index] as number;
     const file = this.#segments.path(base);
     const position = positionOf(base, offset);
-    // A checksum failure behind intact framing means the record is there but damaged, whatever was expected.
-    const damaged = expect === 'record' || reason === checksumMismatch;
+    // A checksum failure (or a filler not deleted) behind intact framing means the record is there but damaged,
+    // whatever was expected.
+    const damaged = expect === 'record' || reason === checksumMismatch || reason === fillerNotDeleted;
     const code = damaged ? 'CORRUPT_RECORD' : 'NOT_A_RECORD';
     const what = damaged ? 'corrupt record' : 'no record starts';
     return new SluiceError(code, `${what} at offset ${offset} (${file} position ${position}): ${reason}`, {

@@ -76,6 +76,11 @@ export class SegmentWriter {
   readonly #sealer: RecordSealer | undefined;
   readonly #header: HeaderSecurity;
   #rollFirst: boolean;
+  /**
+   * F-75: the first batch under a new current key goes to the active segment because the tail cut left it empty:
+   * its header (which names the old key) is re-created under the new one before the batch is written.
+   */
+  #recreate = false;
   #fd: number;
   #base: number;
   /** The offset the next appended record gets. */
@@ -147,6 +152,7 @@ export class SegmentWriter {
       chunk = moved;
     }
     this.#next = start + bytes;
+    if (this.#rollFirst && chunk.base === this.#base && start === this.#base) this.#recreate = true;
     this.#rollFirst = false;
     const last = offsets[offsets.length - 1] as number;
     chunk.last = last;
@@ -270,7 +276,10 @@ export class SegmentWriter {
       while (this.#failure === undefined) {
         const chunk = this.#chunks[0];
         if (chunk !== undefined) {
-          if (chunk.base !== this.#base) await this.#roll(chunk.base);
+          if (chunk.base !== this.#base || this.#recreate) {
+            this.#recreate = false;
+            await this.#roll(chunk.base);
+          }
           this.#write(chunk);
           continue;
         }
@@ -356,8 +365,12 @@ export class SegmentWriter {
     this.#syncRequests = waiting;
   }
 
-  /** Seals the active segment (synced first, F-21) and continues in a new one starting at `base`. */
+  /**
+   * Seals the active segment (synced first, F-21) and continues in a new one starting at `base`; or, when `base` is
+   * the active segment's and it holds no record, re-creates it under the writer's header (F-20, F-75).
+   */
   async #roll(base: number): Promise<void> {
+    const same = base === this.#base;
     if (this.#durableEnd < this.#writtenEnd) await this.#sync();
     let fd: number;
     try {
@@ -367,12 +380,12 @@ export class SegmentWriter {
       throw new SluiceError('WRITE_FAILED', `creating ${file} failed: ${(cause as Error).message}`, { cause, file });
     }
     const old = this.#fd;
-    this.#segments.bases.push(base);
+    if (!same) this.#segments.bases.push(base);
     this.#segments.pin(base, fd);
     this.#fd = fd;
     this.#base = base;
     closeSync(old);
-    this.#onSealed?.();
+    if (!same) this.#onSealed?.();
   }
 
   /** Resolves to the last durable offset once everything appended so far is written and synced. */

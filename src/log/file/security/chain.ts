@@ -1,5 +1,5 @@
 import { createHmac, hash } from 'node:crypto';
-import { chainBytes, digestBytes } from '../format.js';
+import { chainBytes, digestBytes, flagBatchContinues, flagChained, flagEncrypted } from '../format.js';
 
 /**
  * The hash functions a chain can use (F-72), by the id its segment headers record. `hmac-sha256` is the keyed
@@ -24,8 +24,15 @@ export function checkChainAlgorithm(algorithm: unknown): asserts algorithm is Ch
 /** F-73: the link before the first record of a log: 32 zero bytes. */
 export const genesisLink: Buffer = Buffer.alloc(digestBytes);
 
-/** The bytes of a link input (F-73): previous link, digest, offset + time + key length, batch flag. */
+/** The bytes of a link input (F-73): previous link, digest, offset + time + key length, link flags. */
 const linkInputBytes = digestBytes * 2 + 18 + 1;
+
+/**
+ * F-73: the frame flags a link covers: the batch boundary and the frame's security (encrypted, chained), so that
+ * a frame declared plain after the fact (its seal stripped) no longer links. Deletion and filler bits are not
+ * covered: deleting and compacting keep links.
+ */
+export const linkFlagsMask = flagBatchContinues | flagEncrypted | flagChained;
 
 /**
  * The two hashes of a chained frame (F-73): the content digest of its stored key and value, and the link that
@@ -53,21 +60,29 @@ export class ChainHasher {
   }
 
   /**
-   * F-73: H(previous link ‖ digest ‖ frame bytes 8..25 (offset, time, key length) ‖ batch-continues bit). Deleting
-   * a record (F-62) keeps all of these, so its link still verifies without its content.
+   * F-73: H(previous link ‖ digest ‖ frame bytes 8..25 (offset, time, key length) ‖ flags & `linkFlagsMask`).
+   * Deleting a record (F-62) keeps all of these, so its link still verifies without its content.
    */
   link(previous: Uint8Array, digest: Uint8Array, frame: Buffer, position: number): Buffer {
     const input = this.#input;
     frame.copy(input, digestBytes * 2, position + 8, position + 26);
-    input[linkInputBytes - 1] = (frame[position + 26] as number) & 0x01;
+    input[linkInputBytes - 1] = (frame[position + 26] as number) & linkFlagsMask;
     return this.#linkOf(previous, digest);
   }
 
   /**
    * The link of a record a compaction filler covers (F-76): the same as `link`, from the fields the filler keeps
-   * for it instead of its frame.
+   * for it instead of its frame; `securityFlags` are the frame flags of its segment's records (F-71).
    */
-  linkOfCovered(previous: Uint8Array, digest: Uint8Array, offset: number, time: number, keyLength: number, batchContinues: boolean): Buffer {
+  linkOfCovered(
+    previous: Uint8Array,
+    digest: Uint8Array,
+    offset: number,
+    time: number,
+    keyLength: number,
+    batchContinues: boolean,
+    securityFlags: number,
+  ): Buffer {
     const input = this.#input;
     const at = digestBytes * 2;
     input.writeUInt32LE(offset % 0x1_0000_0000, at);
@@ -75,7 +90,7 @@ export class ChainHasher {
     input.writeUInt32LE(time % 0x1_0000_0000, at + 8);
     input.writeUInt32LE(Math.floor(time / 0x1_0000_0000), at + 12);
     input.writeUInt16LE(keyLength, at + 16);
-    input[linkInputBytes - 1] = batchContinues ? 1 : 0;
+    input[linkInputBytes - 1] = ((batchContinues ? flagBatchContinues : 0) | securityFlags) & linkFlagsMask;
     return this.#linkOf(previous, digest);
   }
 

@@ -178,10 +178,20 @@ export class LogSecurity {
     });
   }
 
-  /** The link stored in the frame of record `offset` (F-73). */
+  /**
+   * The link of record `offset`, the log's last (F-73): stored in its frame, or, when compaction covered it with a
+   * filler of several records (F-76), in that filler's chain bytes: the filler then ends with it, where its
+   * segment ends.
+   */
   linkAt(segments: Segments, offset: number): Buffer {
     const reader = new FrameReader(segments);
-    const frame = reader.at(segments.indexOf(offset), offset, 'record', false);
+    const index = segments.indexOf(offset);
+    let frame = reader.tryAt(index, offset, false);
+    if (typeof frame === 'string') {
+      const ending = reader.endingAt(index, segments.endOf(index), 'record');
+      if (!ending.frame.filler || ending.offset > offset) reader.at(index, offset, 'record', false);
+      frame = ending.frame;
+    }
     if (frame.chainStart < 0) throw this.mismatch(segments, offset);
     return Buffer.from(reader.buffer.subarray(frame.chainStart + 32, frame.chainStart + 64));
   }
