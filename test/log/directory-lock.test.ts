@@ -1,18 +1,20 @@
 /**
  * The writer's lock (FORMAT.md F-30, F-90) against writers of this same process and takeovers of a stale lock:
  * - worker threads of one process each load their own copy of the lock's module: a lock taken in one thread is
- *   live to the others (it names this process, with a token the other thread did not leave behind);
+ *   live to the others (it names this process, with a token the other thread did not leave behind); a lock a
+ *   failed release left behind is taken back by the module instance that left it only;
  * - a takeover of a stale lock interleaved step by step with other writers (worker threads driven at each step of
  *   the takeover through the module's test hook): never two holders, and the live lock is never moved.
  */
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { Worker } from 'node:worker_threads';
 import { isSluiceError } from '../../src/errors.js';
 import { DirectoryLock, lockFileName, lockTestHooks, type TakeoverStep } from '../../src/log/file/directory-lock.js';
 import { FileLog } from '../../src/log/file/file-log.js';
+import { FaultyFs } from '../faults/faulty-fs.js';
 import { temporaryDirectory } from '../helpers.js';
 
 const lockModule = new URL('../../src/log/file/directory-lock.js', import.meta.url).href;
@@ -145,6 +147,32 @@ describe('the writer lock and worker threads of one process (F-30)', () => {
     const records: string[] = [];
     for await (const record of again.stream()) records.push(record.value);
     assert.deepEqual(records, ['main']);
+  });
+
+  it('a lock this module failed to remove is taken back by it, and by no other thread', async () => {
+    const dir = join(root, 'left-behind');
+    mkdirSync(dir);
+    const store = await FaultyFs.install(dir);
+    try {
+      const log = await FileLog.open(dir);
+      store.inject({ operation: 'unlink', path: (path) => path === lockFileName, kind: 'EIO' });
+      await log.close();
+      assert.equal(store.fired.length, 1);
+    } finally {
+      store.uninstall();
+    }
+    assert.ok(existsSync(join(dir, lockFileName)), 'the lock was left behind');
+    const refused = await inWorker(dir, `
+      try {
+        await (await FileLog.open(dir)).close();
+        return 'opened';
+      } catch (error) {
+        return error.code;
+      }`);
+    assert.equal(refused, 'LOCKED');
+    const again = await FileLog.open(dir);
+    await again.close();
+    assert.equal(existsSync(join(dir, lockFileName)), false);
   });
 
   it('a lock naming this process that this module did not leave behind is live', async () => {
