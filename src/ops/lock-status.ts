@@ -1,14 +1,14 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { holderAlive, lockFileName } from '../log/file/directory-lock.js';
+import { holderAlive, lockFileName, wellFormedLock } from '../log/file/directory-lock.js';
 
 /** What a log directory's `LOCK` file (F-30) says, read without taking or changing it. */
 export interface LockStatus {
   /** `free`: no lock file; `held`: its process runs; `stale`: its process is gone (the next writer takes over). */
   readonly state: 'free' | 'held' | 'stale';
-  /** The lock file's content (`<pid>:<start time>`), when there is one. */
+  /** The process the lock file names (`<pid>:<start time>`, its token left out), or its whole content when malformed. */
   readonly holder: string | undefined;
-  /** Set when the content is not `<pid>:<start time>` at all (a damaged lock file; also stale). */
+  /** Set when the content is not `<pid>:<start time>[:<token>]` at all (a damaged lock file; also stale). */
   readonly malformed: boolean;
 }
 
@@ -25,8 +25,8 @@ export function readLockStatus(dir: string): LockStatus {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { state: 'free', holder: undefined, malformed: false };
     throw error;
   }
-  const holder = content.trim();
-  const match = /^(\d+):(\d*)$/.exec(holder);
-  if (match === null) return { state: 'stale', holder, malformed: true };
-  return { state: holderAlive(holder) ? 'held' : 'stale', holder, malformed: false };
+  const trimmed = content.trim();
+  if (!wellFormedLock(trimmed)) return { state: 'stale', holder: trimmed, malformed: true };
+  const holder = trimmed.split(':').slice(0, 2).join(':');
+  return { state: holderAlive(trimmed) ? 'held' : 'stale', holder, malformed: false };
 }

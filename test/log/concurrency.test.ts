@@ -1,8 +1,9 @@
 /**
  * Concurrency, on real files and processes:
- * - writers racing: four processes open the same new directory for writing at the same moment; never do two
- *   hold it at once, the others fail with `LOCKED` and change nothing (the log holds the holders' records only).
- *   This found two writers getting in at once when the lock was created empty and written after (F-90);
+ * - writers racing: four processes open the same new directory for writing at the same moment, and six take over
+ *   a stale lock at the same moment; never do two hold it at once, the others fail with `LOCKED` and change
+ *   nothing (the log holds the holders' records only). This found two writers getting in at once when the lock
+ *   was created empty and written after (F-90);
  * - readers alongside a writer: four reader processes follow a log (read-only, live) while this process appends
  *   batches; each sees every record in order, intact, and after any number of them a prefix of whole batches;
  * - concurrent appends in one process: many async loops append singles and batches without waiting for each
@@ -14,10 +15,12 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Sluice } from '../../src/db/sluice.js';
 import { isSluiceError } from '../../src/errors.js';
+import { lockFileName } from '../../src/log/file/directory-lock.js';
 import { FileLog } from '../../src/log/file/file-log.js';
 import { reduce } from '../../src/views/reduce.js';
 import { mulberry32, temporaryDirectory } from '../helpers.js';
@@ -49,9 +52,13 @@ async function runChild(script: string, env: Record<string, string> = {}): Promi
 describe('concurrency', () => {
   const root = temporaryDirectory('sluice-concurrency-');
 
-  it('four processes racing to open one new log for writing: never two writers at once (three rounds)', async () => {
-    // Each child waits for the same moment (so that a slow start does not serialise them), tries to open, and
-    // reports the interval it held the log or the code it was refused with.
+  /**
+   * Starts `writers` children that each wait for the same moment (so that a slow start does not serialise them),
+   * try to open `dir` for writing, and report the interval they held the log or the code they were refused with;
+   * checks that no two held it at once, that the others were refused with `LOCKED`, and that the log holds the
+   * holders' records only, in turn.
+   */
+  async function race(dir: string, writers: number, context: string): Promise<void> {
     const script = `
       const { FileLog } = await import(${JSON.stringify(fileLogModule)});
       await new Promise((resolve) => setTimeout(resolve, Number(process.env.START_AT) - Date.now()));
@@ -66,27 +73,41 @@ describe('concurrency', () => {
       } catch (error) {
         console.log(JSON.stringify({ code: error.code }));
       }`;
+    const startAt = String(Date.now() + 1500);
+    const outcomes = await Promise.all(
+      Array.from({ length: writers }, (_, writer) => runChild(script, { DIR: dir, WRITER: String(writer), START_AT: startAt })),
+    );
+    const results = outcomes.map((out) => JSON.parse(out) as { held?: [number, number]; code?: string });
+    const where = `${context}: ${JSON.stringify(results)}`;
+    const held = results.flatMap((result, writer) => (result.held === undefined ? [] : [{ writer, from: result.held[0], to: result.held[1] }]));
+    assert.ok(held.length >= 1, where);
+    for (const result of results) if (result.held === undefined) assert.equal(result.code, 'LOCKED', where);
+    held.sort((x, y) => x.from - y.from);
+    for (let k = 1; k < held.length; k++) {
+      assert.ok((held[k] as { from: number }).from >= (held[k - 1] as { to: number }).to, `two writers at once: ${where}`);
+    }
+    await using log = await FileLog.open<{ writer: string }>(dir);
+    const records: string[] = [];
+    for await (const record of log.stream()) records.push(record.value.writer);
+    assert.deepEqual(records, held.map(({ writer }) => String(writer)), `only the writers that held it wrote, in turn: ${where}`);
+  }
+
+  it('four processes racing to open one new log for writing: never two writers at once (three rounds)', async () => {
     // The window it looks for is narrow, so three rounds (with the lock created empty and written after, one round
     // in two or three let two writers in at once).
+    for (let round = 0; round < 3; round++) await race(join(root, `race-${round}`), 4, `round ${round}`);
+  });
+
+  it('six processes racing to take over a stale lock: never two writers at once (three rounds)', async () => {
+    // Each takes the lock for stale at about the same moment; the takeovers go one at a time under the guard
+    // (F-90), and a live lock is never moved aside (which once let a third writer in while it was away). The
+    // step-by-step interleavings are in directory-lock.test.ts.
     for (let round = 0; round < 3; round++) {
-      const dir = join(root, `race-${round}`);
-      const startAt = String(Date.now() + 1500);
-      const outcomes = await Promise.all(
-        [0, 1, 2, 3].map((writer) => runChild(script, { DIR: dir, WRITER: String(writer), START_AT: startAt })),
-      );
-      const results = outcomes.map((out) => JSON.parse(out) as { held?: [number, number]; code?: string });
-      const context = `round ${round}: ${JSON.stringify(results)}`;
-      const held = results.flatMap((result, writer) => (result.held === undefined ? [] : [{ writer, from: result.held[0], to: result.held[1] }]));
-      assert.ok(held.length >= 1, context);
-      for (const result of results) if (result.held === undefined) assert.equal(result.code, 'LOCKED', context);
-      held.sort((x, y) => x.from - y.from);
-      for (let k = 1; k < held.length; k++) {
-        assert.ok((held[k] as { from: number }).from >= (held[k - 1] as { to: number }).to, `two writers at once: ${context}`);
-      }
-      await using log = await FileLog.open<{ writer: string }>(dir);
-      const records: string[] = [];
-      for await (const record of log.stream()) records.push(record.value.writer);
-      assert.deepEqual(records, held.map(({ writer }) => String(writer)), `only the writers that held it wrote, in turn: ${context}`);
+      const dir = join(root, `stale-${round}`);
+      await (await FileLog.open(dir)).close();
+      writeFileSync(join(dir, lockFileName), '999999999:12345');
+      await race(dir, 6, `round ${round}`);
+      assert.deepEqual(readdirSync(dir).filter((name) => name.startsWith(`${lockFileName}.`)), [], `round ${round}: no takeover guard or temporary lock left`);
     }
   });
 
