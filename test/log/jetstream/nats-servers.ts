@@ -4,6 +4,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before } from 'node:test';
+import { cleanUpAll } from './cleanup.js';
 
 /** How long a server may take to answer `/healthz` with ok (a cluster elects its meta leader first). */
 const readyMsMax = 15_000;
@@ -203,7 +204,7 @@ export class NatsServers {
 
 /**
  * Servers for one test file: started in `before`, stopped in `after` (which node:test runs also when a test
- * failed). `servers()` is for use inside tests; `skip` is set when nats-server is missing (outside CI).
+ * failed or timed out), after everything the tests registered in `cleanup.ts` was undone. `servers()` is for use inside tests; `skip` is set when nats-server is missing (outside CI).
  * `extraConfig`, called in `before`, gives configuration to add to every node's.
  */
 export function natsFixture(
@@ -217,7 +218,11 @@ export function natsFixture(
     before(async () => {
       servers = await NatsServers.start(found.path, count, extraConfig());
     });
-    after(() => servers?.stop());
+    // Also after a test that timed out, whose own `finally` never runs: what it registered is undone first.
+    after(async () => {
+      await cleanUpAll(new Set([...running].map((child) => child.pid ?? 0)));
+      await servers?.stop();
+    });
   }
   return {
     skip,
