@@ -40,6 +40,19 @@ async function waitUntil(condition: () => boolean, what: string, timeoutMs: numb
   }
 }
 
+/** `promise`, or a failure naming `what` once `timeoutMs` passed (the timer is cleared, never left behind). */
+async function within<T>(promise: Promise<T>, what: string, timeoutMs: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)), timeoutMs);
+  });
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 // A bound on each test: an election that never settles must fail the run, not hang it past CI's time.
 describe('JetStreamLog on a three-node cluster, three replicas', { skip: nats.skip, timeout: 180_000 }, () => {
   it('loses nothing when the stream leader is killed: appends resume, every record once, in order', async () => {
@@ -85,7 +98,7 @@ describe('JetStreamLog on a three-node cluster, three replicas', { skip: nats.sk
       const report = await follower.report;
       assert.deepEqual(report.seen, Array.from({ length: total }, (_, n) => [n, 'a', n]));
       const expected = Array.from({ length: total }, (_, n) => ({ by: 'a', n })).reduce(addTotals, initialTotals);
-      assert.deepEqual(await totals.get(), expected);
+      assert.deepEqual(await within(totals.get(), "the writer's view to take in every record", 30_000), expected);
       assert.deepEqual(report.totals, expected);
     } finally {
       follower.kill();
@@ -95,7 +108,9 @@ describe('JetStreamLog on a three-node cluster, three replicas', { skip: nats.sk
     await using again = await track(JetStreamLog.open<{ n: number }>({ servers: leader.url, stream, readonly: true }));
     assert.equal(again.since, total - 1);
     assert.deepEqual(
-      (await collect(again.stream())).map((record) => record.value.n),
+      (await within(collect(again.stream()), 'the restarted server to stream every record', 30_000)).map(
+        (record) => record.value.n,
+      ),
       Array.from({ length: total }, (_, n) => n),
     );
   });

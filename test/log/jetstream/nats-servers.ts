@@ -54,6 +54,12 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   });
 }
 
+/** How many times `NatsServers.start` tries, with new ports, when a node exits while starting. */
+const startAttempts = 3;
+
+/** A node exited before it was ready (a port taken meanwhile, most likely). */
+class NodeExited extends Error {}
+
 interface Ports {
   readonly client: number;
   readonly http: number;
@@ -108,7 +114,7 @@ export class NatsNode {
     const deadline = Date.now() + readyMsMax;
     let last = 'no answer';
     while (Date.now() < deadline) {
-      if (this.pid === undefined) throw new Error(`${this.name} exited (see ${join(this.dir, 'server.log')})`);
+      if (this.pid === undefined) throw new NodeExited(`${this.name} exited (see ${join(this.dir, 'server.log')})`);
       try {
         const response = await fetch(`http://127.0.0.1:${this.ports.http}/healthz`);
         last = await response.text();
@@ -164,6 +170,18 @@ export class NatsServers {
    * (authorization, TLS).
    */
   static async start(binary: string, count: 1 | 3, extraConfig = ''): Promise<NatsServers> {
+    // A free port is free when asked, not when the server binds it: another test process may take it meanwhile
+    // (files run in parallel), and the node exits. New ports, then, a few times.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await NatsServers.#start(binary, count, extraConfig);
+      } catch (error) {
+        if (attempt === startAttempts || !(error instanceof NodeExited)) throw error;
+      }
+    }
+  }
+
+  static async #start(binary: string, count: 1 | 3, extraConfig: string): Promise<NatsServers> {
     const root = mkdtempSync(join(tmpdir(), 'sluice-nats-'));
     const ports: Ports[] = [];
     for (let i = 0; i < count; i++) {
