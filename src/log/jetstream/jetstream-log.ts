@@ -364,7 +364,8 @@ export class JetStreamLog<T = JsonValue> extends AbstractLog<T> {
   }
 
   #reader(start: number, headersOnly: boolean): OrderedReader {
-    const reader = new OrderedReader(this.#js, this.streamName, start, this.#retryMs, headersOnly);
+    const lastSequence = async (): Promise<number> => (await this.#jsm.streams.info(this.streamName)).state.last_seq;
+    const reader = new OrderedReader(this.#js, this.streamName, start, this.#retryMs, headersOnly, lastSequence);
     this.#readers.add(reader);
     const close = reader.close.bind(reader);
     reader.close = () => {

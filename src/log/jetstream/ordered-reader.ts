@@ -7,6 +7,14 @@ const readAheadMessages = 512;
 const pullExpiresMs = 4000;
 /** The pause before a reader whose server went away opens its consumer again. */
 const reopenPauseMs = 250;
+/** How often a reader checks that its consumer still delivers; see `#watch`. */
+const stallCheckMs = pullExpiresMs;
+
+/** The stream's last sequence, as its leader says now. */
+export type LastSequence = () => Promise<number>;
+
+/** A consumer that delivers nothing while the stream holds messages it has not delivered: opened again. */
+class ConsumerStalled extends Error {}
 
 /**
  * The messages of a stream from one sequence on, in order, through an ordered consumer: an ephemeral consumer
@@ -15,6 +23,13 @@ const reopenPauseMs = 250;
  * its own queue is drained, so a slow reader holds back delivery. Opened on the first `next`; `close` deletes
  * the consumer on the server. When the consumer cannot be created or fails (an election, a lost server), the
  * reader opens a new one after the last message delivered, for up to `retryMs` without progress.
+ *
+ * The client's ordered consumer only notices a lost server through that server: when the server holding the
+ * consumer dies (the stream's leader, often) while the connection stays up on another one, the client asks the
+ * dead consumer for its state until that server returns, and delivers nothing meanwhile. So the reader watches
+ * its consumer (`#watch`): delivering nothing for two checks in a row while the stream holds messages after the
+ * last one delivered, it is stalled and opened again (on a server that runs). A stalled consumer does not count
+ * as a failure: the servers answer, so it is reopened as long as the reader is open.
  */
 export class OrderedReader {
   readonly #js: JetStreamClient;
@@ -37,8 +52,18 @@ export class OrderedReader {
   #ended = false;
   #closed = false;
 
-  constructor(js: JetStreamClient, stream: string, startSequence: number, retryMs: number, headersOnly = false) {
+  readonly #lastSequence: LastSequence | undefined;
+
+  constructor(
+    js: JetStreamClient,
+    stream: string,
+    startSequence: number,
+    retryMs: number,
+    headersOnly = false,
+    lastSequence?: LastSequence,
+  ) {
     this.#js = js;
+    this.#lastSequence = lastSequence;
     this.#stream = stream;
     this.#delivered = Math.max(1, startSequence) - 1;
     this.#last = this.#delivered;
@@ -91,9 +116,16 @@ export class OrderedReader {
           await this.#deliver();
           return;
         } catch (error) {
+          this.#release();
+          if (error instanceof ConsumerStalled && !this.#closed) {
+            // Its consumer was created: the servers answer, so the clock for giving up starts again.
+            failingSinceMs = undefined;
+            this.#last = this.#delivered;
+            await new Promise((resolve) => setTimeout(resolve, reopenPauseMs));
+            continue;
+          }
           // An election or a lost server: start again after the last message delivered, for a while.
           failingSinceMs ??= Date.now();
-          this.#release();
           if (this.#closed || !isTransient(error) || Date.now() - failingSinceMs > this.#retryMs) throw error;
           await new Promise((resolve) => setTimeout(resolve, reopenPauseMs));
           if (this.#delivered > this.#last) failingSinceMs = undefined;
@@ -123,13 +155,57 @@ export class OrderedReader {
     const messages = await consumer.consume({ max_messages: readAheadMessages, expires: pullExpiresMs });
     this.#messages = messages;
     if (this.#closed) return;
-    for await (const message of messages) {
-      if (this.#closed) return;
-      this.#delivered = message.seq;
-      this.#buffer.push(message);
-      this.#wake('reader');
-      if (this.buffered >= readAheadMessages) await new Promise<void>((resolve) => (this.#wakePump = resolve));
+    const watch = this.#watch(messages);
+    try {
+      for await (const message of messages) {
+        if (this.#closed) return;
+        this.#delivered = message.seq;
+        this.#buffer.push(message);
+        this.#wake('reader');
+        if (this.buffered >= readAheadMessages) await new Promise<void>((resolve) => (this.#wakePump = resolve));
+      }
+    } finally {
+      clearInterval(watch);
     }
+    // Delivery ended without `close` (the client stopped the consumer): open a new one, never end quietly.
+    if (!this.#closed) throw new ConsumerStalled(`the consumer of stream ${this.#stream} stopped`);
+  }
+
+  /**
+   * Every `stallCheckMs` (an unreferenced timer): no message delivered since the last check, none waiting for
+   * room, and the stream's last sequence beyond the last delivered at the previous check as at this one → stops
+   * `messages` with `ConsumerStalled`. A failed request (an election) just waits for the next check.
+   */
+  #watch(messages: ConsumerMessages): NodeJS.Timeout {
+    let delivered = this.#delivered;
+    let behind = false;
+    let asking = false;
+    const timer = setInterval(() => {
+      const lastSequence = this.#lastSequence;
+      if (lastSequence === undefined || asking || this.#closed) return;
+      const idle = this.#delivered === delivered && this.#wakePump === undefined;
+      delivered = this.#delivered;
+      if (!idle) {
+        behind = false;
+        return;
+      }
+      asking = true;
+      lastSequence().then(
+        (last) => {
+          asking = false;
+          const stalled = last > this.#delivered && this.#delivered === delivered;
+          if (stalled && behind && !this.#closed) {
+            messages.stop(new ConsumerStalled(`the consumer of stream ${this.#stream} delivers nothing`));
+          }
+          behind = stalled;
+        },
+        () => {
+          asking = false;
+        },
+      );
+    }, stallCheckMs);
+    timer.unref();
+    return timer;
   }
 
   #release(): void {

@@ -16,6 +16,7 @@ import { isSluiceError } from '../../../src/errors.js';
 import { JetStreamLog, type JetStreamLogOptions } from '../../../src/log/jetstream/jetstream-log.js';
 import { linesOf, startCli, type CliResult } from '../../cli/run-cli.js';
 import { temporaryDirectory } from '../../helpers.js';
+import { track } from './cleanup.js';
 import { natsFixture } from './nats-servers.js';
 import { operatorSetup } from './nats-operator.js';
 
@@ -85,7 +86,7 @@ async function refused(options: JetStreamLogOptions<unknown>, what: string): Pro
 
 /** Opens a log with `options`, appends and reads back, and checks `info()` holds no secret. */
 async function works(options: JetStreamLogOptions<unknown>): Promise<void> {
-  await using log = await JetStreamLog.open(options);
+  await using log = await track(JetStreamLog.open(options));
   const offset = await log.append({ hello: options.stream });
   assert.deepEqual(await log.get(offset), { hello: options.stream });
   assertNoSecret(JSON.stringify(await log.info()), 'info()');

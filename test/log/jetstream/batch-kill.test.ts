@@ -25,6 +25,7 @@ import { linesOf, runCli } from '../../cli/run-cli.js';
 import { collect } from '../../conformance/log-suite.js';
 import { mulberry32, temporaryDirectory } from '../../helpers.js';
 import { runUntilKilled } from '../../kill-harness.js';
+import { track, trackChild } from './cleanup.js';
 import { natsFixture } from './nats-servers.js';
 
 const seed = process.env.SLUICE_KILL_SEED === undefined ? 0x0ba7_c4e5 : Number(process.env.SLUICE_KILL_SEED);
@@ -126,9 +127,11 @@ interface ReaderReport {
 
 /** The live process: `opened` once its database is open, `report` once it has read the end mark. */
 function startReader(servers: string, dir: string): { opened: Promise<void>; report: Promise<ReaderReport>; kill(): void } {
-  const child = spawn(process.execPath, ['--input-type=module', '-e', readerScript, JSON.stringify({ servers, stream, dir })], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = trackChild(
+    spawn(process.execPath, ['--input-type=module', '-e', readerScript, JSON.stringify({ servers, stream, dir })], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }),
+  );
   let opened!: () => void;
   const openedPromise = new Promise<void>((resolve) => (opened = resolve));
   const report = new Promise<ReaderReport>((resolve, reject) => {
@@ -139,7 +142,7 @@ function startReader(servers: string, dir: string): { opened: Promise<void>; rep
       if (stdout.startsWith('open\n')) opened();
     });
     child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-    child.once('exit', (status) => {
+    child.once('close', (status) => {
       opened();
       if (status === 0) resolve(JSON.parse(stdout.slice('open\n'.length)) as ReaderReport);
       else reject(new Error(`the live process exited with ${status}: ${stderr}`));
@@ -164,7 +167,7 @@ describe('JetStream batches survive SIGKILL', { skip: nats.skip, timeout: 120_00
     const random = mulberry32(seed);
     const context = `seed ${seed}`;
     // The stream exists before the live process opens it read-only.
-    await (await JetStreamLog.open({ servers, stream })).close();
+    await (await track(JetStreamLog.open({ servers, stream }))).close();
     const reader = startReader(servers, join(root, 'reader'));
     const acked: Ack[] = [];
     try {
@@ -182,7 +185,7 @@ describe('JetStream batches survive SIGKILL', { skip: nats.skip, timeout: 120_00
         acked.push(...acks);
       }
 
-      await using log = await JetStreamLog.open<Value>({ servers, stream });
+      await using log = await track(JetStreamLog.open<Value>({ servers, stream }));
       const records = await collect(log.stream());
       const batches = wholeBatches(records, context);
       // Every acknowledged batch is there, whole, at the offsets its append resolved to.

@@ -10,6 +10,7 @@ import { connect, headers, type MsgHdrs, type NatsConnection } from '@nats-io/tr
 import { BatchAssembler, batchHeaderValue, batchPartOf } from '../../../src/log/jetstream/batch.js';
 import { JetStreamLog } from '../../../src/log/jetstream/jetstream-log.js';
 import { collect, rejectsWith } from '../../conformance/log-suite.js';
+import { track } from './cleanup.js';
 import { natsFixture } from './nats-servers.js';
 
 interface Message {
@@ -73,7 +74,7 @@ const nats = natsFixture(1);
 let count = 0;
 
 async function withConnection<R>(use: (connection: NatsConnection) => Promise<R>): Promise<R> {
-  const connection = await connect({ servers: nats.servers().urls, noAsyncTraces: true });
+  const connection = await track(connect({ servers: nats.servers().urls, noAsyncTraces: true }));
   try {
     return await use(connection);
   } finally {
@@ -98,7 +99,7 @@ async function lastSequence(stream: string): Promise<number> {
 
 describe('JetStreamLog batches', { skip: nats.skip, timeout: 120_000 }, () => {
   const open = <T = string>(stream: string, options: object = {}): Promise<JetStreamLog<T>> =>
-    JetStreamLog.open<T>({ servers: nats.servers().urls, stream, ...options });
+    track(JetStreamLog.open<T>({ servers: nats.servers().urls, stream, ...options }));
 
   it('stores a batch with Sluice-Batch headers and a single record without', async () => {
     const stream = `batch-${count++}`;

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { linesOf, runCli, startCli, waitFor } from '../../cli/run-cli.js';
+import { trackChild } from './cleanup.js';
 import { freePort, natsFixture } from './nats-servers.js';
 
 const nats = natsFixture(1);
@@ -38,6 +39,7 @@ describe('sluice CLI with --nats', { skip: nats.skip, timeout: 120_000 }, () => 
   it('tail prints the last records, then follows what another process appends', async () => {
     await runCli(['append', ...on('tailed')], input);
     const tail = startCli(['tail', ...on('tailed'), '-n', '2']);
+    trackChild(tail.child);
     try {
       await waitFor(() => linesOf(tail.stdout()).length === 2, 'the last two records');
       const appended = await runCli(['append', ...on('tailed')], '"new"\n');

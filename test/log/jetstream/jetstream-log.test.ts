@@ -4,6 +4,7 @@ import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect, headers, type NatsConnection } from '@nats-io/transport-node';
 import { JetStreamLog } from '../../../src/log/jetstream/jetstream-log.js';
 import { collect, rejectsWith } from '../../conformance/log-suite.js';
+import { track } from './cleanup.js';
 import { freePort, natsFixture } from './nats-servers.js';
 
 const nats = natsFixture(1);
@@ -11,7 +12,7 @@ let count = 0;
 const streamName = (): string => `log-${count++}`;
 
 async function withConnection<R>(use: (connection: NatsConnection) => Promise<R>): Promise<R> {
-  const connection = await connect({ servers: nats.servers().urls, noAsyncTraces: true });
+  const connection = await track(connect({ servers: nats.servers().urls, noAsyncTraces: true }));
   try {
     return await use(connection);
   } finally {
@@ -21,7 +22,7 @@ async function withConnection<R>(use: (connection: NatsConnection) => Promise<R>
 
 describe('JetStreamLog', { skip: nats.skip, timeout: 120_000 }, () => {
   const open = <T = unknown>(stream: string, options: object = {}): Promise<JetStreamLog<T>> =>
-    JetStreamLog.open<T>({ servers: nats.servers().urls, stream, ...options });
+    track(JetStreamLog.open<T>({ servers: nats.servers().urls, stream, ...options }));
 
   it('maps stream sequence s to offset s - 1, with the key in the subject and the time in a header', async () => {
     const stream = streamName();

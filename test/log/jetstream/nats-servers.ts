@@ -4,6 +4,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before } from 'node:test';
+import { cleanUpAll } from './cleanup.js';
 
 /** How long a server may take to answer `/healthz` with ok (a cluster elects its meta leader first). */
 const readyMsMax = 15_000;
@@ -52,6 +53,12 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     process.exit(128 + (signal === 'SIGTERM' ? 15 : 2));
   });
 }
+
+/** How many times `NatsServers.start` tries, with new ports, when a node exits while starting. */
+const startAttempts = 3;
+
+/** A node exited before it was ready (a port taken meanwhile, most likely). */
+class NodeExited extends Error {}
 
 interface Ports {
   readonly client: number;
@@ -107,7 +114,7 @@ export class NatsNode {
     const deadline = Date.now() + readyMsMax;
     let last = 'no answer';
     while (Date.now() < deadline) {
-      if (this.pid === undefined) throw new Error(`${this.name} exited (see ${join(this.dir, 'server.log')})`);
+      if (this.pid === undefined) throw new NodeExited(`${this.name} exited (see ${join(this.dir, 'server.log')})`);
       try {
         const response = await fetch(`http://127.0.0.1:${this.ports.http}/healthz`);
         last = await response.text();
@@ -163,6 +170,18 @@ export class NatsServers {
    * (authorization, TLS).
    */
   static async start(binary: string, count: 1 | 3, extraConfig = ''): Promise<NatsServers> {
+    // A free port is free when asked, not when the server binds it: another test process may take it meanwhile
+    // (files run in parallel), and the node exits. New ports, then, a few times.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await NatsServers.#start(binary, count, extraConfig);
+      } catch (error) {
+        if (attempt === startAttempts || !(error instanceof NodeExited)) throw error;
+      }
+    }
+  }
+
+  static async #start(binary: string, count: 1 | 3, extraConfig: string): Promise<NatsServers> {
     const root = mkdtempSync(join(tmpdir(), 'sluice-nats-'));
     const ports: Ports[] = [];
     for (let i = 0; i < count; i++) {
@@ -203,7 +222,7 @@ export class NatsServers {
 
 /**
  * Servers for one test file: started in `before`, stopped in `after` (which node:test runs also when a test
- * failed). `servers()` is for use inside tests; `skip` is set when nats-server is missing (outside CI).
+ * failed or timed out), after everything the tests registered in `cleanup.ts` was undone. `servers()` is for use inside tests; `skip` is set when nats-server is missing (outside CI).
  * `extraConfig`, called in `before`, gives configuration to add to every node's.
  */
 export function natsFixture(
@@ -217,7 +236,11 @@ export function natsFixture(
     before(async () => {
       servers = await NatsServers.start(found.path, count, extraConfig());
     });
-    after(() => servers?.stop());
+    // Also after a test that timed out, whose own `finally` never runs: what it registered is undone first.
+    after(async () => {
+      await cleanUpAll(new Set([...running].map((child) => child.pid ?? 0)));
+      await servers?.stop();
+    });
   }
   return {
     skip,

@@ -10,6 +10,12 @@ import { fileURLToPath } from 'node:url';
 import { Sluice } from '../../../src/db/sluice.js';
 import { JetStreamLog } from '../../../src/log/jetstream/jetstream-log.js';
 import { reduce } from '../../../src/views/reduce.js';
+import { deferCleanup, track, trackChild } from './cleanup.js';
+
+/** How long `report` waits for a process by default before it stops it and rejects. */
+const reportMsMax = 120_000;
+/** After TERM (which makes the process print where it is), how long it may take to exit before KILL. */
+const termMsMax = 2000;
 
 export interface ProcessTask {
   readonly servers: string;
@@ -59,8 +65,11 @@ export async function openDatabase(
   given?: JetStreamLog<Value>,
 ): Promise<{ db: Sluice<Value>; totals: ReturnType<typeof totalsView> }> {
   const log =
-    given ?? (await JetStreamLog.open<Value>({ servers: task.servers, stream: task.stream, publishTimeoutMs: 2000 }));
+    given ??
+    (await track(JetStreamLog.open<Value>({ servers: task.servers, stream: task.stream, publishTimeoutMs: 2000 })));
   const db = await Sluice.open<Value>(task.dir, { log });
+  // Closed after the file's tests if the test that opened it never did (it failed or timed out).
+  deferCleanup(() => db.close());
   const totals = db.use('totals', totalsView());
   return { db, totals };
 }
@@ -72,6 +81,12 @@ export async function runTask(task: ProcessTask): Promise<ProcessReport> {
   if (process.argv[2] !== undefined) process.stdout.write('open\n');
   try {
     const seen: [number, string, number][] = [];
+    let phase = 'appending and streaming';
+    // The parent stops a process that takes too long with TERM: say how far it got, for the failure message.
+    process.once('SIGTERM', () => {
+      process.stderr.write(`stopped while ${phase}: saw ${seen.length} of ${task.records} records; since ${db.since}\n`);
+      process.exit(143);
+    });
     const streaming = (async () => {
       for await (const record of db.stream({ live: true, limit: task.records })) {
         seen.push([record.offset, record.value.by, record.value.n]);
@@ -79,7 +94,10 @@ export async function runTask(task: ProcessTask): Promise<ProcessReport> {
     })();
     const appended = await Promise.all(task.append.map((n) => db.append({ by: task.by, n })));
     await streaming;
-    return { appended, seen, totals: await totals.get(), since: db.since };
+    phase = 'reading the view';
+    const report = { appended, seen, totals: await totals.get(), since: db.since };
+    phase = 'closing';
+    return report;
   } finally {
     await db.close();
   }
@@ -93,13 +111,28 @@ export interface RunningProcess {
   kill(): void;
 }
 
-/** Runs `task` in a new Node process; `report` rejects with the process's stderr when it fails. */
-export function runProcess(task: ProcessTask): RunningProcess {
+/**
+ * Runs `task` in a new Node process; `report` rejects with the process's stderr when it fails, or when it has
+ * not finished after `timeoutMs` (it is then stopped: TERM, which makes it say how far it got, then KILL). The
+ * process is registered with `cleanup.ts`, so it is killed after the file's tests even if a test timed out.
+ */
+export function runProcess(task: ProcessTask, timeoutMs = reportMsMax): RunningProcess {
   let opened!: () => void;
   const openedPromise = new Promise<void>((resolve) => (opened = resolve));
-  const child = spawn(process.execPath, [fileURLToPath(import.meta.url), JSON.stringify(task)], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = trackChild(
+    spawn(process.execPath, [fileURLToPath(import.meta.url), JSON.stringify(task)], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }),
+  );
+  const running = (): boolean => child.exitCode === null && child.signalCode === null;
+  let timedOut = false;
+  let killTimer: NodeJS.Timeout | undefined;
+  const timer = setTimeout(() => {
+    if (!running()) return;
+    timedOut = true;
+    child.kill('SIGTERM');
+    killTimer = setTimeout(() => running() && child.kill('SIGKILL'), termMsMax);
+  }, timeoutMs);
   const report = new Promise<ProcessReport>((resolve, reject) => {
     let stdout = '';
     let stderr = '';
@@ -109,10 +142,13 @@ export function runProcess(task: ProcessTask): RunningProcess {
     });
     child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
     child.once('error', reject);
-    child.once('exit', (status) => {
+    child.once('close', (status, signal) => {
+      clearTimeout(timer);
+      clearTimeout(killTimer);
       opened();
-      if (status === 0) resolve(JSON.parse(stdout.slice('open\n'.length)) as ProcessReport);
-      else reject(new Error(`the ${task.by} process exited with ${status}: ${stderr}`));
+      if (timedOut) reject(new Error(`the ${task.by} process did not finish within ${timeoutMs} ms: ${stderr}`));
+      else if (status === 0) resolve(JSON.parse(stdout.slice('open\n'.length)) as ProcessReport);
+      else reject(new Error(`the ${task.by} process exited with ${status ?? signal}: ${stderr}`));
     });
   });
   // Awaited later; a failure must not count as unhandled meanwhile.
@@ -125,6 +161,9 @@ export function runProcess(task: ProcessTask): RunningProcess {
 
 if (process.argv[1]?.endsWith('sluice-process.js') === true && process.argv[2] !== undefined) {
   const task = JSON.parse(process.argv[2]) as ProcessTask;
+  // A parent that died without killing this process (SIGKILL, a crash) must not leave it waiting for records.
+  const parent = process.ppid;
+  setInterval(() => process.ppid !== parent && process.exit(1), 500).unref();
   runTask(task).then(
     (report) => process.stdout.write(`${JSON.stringify(report)}\n`),
     (error: unknown) => {
