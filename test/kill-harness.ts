@@ -87,3 +87,34 @@ export function readAcks<Ack>(ackFile: string): Ack[] {
     .filter((line) => line !== '')
     .map((line) => JSON.parse(line) as Ack);
 }
+
+/**
+ * Child-script source shared by the append kill tests. `acknowledge(pending, ack)` counts an append in flight;
+ * once it resolves, `{ ...ack, offsets }` is written as a line to the ack file (synchronously: once written, the
+ * acknowledgement survives the kill) and to stdout, and `pump()` starts the next; a rejected append ends the child
+ * with status 3. `pump()` keeps `inFlightMax` (a number, or the name of the script's variable) appends in flight by
+ * calling the script's `start()`. The script imports `writeSync`, opens `acks`, defines `start` and calls `pump()`.
+ */
+export function ackedAppendsSource(inFlightMax: string | number): string {
+  return `
+let inFlight = 0;
+function acknowledge(pending, ack) {
+  inFlight++;
+  pending.then(
+    (offsets) => {
+      const line = JSON.stringify({ ...ack, offsets }) + '\\n';
+      writeSync(acks, line);
+      process.stdout.write(line);
+      inFlight--;
+      pump();
+    },
+    (error) => {
+      writeSync(2, 'append failed: ' + (error && error.stack) + '\\n');
+      process.exit(3);
+    },
+  );
+}
+function pump() {
+  while (inFlight < ${inFlightMax}) start();
+}`;
+}

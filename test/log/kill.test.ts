@@ -25,7 +25,7 @@ import { FileLog, type Durability } from '../../src/log/file/file-log.js';
 import { frameBytes } from '../../src/log/file/format.js';
 import type { LogRecord } from '../../src/log/log.js';
 import { mulberry32, temporaryDirectory, type BatchValue } from '../helpers.js';
-import { runUntilKilled } from '../kill-harness.js';
+import { ackedAppendsSource, runUntilKilled } from '../kill-harness.js';
 
 const baseSeed = process.env.SLUICE_KILL_SEED === undefined ? 0x5eed_c0de : Number(process.env.SLUICE_KILL_SEED);
 const rounds = 5;
@@ -64,7 +64,6 @@ const log = await FileLog.open(config.dir, { durability: config.durability, segm
 let next = log.since < 0 ? 0 : (await log.get(log.since)).b + 1;
 const acks = openSync(config.ackFile, 'a');
 const inFlightMax = 1 + Math.floor(random() * 8);
-let inFlight = 0;
 function start() {
   const b = next++;
   const single = random() < 0.4;
@@ -74,25 +73,9 @@ function start() {
   const key = keyOf(b);
   const options = key === undefined ? {} : { key };
   const pending = single ? log.append(values[0], options).then((offset) => [offset]) : log.append(values, options);
-  inFlight++;
-  pending.then(
-    (offsets) => {
-      // Synchronously, to a file: once this returns, the acknowledgement survives the kill.
-      const line = JSON.stringify({ b, n, offsets }) + '\\n';
-      writeSync(acks, line);
-      process.stdout.write(line);
-      inFlight--;
-      pump();
-    },
-    (error) => {
-      writeSync(2, 'append failed: ' + (error && error.stack) + '\\n');
-      process.exit(3);
-    },
-  );
+  acknowledge(pending, { b, n });
 }
-function pump() {
-  while (inFlight < inFlightMax) start();
-}
+${ackedAppendsSource('inFlightMax')}
 pump();
 `;
 

@@ -14,7 +14,7 @@ import { describe, it } from 'node:test';
 import { FlumeOffsetLog } from '../../../src/log/flume-offset/flume-offset-log.js';
 import { mulberry32, temporaryDirectory, type BatchValue } from '../../helpers.js';
 import { collect } from '../../conformance/log-suite.js';
-import { runUntilKilled } from '../../kill-harness.js';
+import { ackedAppendsSource, runUntilKilled } from '../../kill-harness.js';
 import { Upstream } from './upstream.js';
 
 const baseSeed = process.env.SLUICE_KILL_SEED === undefined ? 0x0ff5_e7 : Number(process.env.SLUICE_KILL_SEED);
@@ -34,7 +34,6 @@ const random = mulberry32(config.seed);
 const log = await FlumeOffsetLog.open(config.file, { offsetWidth: config.width });
 let next = log.since < 0 ? 0 : (await log.get(log.since)).b + 1;
 const acks = openSync(config.ackFile, 'a');
-let inFlight = 0;
 function start() {
   const b = next++;
   const single = random() < 0.4;
@@ -42,24 +41,9 @@ function start() {
   const values = [];
   for (let i = 0; i < n; i++) values.push(valueOf(b, i, n));
   const pending = single ? log.append(values[0]).then((offset) => [offset]) : log.append(values);
-  inFlight++;
-  pending.then(
-    (offsets) => {
-      const line = JSON.stringify({ b, n, offsets }) + '\\n';
-      writeSync(acks, line);
-      process.stdout.write(line);
-      inFlight--;
-      pump();
-    },
-    (error) => {
-      writeSync(2, 'append failed: ' + (error && error.stack) + '\\n');
-      process.exit(3);
-    },
-  );
+  acknowledge(pending, { b, n });
 }
-function pump() {
-  while (inFlight < 4) start();
-}
+${ackedAppendsSource('4')}
 pump();
 `;
 

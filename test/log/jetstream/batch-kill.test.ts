@@ -24,7 +24,7 @@ import { reduce } from '../../../src/views/reduce.js';
 import { linesOf, runCli } from '../../cli/run-cli.js';
 import { collect } from '../../conformance/log-suite.js';
 import { mulberry32, temporaryDirectory } from '../../helpers.js';
-import { runUntilKilled } from '../../kill-harness.js';
+import { ackedAppendsSource, runUntilKilled } from '../../kill-harness.js';
 import { track, trackChild } from './cleanup.js';
 import { natsFixture } from './nats-servers.js';
 
@@ -68,30 +68,13 @@ const random = mulberry32(config.seed);
 const log = await JetStreamLog.open({ servers: config.servers, stream: config.stream });
 const acks = openSync(config.ackFile, 'a');
 let b = 0;
-let inFlight = 0;
 function start() {
   const batch = b++;
   const n = 50 + Math.floor(random() * 351);
   const values = Array.from({ length: n }, (_, i) => ({ r: config.round, b: batch, i, n }));
-  inFlight++;
-  log.append(values).then(
-    (offsets) => {
-      // Synchronously, to a file: once this returns, the acknowledgement survives the kill.
-      const line = JSON.stringify({ r: config.round, b: batch, n, offsets }) + '\\n';
-      writeSync(acks, line);
-      process.stdout.write(line);
-      inFlight--;
-      pump();
-    },
-    (error) => {
-      writeSync(2, 'append failed: ' + (error && error.stack) + '\\n');
-      process.exit(3);
-    },
-  );
+  acknowledge(log.append(values), { r: config.round, b: batch, n });
 }
-function pump() {
-  while (inFlight < 3) start();
-}
+${ackedAppendsSource('3')}
 pump();
 `;
 
