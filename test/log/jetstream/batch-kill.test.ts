@@ -13,7 +13,6 @@
  * Seeded (mulberry32, `SLUICE_KILL_SEED`): sizes and kill points follow from the seed that assertion messages print.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Sluice } from '../../../src/db/sluice.js';
@@ -25,12 +24,15 @@ import { linesOf, runCli } from '../../cli/run-cli.js';
 import { collect } from '../../conformance/log-suite.js';
 import { mulberry32, temporaryDirectory } from '../../helpers.js';
 import { ackedAppendsSource, runUntilKilled } from '../../kill-harness.js';
-import { track, trackChild } from './cleanup.js';
+import { track } from './cleanup.js';
 import { natsFixture } from './nats-servers.js';
+import { reportingChild, type RunningChild } from './sluice-process.js';
 
 const seed = process.env.SLUICE_KILL_SEED === undefined ? 0x0ba7_c4e5 : Number(process.env.SLUICE_KILL_SEED);
 const rounds = 4;
 const roundsMax = 12;
+/** How long the live process may take, within the test's own limit. */
+const readerMsMax = 100_000;
 let roundsRun = 0;
 const stream = 'kills';
 
@@ -111,36 +113,9 @@ interface ReaderReport {
 }
 
 /** The live process: `opened` once its database is open, `report` once it has read the end mark. */
-function startReader(servers: string, dir: string): { opened: Promise<void>; report: Promise<ReaderReport>; kill(): void } {
-  const child = trackChild(
-    spawn(process.execPath, ['--input-type=module', '-e', readerScript, JSON.stringify({ servers, stream, dir })], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    }),
-  );
-  let opened!: () => void;
-  const openedPromise = new Promise<void>((resolve) => (opened = resolve));
-  const report = new Promise<ReaderReport>((resolve, reject) => {
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-      stdout += chunk;
-      if (stdout.startsWith('open\n')) opened();
-    });
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-    child.once('close', (status) => {
-      opened();
-      if (status === 0) resolve(JSON.parse(stdout.slice('open\n'.length)) as ReaderReport);
-      else reject(new Error(`the live process exited with ${status}: ${stderr}`));
-    });
-  });
-  report.catch(() => undefined);
-  return {
-    opened: openedPromise,
-    report,
-    kill: () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    },
-  };
+function startReader(servers: string, dir: string): RunningChild<ReaderReport> {
+  const args = ['--input-type=module', '-e', readerScript, JSON.stringify({ servers, stream, dir })];
+  return reportingChild<ReaderReport>(args, 'the live process', readerMsMax);
 }
 
 const nats = natsFixture(1);

@@ -103,13 +103,16 @@ export async function runTask(task: ProcessTask): Promise<ProcessReport> {
   }
 }
 
-/** A process running a task: `opened` resolves once its database is open, `report` when it is done. */
-export interface RunningProcess {
+/** A child process: `opened` resolves once it is ready (its database is open), `report` when it is done. */
+export interface RunningChild<Report> {
   readonly opened: Promise<void>;
-  readonly report: Promise<ProcessReport>;
+  readonly report: Promise<Report>;
   /** Kills the process if it still runs (a test that failed must not leave it waiting for records). */
   kill(): void;
 }
+
+/** A process running a task. */
+export type RunningProcess = RunningChild<ProcessReport>;
 
 /**
  * Runs `task` in a new Node process; `report` rejects with the process's stderr when it fails, or when it has
@@ -117,13 +120,19 @@ export interface RunningProcess {
  * process is registered with `cleanup.ts`, so it is killed after the file's tests even if a test timed out.
  */
 export function runProcess(task: ProcessTask, timeoutMs = reportMsMax): RunningProcess {
+  return reportingChild<ProcessReport>([fileURLToPath(import.meta.url), JSON.stringify(task)], `the ${task.by} process`, timeoutMs);
+}
+
+/**
+ * Spawns `node <args>`, a child that prints `open` on a line of its own once ready, then one JSON report, and
+ * exits 0. `report` rejects with the child's stderr when it fails, or when it has not finished after `timeoutMs`
+ * (it is then stopped: TERM, which makes a Sluice child say how far it got, then KILL). The child is registered
+ * with `cleanup.ts`, so it is killed after the file's tests even if a test timed out.
+ */
+export function reportingChild<Report>(args: string[], name: string, timeoutMs = reportMsMax): RunningChild<Report> {
   let opened!: () => void;
   const openedPromise = new Promise<void>((resolve) => (opened = resolve));
-  const child = trackChild(
-    spawn(process.execPath, [fileURLToPath(import.meta.url), JSON.stringify(task)], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    }),
-  );
+  const child = trackChild(spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] }));
   const running = (): boolean => child.exitCode === null && child.signalCode === null;
   let timedOut = false;
   let killTimer: NodeJS.Timeout | undefined;
@@ -133,7 +142,7 @@ export function runProcess(task: ProcessTask, timeoutMs = reportMsMax): RunningP
     child.kill('SIGTERM');
     killTimer = setTimeout(() => running() && child.kill('SIGKILL'), termMsMax);
   }, timeoutMs);
-  const report = new Promise<ProcessReport>((resolve, reject) => {
+  const report = new Promise<Report>((resolve, reject) => {
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
@@ -146,15 +155,15 @@ export function runProcess(task: ProcessTask, timeoutMs = reportMsMax): RunningP
       clearTimeout(timer);
       clearTimeout(killTimer);
       opened();
-      if (timedOut) reject(new Error(`the ${task.by} process did not finish within ${timeoutMs} ms: ${stderr}`));
-      else if (status === 0) resolve(JSON.parse(stdout.slice('open\n'.length)) as ProcessReport);
-      else reject(new Error(`the ${task.by} process exited with ${status ?? signal}: ${stderr}`));
+      if (timedOut) reject(new Error(`${name} did not finish within ${timeoutMs} ms: ${stderr}`));
+      else if (status === 0) resolve(JSON.parse(stdout.slice('open\n'.length)) as Report);
+      else reject(new Error(`${name} exited with ${status ?? signal}: ${stderr}`));
     });
   });
   // Awaited later; a failure must not count as unhandled meanwhile.
   report.catch(() => undefined);
   const kill = (): void => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    if (running()) child.kill('SIGKILL');
   };
   return { opened: openedPromise, report, kill };
 }
