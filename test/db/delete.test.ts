@@ -34,6 +34,32 @@ interface Post {
   readonly n: number;
 }
 
+
+/**
+ * A view that records the values it applies (`seen`) and the values of the records it is told were deleted
+ * (`deletedSeen`), two records per batch; `before`, when given, is awaited before the first batch is applied.
+ */
+function recordingView(before?: () => Promise<void>): { view: View<number>; seen: number[]; deletedSeen: number[] } {
+  const seen: number[] = [];
+  const deletedSeen: number[] = [];
+  const view: View<number> = {
+    version: 1,
+    batchRecords: 2,
+    open: () => Promise.resolve(-1),
+    async apply(records: readonly LogRecord<number>[]) {
+      if (seen.length === 0 && before !== undefined) await before();
+      for (const record of records) seen.push(record.value);
+    },
+    delete(records) {
+      for (const record of records) deletedSeen.push(record.value);
+    },
+    checkpoint: () => Promise.resolve(),
+    clear: () => Promise.resolve(),
+    close: () => Promise.resolve(),
+  };
+  return { view, seen, deletedSeen };
+}
+
 describe('Sluice.delete', () => {
   it('deletes from the log and drops the entries of the index, key index and query views', async () => {
     await using db = await Sluice.open<Post>(directory());
@@ -69,25 +95,9 @@ describe('Sluice.delete', () => {
   });
 
   it('keeps a deleted record from a view that had not reached it, even from a batch already read', async () => {
-    const seen: number[] = [];
-    const deletedSeen: number[] = [];
     let release: () => void = () => undefined;
     const gate = new Promise<void>((resolve) => (release = resolve));
-    const view: View<number> = {
-      version: 1,
-      batchRecords: 2,
-      open: () => Promise.resolve(-1),
-      async apply(records: readonly LogRecord<number>[]) {
-        if (seen.length === 0) await gate;
-        for (const record of records) seen.push(record.value);
-      },
-      delete(records) {
-        for (const record of records) deletedSeen.push(record.value);
-      },
-      checkpoint: () => Promise.resolve(),
-      clear: () => Promise.resolve(),
-      close: () => Promise.resolve(),
-    };
+    const { view, seen, deletedSeen } = recordingView(() => gate);
     await using db = await Sluice.open<number>(directory(), { log: await MemoryLog.open<number>(), views: { v: view } });
     const offsets = await db.append([1, 2, 3, 4, 5, 6]);
     // The view is held inside its first batch (records 1 and 2) while 2 and 4 are deleted.
@@ -189,22 +199,7 @@ describe('Sluice.delete', () => {
   });
 
   it('holds a view at a record whose deletion is in flight, then applies it if the log failed to delete it', async () => {
-    const seen: number[] = [];
-    const deletedSeen: number[] = [];
-    const view: View<number> = {
-      version: 1,
-      batchRecords: 2,
-      open: () => Promise.resolve(-1),
-      apply(records) {
-        for (const record of records) seen.push(record.value);
-      },
-      delete(records) {
-        for (const record of records) deletedSeen.push(record.value);
-      },
-      checkpoint: () => Promise.resolve(),
-      clear: () => Promise.resolve(),
-      close: () => Promise.resolve(),
-    };
+    const { view, seen, deletedSeen } = recordingView();
     const log = await MemoryLog.open<number>();
     const realDelete = log.delete.bind(log);
     // The log's delete waits for the test, then deletes `partly` (a rewrite that failed half-way) and fails.
