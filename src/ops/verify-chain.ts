@@ -1,11 +1,12 @@
 import { closeSync, fstatSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { SluiceError, throwIfAborted } from '../errors.js';
-import { checkChunkBytes } from '../limits.js';
+import { batchBytesMax, checkChunkBytes } from '../limits.js';
 import {
   chainAlgorithmKeyed,
   chainBytes,
   digestBytes,
+  flagBatchContinues,
   flagChained,
   flagEncrypted,
   frameFlagsOf,
@@ -37,13 +38,14 @@ export interface ChainVerification {
   readonly records: number;
   /**
    * The link the verification started from (F-78): the genesis link (64 zeros) when the log starts at offset 0;
-   * for a trimmed log the first remaining record's own stored link, which nothing left in the log can prove (nor
-   * that record's content): it is never taken as a published head; every later link is recomputed from it.
+   * for a trimmed log the first remaining batch's own stored link (`offset`: its last record), which nothing left
+   * in the log can prove (nor that batch's content): it is never taken as a published head; every later link is
+   * recomputed from it.
    */
   readonly anchor: { readonly offset: number; readonly hash: string } | null;
-  /** The link of the last record verified (the log's head when nothing is broken); `null` without records. */
+  /** The link of the last batch verified, at its last record (the log's head when nothing is broken); `null` without records. */
   readonly head: { readonly offset: number; readonly hash: string } | null;
-  /** When a published head was given: the offset of the record whose link it is, or `null` when none has it. */
+  /** When a published head was given: the offset of the last record of the batch whose link it is, or `null` when none has it. */
   readonly publishedHeadOffset: number | null;
   /** The first broken link, or `null`: every link verified (up to damage the framing check reports). */
   readonly broken: BrokenLink | null;
@@ -53,7 +55,7 @@ export interface ChainVerification {
 
 export interface VerifyChainOptions {
   readonly signal?: AbortSignal;
-  /** A head published earlier (64 hex digits): found as the link of some record, it pins every record up to it. */
+  /** A head published earlier (64 hex digits): found as the link of some batch, it pins every record up to it. */
   readonly head?: string;
   /**
    * The key of a keyed chain (F-72): without it such a chain cannot be verified (reported as broken at its start).
@@ -64,8 +66,8 @@ export interface VerifyChainOptions {
 
 /**
  * Recomputes the chain of the native log in `dir` (F-73, F-77): for every record, its content digest (unless it
- * was deleted: then its stored digest stands) and its link from the link before, from the first segment to the
- * end of the last. Stops at the first broken link, or at framing damage (a frame `check` reports as invalid).
+ * was deleted: then its stored digest stands), and for every batch its link from the link before, from the first
+ * segment to the end of the last. Stops at the first broken link, or at framing damage (a frame `check` reports as invalid).
  * Reads only: no lock, no key (digests cover the stored bytes, ciphertext for an encrypted log). `bases` are
  * the log's segments, oldest first.
  */
@@ -81,6 +83,7 @@ export async function verifyChain(dir: string, bases: readonly number[], options
     publishedHeadOffset: null,
     broken: null,
     stoppedBy: null,
+    batch: null,
   };
   for (const base of bases) {
     throwIfAborted(options.signal, 'the chain verification');
@@ -100,7 +103,7 @@ export async function verifyChain(dir: string, bases: readonly number[], options
 
 interface WalkState {
   hasher: ChainHasher | undefined;
-  /** The link before the next record; `undefined` before the first record of a trimmed log. */
+  /** The link before the next batch; `undefined` before the first batch of a trimmed log. */
   previous: Buffer | undefined;
   anchor: { offset: number; hash: string } | null;
   records: number;
@@ -109,6 +112,14 @@ interface WalkState {
   publishedHeadOffset: number | null;
   broken: BrokenLink | null;
   stoppedBy: string | null;
+  /** The batch in progress: where its first record is, how many records and bytes it has so far. */
+  batch: { where: Where; records: number; bytes: number } | null;
+}
+
+interface Where {
+  readonly file: string;
+  readonly position: number;
+  readonly offset: number;
 }
 
 async function verifySegment(dir: string, base: number, state: WalkState, options: VerifyChainOptions): Promise<void> {
@@ -121,6 +132,8 @@ async function verifySegment(dir: string, base: number, state: WalkState, option
     // A trim running meanwhile removed it: the chain goes on from the next segment's first record.
     if ((cause as NodeJS.ErrnoException).code === 'ENOENT') {
       state.previous = undefined;
+      state.batch = null;
+      state.hasher?.reset();
       return;
     }
     throw new SluiceError('READ_FAILED', `cannot read ${path}: ${(cause as Error).message}`, { cause, file: path });
@@ -151,6 +164,10 @@ async function verifySegment(dir: string, base: number, state: WalkState, option
       return;
     }
     state.hasher ??= new ChainHasher(chainAlgorithmOf(algorithmId), keyed ? key : undefined);
+    if (state.batch !== null) {
+      state.broken = { ...state.batch.where, message: 'a batch does not end where its segment ends (F-13)' };
+      return;
+    }
     const end = offsetAt(base, Math.max(headerBytes, fstatSync(fd).size));
     const window = new SegmentWindow(fd, path, positionOf(base, end), checkChunkBytes);
     let pauseAt = base + checkChunkBytes;
@@ -175,14 +192,14 @@ async function verifySegment(dir: string, base: number, state: WalkState, option
 }
 
 /**
- * F-77: the digest (of a record not deleted) and the link of one valid frame; `securityFlags` are the frame flags
- * its segment's header calls for (F-71).
+ * F-77: the digest (of a record not deleted) of one valid frame, and the link of its batch when it ends one;
+ * `securityFlags` are the frame flags its segment's header calls for (F-71).
  */
 function verifyFrame(
   buffer: Buffer,
   frame: { size: number; time: number; keyLength: number; deleted: boolean; filler: boolean; encrypted: boolean; chainStart: number },
   state: WalkState,
-  where: { file: string; position: number; offset: number },
+  where: Where,
   securityFlags: number,
 ): void {
   const hasher = state.hasher as ChainHasher;
@@ -200,37 +217,74 @@ function verifyFrame(
     state.broken = { ...where, message: "the record is not sealed as its segment's header says (F-71)" };
     return;
   }
-  const digest = buffer.subarray(frame.chainStart, frame.chainStart + digestBytes);
-  const link = buffer.subarray(frame.chainStart + digestBytes, frame.chainStart + chainBytes);
-  if (!frame.deleted && !hasher.digest(buffer, start, frame.size).equals(digest)) {
+  if (!frame.deleted && !hasher.digestMatches(buffer, start, frame.size, frame.chainStart)) {
     state.broken = { ...where, message: 'the record does not match its digest: its content was changed (F-73)' };
     return;
   }
-  if (state.previous === undefined) {
-    // F-78: the first record of a trimmed log: its stored link cannot be recomputed; it is the anchor, taken on
-    // trust, so it never counts as a published head.
-    state.anchor = { offset: where.offset, hash: link.toString('hex') };
-    accept(state, where.offset, Buffer.from(link), false);
-    return;
-  }
-  if (state.anchor === null) state.anchor = { offset: where.offset, hash: state.previous.toString('hex') };
-  if (!hasher.link(state.previous, digest, buffer, start).equals(link)) {
-    state.broken = {
-      ...where,
-      message: 'the link does not follow from the record before: records were changed, removed, inserted or reordered (F-73)',
-    };
-    return;
-  }
-  accept(state, where.offset, Buffer.from(link));
+  const endsBatch = ((buffer[start + 26] as number) & flagBatchContinues) === 0;
+  const linkAt = frame.chainStart + digestBytes;
+  if (!joinBatch(state, where, frame.size, endsBatch, buffer, linkAt)) return;
+  if (state.previous !== undefined) hasher.addFrame(state.previous, buffer, start, frame.chainStart);
+  if (endsBatch) endBatch(state, buffer.subarray(linkAt, linkAt + digestBytes), where.offset);
 }
 
 /**
- * A link the next one chains from. Only a `recomputed` one (not an anchor's stored link, F-78) may be the
- * published head.
+ * Counts a record into the batch in progress (starting one at `where` if none is). The link slot of a record that
+ * does not end its batch must be zero (F-71); a batch larger than any writer writes is refused, so that a crafted
+ * file cannot make the verifier gather without bound. False when the chain is broken here.
  */
-function accept(state: WalkState, offset: number, link: Buffer, recomputed = true): void {
+function joinBatch(state: WalkState, where: Where, size: number, endsBatch: boolean, buffer: Buffer, linkAt: number): boolean {
+  if (!endsBatch && !isZero(buffer, linkAt, digestBytes)) {
+    state.broken = { ...where, message: 'a record inside a batch holds a link: only the last record of a batch does (F-71)' };
+    return false;
+  }
+  const batch = (state.batch ??= { where, records: 0, bytes: 0 });
+  batch.records++;
+  batch.bytes += size;
+  if (batch.bytes > batchBytesMax) {
+    state.broken = { ...batch.where, message: `a batch of more than ${batchBytesMax} bytes: no writer writes one (F-13)` };
+    return false;
+  }
+  return true;
+}
+
+/**
+ * F-73: the batch in progress ends with the record at `offset`, whose stored link is `stored`: recomputed from
+ * the link before, it must equal the stored one. The first batch of a trimmed log (no link before) is the anchor
+ * instead (F-78): its stored link is taken on trust, so it never counts as a published head.
+ */
+function endBatch(state: WalkState, stored: Buffer, offset: number): void {
+  const batch = state.batch as { where: Where; records: number };
+  state.batch = null;
+  if (state.previous === undefined) {
+    state.anchor = { offset, hash: stored.toString('hex') };
+    accept(state, offset, Buffer.from(stored), batch.records, false);
+    return;
+  }
+  if (state.anchor === null) state.anchor = { offset: batch.where.offset, hash: state.previous.toString('hex') };
+  const link = (state.hasher as ChainHasher).finish();
+  if (!link.equals(stored)) {
+    state.broken = {
+      ...batch.where,
+      message: 'the link does not follow from the records before: records were changed, removed, inserted or reordered (F-73)',
+    };
+    return;
+  }
+  accept(state, offset, link, batch.records);
+}
+
+function isZero(buffer: Buffer, at: number, length: number): boolean {
+  for (let i = at; i < at + length; i++) if (buffer[i] !== 0) return false;
+  return true;
+}
+
+/**
+ * A link the next batch chains from, after `records` more records verified. Only a `recomputed` one (not an
+ * anchor's stored link, F-78) may be the published head.
+ */
+function accept(state: WalkState, offset: number, link: Buffer, records: number, recomputed = true): void {
   state.previous = link;
-  state.records++;
+  state.records += records;
   state.head = { offset, link };
   if (recomputed && state.published !== undefined && state.publishedHeadOffset === null && link.equals(state.published)) {
     state.publishedHeadOffset = offset;
@@ -238,42 +292,51 @@ function accept(state: WalkState, offset: number, link: Buffer, recomputed = tru
 }
 
 /**
- * F-76: a compaction filler over several records of a chained log: each covered record's link is recomputed from
- * its table entry, and the last must be the link the filler stores.
+ * F-76: a compaction filler over several records of a chained log: each covered record joins its batch from its
+ * table entry; the links of the batches that end inside it are recomputed, and the last covered record's link
+ * slot (the filler's) holds its batch's link when it ends one, zeros otherwise.
  */
-function verifyFiller(
-  buffer: Buffer,
-  start: number,
-  size: number,
-  state: WalkState,
-  where: { file: string; position: number; offset: number },
-  securityFlags: number,
-): void {
+function verifyFiller(buffer: Buffer, start: number, size: number, state: WalkState, where: Where, securityFlags: number): void {
   const hasher = state.hasher as ChainHasher;
   const count = coveredCount(buffer, start);
-  const stored = buffer.subarray(start + size - 4 - digestBytes, start + size - 4);
+  const linkAt = start + size - 4 - digestBytes;
   if (!fillerFits(count, size)) {
     state.broken = { ...where, message: `the filler's table of ${count} records does not fit in it (F-76)` };
     return;
   }
-  if (state.previous === undefined) {
-    // A trimmed log starting with a filler: its last link is the anchor.
-    state.anchor = { offset: where.offset, hash: stored.toString('hex') };
-    accept(state, where.offset, Buffer.from(stored), false);
-    return;
-  }
-  if (state.anchor === null) state.anchor = { offset: where.offset, hash: state.previous.toString('hex') };
   let offset = where.offset;
-  let link = state.previous;
   for (let i = 0; i < count; i++) {
     const covered = coveredAt(buffer, start, i);
-    link = hasher.linkOfCovered(link, covered.digest, offset, covered.time, covered.keyLength, covered.batchContinues, securityFlags);
-    if (i < count - 1) accept(state, offset, link);
+    const last = i === count - 1;
+    const endsBatch = !covered.batchContinues;
+    const here = { ...where, offset };
+    if (!joinBatch(state, here, covered.size, endsBatch || !last, buffer, linkAt)) return;
+    if (state.previous !== undefined) {
+      hasher.addCovered(state.previous, covered.digest, offset, covered.time, covered.keyLength, covered.batchContinues, securityFlags);
+    }
+    if (endsBatch && !last) {
+      if (state.previous === undefined) {
+        // A trimmed log's first batch ends inside a filler: its link is stored nowhere, so the anchor waits.
+        state.batch = null;
+      } else {
+        const batch = state.batch as { records: number };
+        state.batch = null;
+        accept(state, offset, hasher.finish(), batch.records);
+      }
+    }
     offset += covered.size;
   }
-  if (offset !== where.offset + size || !link.equals(stored)) {
-    state.broken = { ...where, message: "the links of the records the filler covers do not lead to the filler's link (F-76)" };
+  const lastCovered = coveredAt(buffer, start, count - 1);
+  if (offset !== where.offset + size) {
+    state.broken = { ...where, message: "the sizes of the records the filler covers do not add up to the filler's (F-76)" };
     return;
   }
-  accept(state, offset - coveredAt(buffer, start, count - 1).size, link);
+  if (lastCovered.batchContinues) return;
+  const before = state.broken;
+  endBatch(state, buffer.subarray(linkAt, linkAt + digestBytes), offset - lastCovered.size);
+  if (before === null && state.broken !== null) {
+    // Links of batches that end inside the filler are stored nowhere: the change may be anywhere in it.
+    const at = state.broken.offset < where.offset ? state.broken : where;
+    state.broken = { ...at, message: "the links of the records the filler covers do not lead to the filler's link (F-76)" };
+  }
 }

@@ -63,9 +63,12 @@ function fixCrc(file: Buffer, position: number): void {
 function rehash(file: Buffer, position: number, previous?: Buffer): Buffer {
   const size = file.readUInt32LE(position);
   const chainStart = position + size - 4 - chainBytes;
-  const digest = hasher.digest(file, position, size);
-  digest.copy(file, chainStart);
-  if (previous !== undefined) hasher.link(previous, digest, file, position).copy(file, chainStart + 32);
+  hasher.digestInto(file, position, size, file, chainStart);
+  if (previous !== undefined) {
+    // Every batch of these logs is a single record: its link is its own.
+    hasher.addFrame(previous, file, position, chainStart);
+    hasher.finish().copy(file, chainStart + 32);
+  }
   fixCrc(file, position);
   return Buffer.from(file.subarray(chainStart + 32, chainStart + 64));
 }
@@ -229,6 +232,110 @@ describe('tamper-evident logs: check --verify-chain', () => {
     await rejectsWith(FileLog.open(chained, { chain: 'blake2s256' }), 'SECURITY_MISMATCH');
     await assert.rejects(FileLog.open(chained, { chain: 'md5' as 'sha256' }), TypeError);
     await assert.rejects(check(chained, { verifyChain: true, head: 'abc' }), TypeError);
+  });
+});
+
+describe('one link per batch (F-73)', () => {
+  /** Four batches of five records, `b0.0` … `b3.4`. */
+  async function batchedLog(options: FileLogOptions<string> = {}): Promise<{ dir: string; batches: number[][]; head: string }> {
+    const dir = newDir();
+    const log = await FileLog.open<string>(dir, { chain: 'sha256', ...options });
+    const batches: number[][] = [];
+    for (let b = 0; b < 4; b++) batches.push(await log.append(Array.from({ length: 5 }, (_, i) => `b${b}.${i}`)));
+    const head = log.chainHead().hash;
+    assert.equal(log.chainHead().offset, batches[3]?.[4]);
+    await log.close();
+    return { dir, batches, head };
+  }
+
+  it('stores the link in the last record of each batch only, and verifies every record', async () => {
+    const { dir, batches, head } = await batchedLog();
+    const file = readFileSync(segmentPath(dir));
+    const positions = framePositions(file);
+    positions.forEach((position, i) => {
+      const link = linkAt(file, position);
+      assert.equal(link.equals(Buffer.alloc(32)), i % 5 !== 4, `record ${i}`);
+    });
+    const report = await verify(dir, head);
+    assert.equal(report.healthy, true, JSON.stringify(report.problems));
+    assert.equal(report.chain?.records, 20);
+    assert.equal(report.chain?.publishedHeadOffset, batches[3]?.[4]);
+    // Single appends after batches chain on from the last batch's link.
+    const log = await FileLog.open<string>(dir);
+    await log.append('single');
+    await log.append(['c.0', 'c.1']);
+    const later = log.chainHead().hash;
+    await log.close();
+    const again = await verify(dir, later);
+    assert.equal(again.healthy, true, JSON.stringify(again.problems));
+    assert.equal(again.chain?.records, 23);
+  });
+
+  it('finds a record changed inside a batch, digest recomputed, at the first record of its batch', async () => {
+    const { dir, batches } = await batchedLog();
+    const path = segmentPath(dir);
+    const file = readFileSync(path);
+    const position = framePositions(file)[7] as number;
+    file[position + 29] = 'X'.charCodeAt(0);
+    rehash(file, position);
+    writeFileSync(path, file);
+    assertBrokenAt(await verify(dir), batches[1]?.[0] as number, /link/);
+  });
+
+  it('finds a link slot filled inside a batch, and a batch boundary moved', async () => {
+    const { dir, batches } = await batchedLog();
+    const path = segmentPath(dir);
+    const original = readFileSync(path);
+    const file = Buffer.from(original);
+    const positions = framePositions(file);
+    const inside = positions[6] as number;
+    const size = file.readUInt32LE(inside);
+    file.fill(0x55, inside + size - 36, inside + size - 4);
+    fixCrc(file, inside);
+    writeFileSync(path, file);
+    assertBrokenAt(await verify(dir), batches[1]?.[1] as number, /inside a batch/);
+    // The batch flag of the last record of batch 1 set: batches 1 and 2 read as one, whose link cannot follow.
+    const moved = Buffer.from(original);
+    const last = positions[9] as number;
+    moved[last + 26] = (moved[last + 26] as number) | 0x01;
+    const lastSize = moved.readUInt32LE(last);
+    moved.fill(0, last + lastSize - 36, last + lastSize - 4);
+    fixCrc(moved, last);
+    writeFileSync(path, moved);
+    assertBrokenAt(await verify(dir), batches[1]?.[0] as number, /link/);
+  });
+
+  it('keeps every batch link through deletes inside batches, compaction of partial batches, and a trim', async () => {
+    const dir = newDir();
+    const options = { chain: 'sha256', segmentBytesMax: 4096 } as const;
+    const log = await FileLog.open<string>(dir, options);
+    const offsets: number[] = [];
+    for (let b = 0; b < 40; b++) {
+      const values = Array.from({ length: 4 }, (_, i) => `${b}.${i}.${'p'.repeat(40)}`);
+      // Every third record of a batch has a key of its own, so compaction keeps it and covers records on both
+      // sides of it: fillers that end inside a batch.
+      offsets.push(...(await log.append(values, { key: values.map((_, i) => (i === 2 ? `u${b}` : `k${(b * 4 + i) % 6}`)) })));
+    }
+    await log.delete([offsets[1] as number, offsets[2] as number, offsets[157] as number]);
+    const head = log.chainHead();
+    assert.ok((await log.compact()).recordsDropped > 0);
+    assert.deepEqual(log.chainHead(), head);
+    const file = readFileSync(segmentPath(dir));
+    const fillersInsideBatches = framePositions(file).filter((position) => (file[position + 26] as number) === (0x01 | 0x02 | 0x04 | 0x10));
+    assert.ok(fillersInsideBatches.length > 0, 'some filler ends inside a batch');
+    await log.close();
+    const report = await verify(dir, head.hash);
+    assert.equal(report.healthy, true, JSON.stringify(report.problems));
+    assert.equal(report.chain?.records, 160);
+    assert.equal(report.chain?.publishedHeadOffset, head.offset);
+
+    const again = await FileLog.open<string>(dir, options);
+    const middle = again.segments.bases[2] as number;
+    await again.trim({ beforeOffset: middle });
+    await again.close();
+    const trimmed = await verify(dir, head.hash);
+    assert.equal(trimmed.healthy, true, JSON.stringify(trimmed.problems));
+    assert.equal(trimmed.chain?.publishedHeadOffset, head.offset);
   });
 });
 
@@ -419,7 +526,8 @@ describe('chained and encrypted logs under deletes, compaction and trim', () => 
     await again.close();
     const report = await verify(dir, head.hash);
     assert.equal(report.healthy, true, JSON.stringify(report.problems));
-    assert.equal(report.chain?.anchor?.offset, trimmed.firstOffset, 'the chain verifies from the first record kept');
+    // The anchor is the link of the first batch kept, stored in its last record (F-78).
+    assert.ok((report.chain?.anchor?.offset ?? -1) >= trimmed.firstOffset, 'the chain verifies from the first batch kept');
     assert.equal(report.chain?.publishedHeadOffset, head.offset);
   });
 });

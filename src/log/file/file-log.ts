@@ -35,7 +35,7 @@ export type { EncryptionKey, EncryptionOptions } from './security/keys.js';
 export interface ChainHead {
   /** The offset of the last record (deleted or not); `-1` for a log without records. */
   readonly offset: number;
-  /** The link, 64 hex digits (32 zero bytes before the first record of a log, F-73). */
+  /** The link of the last batch, 64 hex digits (32 zero bytes before the first record of a log, F-73). */
   readonly hash: string;
 }
 

@@ -179,7 +179,7 @@ export class LogSecurity {
   }
 
   /**
-   * The link of record `offset`, the log's last (F-73): stored in its frame, or, when compaction covered it with a
+   * The link of the batch ending with record `offset`, the log's last (F-73): stored in its frame, or, when compaction covered it with a
    * filler of several records (F-76), in that filler's chain bytes: the filler then ends with it, where its
    * segment ends.
    */

@@ -1,5 +1,15 @@
 import { createCipheriv, createDecipheriv, randomFillSync } from 'node:crypto';
-import { chainBytes, digestBytes, flagChained, flagEncrypted, nonceBytes, sealBytes, tagBytes, type FrameSealer } from '../format.js';
+import {
+  chainBytes,
+  digestBytes,
+  flagBatchContinues,
+  flagChained,
+  flagEncrypted,
+  nonceBytes,
+  sealBytes,
+  tagBytes,
+  type FrameSealer,
+} from '../format.js';
 import type { ChainHasher } from './chain.js';
 
 /** Random nonces are drawn this many at a time: one CSPRNG call per 1024 records rather than one per record. */
@@ -7,9 +17,10 @@ const noncesPerFill = 1024;
 
 /**
  * Seals the frames a writer appends (F-71 … F-74): encrypts each record's key and value with AES-256-GCM under a
- * fresh random nonce, with the frame's offset, time and key length as associated data, and/or appends the
- * content digest and the link to the record before. Holds the link of the last frame it sealed: the writer calls
- * `mark` before a batch and `rewind` when the batch is refused, so a refused batch leaves no trace in the chain.
+ * fresh random nonce, with the frame's offset, time and key length as associated data, and/or writes the content
+ * digest of each frame and, in the last frame of each batch, the batch's link to the one before. Holds the link of
+ * the last batch it sealed: the writer calls `mark` before a batch and `rewind` when the batch is refused, so a
+ * refused batch leaves no trace in the chain.
  */
 export class RecordSealer implements FrameSealer {
   readonly flags: number;
@@ -28,24 +39,31 @@ export class RecordSealer implements FrameSealer {
     this.securityBytes = (key === undefined ? 0 : sealBytes) + (hasher === undefined ? 0 : chainBytes);
   }
 
-  /** The link of the last frame sealed. */
+  /** The link of the last batch sealed. */
   mark(): Buffer {
     return this.#link;
   }
 
   rewind(link: Buffer): void {
     this.#link = link;
+    this.#hasher?.reset();
   }
 
   seal(buffer: Buffer, position: number, size: number): void {
     const chain = this.#hasher === undefined ? 0 : chainBytes;
     if (this.#key !== undefined) this.#encrypt(buffer, position, position + size - 4 - chain);
-    if (this.#hasher !== undefined) {
+    const hasher = this.#hasher;
+    if (hasher !== undefined) {
       const chainStart = position + size - 4 - chainBytes;
-      const digest = this.#hasher.digest(buffer, position, size);
-      buffer.set(digest, chainStart);
-      this.#link = this.#hasher.link(this.#link, digest, buffer, position);
-      buffer.set(this.#link, chainStart + digestBytes);
+      hasher.digestInto(buffer, position, size, buffer, chainStart);
+      hasher.addFrame(this.#link, buffer, position, chainStart);
+      if (((buffer[position + 26] as number) & flagBatchContinues) === 0) {
+        this.#link = hasher.finish();
+        buffer.set(this.#link, chainStart + digestBytes);
+      } else {
+        // F-71: only the last frame of a batch holds a link.
+        buffer.fill(0, chainStart + digestBytes, chainStart + chainBytes);
+      }
     }
   }
 
