@@ -36,9 +36,10 @@ export class SegmentWindow {
 
   /**
    * The valid frame at file `position` for log `offset`, or the reason there is none (F-12). The frame's parts
-   * are positions in a buffer that the next call may reuse.
+   * are positions in a buffer that the next call may reuse. `verifyChecksum: false` checks the framing only
+   * (rule 5 left out), for a pass that proves the content otherwise (the chain's digests, F-77).
    */
-  frameAt(position: number, offset: number): Frame | string {
+  frameAt(position: number, offset: number, verifyChecksum = true): Frame | string {
     let need = 4;
     for (;;) {
       if (position < this.#start || position + need > this.#start + this.#length) {
@@ -46,7 +47,7 @@ export class SegmentWindow {
         if (this.#length < need) return 'the segment ends inside the frame';
       }
       const at = position - this.#start;
-      const parsed = parseFrame(this.#buffer, at, this.#length - at, offset, this.#frame);
+      const parsed = parseFrame(this.#buffer, at, this.#length - at, offset, this.#frame, verifyChecksum);
       if (typeof parsed === 'string' || !('needBytes' in parsed)) return parsed;
       if (parsed.needBytes <= need) return 'the segment ends inside the frame';
       need = parsed.needBytes;

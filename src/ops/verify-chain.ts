@@ -178,7 +178,9 @@ async function verifySegment(dir: string, base: number, state: WalkState, option
         throwIfAborted(signal, 'the chain verification');
         pauseAt = offset + checkChunkBytes;
       }
-      const frame = window.frameAt(positionOf(base, offset), offset);
+      // Checksums are left to `check`'s framing pass: digests and links prove more than a CRC, and skipping it
+      // makes this pass a sixth faster.
+      const frame = window.frameAt(positionOf(base, offset), offset, false);
       if (typeof frame === 'string') {
         state.stoppedBy = `${path}:${positionOf(base, offset)}: ${frame}`;
         return;

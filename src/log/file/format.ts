@@ -250,7 +250,8 @@ export interface Frame {
 /**
  * Checks the frame that starts at `position` in `buffer` (which holds `available` valid bytes from there on)
  * against F-12 and returns its parts, or a reason string when it is not a valid frame for `offset`.
- * `needBytes` on the result tells the caller to read more and try again.
+ * `needBytes` on the result tells the caller to read more and try again. `verifyChecksum: false` leaves rule 5
+ * out, for the one pass that proves the content by other means (the chain's digests, F-77).
  */
 export function parseFrame(
   buffer: Buffer,
@@ -258,6 +259,7 @@ export function parseFrame(
   available: number,
   offset: number,
   into: Frame,
+  verifyChecksum = true,
 ): Frame | string | { needBytes: number } {
   if (available < 4) return { needBytes: 4 };
   const size = u32(buffer, position);
@@ -271,7 +273,7 @@ export function parseFrame(
   const seal = (flags & flagEncrypted) === 0 ? 0 : sealBytes;
   const chain = (flags & flagChained) === 0 ? 0 : chainBytes;
   if (frameOverheadBytes + seal + chain + keyLength > size) return 'the key is longer than the frame';
-  if (u32(buffer, position + 4) !== crc32c(buffer, position + 8, position + size)) {
+  if (verifyChecksum && u32(buffer, position + 4) !== crc32c(buffer, position + 8, position + size)) {
     return checksumMismatch;
   }
   // F-11: a filler is always a deleted frame; readers skip deleted frames only, so a filler that is not one would
