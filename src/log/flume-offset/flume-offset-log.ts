@@ -1,5 +1,5 @@
 import { checkFileMode, directoryModeOf } from '../../io/file-mode.js';
-import { closeSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { codecs, type Codec, type JsonValue } from '../../codec/codec.js';
 import { asError, SluiceError } from '../../errors.js';
@@ -14,7 +14,8 @@ import { isZeroed, overheadBytes, type OffsetWidth } from './format.js';
 import { FrameWindow, type FrameSpan } from './frame-window.js';
 import { OffsetCursor, type OffsetCursorHost } from './offset-cursor.js';
 import { OffsetWriter, type OffsetDurability } from './offset-writer.js';
-import { checkTail, walkForward } from './tail.js';
+import { checkTail, walkForward, type TailVerdict } from './tail.js';
+import { readWriteIntent, writeIntentPath } from './write-intent.js';
 
 export type { OffsetDurability } from './offset-writer.js';
 export type { OffsetWidth } from './format.js';
@@ -74,6 +75,8 @@ export class FlumeOffsetLog<T = JsonValue> extends AbstractLog<T> {
   #getWindow!: FrameWindow;
   #writer: OffsetWriter | undefined;
   #lock: DirectoryLock | undefined;
+  /** The write intent file (O-10), once a write needed it. */
+  #intentFd = -1;
   /** The end of the last visible record: reads never look past it. */
   #end = 0;
   #follower: Follower | undefined;
@@ -128,7 +131,7 @@ export class FlumeOffsetLog<T = JsonValue> extends AbstractLog<T> {
     const size = fstatSync(this.#fd).size;
     this.#window = new FrameWindow(this.#fd, file, this.width);
     this.#getWindow = new FrameWindow(this.#fd, file, this.width, getReadBytes);
-    const verdict = checkTail(this.#window, size);
+    let verdict = checkTail(this.#window, size);
     if (verdict.rest !== undefined) {
       if (!verdict.rest.torn && options.recover !== true) {
         throw new SluiceError(
@@ -138,9 +141,10 @@ export class FlumeOffsetLog<T = JsonValue> extends AbstractLog<T> {
           { file, position: verdict.end },
         );
       }
-      // A read-only open reads the valid prefix and leaves the rest to the writer.
-      if (!this.readonly) this.#cut(verdict.end, size);
     }
+    verdict = this.#cutShortWrite(verdict);
+    // A read-only open reads the valid prefix and leaves the rest to the writer.
+    if (verdict.end < size && !this.readonly) this.#cut(verdict.end, size);
     this.#window.reset();
     this.#end = verdict.end;
     if (!this.readonly) {
@@ -154,12 +158,32 @@ export class FlumeOffsetLog<T = JsonValue> extends AbstractLog<T> {
             this.#end = Math.max(this.#end, visibleEnd);
             this._advance(since);
           },
+          intentFd: () => {
+            // Never through a symbolic link planted beside the file.
+            if (this.#intentFd < 0) {
+              this.#intentFd = openSync(writeIntentPath(file), constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, fileMode);
+            }
+            return this.#intentFd;
+          },
         },
         verdict.end,
         verdict.since,
       );
     }
     this._opened(verdict.since);
+  }
+
+  /**
+   * O-10: when the file ends strictly inside the range of the last write its intent names, and is valid up to
+   * that range's start, a kill stopped that write between pages: the log ends at the write's start (the whole
+   * records it left are a batch cut short, or appends never acknowledged).
+   */
+  #cutShortWrite(verdict: TailVerdict): TailVerdict {
+    const intent = readWriteIntent(this.file);
+    if (intent === undefined || !(intent.start < verdict.end && verdict.end < intent.end)) return verdict;
+    const before = checkTail(this.#window, intent.start);
+    // An intent that does not fit this file (left by another file of the same name) is ignored.
+    return before.rest === undefined && before.end === intent.start ? before : verdict;
   }
 
   /** Moves the bytes after `end` into `<file>.quarantine/` and truncates the file there. */
@@ -292,6 +316,8 @@ export class FlumeOffsetLog<T = JsonValue> extends AbstractLog<T> {
     this.#follower?.close();
     try {
       await this.#writer?.close();
+      // Every write is whole now: the intent has nothing left to say.
+      if (this.#intentFd >= 0 && this.#writer?.failure === undefined) rmSync(writeIntentPath(this.file), { force: true });
     } finally {
       this.#release();
     }
@@ -300,6 +326,8 @@ export class FlumeOffsetLog<T = JsonValue> extends AbstractLog<T> {
   #release(): void {
     if (this.#fd >= 0) closeSync(this.#fd);
     this.#fd = -1;
+    if (this.#intentFd >= 0) closeSync(this.#intentFd);
+    this.#intentFd = -1;
     this.#lock?.release();
   }
 
@@ -308,7 +336,12 @@ export class FlumeOffsetLog<T = JsonValue> extends AbstractLog<T> {
     if (!this.readonly || this.status !== 'open') return;
     const size = fstatSync(this.#fd).size;
     if (size <= this.#end) return;
-    const { end, since } = walkForward(new FrameWindow(this.#fd, this.file, this.width), size, this.#end);
+    // A write in progress (or cut short by a kill) that its intent names is taken in only once whole (O-10). The
+    // writer records the intent before it writes, so a reader that sees the write's bytes sees its intent.
+    const intent = readWriteIntent(this.file);
+    const limit = intent !== undefined && intent.start >= this.#end && intent.start < size && size < intent.end ? intent.start : size;
+    if (limit <= this.#end) return;
+    const { end, since } = walkForward(new FrameWindow(this.#fd, this.file, this.width), limit, this.#end);
     if (since < 0) return;
     this.#end = end;
     this._advance(since);

@@ -4,6 +4,7 @@ import { SluiceError } from '../../errors.js';
 import { batchBytesMax, valueBytesMax, writeBufferBytesInitial } from '../../limits.js';
 import type { EncodedEntry } from '../abstract-log.js';
 import { fileBytesLimit, isZeroed, overheadBytes, writeFrame, type OffsetWidth } from './format.js';
+import { needsWriteIntent, recordWriteIntent } from './write-intent.js';
 
 /** What a resolved append promises for a flumelog-offset file: `os` (written) or `disk` (written and fdatasynced). */
 export type OffsetDurability = 'os' | 'disk';
@@ -21,19 +22,24 @@ export interface OffsetWriterHost {
   readonly durability: OffsetDurability;
   /** Records up to `since`, ending at `end`, are written (and synced, with `disk`): make them visible. */
   onVisible(since: number, end: number): void;
+  /** The open write intent file (O-10), opened on first use. */
+  intentFd(): number;
 }
 
 /**
  * Appends frames to the end of a flumelog-offset file. Appends made in one event-loop turn are framed into one
- * buffer and written with one `write()` at the next microtask, so a process crash leaves each write whole or
- * absent (the format has no batch marker, so a power failure in the middle of a batch can keep its first records:
- * see README "Durability"). With `disk`, appends resolve after an `fdatasync` that every write gathered while
+ * buffer and written with one `write()` at the next microtask. A kill can stop a write between pages, and the
+ * format has no batch marker: a write of several records that crosses a page boundary is announced first in the
+ * write intent file (O-10), so that the next open cuts a write left partial back to its start (a power failure in
+ * the middle of a batch can still keep its first records: see README "Durability"). With `disk`, appends resolve after an `fdatasync` that every write gathered while
  * the previous one ran shares. A failed write truncates the file back to what was acknowledged and is sticky.
  */
 export class OffsetWriter {
   readonly #host: OffsetWriterHost;
   #chunk = Buffer.allocUnsafe(writeBufferBytesInitial);
   #chunkBytes = 0;
+  /** Records framed in the chunk. */
+  #chunkRecords = 0;
   #batches: PendingBatch[] = [];
   /** The file position after everything framed (written or not). */
   #next: number;
@@ -90,6 +96,7 @@ export class OffsetWriter {
       this.#next += after - this.#chunkBytes;
       this.#chunkBytes = after;
     }
+    this.#chunkRecords += entries.length;
     const promise = new Promise<number[]>((resolve, reject) => this.#batches.push({ offsets, resolve, reject }));
     if (!this.#flushQueued) {
       this.#flushQueued = true;
@@ -112,9 +119,13 @@ export class OffsetWriter {
     if (batches.length === 0) return;
     this.#batches = [];
     const bytes = this.#chunkBytes;
+    const records = this.#chunkRecords;
     this.#chunkBytes = 0;
+    this.#chunkRecords = 0;
+    const start = this.#written;
     try {
-      writeFully(this.#host.fd, this.#chunk, 0, bytes, this.#written);
+      if (needsWriteIntent(records, start, start + bytes)) recordWriteIntent(this.#host.intentFd(), { start, end: start + bytes });
+      writeFully(this.#host.fd, this.#chunk, 0, bytes, start);
     } catch (error) {
       this.#fail(error, batches);
       return;
@@ -177,6 +188,7 @@ export class OffsetWriter {
     for (const batch of this.#batches) batch.reject(this.#failure);
     this.#batches = [];
     this.#chunkBytes = 0;
+    this.#chunkRecords = 0;
   }
 
   /** Flushes, then makes everything written durable; resolves to the last durable record's offset. */

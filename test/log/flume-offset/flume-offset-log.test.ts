@@ -127,6 +127,49 @@ describe('FlumeOffsetLog', () => {
     assert.equal((await collect(log.stream())).length, values.length);
   });
 
+  it('cuts a write that a kill stopped between pages back to its start (O-10), and ignores an intent that does not fit', async () => {
+    const file = fresh();
+    const before = Array.from({ length: 3 }, (_, i) => ({ before: i }));
+    const batch = Array.from({ length: 40 }, (_, i) => ({ i, text: 'b'.repeat(300) }));
+    const log = await FlumeOffsetLog.open<unknown>(file, { offsetWidth: 4 });
+    const kept = await log.append(before);
+    const offsets = await log.append(batch);
+    const copy = fresh();
+    // As a kill between two pages of the batch's write leaves it: the file up to a record in the middle of the
+    // batch (whole records: the tail check alone finds nothing wrong), the intent naming the whole write.
+    const cutAt = offsets[17] as number;
+    writeFileSync(copy, readFileSync(file).subarray(0, cutAt));
+    copyFileSync(`${file}.write`, `${copy}.write`);
+    await log.close();
+    assert.equal(existsSync(`${file}.write`), false, 'a clean close removes the intent');
+
+    const reader = await FlumeOffsetLog.open<unknown>(copy, { offsetWidth: 4, readonly: true });
+    assert.equal(reader.since, kept[2], 'a read-only open ends before the cut-short write');
+    assert.deepEqual((await collect(reader.stream())).map((record) => record.value), before);
+    await reader.close();
+    assert.equal(statSync(copy).size, cutAt, 'a read-only open modifies nothing');
+
+    const reopened = await FlumeOffsetLog.open<unknown>(copy, { offsetWidth: 4 });
+    assert.equal(reopened.since, kept[2]);
+    assert.equal(statSync(copy).size, offsets[0]);
+    const quarantined = readdirSync(`${copy}.quarantine`);
+    assert.equal(quarantined.length, 1);
+    assert.equal(statSync(join(`${copy}.quarantine`, quarantined[0] as string)).size, cutAt - (offsets[0] as number));
+    const after = await reopened.append({ after: true });
+    assert.equal(after, offsets[0]);
+    await reopened.close();
+    assert.equal((await Upstream.open(copy, 4)).since, after, 'flumelog-offset agrees');
+
+    // An intent whose start is not where a record ends in this file (another file's) changes nothing.
+    const other = await written({ offsetWidth: 4 }, values);
+    const size = statSync(other).size;
+    const intent = readFileSync(`${copy}.write`);
+    writeFileSync(`${other}.write`, intent);
+    await using otherLog = await FlumeOffsetLog.open<unknown>(other, { offsetWidth: 4 });
+    assert.equal(statSync(other).size, size);
+    assert.equal((await collect(otherLog.stream())).length, values.length);
+  });
+
   it('holds a lock: a second writer is refused, readers are not', async () => {
     const file = await written({}, values);
     await using writer = await FlumeOffsetLog.open<unknown>(file);
