@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { closeViewStore, committed, handleCommitFailure, openViewStore } from './lmdb-store.js';
+import { closeViewStore, committed, handleCommitFailure, openViewStore, type StoreDurability } from './lmdb-store.js';
 import { type Database, type Key, type RootDatabase } from 'lmdb';
 import { compareKeys } from 'ordered-binary';
 import { isSluiceError, SluiceError } from '../errors.js';
@@ -60,6 +60,8 @@ export class IndexView<T> implements View<T> {
   #root: RootDatabase | undefined;
   /** A commit failed: the store is damaged or the disk full, and lmdb-js would never finish closing it. */
   #commitFailed = false;
+  /** When commits reach the disk (F-99): at checkpoints, not one by one. */
+  #durability: StoreDurability | undefined;
   #entries: Database<number, Key> | undefined;
   #meta: Database<number, string> | undefined;
   /** The last offset whose entries are committed. */
@@ -75,7 +77,7 @@ export class IndexView<T> implements View<T> {
 
   async open(context: ViewContext<T>): Promise<number> {
     this.#context = context;
-    const { root, probed } = await openViewStore(
+    const { root, probed, durability } = await openViewStore(
       join(context.dir, 'index.mdb'),
       (message) => context.report(message),
       (opened) => {
@@ -85,6 +87,7 @@ export class IndexView<T> implements View<T> {
       context.fileMode,
     );
     this.#root = root;
+    this.#durability = durability;
     this.#entries = probed.entries;
     this.#meta = probed.meta;
     const { version, since } = probed;
@@ -121,12 +124,12 @@ export class IndexView<T> implements View<T> {
     }
     const since = (records[records.length - 1] as LogRecord<T>).offset;
     // One transaction: the entries, the since they bring the index to, and the version they were made by.
-    await committed(entries.transaction(() => {
+    await this.#durable().write(() => committed(entries.transaction(() => {
       for (let i = 0; i < keys.length; i++) this.#put(entries, keys[i] as IndexKey, offsets[i] as number);
       meta.putSync(sinceKey, since);
       meta.putSync(versionKey, this.version);
       handleCommitFailure(this.#root);
-    }), () => (this.#commitFailed = true));
+    }), () => (this.#commitFailed = true)));
     this.#committed = since;
     if (this.#watchers.size === 0) return;
     const batch: IndexedBatch = { since, entries: keys.map((key, i) => [key, offsets[i] as number] as const) };
@@ -166,27 +169,32 @@ export class IndexView<T> implements View<T> {
       if (isKeyList(keys)) for (const key of keys) doomed.push([checkKey(key), record.offset]);
       else doomed.push([checkKey(keys), record.offset]);
     }
-    await committed(entries.transaction(() => {
+    await this.#durable().write(() => committed(entries.transaction(() => {
       for (const [key, offset] of doomed) if (entries.get(key as Key) === offset) entries.removeSync(key as Key);
       handleCommitFailure(this.#root);
-    }), () => (this.#commitFailed = true));
+    }), () => (this.#commitFailed = true)));
   }
 
-  /** Every apply already committed its entries with their since: a checkpoint only waits for the disk. */
+  /** Every apply already committed its entries with their since: a checkpoint makes those commits durable (F-99). */
   async checkpoint(): Promise<void> {
-    await committed(Promise.resolve(this.#root?.flushed), () => (this.#commitFailed = true));
+    await committed(this.#durable().sync(), () => (this.#commitFailed = true));
   }
 
   /** Entries and meta go in one transaction: a crash cannot leave a since that points at missing entries. */
   async clear(): Promise<void> {
     const entries = this.#store();
     const meta = this.#meta as Database<number, string>;
-    await committed(entries.transaction(() => {
+    await this.#durable().write(() => committed(entries.transaction(() => {
       entries.clearSync();
       meta.clearSync();
       handleCommitFailure(this.#root);
-    }), () => (this.#commitFailed = true));
+    }), () => (this.#commitFailed = true)));
     this.#committed = -1;
+  }
+
+  #durable(): StoreDurability {
+    if (this.#durability === undefined) throw new TypeError('the view is not open');
+    return this.#durability;
   }
 
   async close(): Promise<void> {
