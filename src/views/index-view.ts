@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { closeViewStore, committed, handleCommitFailure, openViewStore, type StoreDurability } from './lmdb-store.js';
+import { closeViewStore, commitSync, committed, openViewStore, type StoreDurability } from './lmdb-store.js';
 import { type Database, type Key, type RootDatabase } from 'lmdb';
 import { compareKeys } from 'ordered-binary';
 import { isSluiceError, SluiceError } from '../errors.js';
@@ -125,16 +125,17 @@ export class IndexView<T> implements View<T> {
     }
     const since = (records[records.length - 1] as LogRecord<T>).offset;
     // One transaction: the entries, the since they bring the index to, and the version they were made by.
-    await this.#durable().write(() => committed(entries.transaction(() => {
-      const bytes = this.#keyBytes;
-      for (let i = 0; i < keys.length; i++) {
-        const key = keys[i] as IndexKey;
-        this.#put(entries, bytes.encode(key) ?? key, offsets[i] as number);
-      }
-      meta.putSync(sinceKey, since);
-      meta.putSync(versionKey, this.version);
-      handleCommitFailure(this.#root);
-    }), () => (this.#commitFailed = true)));
+    this.#durable().writeSync(() =>
+      commitSync(this.#env(), () => {
+        const bytes = this.#keyBytes;
+        for (let i = 0; i < keys.length; i++) {
+          const key = keys[i] as IndexKey;
+          this.#put(entries, bytes.encode(key) ?? key, offsets[i] as number);
+        }
+        meta.putSync(sinceKey, since);
+        meta.putSync(versionKey, this.version);
+      }, () => (this.#commitFailed = true)),
+    );
     this.#committed = since;
     if (this.#watchers.size === 0) return;
     const batch: IndexedBatch = { since, entries: keys.map((key, i) => [key, offsets[i] as number] as const) };
@@ -176,10 +177,11 @@ export class IndexView<T> implements View<T> {
       if (isKeyList(keys)) for (const key of keys) doomed.push([checkKey(key), record.offset]);
       else doomed.push([checkKey(keys), record.offset]);
     }
-    await this.#durable().write(() => committed(entries.transaction(() => {
-      for (const [key, offset] of doomed) if (entries.get(key as Key) === offset) entries.removeSync(key as Key);
-      handleCommitFailure(this.#root);
-    }), () => (this.#commitFailed = true)));
+    this.#durable().writeSync(() =>
+      commitSync(this.#env(), () => {
+        for (const [key, offset] of doomed) if (entries.get(key as Key) === offset) entries.removeSync(key as Key);
+      }, () => (this.#commitFailed = true)),
+    );
   }
 
   /** Every apply already committed its entries with their since: a checkpoint makes those commits durable (F-99). */
@@ -191,12 +193,18 @@ export class IndexView<T> implements View<T> {
   async clear(): Promise<void> {
     const entries = this.#store();
     const meta = this.#meta as Database<number, string>;
-    await this.#durable().write(() => committed(entries.transaction(() => {
-      entries.clearSync();
-      meta.clearSync();
-      handleCommitFailure(this.#root);
-    }), () => (this.#commitFailed = true)));
+    this.#durable().writeSync(() =>
+      commitSync(this.#env(), () => {
+        entries.clearSync();
+        meta.clearSync();
+      }, () => (this.#commitFailed = true)),
+    );
     this.#committed = -1;
+  }
+
+  #env(): RootDatabase {
+    if (this.#root === undefined) throw new TypeError('the index is not open');
+    return this.#root;
   }
 
   #durable(): StoreDurability {
