@@ -60,7 +60,7 @@ const APPEND_NOTES = {
 }
 
 const VIEW_NOTES = {
-  'view-index-build': 'index entries in LMDB, one transaction per 10,000 records (flushed in the background, awaited at checkpoints); growing keys go in with MDB_APPEND; the next batch is read while one commits',
+  'view-index-build': 'index entries in LMDB, one transaction per 2,000 records (not synced one by one: synced at checkpoints, every 100,000 records or 2 s, FORMAT.md F-99); growing keys go in with MDB_APPEND; each transaction runs and commits on the main thread',
   'view-index-get': 'LMDB lookup (synchronous, memory map), then a log read'
 }
 

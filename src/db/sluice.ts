@@ -5,6 +5,7 @@ import type { Codec, JsonValue } from '../codec/codec.js';
 import { isSluiceError, SluiceError } from '../errors.js';
 import { checkOffsets } from '../log/abstract-log.js';
 import { FileLog, type Durability } from '../log/file/file-log.js';
+import { recordBatches } from '../log/log-stream.js';
 import type { AppendOptions, Log, LogRecord, StreamOptions } from '../log/log.js';
 import { ViewRunner, type RunnerSource, type ViewProgress, type ViewStatus } from '../views/runner.js';
 import type { ReadOptions, View } from '../views/view.js';
@@ -61,6 +62,7 @@ export class Sluice<T = JsonValue> extends EventEmitter<SluiceEvents> {
       },
       // Not `this.stream`: a view still catching up while the database closes must read on until it stops.
       stream: (options) => this.#mapped(options),
+      batches: (options) => this.#mappedBatches(options),
       subscribe: (listener) => log.subscribe(listener),
       get: async (offset) => {
         const value = await log.get(offset);
@@ -121,6 +123,26 @@ export class Sluice<T = JsonValue> extends EventEmitter<SluiceEvents> {
     if (mapper === undefined) return records;
     return (async function* mapped() {
       for await (const record of records) yield { ...record, value: await mapper(record.value, record.offset) };
+    })();
+  }
+
+  /** As `#mapped`, in the arrays the log reads (see `recordBatches`). */
+  #mappedBatches(options: StreamOptions): AsyncIterable<LogRecord<T>[]> {
+    const batches = recordBatches(this.log.stream(options));
+    const mapper = this.#mapper;
+    if (mapper === undefined) return batches;
+    return (async function* mapped() {
+      for await (const batch of batches) {
+        const out: LogRecord<T>[] = [];
+        try {
+          for (const record of batch) out.push({ ...record, value: await mapper(record.value, record.offset) });
+        } catch (error) {
+          // The records before the one the mapper failed on are handed out first, as one by one.
+          if (out.length > 0) yield out;
+          throw error;
+        }
+        yield out;
+      }
     })();
   }
 

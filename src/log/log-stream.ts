@@ -47,6 +47,22 @@ export class LogStream<T> implements AsyncIterableIterator<LogRecord<T>> {
     return this.#fill();
   }
 
+  /**
+   * The records `next` would hand out one by one, as one array: those buffered, else the next batch read (at
+   * least one record); `[]` once the stream has ended. Saves a promise per record to readers that take batches.
+   */
+  async nextBatch(): Promise<LogRecord<T>[]> {
+    if (this.#index >= this.#buffer.length) {
+      const first = await this.#fill();
+      if (first.done === true) return [];
+      this.#index = 0;
+    }
+    const batch = this.#index === 0 ? this.#buffer : this.#buffer.slice(this.#index);
+    this.#buffer = [];
+    this.#index = 0;
+    return batch;
+  }
+
   async #fill(): Promise<IteratorResult<LogRecord<T>>> {
     for (;;) {
       if (this.#finished) return { done: true, value: undefined };
@@ -117,3 +133,24 @@ export class LogStream<T> implements AsyncIterableIterator<LogRecord<T>> {
   }
 }
 
+
+/**
+ * The records of `records` in arrays, in order: a log's stream hands out the batches it reads (`nextBatch`), any
+ * other iterable one record per array. Ending the iteration early ends the stream.
+ */
+export async function* recordBatches<T>(records: AsyncIterable<LogRecord<T>>): AsyncGenerator<LogRecord<T>[], void, undefined> {
+  if (!(records instanceof LogStream)) {
+    for await (const record of records) yield [record];
+    return;
+  }
+  const stream = records as LogStream<T>;
+  try {
+    for (;;) {
+      const batch = await stream.nextBatch();
+      if (batch.length === 0) return;
+      yield batch;
+    }
+  } finally {
+    await stream.return();
+  }
+}

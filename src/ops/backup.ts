@@ -318,7 +318,8 @@ async function copyViewDirectory(from: string, to: string, live: boolean): Promi
     const path = join(from, name);
     const info = await lstat(path);
     if (info.isDirectory()) await copyViewDirectory(path, join(to, name), live);
-    if (!info.isFile() || name.endsWith('-lock') || name.endsWith('.tmp')) continue;
+    // `.unsynced` (F-99): the copy of an environment is a consistent snapshot, which must not be rebuilt.
+    if (!info.isFile() || name.endsWith('-lock') || name.endsWith('.tmp') || name.endsWith('.unsynced')) continue;
     // A cut-short environment would crash this process inside LMDB; it is derived, so the copy leaves it out and
     // the restored view rebuilds.
     if (name.endsWith('.mdb') && lmdbFileProblem(path) !== undefined) continue;

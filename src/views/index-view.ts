@@ -1,9 +1,10 @@
 import { join } from 'node:path';
-import { closeViewStore, committed, handleCommitFailure, openViewStore } from './lmdb-store.js';
+import { closeViewStore, commitSync, committed, openViewStore, type StoreDurability } from './lmdb-store.js';
 import { type Database, type Key, type RootDatabase } from 'lmdb';
 import { compareKeys } from 'ordered-binary';
 import { isSluiceError, SluiceError } from '../errors.js';
 import { indexBatchRecords } from '../limits.js';
+import { KeyBytes } from './key-bytes.js';
 import type { LogRecord } from '../log/log.js';
 import type { ReadOptions, View, ViewContext } from './view.js';
 
@@ -60,6 +61,8 @@ export class IndexView<T> implements View<T> {
   #root: RootDatabase | undefined;
   /** A commit failed: the store is damaged or the disk full, and lmdb-js would never finish closing it. */
   #commitFailed = false;
+  /** When commits reach the disk (F-99): at checkpoints, not one by one. */
+  #durability: StoreDurability | undefined;
   #entries: Database<number, Key> | undefined;
   #meta: Database<number, string> | undefined;
   /** The last offset whose entries are committed. */
@@ -75,7 +78,7 @@ export class IndexView<T> implements View<T> {
 
   async open(context: ViewContext<T>): Promise<number> {
     this.#context = context;
-    const { root, probed } = await openViewStore(
+    const { root, probed, durability } = await openViewStore(
       join(context.dir, 'index.mdb'),
       (message) => context.report(message),
       (opened) => {
@@ -85,6 +88,7 @@ export class IndexView<T> implements View<T> {
       context.fileMode,
     );
     this.#root = root;
+    this.#durability = durability;
     this.#entries = probed.entries;
     this.#meta = probed.meta;
     const { version, since } = probed;
@@ -121,12 +125,17 @@ export class IndexView<T> implements View<T> {
     }
     const since = (records[records.length - 1] as LogRecord<T>).offset;
     // One transaction: the entries, the since they bring the index to, and the version they were made by.
-    await committed(entries.transaction(() => {
-      for (let i = 0; i < keys.length; i++) this.#put(entries, keys[i] as IndexKey, offsets[i] as number);
-      meta.putSync(sinceKey, since);
-      meta.putSync(versionKey, this.version);
-      handleCommitFailure(this.#root);
-    }), () => (this.#commitFailed = true));
+    this.#durable().writeSync(() =>
+      commitSync(this.#env(), () => {
+        const bytes = this.#keyBytes;
+        for (let i = 0; i < keys.length; i++) {
+          const key = keys[i] as IndexKey;
+          this.#put(entries, bytes.encode(key) ?? key, offsets[i] as number);
+        }
+        meta.putSync(sinceKey, since);
+        meta.putSync(versionKey, this.version);
+      }, () => (this.#commitFailed = true)),
+    );
     this.#committed = since;
     if (this.#watchers.size === 0) return;
     const batch: IndexedBatch = { since, entries: keys.map((key, i) => [key, offsets[i] as number] as const) };
@@ -139,7 +148,7 @@ export class IndexView<T> implements View<T> {
    * the last one, and the entry is then put the ordinary way, so the index holds the same entries either way.
    * After a refusal, appends are tried again only every `appendRetryPuts` puts, so random keys pay little.
    */
-  #put(entries: Database<number, Key>, key: IndexKey, offset: number): void {
+  #put(entries: Database<number, Key>, key: IndexKey | Buffer, offset: number): void {
     if (this.#plainPuts === 0) {
       // The typings say void; lmdb-js returns whether the put happened (false: the append was refused).
       if ((entries.putSync(key as Key, offset, appendPut) as unknown) === true) return;
@@ -152,6 +161,8 @@ export class IndexView<T> implements View<T> {
 
   /** Puts left before the next try of an append (see `#put`). */
   #plainPuts = 0;
+  /** Keys are put as their bytes (the same `ordered-binary` bytes LMDB would make of them, made faster). */
+  readonly #keyBytes = new KeyBytes();
 
   /**
    * Drops the entries of deleted records: their keys are computed again from their values (as `apply` did), and
@@ -166,27 +177,39 @@ export class IndexView<T> implements View<T> {
       if (isKeyList(keys)) for (const key of keys) doomed.push([checkKey(key), record.offset]);
       else doomed.push([checkKey(keys), record.offset]);
     }
-    await committed(entries.transaction(() => {
-      for (const [key, offset] of doomed) if (entries.get(key as Key) === offset) entries.removeSync(key as Key);
-      handleCommitFailure(this.#root);
-    }), () => (this.#commitFailed = true));
+    this.#durable().writeSync(() =>
+      commitSync(this.#env(), () => {
+        for (const [key, offset] of doomed) if (entries.get(key as Key) === offset) entries.removeSync(key as Key);
+      }, () => (this.#commitFailed = true)),
+    );
   }
 
-  /** Every apply already committed its entries with their since: a checkpoint only waits for the disk. */
+  /** Every apply already committed its entries with their since: a checkpoint makes those commits durable (F-99). */
   async checkpoint(): Promise<void> {
-    await committed(Promise.resolve(this.#root?.flushed), () => (this.#commitFailed = true));
+    await committed(this.#durable().sync(), () => (this.#commitFailed = true));
   }
 
   /** Entries and meta go in one transaction: a crash cannot leave a since that points at missing entries. */
   async clear(): Promise<void> {
     const entries = this.#store();
     const meta = this.#meta as Database<number, string>;
-    await committed(entries.transaction(() => {
-      entries.clearSync();
-      meta.clearSync();
-      handleCommitFailure(this.#root);
-    }), () => (this.#commitFailed = true));
+    this.#durable().writeSync(() =>
+      commitSync(this.#env(), () => {
+        entries.clearSync();
+        meta.clearSync();
+      }, () => (this.#commitFailed = true)),
+    );
     this.#committed = -1;
+  }
+
+  #env(): RootDatabase {
+    if (this.#root === undefined) throw new TypeError('the index is not open');
+    return this.#root;
+  }
+
+  #durable(): StoreDurability {
+    if (this.#durability === undefined) throw new TypeError('the view is not open');
+    return this.#durability;
   }
 
   async close(): Promise<void> {

@@ -1,6 +1,8 @@
-import { closeSync, chmodSync, constants, fstatSync, openSync, readSync, rmSync } from 'node:fs';
+import { closeSync, chmodSync, constants, fstatSync, fsyncSync, openSync, readFileSync, readSync, rmSync, writeSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { open as openLmdb, type RootDatabase } from 'lmdb';
 import { fileModeDefault } from '../limits.js';
+import { syncDirectorySync } from '../log/file/segment-files.js';
 
 /**
  * Opening the LMDB environment of an index or query view (FORMAT.md F-52, F-98). LMDB maps its file into memory
@@ -58,20 +60,27 @@ export function lmdbFileProblem(path: string): string | undefined {
 /**
  * Opens the environment at `path` (created with `fileMode`) and runs `probe` on it (open the databases, read the
  * stored `since`). When the file is cut short, does not open, or `probe` fails (LMDB found a damaged page), tells
- * `report` why, removes the environment, opens a new empty one and probes that: the caller then rebuilds.
+ * `report` why, removes the environment, opens a new empty one and probes that: the caller then rebuilds. An
+ * environment left with commits that were never synced (F-99) by a system that has restarted since is removed
+ * the same way, unopened.
  */
 export async function openViewStore<P>(
   path: string,
   report: (message: string) => void,
   probe: (root: RootDatabase) => P,
   fileMode = fileModeDefault,
-): Promise<{ root: RootDatabase; probed: P }> {
-  const problem = lmdbFileProblem(path);
+): Promise<{ root: RootDatabase; probed: P; durability: StoreDurability }> {
+  const unsynced = unsyncedProblem(path);
+  const problem = unsynced ?? lmdbFileProblem(path);
   if (problem === undefined) {
     let root: RootDatabase | undefined;
     try {
       root = openOwnerOnly(path, fileMode);
-      return { root, probed: probe(root) };
+      const probed = probe(root);
+      const durability = new StoreDurability(root, path, fileMode);
+      // Commits a process of this boot left unsynced (F-99) are made durable before anything builds on them.
+      await durability.sync();
+      return { root, probed, durability };
     } catch (error) {
       report(`${path} does not open (${(error as Error).message}): rebuilding`);
       await root?.close().catch(() => undefined);
@@ -79,8 +88,134 @@ export async function openViewStore<P>(
   } else report(`${problem}: rebuilding`);
   rmSync(path, { force: true });
   rmSync(`${path}-lock`, { force: true });
+  // The marker goes last: until the environment is gone, it must keep saying that it cannot be trusted.
+  if (unsynced !== undefined) {
+    syncDirectorySync(dirname(path));
+    rmSync(unsyncedMarkerOf(path), { force: true });
+  }
   const root = openOwnerOnly(path, fileMode);
-  return { root, probed: probe(root) };
+  return { root, probed: probe(root), durability: new StoreDurability(root, path, fileMode) };
+}
+
+/** F-99: the file that says an environment holds commits not synced yet (it names the boot they were made in). */
+export function unsyncedMarkerOf(path: string): string {
+  return `${path}.unsynced`;
+}
+
+let bootIdRead: string | undefined | null = null;
+
+/** The kernel's id of this boot (Linux), or `undefined` where there is none to read. */
+function bootId(): string | undefined {
+  if (bootIdRead === null) {
+    try {
+      bootIdRead = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim() || undefined;
+    } catch {
+      bootIdRead = undefined;
+    }
+  }
+  return bootIdRead;
+}
+
+/**
+ * Why the environment at `path` must not be trusted because of commits that were not synced (F-99), or
+ * `undefined`. Unsynced commits are safe after a process crash (the system still holds every page written), not
+ * after the system went down: without a sync, the newest meta page may have reached the disk before the pages
+ * it names.
+ */
+function unsyncedProblem(path: string): string | undefined {
+  let marker: string;
+  try {
+    marker = readFileSync(unsyncedMarkerOf(path), 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    return `${unsyncedMarkerOf(path)} cannot be read (${(error as NodeJS.ErrnoException).code ?? String(error)})`;
+  }
+  const boot = bootId();
+  if (boot !== undefined && marker.trim() === boot) return undefined;
+  return `${path} holds commits that were never synced, made before the system restarted`;
+}
+
+/**
+ * When a view's environment reaches the disk (F-99). Commits are not synced one by one: each batch of a rebuild
+ * would otherwise wait for the disk. Before the first commit after a sync, a marker naming this boot is made
+ * durable; `sync` (at the runner's checkpoints) flushes the environment and removes the marker. A process that
+ * dies in between leaves the system's page cache holding every commit, so its successor keeps the environment; a
+ * system that goes down in between leaves the marker, and the view is rebuilt.
+ */
+export class StoreDurability {
+  readonly #root: RootDatabase;
+  readonly #marker: string;
+  readonly #fileMode: number;
+  #marked: boolean;
+  /** Commits started and finished: the marker goes only when every commit started before a sync had finished. */
+  #started = 0;
+  #finished = 0;
+
+  constructor(root: RootDatabase, path: string, fileMode: number) {
+    this.#root = root;
+    this.#marker = unsyncedMarkerOf(path);
+    this.#fileMode = fileMode;
+    this.#marked = markerExists(this.#marker);
+  }
+
+  /** Runs one commit (`write` starts it and resolves when it is committed), marking the environment first. */
+  async write<R>(write: () => Promise<R>): Promise<R> {
+    if (!this.#marked) this.#mark();
+    this.#started++;
+    try {
+      return await write();
+    } finally {
+      this.#finished++;
+    }
+  }
+
+  /** As `write`, for a commit that runs to its end on this thread (`commitSync`). */
+  writeSync<R>(write: () => R): R {
+    if (!this.#marked) this.#mark();
+    this.#started++;
+    try {
+      return write();
+    } finally {
+      this.#finished++;
+    }
+  }
+
+  /** Flushes every finished commit to the disk; then, unless a commit ran meanwhile, removes the marker. */
+  async sync(): Promise<void> {
+    if (!this.#marked) return;
+    const started = this.#started;
+    const quiet = started === this.#finished;
+    await new Promise<void>((resolve, reject) => {
+      // lmdb-js: mdb_env_sync(force) on its thread pool; the callback gets the error, if any.
+      (this.#root as unknown as { sync(callback: (error?: Error) => void): void }).sync((error) => (error === undefined || error === null ? resolve() : reject(error)));
+    });
+    if (!quiet || started !== this.#started) return;
+    rmSync(this.#marker, { force: true });
+    syncDirectorySync(dirname(this.#marker));
+    this.#marked = false;
+  }
+
+  #mark(): void {
+    const fd = openSync(this.#marker, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, this.#fileMode);
+    try {
+      writeSync(fd, `${bootId() ?? ''}\n`);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    syncDirectorySync(dirname(this.#marker));
+    this.#marked = true;
+  }
+}
+
+/** Whether the marker is there (when that cannot be told, it is taken to be: a sync then settles it). */
+function markerExists(path: string): boolean {
+  try {
+    closeSync(openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW));
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code !== 'ENOENT';
+  }
 }
 
 /**
@@ -92,7 +227,8 @@ function openOwnerOnly(path: string, fileMode: number): RootDatabase {
     closeSync(openSync(file, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, fileMode));
     chmodSync(file, fileMode);
   }
-  return openLmdb({ path, compression: false });
+  // noSync: commits are synced at checkpoints (StoreDurability), not one by one.
+  return openLmdb({ path, compression: false, noSync: true });
 }
 
 /**
@@ -120,6 +256,21 @@ export async function committed<R>(write: Promise<R>, failed: () => void): Promi
     failed();
     const commitError = (error as { commitError?: unknown }).commitError;
     if (commitError instanceof Promise) commitError.catch(() => undefined);
+    throw error;
+  }
+}
+
+/**
+ * Runs `write` in one write transaction of `root` that begins, runs and commits on this thread (lmdb-js's
+ * `transactionSync`): with commits not synced one by one (F-99), a batch costs no round trip to lmdb-js's write
+ * thread, whose hand-offs left this thread idle between batches. A failed commit throws, after `failed` is told
+ * (see `closeViewStore`).
+ */
+export function commitSync(root: RootDatabase, write: () => void, failed: () => void): void {
+  try {
+    root.transactionSync(write);
+  } catch (error) {
+    failed();
     throw error;
   }
 }

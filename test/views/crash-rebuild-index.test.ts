@@ -27,11 +27,12 @@ import type { LogRecord } from '../../src/log/log.js';
 import { index, type IndexKey, type IndexView } from '../../src/views/index-view.js';
 import { copyDatabase, countUpTo, crashMidCatchUp, type Crash, type NumberedValue, assertCommittedBatches, crashChild } from './crash-harness.js';
 import { temporaryDirectory } from '../helpers.js';
+import { indexBatchRecords } from '../../src/limits.js';
 
 type Value = NumberedValue;
 
 const recordsFirst = 400_000;
-const indexBatch = 10_000;
+const indexBatch = indexBatchRecords;
 const attemptsMax = 3;
 const viewName = 'idx';
 const keysChecked = [0, 1, 500, 999];

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { checkStoredOffset, storedSinceProblem, storeRead } from '../index-view.js';
-import { closeViewStore, committed, handleCommitFailure, openViewStore } from '../lmdb-store.js';
+import { closeViewStore, committed, handleCommitFailure, openViewStore, type StoreDurability } from '../lmdb-store.js';
 import { type Database, type Key, type RootDatabase } from 'lmdb';
 import { isSluiceError, SluiceError } from '../../errors.js';
 import { indexBatchRecords } from '../../limits.js';
@@ -99,6 +99,8 @@ export class QueryView<T> implements View<T> {
   #root: RootDatabase | undefined;
   /** A commit failed: the store is damaged or the disk full, and lmdb-js would never finish closing it. */
   #commitFailed = false;
+  /** When commits reach the disk (F-99): at checkpoints, not one by one. */
+  #durability: StoreDurability | undefined;
   #entries: Database<number, Key> | undefined;
   #meta: Database<number | string, string> | undefined;
   #since = -1;
@@ -114,7 +116,7 @@ export class QueryView<T> implements View<T> {
 
   async open(context: ViewContext<T>): Promise<number> {
     this.#context = context;
-    const { root, probed } = await openViewStore(
+    const { root, probed, durability } = await openViewStore(
       join(context.dir, 'query.mdb'),
       (message) => context.report(message),
       (opened) => {
@@ -125,6 +127,7 @@ export class QueryView<T> implements View<T> {
       context.fileMode,
     );
     this.#root = root;
+    this.#durability = durability;
     this.#entries = probed.entries;
     const { meta, version, since, declarations } = probed;
     this.#meta = meta;
@@ -156,13 +159,13 @@ export class QueryView<T> implements View<T> {
     }
     const since = (records[records.length - 1] as LogRecord<T>).offset;
     // One transaction: the entries of every index, the since they bring the view to, its version and indexes.
-    await committed(entries.transaction(() => {
+    await this.#durable().write(() => committed(entries.transaction(() => {
       for (const [key, offset] of keyed) entries.putSync(key, offset);
       meta.putSync(sinceKey, since);
       meta.putSync(versionKey, this.version);
       meta.putSync(indexesKey, this.#declarations);
       handleCommitFailure(this.#root);
-    }), () => (this.#commitFailed = true));
+    }), () => (this.#commitFailed = true)));
     this.#since = since;
     if (this.#watchers.size > 0) {
       const batch: AppliedBatch<T> = { since, records: [...records] };
@@ -181,27 +184,32 @@ export class QueryView<T> implements View<T> {
         if (key !== undefined) doomed.push([key, record.offset]);
       }
     }
-    await committed(entries.transaction(() => {
+    await this.#durable().write(() => committed(entries.transaction(() => {
       for (const [key, offset] of doomed) if (entries.get(key) === offset) entries.removeSync(key);
       handleCommitFailure(this.#root);
-    }), () => (this.#commitFailed = true));
+    }), () => (this.#commitFailed = true)));
   }
 
-  /** Every apply already committed its entries with their since: a checkpoint only waits for the disk. */
+  /** Every apply already committed its entries with their since: a checkpoint makes those commits durable (F-99). */
   async checkpoint(): Promise<void> {
-    await committed(Promise.resolve(this.#root?.flushed), () => (this.#commitFailed = true));
+    await committed(this.#durable().sync(), () => (this.#commitFailed = true));
   }
 
   /** Entries and meta in one transaction: a crash half-way must not leave a `since` over missing entries. */
   async clear(): Promise<void> {
     const entries = this.#store();
     const meta = this.#meta as Database<number | string, string>;
-    await committed(entries.transaction(() => {
+    await this.#durable().write(() => committed(entries.transaction(() => {
       entries.clearSync();
       meta.clearSync();
       handleCommitFailure(this.#root);
-    }), () => (this.#commitFailed = true));
+    }), () => (this.#commitFailed = true)));
     this.#since = -1;
+  }
+
+  #durable(): StoreDurability {
+    if (this.#durability === undefined) throw new TypeError('the view is not open');
+    return this.#durability;
   }
 
   async close(): Promise<void> {
