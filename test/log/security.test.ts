@@ -73,6 +73,16 @@ function rehash(file: Buffer, position: number, previous?: Buffer): Buffer {
   return Buffer.from(file.subarray(chainStart + 32, chainStart + 64));
 }
 
+/** Changes a byte of the content of frame `index` of the first segment, then lets `reseal` fix what it chooses. */
+function changeContent(dir: string, index: number, reseal: (file: Buffer, position: number) => void): void {
+  const path = segmentPath(dir);
+  const file = readFileSync(path);
+  const position = framePositions(file)[index] as number;
+  file[position + 29] = 'X'.charCodeAt(0);
+  reseal(file, position);
+  writeFileSync(path, file);
+}
+
 function linkAt(file: Buffer, position: number): Buffer {
   const size = file.readUInt32LE(position);
   return Buffer.from(file.subarray(position + size - 36, position + size - 4));
@@ -128,12 +138,7 @@ describe('tamper-evident logs: check --verify-chain', () => {
 
   it('finds a changed byte whose CRC was recomputed, at that record', async () => {
     const { dir, offsets } = await chainedLog();
-    const path = segmentPath(dir);
-    const file = readFileSync(path);
-    const position = framePositions(file)[4] as number;
-    file[position + 29] = 'X'.charCodeAt(0);
-    fixCrc(file, position);
-    writeFileSync(path, file);
+    changeContent(dir, 4, fixCrc);
     assertBrokenAt(await verify(dir), offsets[4] as number, /digest/);
   });
 
@@ -273,12 +278,7 @@ describe('one link per batch (F-73)', () => {
 
   it('finds a record changed inside a batch, digest recomputed, at the first record of its batch', async () => {
     const { dir, batches } = await batchedLog();
-    const path = segmentPath(dir);
-    const file = readFileSync(path);
-    const position = framePositions(file)[7] as number;
-    file[position + 29] = 'X'.charCodeAt(0);
-    rehash(file, position);
-    writeFileSync(path, file);
+    changeContent(dir, 7, (file, position) => rehash(file, position));
     assertBrokenAt(await verify(dir), batches[1]?.[0] as number, /link/);
   });
 
