@@ -83,6 +83,20 @@ function changeContent(dir: string, index: number, reseal: (file: Buffer, positi
   writeFileSync(path, file);
 }
 
+/**
+ * Changes a byte of the content of frame `index` (not the first) of the first segment of a log of single
+ * appends, then recomputes every digest, link and CRC from there on, as an attacker without a chain key can.
+ */
+function changeAndRecomputeChain(dir: string, index: number): void {
+  const path = segmentPath(dir);
+  const file = readFileSync(path);
+  const positions = framePositions(file);
+  file[(positions[index] as number) + 29] = 'Z'.charCodeAt(0);
+  let previous = linkAt(file, positions[index - 1] as number);
+  for (const position of positions.slice(index)) previous = rehash(file, position, previous);
+  writeFileSync(path, file);
+}
+
 function linkAt(file: Buffer, position: number): Buffer {
   const size = file.readUInt32LE(position);
   return Buffer.from(file.subarray(position + size - 36, position + size - 4));
@@ -210,13 +224,7 @@ describe('tamper-evident logs: check --verify-chain', () => {
 
     // Every digest, link and CRC recomputed after a change to record 2.
     const other = await chainedLog();
-    const otherPath = segmentPath(other.dir);
-    const file = readFileSync(otherPath);
-    const positions = framePositions(file);
-    file[(positions[2] as number) + 29] = 'Y'.charCodeAt(0);
-    let previous = linkAt(file, positions[1] as number);
-    for (const position of positions.slice(2)) previous = rehash(file, position, previous);
-    writeFileSync(otherPath, file);
+    changeAndRecomputeChain(other.dir, 2);
     assert.equal((await verify(other.dir)).healthy, true);
     const pinned = await verify(other.dir, other.head);
     assert.equal(pinned.healthy, false);
@@ -349,13 +357,7 @@ describe('keyed chains (hmac-sha256)', () => {
     assert.equal(keyed.chain?.algorithm, 'hmac-sha256');
     assert.equal(keyed.chain?.publishedHeadOffset, offsets[9]);
     // Without the key, the best an attacker can do is recompute digests and unkeyed links.
-    const path = segmentPath(dir);
-    const file = readFileSync(path);
-    const positions = framePositions(file);
-    file[(positions[3] as number) + 29] = 'Z'.charCodeAt(0);
-    let previous = linkAt(file, positions[2] as number);
-    for (const position of positions.slice(3)) previous = rehash(file, position, previous);
-    writeFileSync(path, file);
+    changeAndRecomputeChain(dir, 3);
     assertBrokenAt(await check(dir, { verifyChain: true, chainKey }), offsets[3] as number, /link/);
   });
 
