@@ -311,8 +311,9 @@ function verifyFiller(buffer: Buffer, start: number, size: number, state: WalkSt
     const covered = coveredAt(buffer, start, i);
     const last = i === count - 1;
     const endsBatch = !covered.batchContinues;
-    const here = { ...where, offset };
-    if (!joinBatch(state, here, covered.size, endsBatch || !last, buffer, linkAt)) return;
+    // The filler's link slot is its last covered record's: only that record's batch flag says it must be zero.
+    const slotMayHoldLink = endsBatch || !last;
+    if (!joinBatch(state, { ...where, offset }, covered.size, slotMayHoldLink, buffer, linkAt)) return;
     if (state.previous !== undefined) {
       hasher.addCovered(state.previous, covered.digest, offset, covered.time, covered.keyLength, covered.batchContinues, securityFlags);
     }
@@ -334,9 +335,8 @@ function verifyFiller(buffer: Buffer, start: number, size: number, state: WalkSt
     return;
   }
   if (lastCovered.batchContinues) return;
-  const before = state.broken;
   endBatch(state, buffer.subarray(linkAt, linkAt + digestBytes), offset - lastCovered.size);
-  if (before === null && state.broken !== null) {
+  if (state.broken !== null) {
     // Links of batches that end inside the filler are stored nowhere: the change may be anywhere in it.
     const at = state.broken.offset < where.offset ? state.broken : where;
     state.broken = { ...at, message: "the links of the records the filler covers do not lead to the filler's link (F-76)" };

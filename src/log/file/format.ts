@@ -86,7 +86,8 @@ export function frameBytes(keyBytes: number, valueBytes: number, securityBytes =
   return frameOverheadBytes + securityBytes + keyBytes + valueBytes;
 }
 
-function writeU64(buffer: Buffer, position: number, value: number): void {
+/** Writes a safe integer as a u64 little-endian. */
+export function writeU64(buffer: Buffer, position: number, value: number): void {
   buffer.writeUInt32LE(value % 0x1_0000_0000, position);
   buffer.writeUInt32LE(Math.floor(value / 0x1_0000_0000), position + 4);
 }

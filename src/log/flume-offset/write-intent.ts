@@ -1,6 +1,7 @@
 import { closeSync, openSync } from 'node:fs';
 import { crc32c } from '../../checksum/crc32c.js';
 import { readFully, writeFully } from '../../io/positioned.js';
+import { readU64, writeU64 } from '../file/format.js';
 
 /**
  * The write intent of a flumelog-offset file (FORMAT.md O-10): `<file>.write`, 24 bytes, the file range of the
@@ -40,8 +41,8 @@ export function needsWriteIntent(records: number, start: number, end: number): b
 /** Records the intent in the open intent file `fd` (one write of 24 bytes at position 0, within one page). */
 export function recordWriteIntent(fd: number, intent: WriteIntent): void {
   const bytes = Buffer.alloc(writeIntentBytes);
-  putU64(bytes, 0, intent.start);
-  putU64(bytes, 8, intent.end);
+  writeU64(bytes, 0, intent.start);
+  writeU64(bytes, 8, intent.end);
   bytes.writeUInt32LE(crc32c(bytes, 0, 16), 16);
   writeFully(fd, bytes, 0, writeIntentBytes, 0);
 }
@@ -62,23 +63,11 @@ export function readWriteIntent(file: string): WriteIntent | undefined {
     const bytes = Buffer.alloc(writeIntentBytes);
     if (readFully(fd, bytes, 0, writeIntentBytes, 0) < writeIntentBytes) return undefined;
     if (bytes.readUInt32LE(16) !== crc32c(bytes, 0, 16) || bytes.readUInt32LE(20) !== 0) return undefined;
-    const start = getU64(bytes, 0);
-    const end = getU64(bytes, 8);
+    const start = readU64(bytes, 0);
+    const end = readU64(bytes, 8);
     if (start < 0 || end < 0 || end <= start) return undefined;
     return { start, end };
   } finally {
     closeSync(fd);
   }
-}
-
-function putU64(bytes: Buffer, at: number, value: number): void {
-  bytes.writeUInt32LE(value % 0x1_0000_0000, at);
-  bytes.writeUInt32LE(Math.floor(value / 0x1_0000_0000), at + 4);
-}
-
-/** A u64 that fits a safe integer, or -1. */
-function getU64(bytes: Buffer, at: number): number {
-  const high = bytes.readUInt32LE(at + 4);
-  if (high > 0x1f_ffff) return -1;
-  return high * 0x1_0000_0000 + bytes.readUInt32LE(at);
 }

@@ -1,5 +1,5 @@
 import { hash } from 'node:crypto';
-import { chainBytes, digestBytes, flagBatchContinues, flagChained, flagEncrypted } from '../format.js';
+import { chainBytes, digestBytes, flagBatchContinues, flagChained, flagEncrypted, writeU64 } from '../format.js';
 
 /**
  * The hash functions a chain can use (F-72), by the id its segment headers record. `hmac-sha256` is the keyed
@@ -87,14 +87,19 @@ export class ChainHasher {
    * bytes) into `target` at `at`.
    */
   digestInto(frame: Buffer, position: number, size: number, target: Buffer, at: number): void {
-    putDigest(target, at, hash(this.#hash, frame.subarray(position + 28, position + size - 4 - chainBytes), 'binary'));
+    putDigest(target, at, this.#digestOf(frame, position, size));
   }
 
   /** F-73: whether the frame at `position` still has the digest stored at `digestAt` of the same buffer. */
   digestMatches(frame: Buffer, position: number, size: number, digestAt: number): boolean {
-    const digest = hash(this.#hash, frame.subarray(position + 28, position + size - 4 - chainBytes), 'binary');
+    const digest = this.#digestOf(frame, position, size);
     for (let i = 0; i < digestBytes; i++) if (digest.charCodeAt(i) !== frame[digestAt + i]) return false;
     return true;
+  }
+
+  /** The digest as a one-byte-per-char string (see `putDigest`). */
+  #digestOf(frame: Buffer, position: number, size: number): string {
+    return hash(this.#hash, frame.subarray(position + 28, position + size - 4 - chainBytes), 'binary');
   }
 
   /** Drops the batch in progress. */
@@ -133,10 +138,8 @@ export class ChainHasher {
     const input = this.#input;
     input.set(digest, at);
     const fields = at + digestBytes;
-    input.writeUInt32LE(offset % 0x1_0000_0000, fields);
-    input.writeUInt32LE(Math.floor(offset / 0x1_0000_0000), fields + 4);
-    input.writeUInt32LE(time % 0x1_0000_0000, fields + 8);
-    input.writeUInt32LE(Math.floor(time / 0x1_0000_0000), fields + 12);
+    writeU64(input, fields, offset);
+    writeU64(input, fields + 8, time);
     input.writeUInt16LE(keyLength, fields + 16);
     input[at + recordInputBytes - 1] = ((batchContinues ? flagBatchContinues : 0) | securityFlags) & linkFlagsMask;
   }
