@@ -15,7 +15,7 @@ import { FrameWindow, type FrameSpan } from './frame-window.js';
 import { OffsetCursor, type OffsetCursorHost } from './offset-cursor.js';
 import { OffsetWriter, type OffsetDurability } from './offset-writer.js';
 import { checkTail, walkForward, type TailVerdict } from './tail.js';
-import { readWriteIntent, writeIntentPath } from './write-intent.js';
+import { endsInside, readWriteIntent, writeIntentPath } from './write-intent.js';
 
 export type { OffsetDurability } from './offset-writer.js';
 export type { OffsetWidth } from './format.js';
@@ -180,7 +180,7 @@ export class FlumeOffsetLog<T = JsonValue> extends AbstractLog<T> {
    */
   #cutShortWrite(verdict: TailVerdict): TailVerdict {
     const intent = readWriteIntent(this.file);
-    if (intent === undefined || !(intent.start < verdict.end && verdict.end < intent.end)) return verdict;
+    if (!endsInside(intent, verdict.end)) return verdict;
     const before = checkTail(this.#window, intent.start);
     // An intent that does not fit this file (left by another file of the same name) is ignored.
     return before.rest === undefined && before.end === intent.start ? before : verdict;
@@ -339,7 +339,7 @@ export class FlumeOffsetLog<T = JsonValue> extends AbstractLog<T> {
     // A write in progress (or cut short by a kill) that its intent names is taken in only once whole (O-10). The
     // writer records the intent before it writes, so a reader that sees the write's bytes sees its intent.
     const intent = readWriteIntent(this.file);
-    const limit = intent !== undefined && intent.start >= this.#end && intent.start < size && size < intent.end ? intent.start : size;
+    const limit = endsInside(intent, size) && intent.start >= this.#end ? intent.start : size;
     if (limit <= this.#end) return;
     const { end, since } = walkForward(new FrameWindow(this.#fd, this.file, this.width), limit, this.#end);
     if (since < 0) return;

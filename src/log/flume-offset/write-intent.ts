@@ -38,6 +38,11 @@ export function needsWriteIntent(records: number, start: number, end: number): b
   return records > 1 && Math.floor(start / pageBytes) !== Math.floor((end - 1) / pageBytes);
 }
 
+/** Whether a file of `size` bytes ends strictly inside the intent's write: that write is partial (in progress, or cut short). */
+export function endsInside(intent: WriteIntent | undefined, size: number): intent is WriteIntent {
+  return intent !== undefined && intent.start < size && size < intent.end;
+}
+
 /** Records the intent in the open intent file `fd` (one write of 24 bytes at position 0, within one page). */
 export function recordWriteIntent(fd: number, intent: WriteIntent): void {
   const bytes = Buffer.alloc(writeIntentBytes);

@@ -12,7 +12,7 @@ import { copyFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { FlumeOffsetLog } from '../../../src/log/flume-offset/flume-offset-log.js';
-import { readWriteIntent } from '../../../src/log/flume-offset/write-intent.js';
+import { endsInside, readWriteIntent } from '../../../src/log/flume-offset/write-intent.js';
 import { mulberry32, temporaryDirectory, type BatchValue } from '../../helpers.js';
 import { collect } from '../../conformance/log-suite.js';
 import { ackedAppendsSource, killWhen, readAcks, runUntilKilled } from '../../kill-harness.js';
@@ -147,7 +147,7 @@ describe('FlumeOffsetLog under SIGKILL', () => {
       const acked = readAcks<Ack>(ackFile);
       const intent = readWriteIntent(file);
       const size = statSync(file).size;
-      if (intent !== undefined && intent.start < size && size < intent.end) cutShort++;
+      if (endsInside(intent, size)) cutShort++;
       await verifyAfterKill(dir, file, 4, acked, config.padBytes, context);
       rmSync(dir, { recursive: true, force: true });
     }
