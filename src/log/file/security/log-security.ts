@@ -1,4 +1,3 @@
-import type { KeyObject } from 'node:crypto';
 import { SluiceError } from '../../../errors.js';
 import {
   chainAlgorithmKeyed,
@@ -16,6 +15,7 @@ import type { Segments } from '../segments.js';
 import { ChainHasher, chainAlgorithmIds, chainAlgorithmOf, genesisLink, type ChainAlgorithm } from './chain.js';
 import { keyCheckValue, Keyring, type EncryptionOptions } from './keys.js';
 import { openRecord, RecordSealer } from './sealer.js';
+import type { AesGcm } from './aes-gcm.js';
 
 /** The security options of `FileLog.open` (see `FileLogOptions`), and whether the log is read-only. */
 export interface SecurityOptions {
@@ -39,7 +39,7 @@ export class LogSecurity {
   readonly #withoutKey: boolean;
   readonly #readonly: boolean;
   /** Segment base → its key, checked against the header's key check value (F-75) when first used. */
-  readonly #segmentKeys = new Map<number, KeyObject>();
+  readonly #segmentKeys = new Map<number, AesGcm>();
 
   constructor(options: SecurityOptions) {
     this.#chainOption = options.chain;
@@ -130,7 +130,7 @@ export class LogSecurity {
   }
 
   /** The key of segment `index` (F-75), from its header, checked once. */
-  #keyOf(segments: Segments, index: number): KeyObject {
+  #keyOf(segments: Segments, index: number): AesGcm {
     const base = segments.bases[index] as number;
     let key = this.#segmentKeys.get(base);
     if (key !== undefined) return key;
@@ -213,6 +213,6 @@ export class LogSecurity {
       if (frame.chainStart < 0) throw this.mismatch(segments, offset);
       link = Buffer.from(reader.buffer.subarray(frame.chainStart + 32, frame.chainStart + 64));
     }
-    return new RecordSealer(this.#keyring?.current.key, hasher, link);
+    return new RecordSealer(this.#keyring?.current.cipher, hasher, link);
   }
 }

@@ -1,4 +1,3 @@
-import { createCipheriv, createDecipheriv, randomFillSync, type KeyObject } from 'node:crypto';
 import {
   chainBytes,
   digestBytes,
@@ -7,13 +6,10 @@ import {
   flagEncrypted,
   nonceBytes,
   sealBytes,
-  tagBytes,
   type FrameSealer,
 } from '../format.js';
+import type { AesGcm } from './aes-gcm.js';
 import type { ChainHasher } from './chain.js';
-
-/** Random nonces are drawn this many at a time: one CSPRNG call per 1024 records rather than one per record. */
-const noncesPerFill = 1024;
 
 /**
  * Seals the frames a writer appends (F-71 … F-74): encrypts each record's key and value with AES-256-GCM under a
@@ -25,18 +21,16 @@ const noncesPerFill = 1024;
 export class RecordSealer implements FrameSealer {
   readonly flags: number;
   readonly securityBytes: number;
-  readonly #key: KeyObject | undefined;
+  readonly #cipher: AesGcm | undefined;
   readonly #hasher: ChainHasher | undefined;
   #link: Buffer;
-  readonly #nonces = Buffer.alloc(nonceBytes * noncesPerFill);
-  #noncesUsed = noncesPerFill;
 
-  constructor(key: KeyObject | undefined, hasher: ChainHasher | undefined, link: Buffer) {
-    this.#key = key;
+  constructor(cipher: AesGcm | undefined, hasher: ChainHasher | undefined, link: Buffer) {
+    this.#cipher = cipher;
     this.#hasher = hasher;
     this.#link = link;
-    this.flags = (key === undefined ? 0 : flagEncrypted) | (hasher === undefined ? 0 : flagChained);
-    this.securityBytes = (key === undefined ? 0 : sealBytes) + (hasher === undefined ? 0 : chainBytes);
+    this.flags = (cipher === undefined ? 0 : flagEncrypted) | (hasher === undefined ? 0 : flagChained);
+    this.securityBytes = (cipher === undefined ? 0 : sealBytes) + (hasher === undefined ? 0 : chainBytes);
   }
 
   /** The link of the last batch sealed. */
@@ -51,7 +45,9 @@ export class RecordSealer implements FrameSealer {
 
   seal(buffer: Buffer, position: number, size: number): void {
     const chain = this.#hasher === undefined ? 0 : chainBytes;
-    if (this.#key !== undefined) this.#encrypt(buffer, position, position + size - 4 - chain);
+    // GCM keeps lengths: the ciphertext takes the place of the key and value.
+    const payloadEnd = position + size - 4 - chain;
+    this.#cipher?.seal(buffer, position + 8, position + 26, position + 28, position + 28 + nonceBytes, position + 28 + sealBytes, payloadEnd);
     const hasher = this.#hasher;
     if (hasher !== undefined) {
       const chainStart = position + size - 4 - chainBytes;
@@ -66,23 +62,6 @@ export class RecordSealer implements FrameSealer {
       }
     }
   }
-
-  #encrypt(buffer: Buffer, position: number, payloadEnd: number): void {
-    if (this.#noncesUsed === noncesPerFill) {
-      randomFillSync(this.#nonces);
-      this.#noncesUsed = 0;
-    }
-    const nonceStart = this.#noncesUsed++ * nonceBytes;
-    buffer.set(this.#nonces.subarray(nonceStart, nonceStart + nonceBytes), position + 28);
-    const cipher = createCipheriv('aes-256-gcm', this.#key as KeyObject, buffer.subarray(position + 28, position + 28 + nonceBytes));
-    cipher.setAAD(buffer.subarray(position + 8, position + 26));
-    const payloadStart = position + 28 + sealBytes;
-    // GCM keeps lengths: the ciphertext takes the place of the key and value.
-    const ciphertext = cipher.update(buffer.subarray(payloadStart, payloadEnd));
-    buffer.set(ciphertext, payloadStart);
-    cipher.final();
-    buffer.set(cipher.getAuthTag(), position + 28 + nonceBytes);
-  }
 }
 
 /**
@@ -90,15 +69,6 @@ export class RecordSealer implements FrameSealer {
  * bytes, then the value's. Returns `undefined` when the tag does not verify (the frame was altered, or moved to
  * another offset: the caller reports `CORRUPT_RECORD`); never returns unauthenticated bytes.
  */
-export function openRecord(key: KeyObject, buffer: Buffer, position: number, payloadEnd: number): Buffer | undefined {
-  const decipher = createDecipheriv('aes-256-gcm', key, buffer.subarray(position + 28, position + 28 + nonceBytes));
-  decipher.setAuthTag(buffer.subarray(position + 28 + nonceBytes, position + 28 + nonceBytes + tagBytes));
-  decipher.setAAD(buffer.subarray(position + 8, position + 26));
-  const plaintext = decipher.update(buffer.subarray(position + 28 + sealBytes, payloadEnd));
-  try {
-    decipher.final();
-  } catch {
-    return undefined;
-  }
-  return plaintext;
+export function openRecord(cipher: AesGcm, buffer: Buffer, position: number, payloadEnd: number): Buffer | undefined {
+  return cipher.open(buffer, position + 8, position + 26, position + 28, position + 28 + nonceBytes, position + 28 + sealBytes, payloadEnd);
 }

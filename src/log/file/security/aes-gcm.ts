@@ -1,0 +1,125 @@
+import { createCipheriv, randomFillSync, type Cipher, type KeyObject } from 'node:crypto';
+import { Ghash } from './ghash.js';
+
+/** Random nonces are drawn this many at a time: one CSPRNG call and one AES call per 1024 records. */
+const noncesPerFill = 1024;
+/**
+ * Keystream blocks made ahead with each drawn nonce: the tag mask and 256 bytes of text, enough for the messages
+ * of the standard workload; a longer record makes the rest of its keystream when it is sealed.
+ */
+const blocksAhead = 17;
+const nonceBytes = 12;
+
+/**
+ * AES-256-GCM with a 96-bit nonce and a 128-bit tag (NIST SP 800-38D), one message per record, byte for byte
+ * what `createCipheriv('aes-256-gcm', …)` produces. OpenSSL's AES makes the keystream (counter blocks encrypted
+ * by one long-lived ECB cipher, for many records in one call); `Ghash` authenticates. See `ghash.ts` for why.
+ *
+ * A record lies in one buffer: its associated data at `[aadStart, aadEnd)`, its 12-byte nonce at `nonceAt`, its
+ * 16-byte tag at `tagAt` and its text at `[textStart, textEnd)` (encrypted in place).
+ *
+ * Sealing draws each record's nonce from a pool filled 1024 random nonces at a time, with their first keystream
+ * blocks made in the same call: a nonce is used once, and the pool is never rewound.
+ */
+export class AesGcm {
+  readonly #ecb: Cipher;
+  readonly #ghash: Ghash;
+  /** The pool: nonces, their counter blocks, and those blocks encrypted (the keystream). */
+  readonly #nonces = new Int32Array(noncesPerFill * 3);
+  readonly #nonceBytes = new Uint8Array(this.#nonces.buffer);
+  readonly #counters = new Int32Array(noncesPerFill * blocksAhead * 4);
+  #keystream: Buffer = Buffer.alloc(0);
+  #used = noncesPerFill;
+  /** Counter blocks of one record, for the keystream made per record (opening, and text past `blocksAhead`). */
+  #scratch = Buffer.alloc(0);
+
+  constructor(key: KeyObject) {
+    const ecb = createCipheriv('aes-256-ecb', key, null);
+    ecb.setAutoPadding(false);
+    this.#ecb = ecb;
+    this.#ghash = new Ghash(ecb.update(Buffer.alloc(16)));
+    // The counter words never change: block k of a nonce is counter k + 1 (the first is the tag mask, J0).
+    const counterBytes = new Uint8Array(this.#counters.buffer);
+    for (let nonce = 0; nonce < noncesPerFill; nonce++) {
+      for (let block = 0; block < blocksAhead; block++) {
+        writeCounter(counterBytes, (nonce * blocksAhead + block) * 16 + 12, block + 1);
+      }
+    }
+  }
+
+  /** Encrypts the record's text in place under a fresh nonce, and writes the nonce and the tag. */
+  seal(buffer: Uint8Array, aadStart: number, aadEnd: number, nonceAt: number, tagAt: number, textStart: number, textEnd: number): void {
+    if (this.#used === noncesPerFill) this.#fill();
+    const index = this.#used++;
+    const nonces = this.#nonceBytes;
+    for (let i = 0, k = index * nonceBytes; i < nonceBytes; i++, k++) buffer[nonceAt + i] = nonces[k] as number;
+    const keystream = this.#keystream;
+    const base = index * blocksAhead * 16;
+    const ahead = Math.min(textEnd, textStart + (blocksAhead - 1) * 16);
+    for (let i = textStart, k = base + 16; i < ahead; i++, k++) buffer[i] = (buffer[i] as number) ^ (keystream[k] as number);
+    if (ahead < textEnd) {
+      const rest = this.#keystreamFor(buffer, nonceAt, blocksAhead + 1, textEnd - ahead);
+      for (let i = ahead, k = 0; i < textEnd; i++, k++) buffer[i] = (buffer[i] as number) ^ (rest[k] as number);
+    }
+    const ghash = this.#ghash;
+    ghash.reset();
+    ghash.absorb(buffer, aadStart, aadEnd);
+    ghash.absorb(buffer, textStart, textEnd);
+    ghash.finish(aadEnd - aadStart, textEnd - textStart, keystream, base, buffer, tagAt);
+  }
+
+  /**
+   * Authenticates `record` and returns its text decrypted, in a new buffer; `undefined` when the tag does not
+   * match (the record was altered, moved, or sealed under another key): no byte of an unauthenticated text is
+   * returned.
+   */
+  open(buffer: Uint8Array, aadStart: number, aadEnd: number, nonceAt: number, tagAt: number, textStart: number, textEnd: number): Buffer | undefined {
+    const keystream = this.#keystreamFor(buffer, nonceAt, 1, 16 + textEnd - textStart);
+    const ghash = this.#ghash;
+    ghash.reset();
+    ghash.absorb(buffer, aadStart, aadEnd);
+    ghash.absorb(buffer, textStart, textEnd);
+    if (!ghash.verify(aadEnd - aadStart, textEnd - textStart, keystream, 0, buffer, tagAt)) return undefined;
+    // The keystream buffer is this record's own: the plaintext is made in it.
+    for (let i = textStart, k = 16; i < textEnd; i++, k++) keystream[k] = (keystream[k] as number) ^ (buffer[i] as number);
+    return keystream.subarray(16, 16 + textEnd - textStart);
+  }
+
+  /** Draws the next pool of nonces and makes their keystream. */
+  #fill(): void {
+    randomFillSync(this.#nonces);
+    const nonces = this.#nonces;
+    const counters = this.#counters;
+    for (let nonce = 0; nonce < noncesPerFill; nonce++) {
+      const n0 = nonces[nonce * 3] as number;
+      const n1 = nonces[nonce * 3 + 1] as number;
+      const n2 = nonces[nonce * 3 + 2] as number;
+      for (let word = nonce * blocksAhead * 4, end = word + blocksAhead * 4; word < end; word += 4) {
+        counters[word] = n0;
+        counters[word + 1] = n1;
+        counters[word + 2] = n2;
+      }
+    }
+    this.#keystream = this.#ecb.update(new Uint8Array(counters.buffer));
+    this.#used = 0;
+  }
+
+  /** At least `bytes` bytes of keystream for the nonce at `buffer[nonceAt, +12)`, from counter `first` on. */
+  #keystreamFor(buffer: Uint8Array, nonceAt: number, first: number, bytes: number): Buffer {
+    const blocks = Math.ceil(bytes / 16);
+    if (this.#scratch.length < blocks * 16) this.#scratch = Buffer.alloc(Math.max(blocks * 16, 1024));
+    const scratch = this.#scratch;
+    for (let block = 0; block < blocks; block++) {
+      for (let i = 0; i < nonceBytes; i++) scratch[block * 16 + i] = buffer[nonceAt + i] as number;
+      writeCounter(scratch, block * 16 + 12, first + block);
+    }
+    return this.#ecb.update(scratch.subarray(0, blocks * 16));
+  }
+}
+
+function writeCounter(bytes: Uint8Array, at: number, counter: number): void {
+  bytes[at] = counter >>> 24;
+  bytes[at + 1] = (counter >>> 16) & 0xff;
+  bytes[at + 2] = (counter >>> 8) & 0xff;
+  bytes[at + 3] = counter & 0xff;
+}
