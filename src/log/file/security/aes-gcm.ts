@@ -55,21 +55,17 @@ export class AesGcm {
     for (let i = 0, k = index * nonceBytes; i < nonceBytes; i++, k++) buffer[nonceAt + i] = nonces[k] as number;
     const keystream = this.#keystream;
     const base = index * blocksAhead * 16;
-    const ahead = Math.min(textEnd, textStart + (blocksAhead - 1) * 16);
-    for (let i = textStart, k = base + 16; i < ahead; i++, k++) buffer[i] = (buffer[i] as number) ^ (keystream[k] as number);
-    if (ahead < textEnd) {
-      const rest = this.#keystreamFor(buffer, nonceAt, blocksAhead + 1, textEnd - ahead);
-      for (let i = ahead, k = 0; i < textEnd; i++, k++) buffer[i] = (buffer[i] as number) ^ (rest[k] as number);
-    }
     const ghash = this.#ghash;
     ghash.reset();
     ghash.absorb(buffer, aadStart, aadEnd);
-    ghash.absorb(buffer, textStart, textEnd);
+    const ahead = Math.min(textEnd, textStart + (blocksAhead - 1) * 16);
+    ghash.encrypt(buffer, textStart, ahead, keystream, base + 16);
+    if (ahead < textEnd) ghash.encrypt(buffer, ahead, textEnd, this.#keystreamFor(buffer, nonceAt, blocksAhead + 1, textEnd - ahead), 0);
     ghash.finish(aadEnd - aadStart, textEnd - textStart, keystream, base, buffer, tagAt);
   }
 
   /**
-   * Authenticates `record` and returns its text decrypted, in a new buffer; `undefined` when the tag does not
+   * Authenticates the record and returns its text decrypted, in a new buffer; `undefined` when the tag does not
    * match (the record was altered, moved, or sealed under another key): no byte of an unauthenticated text is
    * returned.
    */
@@ -78,10 +74,9 @@ export class AesGcm {
     const ghash = this.#ghash;
     ghash.reset();
     ghash.absorb(buffer, aadStart, aadEnd);
-    ghash.absorb(buffer, textStart, textEnd);
+    // The keystream buffer is this record's own: the plaintext is made in it, and dropped unless the tag matches.
+    ghash.decrypt(buffer, textStart, textEnd, keystream, 16);
     if (!ghash.verify(aadEnd - aadStart, textEnd - textStart, keystream, 0, buffer, tagAt)) return undefined;
-    // The keystream buffer is this record's own: the plaintext is made in it.
-    for (let i = textStart, k = 16; i < textEnd; i++, k++) keystream[k] = (keystream[k] as number) ^ (buffer[i] as number);
     return keystream.subarray(16, 16 + textEnd - textStart);
   }
 

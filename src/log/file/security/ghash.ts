@@ -87,6 +87,55 @@ export class Ghash {
   }
 
   /**
+   * Counter-mode encryption fused with absorbing (one pass over the text): XORs `text[start, end)` in place with
+   * `keystream` from `keystreamAt` on, then absorbs the ciphertext as `absorb` would. Only the last call of a
+   * message may end inside a block.
+   */
+  encrypt(text: Uint8Array, start: number, end: number, keystream: Uint8Array, keystreamAt: number): void {
+    let at = start;
+    let k = keystreamAt;
+    for (; at + 16 <= end; at += 16, k += 16) {
+      const c0 = readWord(text, at) ^ readWord(keystream, k);
+      const c1 = readWord(text, at + 4) ^ readWord(keystream, k + 4);
+      const c2 = readWord(text, at + 8) ^ readWord(keystream, k + 8);
+      const c3 = readWord(text, at + 12) ^ readWord(keystream, k + 12);
+      writeWord(text, at, c0);
+      writeWord(text, at + 4, c1);
+      writeWord(text, at + 8, c2);
+      writeWord(text, at + 12, c3);
+      this.#multiply(this.#s0 ^ c0, this.#s1 ^ c1, this.#s2 ^ c2, this.#s3 ^ c3);
+    }
+    if (at < end) {
+      for (let i = at, j = k; i < end; i++, j++) text[i] = (text[i] as number) ^ (keystream[j] as number);
+      this.absorb(text, at, end);
+    }
+  }
+
+  /**
+   * The reverse of `encrypt`, for opening: absorbs the ciphertext `text[start, end)` and leaves the plaintext in
+   * `keystream` (XORed into it from `keystreamAt` on); `text` is not changed.
+   */
+  decrypt(text: Uint8Array, start: number, end: number, keystream: Uint8Array, keystreamAt: number): void {
+    let at = start;
+    let k = keystreamAt;
+    for (; at + 16 <= end; at += 16, k += 16) {
+      const c0 = readWord(text, at);
+      const c1 = readWord(text, at + 4);
+      const c2 = readWord(text, at + 8);
+      const c3 = readWord(text, at + 12);
+      writeWord(keystream, k, c0 ^ readWord(keystream, k));
+      writeWord(keystream, k + 4, c1 ^ readWord(keystream, k + 4));
+      writeWord(keystream, k + 8, c2 ^ readWord(keystream, k + 8));
+      writeWord(keystream, k + 12, c3 ^ readWord(keystream, k + 12));
+      this.#multiply(this.#s0 ^ c0, this.#s1 ^ c1, this.#s2 ^ c2, this.#s3 ^ c3);
+    }
+    if (at < end) {
+      for (let i = at, j = k; i < end; i++, j++) keystream[j] = (keystream[j] as number) ^ (text[i] as number);
+      this.absorb(text, at, end);
+    }
+  }
+
+  /**
    * Absorbs GCM's final block, the bit lengths of the associated data and of the ciphertext (each below 2^29
    * bytes here, so each fits the low word of its 64-bit field), and writes the hash XOR `mask[maskAt, +16)` (the
    * encrypted first counter block) to `out[at, +16)`: the tag.
