@@ -1,7 +1,7 @@
 import { lstat, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { open as openLmdb } from 'lmdb';
-import { createLockFile, lmdbFileProblem } from '../views/lmdb-store.js';
+import { createLockFile, lmdbFileProblem, unsyncedProblem } from '../views/lmdb-store.js';
 import { readState } from '../views/state-file.js';
 
 /** How a view keeps its state on disk (FORMAT.md F-50, F-52). */
@@ -74,6 +74,9 @@ async function readViewState(name: string, dir: string): Promise<ViewState> {
   const environment = environmentNames.find((candidate) => files.includes(candidate));
   if (environment === undefined) return unknown;
   const file = join(dir, environment);
+  // An environment left unsynced before the system restarted (F-99) is not opened: its pages cannot be trusted.
+  const unsynced = unsyncedProblem(file);
+  if (unsynced !== undefined) return { ...unknown, storage: 'lmdb', file, problem: unsynced };
   const meta = await readEnvironmentMeta(file);
   if (typeof meta === 'string') return { ...unknown, storage: 'lmdb', file, problem: meta };
   return { ...unknown, storage: 'lmdb', file, version: meta.version, since: meta.since };

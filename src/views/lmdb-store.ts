@@ -122,7 +122,7 @@ function bootId(): string | undefined {
  * after the system went down: without a sync, the newest meta page may have reached the disk before the pages
  * it names.
  */
-function unsyncedProblem(path: string): string | undefined {
+export function unsyncedProblem(path: string): string | undefined {
   let marker: string;
   try {
     marker = readFileSync(unsyncedMarkerOf(path), 'utf8');
