@@ -9,6 +9,8 @@ const noncesPerFill = 1024;
  */
 const blocksAhead = 17;
 const nonceBytes = 12;
+/** The largest scratch kept between records (64 KiB): a 16 MiB record must not pin 16 MiB for the log's life. */
+const scratchBytesKept = 64 * 1024;
 
 /**
  * AES-256-GCM with a 96-bit nonce and a 128-bit tag (NIST SP 800-38D), one message per record, byte for byte
@@ -27,7 +29,8 @@ export class AesGcm {
   /** The pool: nonces, their counter blocks, and those blocks encrypted (the keystream). */
   readonly #nonces = new Int32Array(noncesPerFill * 3);
   readonly #nonceBytes = new Uint8Array(this.#nonces.buffer);
-  readonly #counters = new Int32Array(noncesPerFill * blocksAhead * 4);
+  /** Made by the first seal: a key kept only to read old segments never needs it. */
+  #counters: Int32Array | undefined;
   #keystream: Buffer = Buffer.alloc(0);
   #used = noncesPerFill;
   /** Counter blocks of one record, for the keystream made per record (opening, and text past `blocksAhead`). */
@@ -38,13 +41,6 @@ export class AesGcm {
     ecb.setAutoPadding(false);
     this.#ecb = ecb;
     this.#ghash = new Ghash(ecb.update(Buffer.alloc(16)));
-    // The counter words never change: block k of a nonce is counter k + 1 (the first is the tag mask, J0).
-    const counterBytes = new Uint8Array(this.#counters.buffer);
-    for (let nonce = 0; nonce < noncesPerFill; nonce++) {
-      for (let block = 0; block < blocksAhead; block++) {
-        writeCounter(counterBytes, (nonce * blocksAhead + block) * 16 + 12, block + 1);
-      }
-    }
   }
 
   /** Encrypts the record's text in place under a fresh nonce, and writes the nonce and the tag. */
@@ -84,7 +80,7 @@ export class AesGcm {
   #fill(): void {
     randomFillSync(this.#nonces);
     const nonces = this.#nonces;
-    const counters = this.#counters;
+    const counters = (this.#counters ??= counterBlocks());
     for (let nonce = 0; nonce < noncesPerFill; nonce++) {
       const n0 = nonces[nonce * 3] as number;
       const n1 = nonces[nonce * 3 + 1] as number;
@@ -102,14 +98,28 @@ export class AesGcm {
   /** At least `bytes` bytes of keystream for the nonce at `buffer[nonceAt, +12)`, from counter `first` on. */
   #keystreamFor(buffer: Uint8Array, nonceAt: number, first: number, bytes: number): Buffer {
     const blocks = Math.ceil(bytes / 16);
-    if (this.#scratch.length < blocks * 16) this.#scratch = Buffer.alloc(Math.max(blocks * 16, 1024));
-    const scratch = this.#scratch;
+    // The scratch is kept for the next record, unless it had to grow past `scratchBytesKept` for a large one.
+    let scratch = this.#scratch;
+    if (scratch.length < blocks * 16) {
+      scratch = Buffer.alloc(Math.max(blocks * 16, 1024));
+      if (scratch.length <= scratchBytesKept) this.#scratch = scratch;
+    }
     for (let block = 0; block < blocks; block++) {
       for (let i = 0; i < nonceBytes; i++) scratch[block * 16 + i] = buffer[nonceAt + i] as number;
       writeCounter(scratch, block * 16 + 12, first + block);
     }
     return this.#ecb.update(scratch.subarray(0, blocks * 16));
   }
+}
+
+/** Counter blocks for a pool, their counter words set (block k of a nonce is counter k + 1; the first is J0, the tag mask). */
+function counterBlocks(): Int32Array {
+  const counters = new Int32Array(noncesPerFill * blocksAhead * 4);
+  const bytes = new Uint8Array(counters.buffer);
+  for (let nonce = 0; nonce < noncesPerFill; nonce++) {
+    for (let block = 0; block < blocksAhead; block++) writeCounter(bytes, (nonce * blocksAhead + block) * 16 + 12, block + 1);
+  }
+  return counters;
 }
 
 function writeCounter(bytes: Uint8Array, at: number, counter: number): void {
