@@ -68,6 +68,42 @@ describe('AesGcm', () => {
     }
   });
 
+  it('opens with keystream read ahead: in order, skipping, missing, twice, and for records of other buffers', () => {
+    const gcm = new AesGcm(key);
+    const records = lengths.map((textBytes) => {
+      const r = layout(18, textBytes);
+      const plaintext = Buffer.from(r.buffer.subarray(r.textStart, r.textEnd));
+      gcm.seal(r.buffer, r.aadStart, r.aadEnd, r.nonceAt, r.tagAt, r.textStart, r.textEnd);
+      return { ...r, plaintext };
+    });
+    const open = (r: (typeof records)[number]): Buffer | undefined =>
+      gcm.open(r.buffer, r.aadStart, r.aadEnd, r.nonceAt, r.tagAt, r.textStart, r.textEnd);
+    const readAhead = (from: number): void => {
+      const chosen = records.slice(from);
+      // Keystream made for another buffer whose nonces are the same: it is bound to the nonce, not the buffer.
+      const copy = Buffer.concat(chosen.map((r) => r.buffer.subarray(r.nonceAt, r.nonceAt + 12)));
+      gcm.readAhead(copy, Int32Array.from(chosen, (_, i) => i * 12), Int32Array.from(chosen, (r) => r.textEnd - r.textStart), chosen.length);
+    };
+    readAhead(0);
+    assert.equal(gcm.readingAhead, true);
+    // In order, with records skipped (as deleted ones are).
+    for (const [i, r] of records.entries()) if (i % 3 !== 1) assert.deepEqual(open(r), r.plaintext, `record ${i}`);
+    assert.equal(gcm.readingAhead, false);
+    // Twice: the second open makes its own keystream (the read-ahead of a record is used once).
+    assert.deepEqual(open(records[0] as (typeof records)[number]), records[0]?.plaintext);
+    // A miss (a record before the next one read ahead) drops the read-ahead; every open stays right.
+    readAhead(5);
+    assert.deepEqual(open(records[2] as (typeof records)[number]), records[2]?.plaintext);
+    assert.equal(gcm.readingAhead, false);
+    for (const r of records.slice(5)) assert.deepEqual(open(r), r.plaintext);
+    // A record changed after its keystream was read ahead is still refused.
+    readAhead(0);
+    const changed = records[4] as (typeof records)[number];
+    changed.buffer[changed.textStart] = (changed.buffer[changed.textStart] as number) ^ 1;
+    assert.deepEqual(open(records[3] as (typeof records)[number]), records[3]?.plaintext);
+    assert.equal(open(changed), undefined);
+  });
+
   it('never uses a nonce twice', () => {
     const gcm = new AesGcm(key);
     const seen = new Set<string>();

@@ -33,6 +33,12 @@ export class AesGcm {
   #counters: Int32Array | undefined;
   #keystream: Buffer = Buffer.alloc(0);
   #used = noncesPerFill;
+  /** The keystream `readAhead` made, its nonces, where each one's starts, and the next one `open` may take. */
+  #ahead: Buffer = Buffer.alloc(0);
+  #aheadNonces: Buffer = Buffer.alloc(0);
+  #aheadStarts = new Int32Array(1);
+  #aheadCount = 0;
+  #aheadNext = 0;
   /** Counter blocks of one record, for the keystream made per record (opening, and text past `blocksAhead`). */
   #scratch = Buffer.alloc(0);
 
@@ -63,17 +69,85 @@ export class AesGcm {
   /**
    * Authenticates the record and returns its text decrypted, in a new buffer; `undefined` when the tag does not
    * match (the record was altered, moved, or sealed under another key): no byte of an unauthenticated text is
-   * returned.
+   * returned. Uses the keystream `readAhead` made for its nonce, if any.
    */
   open(buffer: Uint8Array, aadStart: number, aadEnd: number, nonceAt: number, tagAt: number, textStart: number, textEnd: number): Buffer | undefined {
-    const keystream = this.#keystreamFor(buffer, nonceAt, 1, 16 + textEnd - textStart);
+    const textBytes = textEnd - textStart;
+    let keystream = this.#ahead;
+    let at = this.#takeAhead(buffer, nonceAt, textBytes);
+    if (at < 0) {
+      keystream = this.#keystreamFor(buffer, nonceAt, 1, 16 + textBytes);
+      at = 0;
+    }
     const ghash = this.#ghash;
     ghash.reset();
     ghash.absorb(buffer, aadStart, aadEnd);
-    // The keystream buffer is this record's own: the plaintext is made in it, and dropped unless the tag matches.
-    ghash.decrypt(buffer, textStart, textEnd, keystream, 16);
-    if (!ghash.verify(aadEnd - aadStart, textEnd - textStart, keystream, 0, buffer, tagAt)) return undefined;
-    return keystream.subarray(16, 16 + textEnd - textStart);
+    // The keystream is this record's alone (read-ahead keystream is taken once): the plaintext is made in it,
+    // and dropped unless the tag matches.
+    ghash.decrypt(buffer, textStart, textEnd, keystream, at + 16);
+    if (!ghash.verify(aadEnd - aadStart, textBytes, keystream, at, buffer, tagAt)) return undefined;
+    return keystream.subarray(at + 16, at + 16 + textBytes);
+  }
+
+  /**
+   * Makes, in one AES call, the keystream of records about to be opened in order (a scan): `count` records whose
+   * nonces are at `buffer[nonceAts[i], +12)` with texts of `textBytes[i]` bytes. Replaces the previous read-ahead.
+   * Only a speed-up: `open` uses a keystream only for the nonce it was made for, and only once.
+   */
+  readAhead(buffer: Uint8Array, nonceAts: Int32Array, textBytes: Int32Array, count: number): void {
+    let blocks = 0;
+    for (let i = 0; i < count; i++) blocks += 1 + Math.ceil((textBytes[i] as number) / 16);
+    const counters = Buffer.allocUnsafe(blocks * 16);
+    const nonces = Buffer.allocUnsafe(count * nonceBytes);
+    const starts = new Int32Array(count + 1);
+    let block = 0;
+    for (let i = 0; i < count; i++) {
+      const nonceAt = nonceAts[i] as number;
+      for (let k = 0; k < nonceBytes; k++) nonces[i * nonceBytes + k] = buffer[nonceAt + k] as number;
+      starts[i] = block * 16;
+      const end = block + 1 + Math.ceil((textBytes[i] as number) / 16);
+      for (let counter = 1; block < end; block++, counter++) {
+        for (let k = 0; k < nonceBytes; k++) counters[block * 16 + k] = buffer[nonceAt + k] as number;
+        writeCounter(counters, block * 16 + 12, counter);
+      }
+    }
+    starts[count] = block * 16;
+    this.#ahead = this.#ecb.update(counters);
+    this.#aheadNonces = nonces;
+    this.#aheadStarts = starts;
+    this.#aheadCount = count;
+    this.#aheadNext = 0;
+  }
+
+  /** Whether keystream made by `readAhead` is left for `open` to take. */
+  get readingAhead(): boolean {
+    return this.#aheadNext < this.#aheadCount;
+  }
+
+  /**
+   * Where in `#ahead` the keystream of the nonce at `buffer[nonceAt, +12)` starts, if it was read ahead and covers
+   * `textBytes`; else -1. Entries are taken in order, once: entries skipped (records not opened, such as deleted
+   * ones) are dropped; a miss drops them all.
+   */
+  #takeAhead(buffer: Uint8Array, nonceAt: number, textBytes: number): number {
+    const nonces = this.#aheadNonces;
+    for (let i = this.#aheadNext; i < this.#aheadCount; i++) {
+      let same = true;
+      for (let k = 0; k < nonceBytes; k++) {
+        if (nonces[i * nonceBytes + k] !== buffer[nonceAt + k]) {
+          same = false;
+          break;
+        }
+      }
+      if (!same) continue;
+      const start = this.#aheadStarts[i] as number;
+      if (start + 16 + textBytes > (this.#aheadStarts[i + 1] as number)) break;
+      this.#aheadNext = i + 1;
+      return start;
+    }
+    // The reader went elsewhere (a get, another range): the read-ahead is of no more use.
+    this.#aheadCount = 0;
+    return -1;
   }
 
   /** Draws the next pool of nonces and makes their keystream. */

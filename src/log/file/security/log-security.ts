@@ -14,7 +14,7 @@ import { FrameReader } from '../frame-reader.js';
 import type { Segments } from '../segments.js';
 import { ChainHasher, chainAlgorithmIds, chainAlgorithmOf, genesisLink, type ChainAlgorithm } from './chain.js';
 import { keyCheckValue, Keyring, type EncryptionOptions } from './keys.js';
-import { openRecord, RecordSealer } from './sealer.js';
+import { RecordOpener, RecordSealer } from './sealer.js';
 import type { AesGcm } from './aes-gcm.js';
 
 /** The security options of `FileLog.open` (see `FileLogOptions`), and whether the log is read-only. */
@@ -40,6 +40,7 @@ export class LogSecurity {
   readonly #readonly: boolean;
   /** Segment base → its key, checked against the header's key check value (F-75) when first used. */
   readonly #segmentKeys = new Map<number, AesGcm>();
+  readonly #opener = new RecordOpener();
 
   constructor(options: SecurityOptions) {
     this.#chainOption = options.chain;
@@ -157,7 +158,7 @@ export class LogSecurity {
   decrypt(segments: Segments, offset: number, buffer: Buffer, frame: Frame): Buffer {
     const index = segments.indexOf(offset);
     const position = frame.keyStart - 28 - sealBytes;
-    const plaintext = openRecord(this.#keyOf(segments, index), buffer, position, frame.valueStart + frame.valueLength);
+    const plaintext = this.#opener.open(this.#keyOf(segments, index), buffer, position, frame.valueStart + frame.valueLength);
     if (plaintext !== undefined) return plaintext;
     const base = segments.bases[index] as number;
     const file = segments.path(base);

@@ -3,7 +3,10 @@ import {
   digestBytes,
   flagBatchContinues,
   flagChained,
+  flagDeleted,
   flagEncrypted,
+  flagFiller,
+  frameOverheadBytes,
   nonceBytes,
   sealBytes,
   type FrameSealer,
@@ -64,11 +67,52 @@ export class RecordSealer implements FrameSealer {
   }
 }
 
+/** Frames whose keystream one read-ahead makes, at most, and the longest text it covers (larger ones go alone). */
+const readAheadFrames = 128;
+const readAheadTextBytesMax = 4096;
+
 /**
- * Decrypts the key and value of the encrypted frame at `position` of `buffer` (F-74) into a new buffer: the key's
- * bytes, then the value's. Returns `undefined` when the tag does not verify (the frame was altered, or moved to
- * another offset: the caller reports `CORRUPT_RECORD`); never returns unauthenticated bytes.
+ * Opens the encrypted frames of a buffer read in order (a scan) faster: when a frame is opened right after the
+ * one before it in the same buffer and the last read-ahead is used up, the keystream of the frames that follow it
+ * there is made in one AES call.
+ * Keystream is bound to its nonce, so a guess that goes wrong (frames deleted, a buffer refilled) costs time only.
  */
-export function openRecord(cipher: AesGcm, buffer: Buffer, position: number, payloadEnd: number): Buffer | undefined {
-  return cipher.open(buffer, position + 8, position + 26, position + 28, position + 28 + nonceBytes, position + 28 + sealBytes, payloadEnd);
+export class RecordOpener {
+  #buffer: Buffer | undefined;
+  #end = -1;
+  readonly #nonceAts = new Int32Array(readAheadFrames);
+  readonly #textBytes = new Int32Array(readAheadFrames);
+
+  /**
+   * Decrypts the key and value of the encrypted frame at `position` of `buffer` (F-74) into a new buffer: the
+   * key's bytes, then the value's. Returns `undefined` when the tag does not verify (the frame was altered, or
+   * moved to another offset: the caller reports `CORRUPT_RECORD`); never returns unauthenticated bytes.
+   */
+  open(cipher: AesGcm, buffer: Buffer, position: number, payloadEnd: number): Buffer | undefined {
+    if (buffer === this.#buffer && position === this.#end && !cipher.readingAhead) this.#readAhead(cipher, buffer, position);
+    this.#buffer = buffer;
+    this.#end = position + buffer.readUInt32LE(position);
+    return cipher.open(buffer, position + 8, position + 26, position + 28, position + 28 + nonceBytes, position + 28 + sealBytes, payloadEnd);
+  }
+
+  /** Walks the frames from `position` while their sizes fit the buffer, and has their keystream made. */
+  #readAhead(cipher: AesGcm, buffer: Buffer, position: number): void {
+    const smallest = frameOverheadBytes + sealBytes;
+    let count = 0;
+    let at = position;
+    while (count < readAheadFrames && at + smallest <= buffer.length) {
+      const size = buffer.readUInt32LE(at);
+      if (size < smallest || at + size > buffer.length) break;
+      const flags = buffer[at + 26] as number;
+      if ((flags & (flagDeleted | flagFiller)) === 0 && (flags & flagEncrypted) !== 0) {
+        const textBytes = size - smallest - ((flags & flagChained) === 0 ? 0 : chainBytes);
+        if (textBytes < 0 || textBytes > readAheadTextBytesMax) break;
+        this.#nonceAts[count] = at + 28;
+        this.#textBytes[count] = textBytes;
+        count++;
+      }
+      at += size;
+    }
+    if (count > 1) cipher.readAhead(buffer, this.#nonceAts, this.#textBytes, count);
+  }
 }
