@@ -62,4 +62,21 @@ describe('ChainHasher', () => {
     frame[40] = (frame[40] as number) ^ 1;
     assert.equal(hasher.digestMatches(frame, 10, 200, 10 + 200 - 68), false);
   });
+
+  it('seals a frame (addSealed) as digestInto followed by addFrame does, on a frame inside a larger buffer', () => {
+    const backing = randomBytes(1000);
+    const frames = backing.subarray(100, 900);
+    const twin = Buffer.from(frames);
+    const fused = new ChainHasher('sha256');
+    const stepwise = new ChainHasher('sha256');
+    const previous = randomBytes(32);
+    for (const [position, size] of [[0, 120], [120, 300], [420, 96]] as const) {
+      const digestAt = position + size - 68;
+      fused.addSealed(previous, frames, position, size, digestAt);
+      stepwise.digestInto(twin, position, size, twin, digestAt);
+      stepwise.addFrame(previous, twin, position, digestAt);
+    }
+    assert.deepEqual(frames, twin);
+    assert.deepEqual(fused.finish(), stepwise.finish());
+  });
 });

@@ -99,7 +99,27 @@ export class ChainHasher {
 
   /** The digest as a one-byte-per-char string (see `putDigest`). */
   #digestOf(frame: Buffer, position: number, size: number): string {
-    return hash(this.#hash, frame.subarray(position + 28, position + size - 4 - chainBytes), 'binary');
+    // A plain view costs less to make than a Buffer `subarray`, and `hash` takes any typed array.
+    return hash(this.#hash, new Uint8Array(frame.buffer, frame.byteOffset + position + 28, size - 32 - chainBytes), 'binary');
+  }
+
+  /**
+   * The write side of `digestInto` and `addFrame` in one pass: writes the digest of the frame at `position` at
+   * `digestAt` and adds the frame to the batch in progress. Why fused: the digest is written once into the frame
+   * and the link input from the same string, which saves a third of the per-record chain work.
+   */
+  addSealed(previous: Uint8Array, frame: Buffer, position: number, size: number, digestAt: number): void {
+    const digest = this.#digestOf(frame, position, size);
+    const at = this.#reserve(previous);
+    const input = this.#input;
+    for (let i = 0; i < digestBytes; i++) {
+      const byte = digest.charCodeAt(i);
+      frame[digestAt + i] = byte;
+      input[at + i] = byte;
+    }
+    const fields = at + digestBytes - 8;
+    for (let i = position + 8; i < position + 26; i++) input[fields + i - position] = frame[i] as number;
+    input[at + recordInputBytes - 1] = (frame[position + 26] as number) & linkFlagsMask;
   }
 
   /** Drops the batch in progress. */

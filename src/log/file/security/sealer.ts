@@ -54,14 +54,13 @@ export class RecordSealer implements FrameSealer {
     const hasher = this.#hasher;
     if (hasher !== undefined) {
       const chainStart = position + size - 4 - chainBytes;
-      hasher.digestInto(buffer, position, size, buffer, chainStart);
-      hasher.addFrame(this.#link, buffer, position, chainStart);
+      hasher.addSealed(this.#link, buffer, position, size, chainStart);
       if (((buffer[position + 26] as number) & flagBatchContinues) === 0) {
         this.#link = hasher.finish();
         buffer.set(this.#link, chainStart + digestBytes);
       } else {
-        // F-71: only the last frame of a batch holds a link.
-        buffer.fill(0, chainStart + digestBytes, chainStart + chainBytes);
+        // F-71: only the last frame of a batch holds a link. A loop: 32 bytes cost less than a call to `fill`.
+        for (let i = chainStart + digestBytes; i < chainStart + chainBytes; i++) buffer[i] = 0;
       }
     }
   }
