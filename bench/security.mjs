@@ -86,18 +86,21 @@ for (let run = 0; run < runs; run++) {
   }
 }
 
-console.log(`security options, n = ${n}, ${runs} runs, medians (msgs/s) and ratio to the plain log`)
+// Two ratios: of the medians, and the median of each run's own ratio (a variant against the plain log of the same
+// run, which ran moments before it), the steadier of the two when the machine's speed drifts between runs.
+const runRatios = (cells, plainCells) => median(cells.map((rate, run) => rate / plainCells[run]))
+console.log(`security options, n = ${n}, ${runs} runs: medians (msgs/s), their ratio to the plain log, and the median of the runs' ratios`)
 for (const mode of ['single', 'batch']) {
-  const plain = median(results[`${mode}:plain`].rates)
+  const plainRates = results[`${mode}:plain`].rates
   for (const variant of Object.keys(VARIANTS)) {
-    const rate = median(results[`${mode}:${variant}`].rates)
-    console.log(`append-${mode.padEnd(6)} ${variant.padEnd(18)} ${Math.round(rate).toString().padStart(9)}  ${(rate / plain).toFixed(2)}`)
+    const rates = results[`${mode}:${variant}`].rates
+    console.log(`append-${mode.padEnd(6)} ${variant.padEnd(18)} ${Math.round(median(rates)).toString().padStart(9)}  ${(median(rates) / median(plainRates)).toFixed(2)}  ${runRatios(rates, plainRates).toFixed(2)}`)
   }
 }
-const plainScan = median(results['batch:plain'].scans)
+const plainScans = results['batch:plain'].scans
 for (const variant of Object.keys(VARIANTS)) {
-  const rate = median(results[`batch:${variant}`].scans)
-  console.log(`scan decoded  ${variant.padEnd(18)} ${Math.round(rate).toString().padStart(9)}  ${(rate / plainScan).toFixed(2)}`)
+  const scans = results[`batch:${variant}`].scans
+  console.log(`scan decoded  ${variant.padEnd(18)} ${Math.round(median(scans)).toString().padStart(9)}  ${(median(scans) / median(plainScans)).toFixed(2)}  ${runRatios(scans, plainScans).toFixed(2)}`)
 }
 for (const variant of ['chained', 'chained-keyed', 'chained+encrypted']) {
   console.log(`check --verify-chain ${variant.padEnd(18)} ${median(results[`batch:${variant}`].verify).toFixed(0)} MB/s`)

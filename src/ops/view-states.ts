@@ -1,7 +1,7 @@
 import { lstat, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { open as openLmdb } from 'lmdb';
-import { createLockFile, lmdbFileProblem, unsyncedProblem } from '../views/lmdb-store.js';
+import { createLockFile, lmdbFileProblem, unsyncedMarkerOf, unsyncedProblem } from '../views/lmdb-store.js';
 import { readState } from '../views/state-file.js';
 
 /** How a view keeps its state on disk (FORMAT.md F-50, F-52). */
@@ -75,7 +75,7 @@ async function readViewState(name: string, dir: string): Promise<ViewState> {
   if (environment === undefined) return unknown;
   const file = join(dir, environment);
   // An environment left unsynced before the system restarted (F-99) is not opened: its pages cannot be trusted.
-  const unsynced = unsyncedProblem(file);
+  const unsynced = unsyncedProblem(file, true);
   if (unsynced !== undefined) return { ...unknown, storage: 'lmdb', file, problem: unsynced };
   const meta = await readEnvironmentMeta(file);
   if (typeof meta === 'string') return { ...unknown, storage: 'lmdb', file, problem: meta };
@@ -131,7 +131,11 @@ async function bytesOf(dir: string): Promise<number> {
 }
 
 /** The files of a view's state that `clearViewState` removes: after that the view holds nothing and rebuilds. */
-const stateFiles = [stateFileName, `${stateFileName}.tmp`, ...environmentNames.flatMap((name) => [name, `${name}-lock`])];
+const stateFiles = [
+  stateFileName,
+  `${stateFileName}.tmp`,
+  ...environmentNames.flatMap((name) => [name, `${name}-lock`, unsyncedMarkerOf(name), `${unsyncedMarkerOf(name)}.tmp`]),
+];
 
 /**
  * Removes a view's stored state (the state file or LMDB environment), so that the view rebuilds from the start

@@ -1,4 +1,4 @@
-import { closeSync, chmodSync, constants, fstatSync, fsyncSync, openSync, readFileSync, readSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, chmodSync, constants, fstatSync, fsyncSync, openSync, readFileSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { open as openLmdb, type RootDatabase } from 'lmdb';
 import { fileModeDefault } from '../limits.js';
@@ -28,7 +28,8 @@ const metaTransactionAt = 152;
 export function lmdbFileProblem(path: string): string | undefined {
   let fd: number;
   try {
-    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+    // O_NONBLOCK: a FIFO put in its place must not block the open (it is then refused as not a regular file).
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return undefined;
@@ -116,22 +117,42 @@ function bootId(): string | undefined {
   return bootIdRead;
 }
 
+/** A marker holds a boot id and a newline: anything larger is not one. */
+const markerBytesMax = 128;
+
 /**
  * Why the environment at `path` must not be trusted because of commits that were not synced (F-99), or
  * `undefined`. Unsynced commits are safe after a process crash (the system still holds every page written), not
  * after the system went down: without a sync, the newest meta page may have reached the disk before the pages
  * it names.
+ *
+ * `observer`: the caller does not own the environment (`check`, `stat`), so a writer may be running. Where the
+ * system has no boot id, a running writer's marker cannot be told from one left before a restart, and an
+ * observer is told of no problem (the owner still rebuilds when it opens the view).
  */
-export function unsyncedProblem(path: string): string | undefined {
+export function unsyncedProblem(path: string, observer = false): string | undefined {
+  const markerPath = unsyncedMarkerOf(path);
   let marker: string;
+  let fd: number;
   try {
-    marker = readFileSync(unsyncedMarkerOf(path), 'utf8');
+    // Not following a link, not waiting on a FIFO: the marker is a small regular file the view made.
+    fd = openSync(markerPath, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    return `${unsyncedMarkerOf(path)} cannot be read (${(error as NodeJS.ErrnoException).code ?? String(error)})`;
+    return `${markerPath} cannot be read (${(error as NodeJS.ErrnoException).code ?? String(error)})`;
+  }
+  try {
+    const info = fstatSync(fd);
+    if (!info.isFile() || info.size > markerBytesMax) return `${markerPath} is not a marker the view wrote`;
+    const bytes = Buffer.alloc(markerBytesMax);
+    marker = bytes.toString('utf8', 0, readSync(fd, bytes, 0, markerBytesMax, 0));
+  } catch (error) {
+    return `${markerPath} cannot be read (${(error as NodeJS.ErrnoException).code ?? String(error)})`;
+  } finally {
+    closeSync(fd);
   }
   const boot = bootId();
-  if (boot !== undefined && marker.trim() === boot) return undefined;
+  if (boot === undefined ? observer : marker.trim() === boot) return undefined;
   return `${path} holds commits that were never synced, made before the system restarted`;
 }
 
@@ -196,13 +217,17 @@ export class StoreDurability {
   }
 
   #mark(): void {
-    const fd = openSync(this.#marker, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, this.#fileMode);
+    // Written aside and renamed: `check` and `stat` read markers while writers run, and must never see one
+    // that is created but not yet written (empty, it would name no boot).
+    const aside = `${this.#marker}.tmp`;
+    const fd = openSync(aside, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, this.#fileMode);
     try {
       writeSync(fd, `${bootId() ?? ''}\n`);
       fsyncSync(fd);
     } finally {
       closeSync(fd);
     }
+    renameSync(aside, this.#marker);
     syncDirectorySync(dirname(this.#marker));
     this.#marked = true;
   }
@@ -211,7 +236,7 @@ export class StoreDurability {
 /** Whether the marker is there (when that cannot be told, it is taken to be: a sync then settles it). */
 function markerExists(path: string): boolean {
   try {
-    closeSync(openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW));
+    closeSync(openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK));
     return true;
   } catch (error) {
     return (error as NodeJS.ErrnoException).code !== 'ENOENT';

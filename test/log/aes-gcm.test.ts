@@ -104,6 +104,53 @@ describe('AesGcm', () => {
     assert.equal(open(changed), undefined);
   });
 
+  it('returns texts in buffers that reach neither other records, keystream, a tag mask, nor a refused text', () => {
+    const gcm = new AesGcm(key);
+    const records = Array.from({ length: 6 }, () => {
+      const r = layout(18, 40);
+      // Not from Buffer's shared pool, where the values under test may be made.
+      const plaintext = Buffer.alloc(40);
+      r.buffer.copy(plaintext, 0, r.textStart, r.textEnd);
+      gcm.seal(r.buffer, r.aadStart, r.aadEnd, r.nonceAt, r.tagAt, r.textStart, r.textEnd);
+      return { ...r, plaintext };
+    });
+    const open = (r: (typeof records)[number]): Buffer | undefined =>
+      gcm.open(r.buffer, r.aadStart, r.aadEnd, r.nonceAt, r.tagAt, r.textStart, r.textEnd);
+    /** The encrypted first counter block of a record: what a tag is masked with. */
+    const tagMask = (r: (typeof records)[number]): Buffer => {
+      const ecb = createCipheriv('aes-256-ecb', secret, null).setAutoPadding(false);
+      return ecb.update(Buffer.concat([r.buffer.subarray(r.nonceAt, r.nonceAt + 12), Buffer.from([0, 0, 0, 1])]));
+    };
+    const reachable = (value: Buffer): Buffer => Buffer.from(value.buffer, 0, value.buffer.byteLength);
+    const tampered = records[3] as (typeof records)[number];
+    // What opening the tampered record decrypts before its tag is checked (CTR: the flipped bit flips in the text).
+    const refused = Buffer.alloc(40);
+    tampered.plaintext.copy(refused);
+    refused[1] = (refused[1] as number) ^ 1;
+    tampered.buffer[tampered.textStart + 1] = (tampered.buffer[tampered.textStart + 1] as number) ^ 1;
+    const masks = records.map(tagMask);
+    for (const readingAhead of [true, false]) {
+      if (readingAhead) {
+        const nonces = Buffer.concat(records.map((r) => r.buffer.subarray(r.nonceAt, r.nonceAt + 12)));
+        gcm.readAhead(nonces, Int32Array.from(records, (_, i) => i * 12), Int32Array.from(records, () => 40), records.length);
+      }
+      const values: Buffer[] = [];
+      for (const r of records) {
+        const value = open(r);
+        if (r === tampered) assert.equal(value, undefined);
+        else values.push(value as Buffer);
+      }
+      for (const [i, value] of values.entries()) {
+        const r = records[i < 3 ? i : i + 1] as (typeof records)[number];
+        assert.deepEqual(value, r.plaintext);
+        const around = reachable(value);
+        assert.equal(around.includes(refused), false, `record ${i}: the refused text is reachable`);
+        for (const mask of masks) assert.equal(around.includes(mask), false, `record ${i}: a tag mask is reachable`);
+        if (readingAhead) assert.ok(around.length < 16 * 1024, `record ${i}: ${around.length} bytes kept alive`);
+      }
+    }
+  });
+
   it('never uses a nonce twice', () => {
     const gcm = new AesGcm(key);
     const seen = new Set<string>();

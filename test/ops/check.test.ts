@@ -3,7 +3,8 @@
  * one a child process is appending to) passes, and nothing is ever modified.
  */
 import assert from 'node:assert/strict';
-import { appendFileSync, mkdirSync, readFileSync, rmSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { appendFileSync, mkdirSync, readFileSync, rmSync, symlinkSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Sluice } from '../../src/db/sluice.js';
@@ -238,6 +239,17 @@ describe('check', () => {
     const restarted = await checked(dir);
     assert.deepEqual(restarted.problems[0]?.file, join(dir, 'views', 'byI', 'index.mdb'));
     assert.match(restarted.problems[0]?.message ?? '', /never synced, made before the system restarted; the view rebuilds/);
+    // A marker that is not a small regular file is reported, never followed or waited on (a FIFO would block a read).
+    unlinkSync(marker);
+    execFileSync('mkfifo', [marker]);
+    assert.match((await checked(dir)).problems[0]?.message ?? '', /index\.mdb\.unsynced is not a marker the view wrote/);
+    unlinkSync(marker);
+    writeFileSync(join(dir, 'elsewhere'), `${readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim()}\n`);
+    symlinkSync(join(dir, 'elsewhere'), marker);
+    assert.match((await checked(dir)).problems[0]?.message ?? '', /index\.mdb\.unsynced cannot be read \(ELOOP\)/);
+    unlinkSync(marker);
+    writeFileSync(marker, 'x'.repeat(129));
+    assert.match((await checked(dir)).problems[0]?.message ?? '', /not a marker the view wrote/);
   });
 
   it('takes a record in the DELETES journal that fails its checksum for a deletion in progress, not damage', async () => {

@@ -5,7 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { FileLog } from '../../src/log/file/file-log.js';
 import { headerBytes, segmentNamePattern } from '../../src/log/file/format.js';
@@ -70,7 +70,10 @@ export function treeOf(dir: string): Map<string, string> {
   const walk = (path: string): void => {
     for (const name of readdirSync(path)) {
       const child = join(path, name);
-      if (statSync(child).isDirectory()) walk(child);
+      const info = lstatSync(child);
+      if (info.isDirectory()) walk(child);
+      // Links and FIFOs (hostile files some tests plant) are recorded as what they are, never read through.
+      else if (!info.isFile()) files.set(relative(dir, child), info.isSymbolicLink() ? `link to ${readlinkSync(child)}` : 'not a file');
       // LMDB's reader table changes whenever an environment is opened, even read-only: not data.
       else if (!name.endsWith('-lock')) files.set(relative(dir, child), readFileSync(child).toString('base64'));
     }

@@ -67,9 +67,10 @@ export class AesGcm {
   }
 
   /**
-   * Authenticates the record and returns its text decrypted, in a new buffer; `undefined` when the tag does not
-   * match (the record was altered, moved, or sealed under another key): no byte of an unauthenticated text is
-   * returned. Uses the keystream `readAhead` made for its nonce, if any.
+   * Authenticates the record and returns its text decrypted, in a new buffer that reaches no other record's bytes
+   * nor any keystream; `undefined` when the tag does not match (the record was altered, moved, or sealed under
+   * another key): no byte of an unauthenticated text is returned or left behind. Uses the keystream `readAhead`
+   * made for its nonce, if any.
    */
   open(buffer: Uint8Array, aadStart: number, aadEnd: number, nonceAt: number, tagAt: number, textStart: number, textEnd: number): Buffer | undefined {
     const textBytes = textEnd - textStart;
@@ -85,8 +86,18 @@ export class AesGcm {
     // The keystream is this record's alone (read-ahead keystream is taken once): the plaintext is made in it,
     // and dropped unless the tag matches.
     ghash.decrypt(buffer, textStart, textEnd, keystream, at + 16);
-    if (!ghash.verify(aadEnd - aadStart, textBytes, keystream, at, buffer, tagAt)) return undefined;
-    return keystream.subarray(at + 16, at + 16 + textBytes);
+    if (!ghash.verify(aadEnd - aadStart, textBytes, keystream, at, buffer, tagAt)) {
+      // Nothing unauthenticated is left where a later value's buffer could reach it.
+      keystream.fill(0, at + 16, at + 16 + textBytes);
+      return undefined;
+    }
+    const text = keystream.subarray(at + 16, at + 16 + textBytes);
+    // Read-ahead keystream is shared by up to 128 records: a value must not keep all of it alive, nor reach the
+    // keystream of the records after it.
+    if (keystream === this.#ahead) return Buffer.from(text);
+    // The value's own buffer: its first block, the tag mask, would give away the GHASH result, and with it H.
+    for (let i = at; i < at + 16; i++) keystream[i] = 0;
+    return text;
   }
 
   /**
@@ -112,7 +123,7 @@ export class AesGcm {
       }
     }
     starts[count] = block * 16;
-    this.#ahead = this.#ecb.update(counters);
+    this.#ahead = this.#encryptBlocks(counters);
     this.#aheadNonces = nonces;
     this.#aheadStarts = starts;
     this.#aheadCount = count;
@@ -165,8 +176,17 @@ export class AesGcm {
         counters[word + 2] = n2;
       }
     }
-    this.#keystream = this.#ecb.update(new Uint8Array(counters.buffer));
+    this.#keystream = this.#encryptBlocks(new Uint8Array(counters.buffer));
     this.#used = 0;
+  }
+
+  /**
+   * AES of whole blocks. The one ECB cipher is kept across calls, so a call of any other length would leave bytes
+   * inside it and shift every keystream block after it: refused.
+   */
+  #encryptBlocks(blocks: Uint8Array): Buffer {
+    if (blocks.length % 16 !== 0) throw new RangeError(`AES takes whole 16-byte blocks, got ${blocks.length} bytes`);
+    return this.#ecb.update(blocks);
   }
 
   /** At least `bytes` bytes of keystream for the nonce at `buffer[nonceAt, +12)`, from counter `first` on. */
@@ -182,7 +202,7 @@ export class AesGcm {
       for (let i = 0; i < nonceBytes; i++) scratch[block * 16 + i] = buffer[nonceAt + i] as number;
       writeCounter(scratch, block * 16 + 12, first + block);
     }
-    return this.#ecb.update(scratch.subarray(0, blocks * 16));
+    return this.#encryptBlocks(scratch.subarray(0, blocks * 16));
   }
 }
 

@@ -136,12 +136,11 @@ export class Ghash {
   }
 
   /**
-   * Absorbs GCM's final block, the bit lengths of the associated data and of the ciphertext (each below 2^29
-   * bytes here, so each fits the low word of its 64-bit field), and writes the hash XOR `mask[maskAt, +16)` (the
-   * encrypted first counter block) to `out[at, +16)`: the tag.
+   * Absorbs GCM's final block, the bit lengths of the associated data and of the ciphertext (64 bits each), and
+   * writes the hash XOR `mask[maskAt, +16)` (the encrypted first counter block) to `out[at, +16)`: the tag.
    */
   finish(aadBytes: number, textBytes: number, mask: Uint8Array, maskAt: number, out: Uint8Array, at: number): void {
-    this.#multiply(this.#s0, this.#s1 ^ (aadBytes * 8), this.#s2, this.#s3 ^ (textBytes * 8));
+    this.#absorbLengths(aadBytes, textBytes);
     writeWord(out, at, this.#s0 ^ readWord(mask, maskAt));
     writeWord(out, at + 4, this.#s1 ^ readWord(mask, maskAt + 4));
     writeWord(out, at + 8, this.#s2 ^ readWord(mask, maskAt + 8));
@@ -153,13 +152,20 @@ export class Ghash {
    * The comparison looks at every byte whatever differs, so its time says nothing about the tag.
    */
   verify(aadBytes: number, textBytes: number, mask: Uint8Array, maskAt: number, expected: Uint8Array, at: number): boolean {
-    this.#multiply(this.#s0, this.#s1 ^ (aadBytes * 8), this.#s2, this.#s3 ^ (textBytes * 8));
+    this.#absorbLengths(aadBytes, textBytes);
     const difference =
       (this.#s0 ^ readWord(mask, maskAt) ^ readWord(expected, at)) |
       (this.#s1 ^ readWord(mask, maskAt + 4) ^ readWord(expected, at + 4)) |
       (this.#s2 ^ readWord(mask, maskAt + 8) ^ readWord(expected, at + 8)) |
       (this.#s3 ^ readWord(mask, maskAt + 12) ^ readWord(expected, at + 12));
     return difference === 0;
+  }
+
+  /** The lengths block: each length in bits as a 64-bit big-endian number (`^` keeps a number's low 32 bits). */
+  #absorbLengths(aadBytes: number, textBytes: number): void {
+    const aadHigh = Math.floor(aadBytes / 0x2000_0000);
+    const textHigh = Math.floor(textBytes / 0x2000_0000);
+    this.#multiply(this.#s0 ^ aadHigh, this.#s1 ^ (aadBytes * 8), this.#s2 ^ textHigh, this.#s3 ^ (textBytes * 8));
   }
 
   /** The state becomes (x0 … x3)·H: the XOR of one table entry per byte. */
