@@ -36,7 +36,7 @@ export const natsAccessHelp: readonly OptionHelp[] = [
   ['--tls-cert <file> --tls-key <file>', "TLS with this client certificate and key, for servers that verify clients"],
 ];
 
-/** The names of the flags above, for commands that hand their flags on (tail → dump). */
+/** The names of the flags above. */
 export const natsAccessFlagNames: readonly string[] = Object.keys(natsAccessFlags);
 
 export interface NatsAccess {

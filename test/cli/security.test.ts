@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { crc32c } from '../../src/checksum/crc32c.js';
 import { temporaryDirectory } from '../helpers.js';
-import { linesOf, runCli } from './run-cli.js';
+import { linesOf, runCli, startCli, waitFor } from './run-cli.js';
 
 describe('sluice with tamper-evident and encrypted logs', () => {
   it('appends with --chain and --key-file, verifies the chain, and never prints a key', async () => {
@@ -45,7 +45,14 @@ describe('sluice with tamper-evident and encrypted logs', () => {
     writeFileSync(malformed, `9:${keyHex.slice(2)}\n`);
     const bad = await runCli(['dump', dir, '--key-file', malformed]);
     assert.match(bad.stderr, /INVALID_INPUT/);
-    for (const result of [append, stat, verified, noKey, dump, wrongKey, bad]) {
+    // tail reads its start and then follows with the same key.
+    const tail = startCli(['tail', dir, '-n', '1', '--key-file', keyFile]);
+    await waitFor(() => linesOf(tail.stdout()).length >= 1, 'the last record');
+    assert.deepEqual(JSON.parse(linesOf(tail.stdout())[0] as string), { offset: offsets[1], value: { b: 'secret' } });
+    tail.child.kill('SIGINT');
+    const tailed = await tail.exited;
+    assert.equal(tailed.status, 0, tailed.stderr);
+    for (const result of [append, stat, verified, noKey, dump, wrongKey, bad, tailed]) {
       assert.equal(`${result.stdout}${result.stderr}`.includes(keyHex.slice(0, 16)), false, 'a key is never printed');
     }
 

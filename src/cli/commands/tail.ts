@@ -1,7 +1,6 @@
 import { CommandLine } from '../args.js';
 import { usageText, type Command, type CommandIo } from '../command.js';
 import { jsonCodec, logFormatFlags, logFormatHelp, openReadOnly } from '../log-format.js';
-import { natsAccessFlagNames } from '../nats-access.js';
 import { dumpCommand } from './dump.js';
 
 const defaultLines = 10;
@@ -26,7 +25,8 @@ async function run(line: CommandLine, io: CommandIo): Promise<number> {
   const count = line.integer('lines') ?? defaultLines;
   const bound = await startOf(line, dir, count);
   // From the first record to print on, this is `dump --live`: the same reading, output and stopping.
-  const format = ['format', 'offset-width', 'nats', 'stream', ...natsAccessFlagNames].flatMap((name) => {
+  // Every flag that says how to open the log goes on, so none can be forgotten here (keys, NATS access).
+  const format = Object.keys(logFormatFlags).flatMap((name) => {
     const value = line.string(name);
     return value === undefined ? [] : [`--${name}`, value];
   });

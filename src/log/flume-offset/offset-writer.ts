@@ -72,7 +72,7 @@ export class OffsetWriter {
       const bytes = typeof value === 'string' ? Buffer.byteLength(value, 'utf8') : value.length;
       if (bytes > valueBytesMax) throw new RangeError(`record ${i} of the batch is larger than the largest value allowed`);
       // The format marks a deleted record by a payload of zeros (O-6): such a value would read back as deleted.
-      if (bytes === 0 || (typeof value !== 'string' && isZeroed(Buffer.from(value.buffer, value.byteOffset, bytes), 0, bytes))) {
+      if (bytes === 0 || (typeof value === 'string' ? isNulString(value) : isZeroed(Buffer.from(value.buffer, value.byteOffset, bytes), 0, bytes))) {
         throw new RangeError(`record ${i} of the batch is empty or all zero bytes, which this format reads as deleted`);
       }
       sizes[i] = bytes;
@@ -219,4 +219,10 @@ export class OffsetWriter {
 
 function datasync(fd: number): Promise<void> {
   return new Promise((resolve, reject) => fdatasync(fd, (error) => (error ? reject(error) : resolve())));
+}
+
+/** Whether every character is U+0000: the one character UTF-8 encodes as a zero byte, so the payload would be zeros. */
+function isNulString(value: string): boolean {
+  for (let i = 0; i < value.length; i++) if (value.charCodeAt(i) !== 0) return false;
+  return true;
 }

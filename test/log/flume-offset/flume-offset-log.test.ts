@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, copyFileSync, existsSync, openSync, readdirSync, readFileSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { codecs } from '../../../src/codec/codec.js';
 import { isSluiceError, type ErrorCode } from '../../../src/errors.js';
 import { FlumeOffsetLog, type FlumeOffsetLogOptions } from '../../../src/log/flume-offset/flume-offset-log.js';
 import { collect } from '../../conformance/log-suite.js';
@@ -231,6 +232,19 @@ describe('FlumeOffsetLog', () => {
         );
       }
     }
+  });
+
+  it('refuses a value whose payload would be all zero bytes (read back as deleted, O-6), as bytes or as a string', async () => {
+    const raw = await FlumeOffsetLog.open(fresh(), { codec: codecs.raw() });
+    await assert.rejects(async () => raw.append(new Uint8Array(2)), RangeError);
+    await raw.close();
+    const text = await FlumeOffsetLog.open(fresh(), { codec: codecs.utf8() });
+    await assert.rejects(async () => text.append('\0\0'), RangeError);
+    await assert.rejects(async () => text.append(''), RangeError);
+    const offset = await text.append('\0a');
+    assert.equal(await text.get(offset), '\0a');
+    assert.equal(text.since, 0);
+    await text.close();
   });
 
   it('validates its options', async () => {
