@@ -102,7 +102,7 @@ export class FlumeOffsetLog<T = JsonValue> extends AbstractLog<T> {
       log.#open(options);
     } catch (error) {
       log.#release();
-      throw error;
+      throw openFailure(error, file);
     }
     return log;
   }
@@ -128,7 +128,9 @@ export class FlumeOffsetLog<T = JsonValue> extends AbstractLog<T> {
       // Under the lock, so no other writer creates it meanwhile.
       this.#fd = openSync(file, 'wx+', fileMode);
     }
-    const size = fstatSync(this.#fd).size;
+    const info = fstatSync(this.#fd);
+    if (!info.isFile()) throw new SluiceError('NOT_A_LOG', `${file} is not a file`, { file });
+    const size = info.size;
     this.#window = new FrameWindow(this.#fd, file, this.width);
     this.#getWindow = new FrameWindow(this.#fd, file, this.width, getReadBytes);
     let verdict = checkTail(this.#window, size);
@@ -380,4 +382,18 @@ function checkOptions(file: unknown, options: unknown): void {
   }
   if (legacy !== undefined && typeof legacy !== 'boolean') throw new TypeError('legacy must be a boolean');
   checkFileMode((options as FlumeOffsetLogOptions<unknown>).fileMode);
+}
+
+/**
+ * An open that met a system error fails with a code like every other failure: `NOT_A_LOG` when the path cannot be
+ * a log file (it is a directory, or lies under a file), else `READ_FAILED` or `WRITE_FAILED` with the error as cause.
+ */
+function openFailure(error: unknown, file: string): unknown {
+  if (error instanceof SluiceError || error instanceof TypeError || error instanceof RangeError) return error;
+  const cause = error as NodeJS.ErrnoException;
+  if (cause.code === 'EISDIR' || cause.code === 'ENOTDIR' || (cause.code === 'EEXIST' && cause.syscall === 'mkdir')) {
+    return new SluiceError('NOT_A_LOG', `${file} cannot be a flumelog-offset file: ${cause.message}`, { cause, file });
+  }
+  const code = cause.syscall === 'read' ? 'READ_FAILED' : 'WRITE_FAILED';
+  return new SluiceError(code, `opening ${file} failed: ${cause.message}`, { cause, file: cause.path ?? file });
 }

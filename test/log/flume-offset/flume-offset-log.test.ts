@@ -252,5 +252,13 @@ describe('FlumeOffsetLog', () => {
     await assert.rejects(FlumeOffsetLog.open(fresh(), { offsetWidth: 5 as 4 }), RangeError);
     await assert.rejects(FlumeOffsetLog.open(fresh(), { durability: 'buffered' as 'os' }), TypeError);
     await assert.rejects(FlumeOffsetLog.open(fresh(), { readonly: true }), (error: unknown) => isSluiceError(error, 'LOG_NOT_FOUND'));
+    // Paths that cannot be a log file: a directory, a path under a file.
+    const notALog = (error: unknown): boolean => isSluiceError(error, 'NOT_A_LOG');
+    for (const readonly of [false, true]) {
+      await assert.rejects(FlumeOffsetLog.open(root, { readonly }), notALog);
+      const file = fresh();
+      writeFileSync(file, 'x');
+      await assert.rejects(FlumeOffsetLog.open(join(file, 'log'), { readonly }), notALog);
+    }
   });
 });
