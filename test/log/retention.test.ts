@@ -84,6 +84,27 @@ describe('FileLog retention (trim)', () => {
     await log.close();
   });
 
+  it('dates a segment whose last records were compacted away by its last remaining record, not by the filler', async () => {
+    let now = 1_000_000;
+    const dir = join(root, `log-${count++}`);
+    const log = await FileLog.open(dir, { segmentBytesMax, now: () => now });
+    const offsets: number[] = [];
+    // A sealed segment of young records whose last two are superseded by key, then compacted into a filler.
+    while (log.segments.bases.length < 2) offsets.push(await log.append(value(offsets.length), { key: `k${offsets.length}` }));
+    const sealed = offsets.slice(0, -1);
+    for (const i of [sealed.length - 2, sealed.length - 1]) await log.append(value(-1), { key: `k${i}` });
+    now += 60_000;
+    const compacted = await log.compact();
+    assert.ok(compacted.recordsDropped > 0);
+    assert.equal((await log.trim({ olderThanMs: 3_600_000 })).segmentsDropped, 0);
+    const kept = await collect(log.stream({ lte: sealed[sealed.length - 1] as number }));
+    assert.ok(kept.length > 0 && kept.length < sealed.length, `${kept.length} records left of ${sealed.length}`);
+    // Old enough: the same segment goes.
+    now += 3_600_000;
+    assert.ok((await log.trim({ olderThanMs: 3_600_000 })).segmentsDropped > 0);
+    await log.close();
+  });
+
   it('ends a stream reading a dropped segment with OFFSET_OUT_OF_RANGE, and tells a reader in another handle', async () => {
     const { dir, log, offsets } = await filled(400);
     const reader = await FileLog.open(dir, { readonly: true });

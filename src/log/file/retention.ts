@@ -71,10 +71,18 @@ export function firstSegmentToKeep(segments: Segments, policy: RetentionPolicy, 
   return Math.min(keep, active);
 }
 
+/**
+ * The time of a segment's last record. Compaction fillers (F-76) carry time 0: the walk goes back past them, and a
+ * segment of fillers only (every record deleted and compacted away) holds nothing to keep.
+ */
 function lastTime(segments: Segments, reader: FrameReader, index: number): number {
-  const end = segments.endOf(index);
-  if (end === segments.bases[index]) return -Infinity;
-  return reader.endingAt(index, end, 'record').frame.time;
+  const base = segments.bases[index] as number;
+  for (let end = segments.endOf(index); end > base; ) {
+    const { offset, frame } = reader.endingAt(index, end, 'record');
+    if (!frame.filler) return frame.time;
+    end = offset;
+  }
+  return -Infinity;
 }
 
 function countRecords(segments: Segments, reader: FrameReader, index: number): number {
