@@ -85,7 +85,8 @@ describe('FileLog retention (trim)', () => {
   });
 
   it('dates a segment whose last records were compacted away by its last remaining record, not by the filler', async () => {
-    let now = 1_000_000;
+    // A real clock's time: a filler's time 0 must not pass for old when the cut-off is a real time.
+    let now = 1_700_000_000_000;
     const dir = join(root, `log-${count++}`);
     const log = await FileLog.open(dir, { segmentBytesMax, now: () => now });
     const offsets: number[] = [];
