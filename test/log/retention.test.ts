@@ -128,6 +128,23 @@ describe('FileLog retention (trim)', () => {
     await log.close();
   });
 
+  it('lets a read-only follower go on when the writer trimmed past every segment it knew', async () => {
+    const { dir, log, offsets } = await filled(20);
+    const reader = await FileLog.open(dir, { readonly: true });
+    assert.equal(reader.since, log.since);
+    for (let i = 20; i < 300; i += 10) offsets.push(...(await log.append(Array.from({ length: 10 }, (_, j) => value(i + j)))));
+    const { firstOffset } = await log.trim({ maxRecords: 50 });
+    assert.ok(firstOffset > (offsets[19] as number) + 4096, 'the reader’s segments and the one after them are gone');
+    assert.deepEqual(await reader.get(offsets[299] as number), value(299));
+    assert.equal(reader.firstOffset, firstOffset);
+    await rejectsWith(reader.get(offsets[25] as number), 'OFFSET_OUT_OF_RANGE');
+    const next = collect(reader.stream({ gt: reader.since, live: true, limit: 1 }));
+    const appended = await log.append(value(300));
+    assert.deepEqual((await next).map((record) => record.offset), [appended]);
+    await reader.close();
+    await log.close();
+  });
+
   it('applies a retention policy given at open after each sealed segment', async () => {
     const dir = join(root, `log-${count++}`);
     {

@@ -1,5 +1,5 @@
 import { checkFileMode, directoryModeOf } from '../../io/file-mode.js';
-import { closeSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
+import { closeSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, writeFileSync } from 'node:fs';
 import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { codecs, type Codec, type JsonValue } from '../../codec/codec.js';
@@ -11,7 +11,7 @@ import type { ScanRange } from '../range.js';
 import { ForwardCursor, recordOf, ReverseCursor, type CursorHost } from './cursors.js';
 import { Follower } from '../follower.js';
 import { DirectoryLock } from './directory-lock.js';
-import { headerBytes, offsetAt, positionOf, segmentName, type Frame } from './format.js';
+import { headerBytes, offsetAt, positionOf, segmentName, segmentNamePattern, type Frame } from './format.js';
 import { checkChainAlgorithm, genesisLink, type ChainAlgorithm } from './security/chain.js';
 import { checkChainKey, checkEncryption, type EncryptionOptions } from './security/keys.js';
 import { LogSecurity } from './security/log-security.js';
@@ -681,24 +681,62 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
     const segments = this.#segments;
     const next = segments.end;
     if (segments.bases[segments.bases.length - 1] === next) return false;
-    const path = join(this.dir, segmentName(next));
+    let base = next;
+    let path = join(this.dir, segmentName(next));
     let fd: number;
     try {
       fd = openSync(path, 'r');
     } catch {
-      return false;
+      // Segments are made in order, so a newer one without this one means the writer trimmed past everything
+      // this reader knows: it goes on from the oldest segment left.
+      const oldest = this.#oldestSegmentAfter(next);
+      if (oldest === undefined) return false;
+      base = oldest;
+      path = join(this.dir, segmentName(base));
+      try {
+        fd = openSync(path, 'r');
+      } catch {
+        return false;
+      }
     }
     try {
-      checkHeader(fd, path, next);
+      checkHeader(fd, path, base);
     } catch {
       closeSync(fd);
       return false;
+    }
+    if (base !== next) {
+      // Reads of the records in between (never seen here) fail with OFFSET_OUT_OF_RANGE, as trimmed ones do.
+      segments.bases.push(base);
+      segments.end = base;
+      segments.trimBefore(segments.bases.length - 1);
+      segments.pin(base, fd);
+      if (this.#followFd !== undefined) closeSync(this.#followFd);
+      this.#followFd = fd;
+      return true;
     }
     segments.bases.push(next);
     segments.pin(next, fd);
     if (this.#followFd !== undefined) closeSync(this.#followFd);
     this.#followFd = fd;
     return true;
+  }
+
+  /** The base of the oldest segment file in the directory after offset `after`, if any. */
+  #oldestSegmentAfter(after: number): number | undefined {
+    let oldest: number | undefined;
+    let names: string[];
+    try {
+      names = readdirSync(this.dir);
+    } catch {
+      return undefined;
+    }
+    for (const name of names) {
+      const match = segmentNamePattern.exec(name);
+      const base = match === null ? NaN : Number(match[1]);
+      if (base > after && (oldest === undefined || base < oldest)) oldest = base;
+    }
+    return oldest;
   }
 
   /**
