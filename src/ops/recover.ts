@@ -92,9 +92,11 @@ export async function recover(dir: string, options: RecoverOptions = {}): Promis
     const problems = [...logProblems(scan, false), ...viewProblems(views, scan)];
     // From here on the signal is not looked at: a repair stopped half-way helps nobody.
     const viewsCleared = await clearViews(views, scan);
-    const { cuts, removedSegments } = await cutToPrefix(dir, scan);
+    // Leftovers first: a cut of a hard-linked segment writes `<segment>.tmp` afresh, which one left by an earlier
+    // recover killed half-way must not block.
     await removeTemporary(dir, listing.temporary);
     if (listing.temporary.length > 0) await syncDirectory(dir);
+    const { cuts, removedSegments } = await cutToPrefix(dir, scan);
     const temporaryRemoved = listing.temporary.map((name) => join(dir, name));
     const changed = cuts.length + removedSegments.length + temporaryRemoved.length + viewsCleared.length > 0;
     const { prefix } = scan;
