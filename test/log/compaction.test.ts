@@ -165,4 +165,35 @@ describe('FileLog compaction under load', () => {
     const after = await collect(reader.stream());
     assert.deepEqual(after[after.length - 1]?.value, target);
   });
+
+  it('lets streams part-way through a segment go on when compaction rewrites it, forwards and backwards', async () => {
+    const dir = fresh();
+    await using log = await FileLog.open<Item>(dir, { segmentBytesMax: 4 * 1024 * 1024 });
+    // One large sealed segment of 50 batches; every record but those of the last batch is superseded.
+    for (let version = 0; version < 50; version++) {
+      const items = Array.from({ length: 100 }, (_, k) => ({ key: `k${k}`, version, pad: 'c'.repeat(1000) }));
+      await log.append(items, { key: items.map((item) => item.key) });
+    }
+    const items = Array.from({ length: 100 }, (_, k) => ({ key: `k${k}`, version: 50, pad: '' }));
+    await log.append(items, { key: items.map((item) => item.key) });
+    assert.equal(log.segments.bases.length, 2);
+    const before = await collect(log.stream());
+    const forwards = log.stream()[Symbol.asyncIterator]();
+    const backwards = log.stream({ reverse: true })[Symbol.asyncIterator]();
+    const forwardSeen: LogRecord<Item>[] = [];
+    const backwardSeen: LogRecord<Item>[] = [];
+    // Past the first read window of each, so that their next reads go to the file compaction swaps in.
+    for (let i = 0; i < 300; i++) forwardSeen.push((await forwards.next()).value as LogRecord<Item>);
+    for (let i = 0; i < 300; i++) backwardSeen.push((await backwards.next()).value as LogRecord<Item>);
+    assert.ok((await log.compact()).recordsDropped > 0);
+    for (let next = await forwards.next(); next.done !== true; next = await forwards.next()) forwardSeen.push(next.value);
+    for (let next = await backwards.next(); next.done !== true; next = await backwards.next()) backwardSeen.push(next.value);
+    // Each stream yields records of the log as it was, in order, without repeats, and ends with those compaction kept.
+    const offsetsBefore = new Map(before.map((record) => [record.offset, record.value]));
+    for (const [seen, step] of [[forwardSeen, 1], [backwardSeen, -1]] as const) {
+      for (let i = 1; i < seen.length; i++) assert.ok(step * ((seen[i]?.offset as number) - (seen[i - 1]?.offset as number)) > 0);
+      for (const record of seen) assert.deepEqual(record.value, offsetsBefore.get(record.offset));
+      for (const kept of await collect(log.stream())) assert.ok(seen.some((record) => record.offset === kept.offset), `offset ${kept.offset}`);
+    }
+  });
 });

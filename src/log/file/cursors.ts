@@ -78,6 +78,8 @@ export class ForwardCursor<T> implements RecordCursor<T> {
   #reader: FrameReader | undefined;
   #offset = -1;
   #index = -1;
+  /** The rewrites of the current segment when the cursor entered it (see `Segments.rewritten`). */
+  #rewrites = 0;
   done = false;
 
   constructor(host: CursorHost<T>, range: ScanRange) {
@@ -97,22 +99,42 @@ export class ForwardCursor<T> implements RecordCursor<T> {
     }
     const records: LogRecord<T>[] = [];
     const limit = Math.min(this.#range.high, segments.end);
-    try {
-      while (records.length < max && this.#offset < limit) {
-        if (this.#index < 0 || this.#offset >= segments.endOf(this.#index)) {
-          this.#index = segments.indexOf(this.#offset);
+    for (;;) {
+      try {
+        while (records.length < max && this.#offset < limit) {
+          if (this.#index < 0 || this.#offset >= segments.endOf(this.#index)) {
+            this.#index = segments.indexOf(this.#offset);
+            this.#rewrites = segments.rewritesOf(segments.bases[this.#index] as number);
+          }
+          const frame = reader.at(this.#index, this.#offset, 'record', true);
+          // A deleted record keeps its place (F-62): streams step over it.
+          if (!frame.deleted) records.push(recordOf(this.#host, reader, this.#offset, frame));
+          this.#offset += frame.size;
         }
-        const frame = reader.at(this.#index, this.#offset, 'record', true);
-        // A deleted record keeps its place (F-62): streams step over it.
-        if (!frame.deleted) records.push(recordOf(this.#host, reader, this.#offset, frame));
-        this.#offset += frame.size;
+      } catch (error) {
+        if (this.#replacedUnder(segments, reader)) {
+          // The next record was compacted away, maybe into the middle of a filler: go on from the first record
+          // of the new file at or after it.
+          this.#offset = firstRecordAtOrAfter(segments, reader, this.#offset);
+          continue;
+        }
+        // Hand out the good records before the damage; the next call fails at the same place again.
+        if (records.length === 0) throw error;
       }
-    } catch (error) {
-      // Hand out the good records before the damage; the next call fails at the same place again.
-      if (records.length === 0) throw error;
+      break;
     }
     if (this.#offset >= this.#range.high) this.done = true;
     return records;
+  }
+
+  /** Whether compaction swapped the file of the current segment since the cursor entered it (then resets). */
+  #replacedUnder(segments: Segments, reader: FrameReader): boolean {
+    if (this.#index < 0) return false;
+    const rewrites = segments.rewritesOf(segments.bases[this.#index] as number);
+    if (rewrites === this.#rewrites) return false;
+    this.#rewrites = rewrites;
+    reader.reset();
+    return true;
   }
 
   close(): void {
@@ -129,6 +151,9 @@ export class ReverseCursor<T> implements RecordCursor<T> {
   /** The end of the next record to hand out; -1 until the cursor starts. */
   #end = -1;
   #floor = 0;
+  /** The segment read last, and its rewrites then (see `Segments.rewritten`). */
+  #index = -1;
+  #rewrites = 0;
   done = false;
 
   constructor(host: CursorHost<T>, range: ScanRange) {
@@ -147,19 +172,35 @@ export class ReverseCursor<T> implements RecordCursor<T> {
     const reader = this.#reader;
     const records: LogRecord<T>[] = [];
     if (reader === undefined || this.done) return records;
-    try {
-      while (records.length < max && this.#end > this.#floor) {
-        const index = segments.indexOf(this.#end - 1);
-        const { offset, frame } = reader.endingAt(index, this.#end, 'record');
-        if (offset < this.#range.low) {
-          this.#end = this.#floor;
-          break;
+    for (;;) {
+      try {
+        while (records.length < max && this.#end > this.#floor) {
+          const index = segments.indexOf(this.#end - 1);
+          if (index !== this.#index) {
+            this.#index = index;
+            this.#rewrites = segments.rewritesOf(segments.bases[index] as number);
+          }
+          const { offset, frame } = reader.endingAt(index, this.#end, 'record');
+          if (offset < this.#range.low) {
+            this.#end = this.#floor;
+            break;
+          }
+          if (!frame.deleted) records.push(recordOf(this.#host, reader, offset, frame));
+          this.#end = offset;
         }
-        if (!frame.deleted) records.push(recordOf(this.#host, reader, offset, frame));
-        this.#end = offset;
+      } catch (error) {
+        const rewrites = this.#index < 0 ? 0 : segments.rewritesOf(segments.bases[this.#index] as number);
+        if (rewrites !== this.#rewrites) {
+          // Compaction swapped the segment's file: the place reached may now lie inside a filler, whose end is
+          // the next place to read back from (the filler itself is stepped over, as deleted).
+          this.#rewrites = rewrites;
+          reader.reset();
+          this.#end = lastRecordEndBefore(segments, reader, this.#end);
+          continue;
+        }
+        if (records.length === 0) throw error;
       }
-    } catch (error) {
-      if (records.length === 0) throw error;
+      break;
     }
     if (this.#end <= this.#floor) this.done = true;
     return records;

@@ -563,7 +563,7 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
       } catch (cause) {
         throw new SluiceError('WRITE_FAILED', `compacting ${this.dir} failed: ${(cause as Error).message}`, { cause, file: this.dir });
       }
-      segments.forget(segments.bases[plan.index] as number);
+      segments.rewritten(segments.bases[plan.index] as number);
       this.#reader.reset();
       result.segmentsRewritten++;
       result.recordsDropped += plan.dropped;

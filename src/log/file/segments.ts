@@ -176,6 +176,22 @@ export class Segments {
     return true;
   }
 
+  /**
+   * Compaction swapped in a new file for the segment at `base` (runs of dropped records became fillers, F-64):
+   * closes its descriptor, and counts the rewrite so that a cursor inside it finds its place again.
+   */
+  rewritten(base: number): void {
+    this.forget(base);
+    this.#rewrites.set(base, this.rewritesOf(base) + 1);
+  }
+
+  /** How many times compaction rewrote the segment at `base` while this log was open. */
+  rewritesOf(base: number): number {
+    return this.#rewrites.get(base) ?? 0;
+  }
+
+  readonly #rewrites = new Map<number, number>();
+
   /** Closes cached descriptors of segments that no longer exist or are about to be replaced. */
   forget(base: number): void {
     const fd = this.#open.get(base);
