@@ -270,18 +270,29 @@ export class IndexView<T> implements View<T> {
     stopped.addEventListener('abort', onAbort);
     try {
       await context.ready(range);
-      // A snapshot of the keys first, so that the log reads between entries do not hold an LMDB read transaction.
-      const snapshotSince = this.#committed;
-      const found: Array<{ key: Key; offset: number }> = [];
-      storeRead(this.#file(), () => {
-        for (const { key, value } of this.#store().getRange(options)) found.push({ key, offset: checkStoredOffset(value, this.#file()) });
-      });
+      // The keys are read a page at a time, so that the log reads between entries do not hold an LMDB read
+      // transaction. `limit` counts the entries handed out: an entry of a deleted record (left by a crash between
+      // the log's delete and the view's) is skipped without counting, and the next page makes up for it.
+      let covered = this.#committed;
       let remaining = options.limit ?? Infinity;
-      for (const { key, offset } of found) {
-        const entry = await readUnlessDeleted(item(key as IndexKey, offset));
-        if (entry === deletedRecord) continue;
-        remaining--;
-        yield entry;
+      for (let skip = 0; remaining > 0; ) {
+        const found: Array<{ key: Key; offset: number }> = [];
+        const page = { ...options, offset: skip, ...(options.limit === undefined ? {} : { limit: remaining }) };
+        storeRead(this.#file(), () => {
+          for (const { key, value } of this.#store().getRange(page)) found.push({ key, offset: checkStoredOffset(value, this.#file()) });
+        });
+        skip += found.length;
+        let skipped = 0;
+        for (const { key, offset } of found) {
+          const entry = await readUnlessDeleted(item(key as IndexKey, offset));
+          if (entry === deletedRecord) {
+            skipped++;
+            continue;
+          }
+          remaining--;
+          yield entry;
+        }
+        if (skipped === 0 || options.limit === undefined) break;
       }
       if (range.live !== true) return;
       while (remaining > 0) {
@@ -293,14 +304,16 @@ export class IndexView<T> implements View<T> {
           wake = undefined;
           continue;
         }
-        if (batch.since <= snapshotSince) continue;
+        // Batches (or, after a rebuild, records) the read has already covered are skipped.
+        if (batch.since <= covered) continue;
         for (const [key, offset] of batch.entries) {
-          if (remaining === 0 || !inRange(key, options)) continue;
+          if (remaining === 0 || offset <= covered || !inRange(key, options)) continue;
           const entry = await readUnlessDeleted(item(key, offset));
           if (entry === deletedRecord) continue;
           remaining--;
           yield entry;
         }
+        covered = batch.since;
       }
     } finally {
       this.#watchers.delete(watcher);

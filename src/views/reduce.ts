@@ -1,4 +1,6 @@
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { syncDirectory } from '../log/file/segment-files.js';
 import type { LogRecord } from '../log/log.js';
 import { restoreState, writeState } from './state-file.js';
 import type { ReadOptions, View, ViewContext } from './view.js';
@@ -50,7 +52,8 @@ export class ReduceView<T, S, M = T> implements View<T> {
 
   /**
    * The state once the view has caught up (as `get`), then the new state after every batch of records the view
-   * applies, until the consumer stops or `signal` aborts (the iteration then ends quietly). States are not
+   * applies, until the consumer stops or `signal` aborts (the iteration then ends quietly), or the view stops
+   * (closed or failed: the iteration ends with `VIEW_CLOSED` or `VIEW_FAILED`). States are not
    * queued: a slow consumer sees the latest state, not every intermediate one.
    */
   async *changes(options: ReadOptions = {}): AsyncIterable<S> {
@@ -66,12 +69,16 @@ export class ReduceView<T, S, M = T> implements View<T> {
     this.#watchers.add(watcher);
     const onAbort = (): void => wake?.();
     signal?.addEventListener('abort', onAbort);
+    // The view stopped (closed or failed): the iteration ends with that reason, as every live read does.
+    const stopped = this.#context?.stopped;
+    stopped?.addEventListener('abort', onAbort);
     try {
       const first = await this.get(options);
       // Changes up to here are in `first`; the ones made while the consumer handles it must not be lost.
       fresh = false;
       yield first;
       while (signal?.aborted !== true) {
+        if (stopped?.aborted === true) throw stopped.reason as Error;
         if (!fresh) {
           await new Promise<void>((resolve) => (wake = resolve));
           wake = undefined;
@@ -83,6 +90,7 @@ export class ReduceView<T, S, M = T> implements View<T> {
     } finally {
       this.#watchers.delete(watcher);
       signal?.removeEventListener('abort', onAbort);
+      stopped?.removeEventListener('abort', onAbort);
     }
   }
 
@@ -109,9 +117,15 @@ export class ReduceView<T, S, M = T> implements View<T> {
     return writeState(this.#path(), { version: this.version, since, state: this.#state }, (this.#context as ViewContext<T>).fileMode);
   }
 
-  clear(): Promise<void> {
+  /**
+   * Back to the initial state, on disk too: a state file left in place would be taken again by an open after a
+   * crash, although the log it described may be gone (the view was ahead of it) or the version changed.
+   */
+  async clear(): Promise<void> {
     this.#state = structuredClone(this.#initial);
-    return Promise.resolve();
+    if (this.#context === undefined) return;
+    await rm(this.#path(), { force: true });
+    await syncDirectory(this.#context.dir);
   }
 
   close(): Promise<void> {

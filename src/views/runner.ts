@@ -127,9 +127,11 @@ export class ViewRunner<T> {
     };
     // Synchronous, so the view gets its context (and can take reads) the moment it is used.
     mkdirSync(this.#dir, { recursive: true, mode: directoryModeOf(this.#fileMode) });
+    // The log's end before the view opens: appends made while it opens must not hide a since that is ahead.
+    const logSince = this.#source.since;
     let since = await this.view.open(context);
-    if (since > this.#source.since) {
-      this.#events.report(this.name, `the view is ahead of the log (${since} > ${this.#source.since}): rebuilding`);
+    if (since > logSince) {
+      this.#events.report(this.name, `the view is ahead of the log (${since} > ${logSince}): rebuilding`);
       await this.view.clear();
       since = -1;
     }
@@ -359,14 +361,21 @@ export class ViewRunner<T> {
     this.#idleTimer.unref();
   }
 
-  /** Persists the view's state with its `since`, unless nothing changed since the last checkpoint. */
+  /**
+   * Persists the view's state with its `since`, unless nothing changed since the last checkpoint. Queued with the
+   * view's other calls: a checkpoint never overlaps an apply or another checkpoint (an idle one and a due one
+   * would otherwise write the same files at once), and its `since` is read when it runs, so it names exactly
+   * the records in the state it stores.
+   */
   async #checkpoint(): Promise<void> {
-    const since = this.#since;
     this.#lastCheckpointMs = Date.now();
-    if (since === this.#checkpointed) return;
-    this.#uncheckpointedRecords = 0;
-    await this.view.checkpoint(since);
-    this.#checkpointed = since;
+    await this.#callView(async () => {
+      const since = this.#since;
+      if (since === this.#checkpointed) return;
+      this.#uncheckpointedRecords = 0;
+      await this.view.checkpoint(since);
+      this.#checkpointed = since;
+    });
   }
 
   #callView(call: () => Promise<void>): Promise<void> {
