@@ -137,4 +137,81 @@ describe('view runner', () => {
     const flat = slow.applied.flat();
     assert.deepEqual(flat.slice(-30), Array.from({ length: 30 }, (_, n) => n));
   });
+
+  it('rebuilds a view that opens ahead of the log even when appends made while it opened pass its since', async () => {
+    await using db = await Sluice.open<number>(directory(), { log: await MemoryLog.open<number>() });
+    const before = await db.append([0, 1, 2]);
+    const reports: string[] = [];
+    db.on('report', (event) => reports.push(event.message));
+    let openView!: (since: number) => void;
+    const applied: number[] = [];
+    const cleared: number[] = [];
+    const view: View<number> = {
+      version: 1,
+      // A state stored by a log that lost its tail: it claims records up to 1,000.
+      open: () => new Promise<number>((resolve) => (openView = resolve)),
+      apply: (records) => {
+        for (const record of records) applied.push(record.value);
+        return Promise.resolve();
+      },
+      checkpoint: () => Promise.resolve(),
+      clear: () => {
+        cleared.push(applied.length);
+        return Promise.resolve();
+      },
+      close: () => Promise.resolve(),
+    };
+    db.use('late', view);
+    const during = await db.append(Array.from({ length: 2000 }, (_, n) => 3 + n));
+    assert.ok((during[during.length - 1] as number) > 1000 && (before[2] as number) < 1000);
+    openView(1000);
+    await db.ready('late');
+    assert.deepEqual(cleared, [0]);
+    assert.deepEqual(applied, Array.from({ length: 2003 }, (_, n) => n));
+    assert.ok(reports.some((message) => /ahead of the log/.test(message)), JSON.stringify(reports));
+  });
+
+  it('never runs a checkpoint alongside an apply or another checkpoint (an idle one included)', async () => {
+    await using db = await Sluice.open<number>(directory(), { log: await MemoryLog.open<number>() });
+    let busy = 0;
+    let overlaps = 0;
+    let releaseCheckpoint: (() => void) | undefined;
+    let checkpointEntered!: () => void;
+    const checkpointStarted = new Promise<void>((resolve) => (checkpointEntered = resolve));
+    const enter = (): void => {
+      if (busy++ > 0) overlaps++;
+    };
+    const view: View<number> = {
+      version: 1,
+      open: () => Promise.resolve(-1),
+      apply: async () => {
+        enter();
+        await new Promise((resolve) => setImmediate(resolve));
+        busy--;
+      },
+      checkpoint: async () => {
+        enter();
+        checkpointEntered();
+        // Only the first checkpoint is held (the one at close is not).
+        if (releaseCheckpoint === undefined) await new Promise<void>((resolve) => (releaseCheckpoint = resolve));
+        busy--;
+      },
+      clear: () => Promise.resolve(),
+      close: () => Promise.resolve(),
+    };
+    db.use('v', view);
+    await db.append(1);
+    await db.ready('v');
+    // The idle checkpoint comes about a second after the view went quiet (its timer does not hold the process
+    // open: this one does); an append arrives while it runs.
+    const keepAlive = setInterval(() => undefined, 100);
+    await checkpointStarted;
+    const offset = await db.append(2);
+    const ready = db.ready('v', { since: offset });
+    for (let i = 0; i < 20; i++) await new Promise((resolve) => setImmediate(resolve));
+    (releaseCheckpoint as () => void)();
+    await ready;
+    clearInterval(keepAlive);
+    assert.equal(overlaps, 0);
+  });
 });
