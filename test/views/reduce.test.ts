@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Sluice } from '../../src/db/sluice.js';
+import { isSluiceError } from '../../src/errors.js';
 import { MemoryLog } from '../../src/log/memory/memory-log.js';
 import { reduce, type ReduceView } from '../../src/views/reduce.js';
 import { viewSuite, type Message } from '../conformance/view-suite.js';
@@ -52,6 +54,41 @@ describe('reduce view', () => {
     await watching;
     // 3, then each state appended to itself: 6, 12.
     assert.deepEqual(seen, [3, 6, 12]);
+  });
+
+  it('ends a stream of changes with VIEW_CLOSED when the database closes', async () => {
+    const db = await Sluice.open<number>(directory());
+    const sum = db.use('sum', reduce(1, (total: number, value: number) => total + value, { initial: 0 }));
+    await db.append(1);
+    const seen: number[] = [];
+    const watching = assert.rejects(
+      (async () => {
+        for await (const state of sum.changes()) seen.push(state);
+      })(),
+      (error: unknown) => isSluiceError(error, 'VIEW_CLOSED'),
+    );
+    await db.ready();
+    while (seen.length === 0) await new Promise((resolve) => setImmediate(resolve));
+    await db.close();
+    await watching;
+    assert.deepEqual(seen, [1]);
+  });
+
+  it('removes its state file when cleared, so that a crash before the next checkpoint cannot bring it back', async () => {
+    const dir = directory();
+    {
+      await using db = await Sluice.open<number>(dir);
+      db.use('sum', reduce(1, (total: number, value: number) => total + value, { initial: 0 }));
+      await db.append([1, 2]);
+      await db.ready();
+    }
+    assert.equal(existsSync(join(dir, 'views', 'sum', 'state')), true);
+    const view = reduce(1, (total: number, value: number) => total + value, { initial: 0 });
+    await using db = await Sluice.open<number>(dir);
+    db.use('sum', view);
+    await db.ready();
+    await view.clear();
+    assert.equal(existsSync(join(dir, 'views', 'sum', 'state')), false);
   });
 
   it('validates its arguments', () => {
