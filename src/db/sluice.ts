@@ -83,6 +83,8 @@ export class Sluice<T = JsonValue> extends EventEmitter<SluiceEvents> {
       throw new TypeError('mapper must be a function');
     }
     const fileMode = checkFileMode(options.fileMode);
+    // Before the log is opened: a bad view must not leave it open (and locked) behind a thrown error.
+    for (const [name, view] of Object.entries(options.views ?? {})) checkView(name, view);
     const log =
       options.log ??
       (await FileLog.open<T>(dir, {
@@ -212,18 +214,8 @@ export class Sluice<T = JsonValue> extends EventEmitter<SluiceEvents> {
    */
   use<V extends View<T>>(name: string, view: V): V {
     this.#checkOpen();
-    if (typeof name !== 'string' || !viewNamePattern.test(name)) {
-      throw new TypeError(`a view name is 1-64 letters, digits, "-" or "_", got ${JSON.stringify(name)}`);
-    }
+    checkView(name, view);
     if (this.#runners.has(name)) throw new TypeError(`a view named ${name} is already in use`);
-    if (typeof view !== 'object' || view === null) throw new TypeError(`view ${name} must be an object`);
-    for (const method of viewMethods) {
-      if (typeof view[method] !== 'function') throw new TypeError(`view ${name} has no ${method}() method`);
-    }
-    if (!Number.isSafeInteger(view.version)) throw new TypeError(`view ${name} has no integer version`);
-    if (view.batchRecords !== undefined && (!Number.isSafeInteger(view.batchRecords) || view.batchRecords < 1)) {
-      throw new RangeError(`view ${name}: batchRecords must be a positive integer`);
-    }
     const runner = new ViewRunner(name, view, this.#source, join(this.dir, 'views', name), {
       progress: (progress) => this.emit('progress', progress),
       failed: (view, offset, error) => this.emit('view-error', { view, offset, error }),
@@ -302,4 +294,19 @@ async function deletedAmong<T>(log: Log<T>, records: readonly LogRecord<T>[]): P
     }
   }
   return gone;
+}
+
+/** A programmer mistake in a view given to `use` (`TypeError` / `RangeError` naming what is wrong). */
+function checkView(name: string, view: View<never>): void {
+  if (typeof name !== 'string' || !viewNamePattern.test(name)) {
+    throw new TypeError(`a view name is 1-64 letters, digits, "-" or "_", got ${JSON.stringify(name)}`);
+  }
+  if (typeof view !== 'object' || view === null) throw new TypeError(`view ${name} must be an object`);
+  for (const method of viewMethods) {
+    if (typeof view[method] !== 'function') throw new TypeError(`view ${name} has no ${method}() method`);
+  }
+  if (!Number.isSafeInteger(view.version)) throw new TypeError(`view ${name} has no integer version`);
+  if (view.batchRecords !== undefined && (!Number.isSafeInteger(view.batchRecords) || view.batchRecords < 1)) {
+    throw new RangeError(`view ${name}: batchRecords must be a positive integer`);
+  }
 }

@@ -89,6 +89,16 @@ describe('Sluice database', () => {
     await rejectsWith(counting.get(), 'VIEW_CLOSED');
   });
 
+  it('refuses a bad view given at open before it opens the log, which stays free for the next open', async () => {
+    const dir = directory();
+    const counting = reduce(1, (n: number) => n + 1, { initial: 0 });
+    const broken = { version: 1, open: () => Promise.resolve(-1) } as unknown as View<number>;
+    await assert.rejects(Sluice.open<number>(dir, { views: { counting, broken } }), /view broken has no apply\(\) method/);
+    await using db = await Sluice.open<number>(dir, { views: { counting } });
+    await db.append(1);
+    assert.equal(await counting.get(), 1);
+  });
+
   it('feeds views records with their offset, time and key', async () => {
     await using db = await Sluice.open<string>(directory());
     const seen: LogRecord<string>[] = [];
