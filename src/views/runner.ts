@@ -53,6 +53,9 @@ export class ViewRunner<T> {
   readonly #events: RunnerEvents;
   readonly #waiters = new Waiters();
   readonly #opened: Promise<void>;
+  #context: ViewContext<T> | undefined;
+  /** The view's `open` resolved (false after it rejected: a rebuild opens it again). */
+  #viewOpened = false;
   #stop = new AbortController();
   #wake: (() => void) | undefined;
   #running: Promise<void> | undefined;
@@ -125,15 +128,24 @@ export class ViewRunner<T> {
       ready: (options) => this.ready(options),
       report: (message) => this.#events.report(this.name, message),
     };
+    this.#context = context;
     // Synchronous, so the view gets its context (and can take reads) the moment it is used.
     mkdirSync(this.#dir, { recursive: true, mode: directoryModeOf(this.#fileMode) });
     // The log's end before the view opens: appends made while it opens must not hide a since that is ahead.
     const logSince = this.#source.since;
-    let since = await this.view.open(context);
-    if (since > logSince) {
-      this.#events.report(this.name, `the view is ahead of the log (${since} > ${logSince}): rebuilding`);
-      await this.view.clear();
-      since = -1;
+    let since: number;
+    try {
+      since = await this.view.open(context);
+      this.#viewOpened = true;
+      if (since > logSince) {
+        this.#events.report(this.name, `the view is ahead of the log (${since} > ${logSince}): rebuilding`);
+        await this.view.clear();
+        since = -1;
+      }
+    } catch (error) {
+      // As a view that throws while fed: reported, its reads fail with VIEW_FAILED, a rebuild tries again.
+      this.#fail(-1, error, 'failed to open');
+      return;
     }
     this.#since = since;
     this.#checkpointed = since;
@@ -337,9 +349,9 @@ export class ViewRunner<T> {
     this.#events.progress(this.#lastProgress);
   }
 
-  #fail(offset: number, cause: unknown): void {
+  #fail(offset: number, cause: unknown, what = `failed at offset ${offset}`): void {
     const error = asError(cause);
-    this.#failure = new SluiceError('VIEW_FAILED', `view ${this.name} failed at offset ${offset}: ${error.message}`, {
+    this.#failure = new SluiceError('VIEW_FAILED', `view ${this.name} ${what}: ${error.message}`, {
       cause,
       offset,
     });
@@ -444,6 +456,16 @@ export class ViewRunner<T> {
       this.#progress = undefined;
       this.#status = 'catching-up';
       if (this.#stopped.signal.aborted) this.#stopped = new AbortController();
+      if (!this.#viewOpened) {
+        // Its open failed: it is opened again, then rebuilt like any other.
+        try {
+          await this.view.open(this.#context as ViewContext<T>);
+          this.#viewOpened = true;
+        } catch (error) {
+          this.#fail(-1, error, 'failed to open');
+          return;
+        }
+      }
       // In the queue of view calls: a deletion's `delete` decided before the reset lands before the clear.
       await this.#callView(() => this.view.clear());
       this.#running = this.#run();
@@ -485,7 +507,9 @@ export class ViewRunner<T> {
         // last good one at the next open, and the database must still close its views and its log.
         this.#events.failed(this.name, this.#since, asError(error));
       } finally {
-        await this.view.close();
+        // A view whose open failed may still hold what it opened before failing: it is asked to close too.
+        if (this.#viewOpened) await this.view.close();
+        else await this.view.close().catch(() => undefined);
       }
     });
     return this.#closing;

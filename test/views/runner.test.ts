@@ -214,4 +214,33 @@ describe('view runner', () => {
     clearInterval(keepAlive);
     assert.equal(overlaps, 0);
   });
+
+  it('stops and reports a view whose open fails, and opens it again when it is rebuilt', async () => {
+    await using db = await Sluice.open<number>(directory(), { log: await MemoryLog.open<number>() });
+    await db.append([1, 2]);
+    const errors: Array<{ view: string; offset: number }> = [];
+    db.on('view-error', ({ view, offset }) => errors.push({ view, offset }));
+    let opens = 0;
+    const applied: number[] = [];
+    const view: View<number> = {
+      version: 1,
+      open: () => (++opens === 1 ? Promise.reject(new Error('disk hiccup')) : Promise.resolve(-1)),
+      apply: (records) => {
+        for (const record of records) applied.push(record.value);
+        return Promise.resolve();
+      },
+      checkpoint: () => Promise.resolve(),
+      clear: () => Promise.resolve(),
+      close: () => Promise.resolve(),
+    };
+    db.use('v', view);
+    await rejectsWith(db.ready('v'), 'VIEW_FAILED');
+    assert.equal(db.viewStatus('v').status, 'failed');
+    assert.deepEqual(errors, [{ view: 'v', offset: -1 }]);
+    assert.deepEqual(applied, []);
+    await db.rebuild('v');
+    await db.ready('v');
+    assert.equal(opens, 2);
+    assert.deepEqual(applied, [1, 2]);
+  });
 });
