@@ -1,3 +1,4 @@
+import { hash } from 'node:crypto';
 import type { LogRecord } from '../log/log.js';
 import { IndexView, type IndexEntry } from './index-view.js';
 import type { ReadOptions } from './view.js';
@@ -5,9 +6,20 @@ import type { ReadOptions } from './view.js';
 /** Offsets are below 2^53: the largest second element an entry key can have. */
 const offsetCeiling = Number.MAX_SAFE_INTEGER;
 
-/** A record key as an index key: hex keeps the byte order of the key (klevdb compares keys as bytes). */
+/**
+ * Record keys longer than this are indexed by their SHA-256: LMDB refuses entry keys over 1,978 bytes, and a record
+ * key may have up to 65,535.
+ */
+const keyBytesIndexedWhole = 512;
+
+/**
+ * A record key as an index key: hex keeps the byte order of the key (klevdb compares keys as bytes). A long key
+ * becomes `~` and the hex of its SHA-256 (`~` is no hex digit, so it never meets a short key's form); the index
+ * only ever looks keys up whole, so their order does not matter there.
+ */
 function hexOf(key: Uint8Array | string): string {
-  return typeof key === 'string' ? Buffer.from(key, 'utf8').toString('hex') : Buffer.from(key).toString('hex');
+  const bytes = typeof key === 'string' ? Buffer.from(key, 'utf8') : Buffer.from(key.buffer, key.byteOffset, key.length);
+  return bytes.length <= keyBytesIndexedWhole ? bytes.toString('hex') : `~${hash('sha256', bytes, 'hex')}`;
 }
 
 export interface KeyIndexOptions<T> {

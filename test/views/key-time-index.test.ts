@@ -85,6 +85,21 @@ describe('key index', () => {
     assert.deepEqual(await offsetsOf(byKey.records('alice', a1 + 1)), [a2]);
     assert.throws(() => byKey.records('alice', -1), RangeError);
   });
+
+  it('holds keys of any length the log takes (long ones by their digest)', async () => {
+    await using db = await Sluice.open<Message>(directory());
+    const byKey = db.use('byKey', keyIndex<Message>(1));
+    const long = (fill: string, bytes: number): string => fill.repeat(bytes);
+    const offsets: number[] = [];
+    for (const bytes of [512, 513, 4000, 65_535]) offsets.push(await db.append(message(bytes), { key: long('x', bytes) }));
+    const other = await db.append(message(0), { key: `${long('x', 4000)}y` });
+    for (const [i, bytes] of [512, 513, 4000, 65_535].entries()) {
+      assert.equal((await byKey.last(long('x', bytes)))?.offset, offsets[i], `a ${bytes}-byte key`);
+    }
+    assert.deepEqual(await offsetsOf(byKey.records(`${long('x', 4000)}y`)), [other]);
+    assert.equal(await byKey.last(long('x', 5000)), undefined);
+    assert.equal(db.viewStatus('byKey').status, 'live');
+  });
 });
 
 describe('time index', () => {
