@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { closeViewStore, commitSync, committed, openViewStore, type StoreDurability } from './lmdb-store.js';
+import { closeViewStore, commitSync, committed, openViewStore, orderedBinaryKeys, type StoreDurability } from './lmdb-store.js';
 import { type Database, type Key, type RootDatabase } from 'lmdb';
 import { compareKeys } from 'ordered-binary';
 import { isSluiceError, SluiceError } from '../errors.js';
@@ -83,7 +83,7 @@ export class IndexView<T> implements View<T> {
       (message) => context.report(message),
       (opened) => {
         const meta = opened.openDB<number, string>({ name: 'meta' });
-        return { entries: opened.openDB<number, Key>({ name: 'entries', encoding: 'ordered-binary' }), meta, version: meta.get(versionKey), since: meta.get(sinceKey) };
+        return { entries: opened.openDB<number, Key>({ name: 'entries', encoding: 'ordered-binary', ...orderedBinaryKeys }), meta, version: meta.get(versionKey), since: meta.get(sinceKey) };
       },
       context.fileMode,
     );

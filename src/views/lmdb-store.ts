@@ -1,6 +1,7 @@
 import { closeSync, chmodSync, constants, fstatSync, fsyncSync, openSync, readFileSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { open as openLmdb, type RootDatabase } from 'lmdb';
+import { readKey, writeKey } from 'ordered-binary';
 import { fileModeDefault } from '../limits.js';
 import { syncDirectorySync } from '../log/file/segment-files.js';
 
@@ -12,6 +13,16 @@ import { syncDirectorySync } from '../log/file/segment-files.js';
  * rebuilt from the log rather than trusted. Damage inside pages of a file of the right length is LMDB's to find;
  * README "Hostile files and values" states that limit.
  */
+
+/**
+ * Options for a database whose keys are `ordered-binary` values read by range (index and query entries). With its
+ * default key handling lmdb-js 3.5 compares keys with a fast comparator that reads the search key past its end,
+ * assuming zeros there, while its shared key buffer holds whatever an earlier key left: a range starting at a
+ * strict prefix of stored keys then skipped some of them. The same encoding given as an explicit encoder makes
+ * lmdb-js leave comparing to LMDB's own (bytes, then length), the order `ordered-binary` is made for, so existing
+ * files keep their order.
+ */
+export const orderedBinaryKeys = { keyEncoder: { writeKey, readKey } };
 
 /** lmdb-js 3 on 64-bit platforms: the meta pages (page 0 and 1) hold these fields (LMDB's MDB_meta). */
 const metaMagic = 0xbeef_c0de;

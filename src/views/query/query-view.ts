@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { checkStoredOffset, storedSinceProblem, storeRead } from '../index-view.js';
-import { closeViewStore, committed, handleCommitFailure, openViewStore, type StoreDurability } from '../lmdb-store.js';
+import { closeViewStore, committed, handleCommitFailure, openViewStore, orderedBinaryKeys, type StoreDurability } from '../lmdb-store.js';
 import { type Database, type Key, type RootDatabase } from 'lmdb';
 import { isSluiceError, SluiceError } from '../../errors.js';
 import { indexBatchRecords } from '../../limits.js';
@@ -121,7 +121,7 @@ export class QueryView<T> implements View<T> {
       (message) => context.report(message),
       (opened) => {
         const meta = opened.openDB<number | string, string>({ name: 'meta' });
-        const entries = opened.openDB<number, Key>({ name: 'entries', encoding: 'ordered-binary' });
+        const entries = opened.openDB<number, Key>({ name: 'entries', encoding: 'ordered-binary', ...orderedBinaryKeys });
         return { entries, meta, version: meta.get(versionKey), since: meta.get(sinceKey), declarations: meta.get(indexesKey) };
       },
       context.fileMode,
