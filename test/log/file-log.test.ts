@@ -238,6 +238,10 @@ describe('FileLog: the directory', () => {
     await rejectsWith(FileLog.open(dir, { readonly: true }), 'LOG_NOT_FOUND');
     await rejectsWith(FileLog.open(dir, { create: false }), 'LOG_NOT_FOUND');
     assert.equal(existsSync(dir), false);
+    // An empty directory is no log either: nothing is created in it.
+    mkdirSync(dir);
+    await rejectsWith(FileLog.open(dir, { create: false }), 'LOG_NOT_FOUND');
+    assert.deepEqual(readdirSync(dir).filter((name) => name.endsWith('.seg')), []);
   });
 
   it('validates its options', async () => {
@@ -245,6 +249,10 @@ describe('FileLog: the directory', () => {
     await assert.rejects(FileLog.open(freshDir(), { durability: 'sometimes' as 'os' }), TypeError);
     await assert.rejects(FileLog.open(freshDir(), { segmentBytesMax: 10 }), RangeError);
     await assert.rejects(FileLog.open(freshDir(), { codec: {} as never }), TypeError);
+    for (const name of ['readonly', 'create', 'withoutKey']) {
+      await assert.rejects(FileLog.open(freshDir(), { [name]: 'no' }), TypeError, name);
+    }
+    await assert.rejects(FileLog.open(freshDir(), { now: 5 as unknown as () => number }), TypeError);
   });
 });
 

@@ -256,6 +256,8 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
     }
     const bases = listing?.bases ?? [];
     if (bases.length === 0 && !this.readonly) {
+      // A directory without segments holds no log: `create: false` makes none there either.
+      if (options.create === false) throw new SluiceError('LOG_NOT_FOUND', `there is no log at ${dir}`, { file: dir });
       const fd = await createSegment(dir, 0, this.#security.create(), this.#fileMode);
       this.#start([0], 0, fd, offsetAt(0, headerBytes), false);
       return;
@@ -759,6 +761,11 @@ function checkOptions(dir: unknown, options: unknown): void {
   if (typeof dir !== 'string' || dir.length === 0) throw new TypeError('dir must be a non-empty string');
   if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
   const { durability, segmentBytesMax, retention, chain, chainKey, encryption, fileMode } = options as FileLogOptions<unknown>;
+  const flags = options as Record<string, unknown>;
+  for (const name of ['readonly', 'create', 'withoutKey']) {
+    if (flags[name] !== undefined && typeof flags[name] !== 'boolean') throw new TypeError(`${name} must be a boolean`);
+  }
+  if (flags.now !== undefined && typeof flags.now !== 'function') throw new TypeError('now must be a function');
   checkFileMode(fileMode);
   if (retention !== undefined) checkRetention(retention);
   if (chain !== undefined) checkChainAlgorithm(chain);
