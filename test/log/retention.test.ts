@@ -3,11 +3,12 @@
  * readers (in this process or another) learn that dropped offsets are out of range.
  */
 import assert from 'node:assert/strict';
-import { readdirSync, rmSync, statSync } from 'node:fs';
+import { readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { isSluiceError } from '../../src/errors.js';
 import { FileLog } from '../../src/log/file/file-log.js';
+import { encodeHeader, segmentName } from '../../src/log/file/format.js';
 import { collect, rejectsWith } from '../conformance/log-suite.js';
 import { temporaryDirectory } from '../helpers.js';
 
@@ -143,6 +144,28 @@ describe('FileLog retention (trim)', () => {
     assert.deepEqual((await next).map((record) => record.offset), [appended]);
     await reader.close();
     await log.close();
+  });
+
+  it('keeps the segment before an empty active one, so that every open finds the same since', async () => {
+    const { dir, log, offsets } = await filled(60);
+    const end = log.segments.end;
+    await log.close();
+    // A crash right after the next segment was made (F-20), before its first batch.
+    writeFileSync(join(dir, segmentName(end)), encodeHeader(end, Date.now()), { mode: 0o600 });
+    const writer = await FileLog.open(dir);
+    const last = offsets[offsets.length - 1] as number;
+    assert.equal(writer.since, last);
+    const { firstOffset } = await writer.trim({ maxRecords: 0 });
+    assert.ok(firstOffset <= last && firstOffset > 0);
+    assert.equal(writer.since, last);
+    const reader = await FileLog.open(dir, { readonly: true });
+    assert.equal(reader.since, last);
+    await reader.close();
+    await writer.close();
+    const reopened = await FileLog.open(dir);
+    assert.equal(reopened.since, last);
+    assert.deepEqual(await reopened.get(last), value(59));
+    await reopened.close();
   });
 
   it('applies a retention policy given at open after each sealed segment', async () => {

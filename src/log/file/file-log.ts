@@ -310,19 +310,21 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
     if (this.readonly) this.#followFd = fd;
     const index = bases.length - 1;
     let verdict: ReturnType<typeof checkTail>;
+    let since: number;
     try {
       if (!this.readonly) this.#finishDeletes(fileEnd);
       verdict = checkTail(segments, this.#reader, index, fileEnd);
+      segments.end = verdict.end;
+      if (verdict.cut !== undefined && !this.readonly) this.#cut(fd, base, verdict.end, fileEnd);
+      this.#reader.reset();
+      since = verdict.since;
+      // An empty last segment: the last record ends the segment before it (which a trim always keeps).
+      if (since < 0 && index > 0) since = this.#reader.endingAt(index - 1, base, 'record').offset;
     } catch (error) {
       // The writer that would own the descriptor does not exist yet (a read-only log's is closed by #release).
       if (!this.readonly) closeSync(fd);
       throw error;
     }
-    segments.end = verdict.end;
-    if (verdict.cut !== undefined && !this.readonly) this.#cut(fd, base, verdict.end, fileEnd);
-    this.#reader.reset();
-    let since = verdict.since;
-    if (since < 0 && index > 0) since = this.#reader.endingAt(index - 1, base, 'record').offset;
     if (!this.readonly) {
       const sealer = this.#security.sealer(segments, verdict.end);
       this.#writer = new SegmentWriter(

@@ -5,7 +5,8 @@ import type { Segments } from './segments.js';
 /**
  * What to trim from the front of a log. Each given criterion names the oldest segments it would drop; the log
  * drops the longest such run (the union): whole sealed segments only, never the segment being written, so what a
- * trim keeps may exceed a limit by up to one segment. Offsets of the records kept never change.
+ * trim keeps may exceed a limit by up to one segment (two when the one being written is still empty: the one
+ * before it holds the log's last record). Offsets of the records kept never change.
  */
 export interface RetentionPolicy {
   /** Drop the segments whose records all lie before this offset. */
@@ -68,7 +69,10 @@ export function firstSegmentToKeep(segments: Segments, policy: RetentionPolicy, 
     while (index > first && bytes + segmentBytes(segments, index - 1) <= maxBytes) bytes += segmentBytes(segments, --index);
     keep = Math.max(keep, index);
   }
-  return Math.min(keep, active);
+  // An empty active segment (a crash right after it was made) tells nothing of the last record: the segment
+  // before it stays, so that every open finds the log's `since` where the writer has it.
+  const lastKept = segments.endOf(active) === segments.bases[active] ? Math.max(first, active - 1) : active;
+  return Math.min(keep, lastKept);
 }
 
 /**
