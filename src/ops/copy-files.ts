@@ -35,7 +35,10 @@ export async function copyRange(
   end: number,
   options: { signal?: AbortSignal | undefined; onBytes?: BytesListener | undefined } = {},
 ): Promise<void> {
-  const from = await open(source, constants.O_RDONLY | constants.O_NOFOLLOW);
+  const from = await open(source, constants.O_RDONLY | constants.O_NOFOLLOW).catch((error: unknown) => {
+    if ((error as NodeJS.ErrnoException).code !== 'ELOOP') throw error;
+    throw new SluiceError('INVALID_INPUT', `${source} is a symbolic link: only files inside the directory are copied`, { file: source });
+  });
   try {
     const to = await open(target, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
     try {

@@ -200,5 +200,12 @@ describe('files, paths and permissions', () => {
     symlinkSync(join(base, 'secret'), join(planted, '00000000000000009999.seg'));
     await assert.rejects(backup(planted, join(base, 'backup-planted')), (error) => isSluiceError(error));
     assert.throws(() => lstatSync(join(base, 'backup-planted')), /ENOENT/);
+    // The segment being written, as a link: refused by name too.
+    const headLinked = join(base, 'head-linked');
+    mkdirSync(headLinked);
+    writeFileSync(join(base, 'head-elsewhere'), readFileSync(join(dir, segment)));
+    symlinkSync(join(base, 'head-elsewhere'), join(headLinked, segment));
+    await rejectsWith(backup(headLinked, join(base, 'backup-head-linked')), 'INVALID_INPUT');
+    assert.throws(() => lstatSync(join(base, 'backup-head-linked')), /ENOENT/);
   });
 });
