@@ -80,6 +80,9 @@ export function frameProblem(
   if (available < 4) return 'the file ends inside a record length';
   const length = buffer.readUInt32BE(at);
   if (length > payloadBytesMax) return `the record length ${length} is larger than any record (${payloadBytesMax})`;
+  // No writer makes an empty record (O-6); without an end field, any 8 zero bytes (a deleted record's payload)
+  // would otherwise pass for one.
+  if (length === 0 && width === 0) return 'an empty record, which only zeros make in this format';
   const frameBytes = length + overheadBytes(width);
   if (frameBytes > available) return `the record of length ${length} runs past the end of the file`;
   const trailing = buffer.readUInt32BE(at + 4 + length);

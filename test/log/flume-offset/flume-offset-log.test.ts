@@ -234,6 +234,19 @@ describe('FlumeOffsetLog', () => {
     }
   });
 
+  it('never takes a place inside a deleted record for a record start, in either format', async () => {
+    for (const options of [{ legacy: true }, { offsetWidth: 4 as const }]) {
+      const log = await FlumeOffsetLog.open(fresh(), options);
+      const [a, b, c] = [await log.append({ a: 'x'.repeat(40) }), await log.append({ b: 'y'.repeat(40) }), await log.append({ c: 3 })];
+      await log.delete(b);
+      const inside = b + 8;
+      assert.deepEqual((await collect(log.stream({ gte: inside }))).map((record) => record.offset), [c]);
+      assert.deepEqual((await collect(log.stream({ lt: inside, reverse: true }))).map((record) => record.offset), [a]);
+      await assert.rejects(log.get(inside), (error: unknown) => isSluiceError(error, 'NOT_A_RECORD'));
+      await log.close();
+    }
+  });
+
   it('refuses a value whose payload would be all zero bytes (read back as deleted, O-6), as bytes or as a string', async () => {
     const raw = await FlumeOffsetLog.open(fresh(), { codec: codecs.raw() });
     await assert.rejects(async () => raw.append(new Uint8Array(2)), RangeError);
