@@ -98,8 +98,15 @@ describe('FileLog deletes and hard links', () => {
     const sealed = readdirSync(dir).filter((name) => name.endsWith('.seg')).sort()[0] as string;
     mkdirSync(backup);
     linkSync(join(dir, sealed), join(backup, sealed));
+    // A reader in another handle that already reads the segment's file.
+    await using reader = await FileLog.open(dir, { readonly: true });
+    assert.equal(await reader.get(offsets[0] as number), `record 0 ${'r'.repeat(80)}`);
     await log.delete(offsets[0] as number);
     await rejectsWith(log.get(offsets[0] as number), 'RECORD_DELETED');
+    // The file it read was replaced by a copy without the record: it notices within 0.1 s.
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    await rejectsWith(reader.get(offsets[0] as number), 'RECORD_DELETED');
+    assert.deepEqual((await collect(reader.stream({ lt: offsets[3] as number }))).map((record) => record.offset), offsets.slice(1, 3));
     assert.ok(readFileSync(join(backup, sealed)).includes('record 0 '), 'the linked copy keeps the record');
     assert.equal(statSync(join(dir, sealed)).nlink, 1);
     assert.deepEqual(await log.get(offsets[1] as number), `record 1 ${'r'.repeat(80)}`);

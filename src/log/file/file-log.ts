@@ -303,6 +303,7 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
   /** Runs the tail check (F-40) on the last segment and sets the log up from its verdict. */
   #start(bases: number[], base: number, fd: number, fileEnd: number, rollFirst: boolean): void {
     const segments = new Segments(this.dir, bases, fileEnd, this.#fileMode);
+    segments.followsWriter = this.readonly;
     segments.pin(base, fd);
     this.#segments = segments;
     this.#reader = new FrameReader(segments);

@@ -1,4 +1,7 @@
-import { closeSync, existsSync, openSync, readSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, openSync, readSync, statSync } from 'node:fs';
+
+/** How often a read-only log looks whether a segment's file was swapped by its writer (`Segments.followsWriter`). */
+const replacedCheckMs = 100;
 import { join } from 'node:path';
 import { SluiceError } from '../../errors.js';
 import { fileModeDefault, openSegmentsMax } from '../../limits.js';
@@ -131,7 +134,7 @@ export class Segments {
     if (this.#pinned?.base === base) return this.#pinned.fd;
     if (base < this.first) throw trimmed(this.path(base), base, this.first);
     const cached = this.#open.get(base);
-    if (cached !== undefined) {
+    if (cached !== undefined && !(this.followsWriter && this.#replacedElsewhere(base, cached))) {
       // Re-insert so the Map's order is least recently used first.
       this.#open.delete(base);
       this.#open.set(base, cached);
@@ -163,6 +166,31 @@ export class Segments {
       closeSync(oldestFd);
     }
     return fd;
+  }
+
+  /**
+   * Set on a read-only log: the writer in another process may swap a segment's file (a delete in a segment that a
+   * backup shares is written to a copy renamed over it; a compaction too). Looked at once every
+   * `replacedCheckMs` per segment, so a reader sees such a change that soon at the latest.
+   */
+  followsWriter = false;
+  readonly #replacedCheckedMs = new Map<number, number>();
+
+  /** Whether the file at the segment's path is no longer the one `fd` reads (then counted as rewritten). */
+  #replacedElsewhere(base: number, fd: number): boolean {
+    const now = Date.now();
+    if (now - (this.#replacedCheckedMs.get(base) ?? 0) < replacedCheckMs) return false;
+    this.#replacedCheckedMs.set(base, now);
+    let replaced: boolean;
+    try {
+      replaced = statSync(this.path(base)).ino !== fstatSync(fd).ino;
+    } catch {
+      // Gone (trimmed): the descriptor still reads what it read; the next open reports the trim.
+      return false;
+    }
+    // A compaction may have merged records into fillers: cursors inside the segment find their place again.
+    if (replaced) this.rewritten(base);
+    return replaced;
   }
 
   /** True when no segment older than `base` exists any more (it and they were trimmed); moves `first` on. */
