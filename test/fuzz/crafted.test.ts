@@ -11,6 +11,7 @@ import { Sluice } from '../../src/db/sluice.js';
 import { isSluiceError } from '../../src/errors.js';
 import { deletesFileName } from '../../src/log/file/deletes.js';
 import { FileLog } from '../../src/log/file/file-log.js';
+import { parseFrame } from '../../src/log/file/format.js';
 import { FlumeOffsetLog } from '../../src/log/flume-offset/flume-offset-log.js';
 import { deleteRecordsMax } from '../../src/limits.js';
 import { check } from '../../src/ops/check.js';
@@ -49,6 +50,17 @@ describe('crafted hostile files', () => {
     assert.deepEqual(await log.get(offsets[2] as number), { a: 3 });
     await log.close();
     assert.equal((await check(dir)).healthy, true);
+  });
+
+  it('a position whose length field is plausible but whose offset field is not its own is refused from 16 bytes', () => {
+    // What a walk over garbage meets at every byte: asking for the whole claimed frame first made that walk
+    // read up to a frame's bound per position.
+    const head = Buffer.alloc(16);
+    head.writeUInt32LE(8 * 1024 * 1024, 0);
+    head.writeBigUInt64LE(12_345n, 8);
+    const frame = { size: 0, time: 0, keyStart: 0, keyLength: 0, valueStart: 0, valueLength: 0, batchContinues: false, deleted: false, filler: false, encrypted: false, chainStart: -1 };
+    assert.equal(parseFrame(head, 0, 16, 999, frame), 'the frame belongs to another offset');
+    assert.deepEqual(parseFrame(head, 0, 16, 12_345, frame), { needBytes: 8 * 1024 * 1024 });
   });
 
   it('a delete of more offsets than a journal may hold is a RangeError, before anything is written', async () => {

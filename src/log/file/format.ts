@@ -265,6 +265,9 @@ export function parseFrame(
   if (available < 4) return { needBytes: 4 };
   const size = u32(buffer, position);
   if (size < frameBytesMin || size > frameBytesMax) return `the frame length ${size} is out of bounds`;
+  // The offset field first when it is at hand: a random length must not make the caller read megabytes to learn
+  // that no frame starts here (a scan over damage tries every position).
+  if (available >= 16 && u64(buffer, position + 8) !== offset) return 'the frame belongs to another offset';
   if (available < size) return { needBytes: size };
   if (u32(buffer, position + size - 4) !== size) return 'the lengths at both ends of the frame differ';
   if (u64(buffer, position + 8) !== offset) return 'the frame belongs to another offset';
