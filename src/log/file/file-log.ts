@@ -710,18 +710,13 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
       closeSync(fd);
       return false;
     }
+    segments.bases.push(base);
     if (base !== next) {
       // Reads of the records in between (never seen here) fail with OFFSET_OUT_OF_RANGE, as trimmed ones do.
-      segments.bases.push(base);
       segments.end = base;
       segments.trimBefore(segments.bases.length - 1);
-      segments.pin(base, fd);
-      if (this.#followFd !== undefined) closeSync(this.#followFd);
-      this.#followFd = fd;
-      return true;
     }
-    segments.bases.push(next);
-    segments.pin(next, fd);
+    segments.pin(base, fd);
     if (this.#followFd !== undefined) closeSync(this.#followFd);
     this.#followFd = fd;
     return true;

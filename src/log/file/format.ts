@@ -265,12 +265,12 @@ export function parseFrame(
   if (available < 4) return { needBytes: 4 };
   const size = u32(buffer, position);
   if (size < frameBytesMin || size > frameBytesMax) return `the frame length ${size} is out of bounds`;
-  // The offset field first when it is at hand: a random length must not make the caller read megabytes to learn
-  // that no frame starts here (a scan over damage tries every position).
+  // The offset field before the rest of the frame is asked for (a whole frame is at least 16 bytes, so it is
+  // always checked): a random length must not make the caller read megabytes to learn that no frame starts here
+  // (a scan over damage tries every position).
   if (available >= 16 && u64(buffer, position + 8) !== offset) return 'the frame belongs to another offset';
   if (available < size) return { needBytes: size };
   if (u32(buffer, position + size - 4) !== size) return 'the lengths at both ends of the frame differ';
-  if (u64(buffer, position + 8) !== offset) return 'the frame belongs to another offset';
   const keyLength = (buffer[position + 24] as number) | ((buffer[position + 25] as number) << 8);
   const flags = buffer[position + 26] as number;
   if ((flags & ~flagsKnown) !== 0 || buffer[position + 27] !== 0) return 'unknown frame flags are set';
