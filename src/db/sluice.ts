@@ -26,7 +26,11 @@ export interface SluiceOptions<T> {
   readonly fileMode?: number;
 }
 
-/** Events: `progress` (ViewProgress), `view-error` ({ view, offset, error }), `report` ({ view, message }). */
+/**
+ * Events: `progress` (ViewProgress), `view-error` ({ view, offset, error }: `offset` is the first record of the
+ * batch the view failed on, or -1 when its `open` failed; a view applies a batch as a whole, so which record of it
+ * threw is the view's to say, in `error`), `report` ({ view, message }).
+ */
 export interface SluiceEvents {
   progress: [ViewProgress];
   'view-error': [{ readonly view: string; readonly offset: number; readonly error: Error }];
