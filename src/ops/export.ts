@@ -49,6 +49,8 @@ export async function exportFlumeOffset(dir: string, file: string, options: Expo
   try {
     const to = await FlumeOffsetLog.open(file, {
       codec: codecs.raw(),
+      // The check above gives the clear error; this closes the window after it (nothing is opened that exists).
+      create: 'new',
       ...(options.fileMode === undefined ? {} : { fileMode: options.fileMode }),
       ...(options.legacy === true ? { legacy: true } : { offsetWidth: options.offsetWidth ?? 4 }),
     });

@@ -33,8 +33,11 @@ export interface FlumeOffsetLogOptions<T> {
   readonly legacy?: boolean;
   /** Open without the lock and never modify the file; the log follows what a writer appends. */
   readonly readonly?: boolean;
-  /** Create the file (and its directory) when missing. Default `true`; ignored when read-only. */
-  readonly create?: boolean;
+  /**
+   * Create the file (and its directory) when missing. Default `true`; ignored when read-only. `'new'`: create it,
+   * and refuse (`INVALID_INPUT`) a path where anything exists, a symbolic link included, without opening it.
+   */
+  readonly create?: boolean | 'new';
   /** What a resolved append promises: `os` (written, survives a process crash; default) or `disk` (fdatasynced). */
   readonly durability?: OffsetDurability;
   /**
@@ -120,8 +123,17 @@ export class FlumeOffsetLog<T = JsonValue> extends AbstractLog<T> {
         throw error;
       }
     }
+    if (options.create === 'new' && !this.readonly) {
+      try {
+        // O_CREAT | O_EXCL: never opens what is there, and never follows a link placed there.
+        this.#fd = openSync(file, 'wx+', fileMode);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+        throw new SluiceError('INVALID_INPUT', `${file} exists: a new file only is written there`, { file });
+      }
+    }
     try {
-      this.#fd = openSync(file, this.readonly ? 'r' : 'r+');
+      if (this.#fd < 0) this.#fd = openSync(file, this.readonly ? 'r' : 'r+');
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
       if (this.readonly || options.create === false) throw notFound(file);
@@ -373,14 +385,20 @@ function notFound(file: string): SluiceError {
 function checkOptions(file: unknown, options: unknown): void {
   if (typeof file !== 'string' || file.length === 0) throw new TypeError('file must be a non-empty string');
   if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
-  const { offsetWidth, durability, legacy } = options as FlumeOffsetLogOptions<unknown>;
+  const { offsetWidth, durability } = options as FlumeOffsetLogOptions<unknown>;
   if (offsetWidth !== undefined && offsetWidth !== 4 && offsetWidth !== 6 && offsetWidth !== 8) {
     throw new RangeError(`offsetWidth must be 4, 6 or 8, got ${String(offsetWidth)}`);
   }
   if (durability !== undefined && durability !== 'os' && durability !== 'disk') {
     throw new TypeError(`durability must be 'os' or 'disk', got ${String(durability)}`);
   }
-  if (legacy !== undefined && typeof legacy !== 'boolean') throw new TypeError('legacy must be a boolean');
+  const flags = options as Record<string, unknown>;
+  for (const name of ['legacy', 'readonly', 'recover']) {
+    if (flags[name] !== undefined && typeof flags[name] !== 'boolean') throw new TypeError(`${name} must be a boolean`);
+  }
+  if (flags.create !== undefined && typeof flags.create !== 'boolean' && flags.create !== 'new') {
+    throw new TypeError("create must be a boolean or 'new'");
+  }
   checkFileMode((options as FlumeOffsetLogOptions<unknown>).fileMode);
 }
 

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { closeSync, copyFileSync, existsSync, openSync, readdirSync, readFileSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, copyFileSync, existsSync, openSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { codecs } from '../../../src/codec/codec.js';
@@ -265,6 +265,21 @@ describe('FlumeOffsetLog', () => {
     await assert.rejects(FlumeOffsetLog.open(fresh(), { offsetWidth: 5 as 4 }), RangeError);
     await assert.rejects(FlumeOffsetLog.open(fresh(), { durability: 'buffered' as 'os' }), TypeError);
     await assert.rejects(FlumeOffsetLog.open(fresh(), { readonly: true }), (error: unknown) => isSluiceError(error, 'LOG_NOT_FOUND'));
+    for (const name of ['legacy', 'readonly', 'recover']) {
+      await assert.rejects(FlumeOffsetLog.open(fresh(), { [name]: 'yes' }), TypeError, name);
+    }
+    await assert.rejects(FlumeOffsetLog.open(fresh(), { create: 'yes' as 'new' }), TypeError);
+    // create: 'new' writes a new file only: what exists there (a file, a link) is refused and left as it was.
+    const made = fresh();
+    const created = await FlumeOffsetLog.open(made, { create: 'new' });
+    await created.append({ a: 1 });
+    await created.close();
+    const before = readFileSync(made);
+    await assert.rejects(FlumeOffsetLog.open(made, { create: 'new' }), (error: unknown) => isSluiceError(error, 'INVALID_INPUT'));
+    const link = fresh();
+    symlinkSync(made, link);
+    await assert.rejects(FlumeOffsetLog.open(link, { create: 'new' }), (error: unknown) => isSluiceError(error, 'INVALID_INPUT'));
+    assert.deepEqual(readFileSync(made), before);
     // Paths that cannot be a log file: a directory, a path under a file.
     const notALog = (error: unknown): boolean => isSluiceError(error, 'NOT_A_LOG');
     for (const readonly of [false, true]) {
