@@ -37,7 +37,7 @@ export const natsAccessHelp: readonly OptionHelp[] = [
 ];
 
 /** The names of the flags above. */
-export const natsAccessFlagNames: readonly string[] = Object.keys(natsAccessFlags);
+const natsAccessFlagNames: readonly string[] = Object.keys(natsAccessFlags);
 
 export interface NatsAccess {
   readonly credentials?: JetStreamCredentials;

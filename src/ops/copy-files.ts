@@ -14,12 +14,14 @@ import { syncDirectory } from '../log/file/segment-files.js';
 /** Called with the bytes copied since the last call. */
 export type BytesListener = (bytes: number) => void;
 
+function linkRefused(path: string): SluiceError {
+  return new SluiceError('INVALID_INPUT', `${path} is a symbolic link: only files inside the directory are copied`, { file: path });
+}
+
 /** Refuses `path` unless it is a regular file (not a symbolic link); returns its size and link count. */
 export async function regularFile(path: string): Promise<{ size: number; links: number }> {
   const info = await lstat(path);
-  if (info.isSymbolicLink()) {
-    throw new SluiceError('INVALID_INPUT', `${path} is a symbolic link: only files inside the directory are copied`, { file: path });
-  }
+  if (info.isSymbolicLink()) throw linkRefused(path);
   if (!info.isFile()) throw new SluiceError('INVALID_INPUT', `${path} is not a regular file`, { file: path });
   return { size: info.size, links: info.nlink };
 }
@@ -36,8 +38,7 @@ export async function copyRange(
   options: { signal?: AbortSignal | undefined; onBytes?: BytesListener | undefined } = {},
 ): Promise<void> {
   const from = await open(source, constants.O_RDONLY | constants.O_NOFOLLOW).catch((error: unknown) => {
-    if ((error as NodeJS.ErrnoException).code !== 'ELOOP') throw error;
-    throw new SluiceError('INVALID_INPUT', `${source} is a symbolic link: only files inside the directory are copied`, { file: source });
+    throw (error as NodeJS.ErrnoException).code === 'ELOOP' ? linkRefused(source) : error;
   });
   try {
     const to = await open(target, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);

@@ -133,24 +133,37 @@ export class ViewRunner<T> {
     mkdirSync(this.#dir, { recursive: true, mode: directoryModeOf(this.#fileMode) });
     // The log's end before the view opens: appends made while it opens must not hide a since that is ahead.
     const logSince = this.#source.since;
-    let since: number;
-    try {
-      since = await this.view.open(context);
-      this.#viewOpened = true;
-      if (since > logSince) {
-        this.#events.report(this.name, `the view is ahead of the log (${since} > ${logSince}): rebuilding`);
+    let since = await this.#openView();
+    if (since === undefined) return;
+    if (since > logSince) {
+      this.#events.report(this.name, `the view is ahead of the log (${since} > ${logSince}): rebuilding`);
+      try {
         await this.view.clear();
-        since = -1;
+      } catch (error) {
+        this.#fail(-1, error, 'failed to clear');
+        return;
       }
-    } catch (error) {
-      // As a view that throws while fed: reported, its reads fail with VIEW_FAILED, a rebuild tries again.
-      this.#fail(-1, error, 'failed to open');
-      return;
+      since = -1;
     }
     this.#since = since;
     this.#checkpointed = since;
     this.#status = 'catching-up';
     this.#running = this.#run();
+  }
+
+  /**
+   * Opens the view: its stored `since`, or `undefined` when its open failed, which stops it as a view that throws
+   * while fed is stopped (reported, its reads fail with VIEW_FAILED; a rebuild tries again).
+   */
+  async #openView(): Promise<number | undefined> {
+    try {
+      const since = await this.view.open(this.#context as ViewContext<T>);
+      this.#viewOpened = true;
+      return since;
+    } catch (error) {
+      this.#fail(-1, error, 'failed to open');
+      return undefined;
+    }
   }
 
   /** Resolves once the view has processed what `options` asks for (by default, everything appended so far). */
@@ -456,16 +469,8 @@ export class ViewRunner<T> {
       this.#progress = undefined;
       this.#status = 'catching-up';
       if (this.#stopped.signal.aborted) this.#stopped = new AbortController();
-      if (!this.#viewOpened) {
-        // Its open failed: it is opened again, then rebuilt like any other.
-        try {
-          await this.view.open(this.#context as ViewContext<T>);
-          this.#viewOpened = true;
-        } catch (error) {
-          this.#fail(-1, error, 'failed to open');
-          return;
-        }
-      }
+      // A view whose open failed is opened again, then rebuilt like any other.
+      if (!this.#viewOpened && (await this.#openView()) === undefined) return;
       // In the queue of view calls: a deletion's `delete` decided before the reset lands before the clear.
       await this.#callView(() => this.view.clear());
       this.#running = this.#run();

@@ -71,15 +71,37 @@ export function lastRecordEndBefore(segments: Segments, reader: FrameReader, hig
   return offset;
 }
 
+/**
+ * The segment a cursor reads and how many times compaction had rewritten it when the cursor got there (see
+ * `Segments.rewritten`): a failed read there is then told apart from damage when the file was swapped since.
+ */
+class SegmentInUse {
+  index = -1;
+  #rewrites = 0;
+
+  enter(segments: Segments, index: number): void {
+    this.index = index;
+    this.#rewrites = segments.rewritesOf(segments.bases[index] as number);
+  }
+
+  /** Whether the segment's file was swapped since `enter` (then forgets the reader's window and takes the new count). */
+  swapped(segments: Segments, reader: FrameReader): boolean {
+    if (this.index < 0) return false;
+    const rewrites = segments.rewritesOf(segments.bases[this.index] as number);
+    if (rewrites === this.#rewrites) return false;
+    this.#rewrites = rewrites;
+    reader.reset();
+    return true;
+  }
+}
+
 /** Reads forwards through a chunk window; asked again after reaching the end, it picks up new records. */
 export class ForwardCursor<T> implements RecordCursor<T> {
   readonly #host: CursorHost<T>;
   readonly #range: ScanRange;
   #reader: FrameReader | undefined;
   #offset = -1;
-  #index = -1;
-  /** The rewrites of the current segment when the cursor entered it (see `Segments.rewritten`). */
-  #rewrites = 0;
+  readonly #segment = new SegmentInUse();
   done = false;
 
   constructor(host: CursorHost<T>, range: ScanRange) {
@@ -99,20 +121,18 @@ export class ForwardCursor<T> implements RecordCursor<T> {
     }
     const records: LogRecord<T>[] = [];
     const limit = Math.min(this.#range.high, segments.end);
+    const segment = this.#segment;
     for (;;) {
       try {
         while (records.length < max && this.#offset < limit) {
-          if (this.#index < 0 || this.#offset >= segments.endOf(this.#index)) {
-            this.#index = segments.indexOf(this.#offset);
-            this.#rewrites = segments.rewritesOf(segments.bases[this.#index] as number);
-          }
-          const frame = reader.at(this.#index, this.#offset, 'record', true);
+          if (segment.index < 0 || this.#offset >= segments.endOf(segment.index)) segment.enter(segments, segments.indexOf(this.#offset));
+          const frame = reader.at(segment.index, this.#offset, 'record', true);
           // A deleted record keeps its place (F-62): streams step over it.
           if (!frame.deleted) records.push(recordOf(this.#host, reader, this.#offset, frame));
           this.#offset += frame.size;
         }
       } catch (error) {
-        if (this.#replacedUnder(segments, reader)) {
+        if (segment.swapped(segments, reader)) {
           // The next record was compacted away, maybe into the middle of a filler: go on from the first record
           // of the new file at or after it.
           this.#offset = firstRecordAtOrAfter(segments, reader, this.#offset);
@@ -125,16 +145,6 @@ export class ForwardCursor<T> implements RecordCursor<T> {
     }
     if (this.#offset >= this.#range.high) this.done = true;
     return records;
-  }
-
-  /** Whether compaction swapped the file of the current segment since the cursor entered it (then resets). */
-  #replacedUnder(segments: Segments, reader: FrameReader): boolean {
-    if (this.#index < 0) return false;
-    const rewrites = segments.rewritesOf(segments.bases[this.#index] as number);
-    if (rewrites === this.#rewrites) return false;
-    this.#rewrites = rewrites;
-    reader.reset();
-    return true;
   }
 
   close(): void {
@@ -151,9 +161,7 @@ export class ReverseCursor<T> implements RecordCursor<T> {
   /** The end of the next record to hand out; -1 until the cursor starts. */
   #end = -1;
   #floor = 0;
-  /** The segment read last, and its rewrites then (see `Segments.rewritten`). */
-  #index = -1;
-  #rewrites = 0;
+  readonly #segment = new SegmentInUse();
   done = false;
 
   constructor(host: CursorHost<T>, range: ScanRange) {
@@ -176,10 +184,7 @@ export class ReverseCursor<T> implements RecordCursor<T> {
       try {
         while (records.length < max && this.#end > this.#floor) {
           const index = segments.indexOf(this.#end - 1);
-          if (index !== this.#index) {
-            this.#index = index;
-            this.#rewrites = segments.rewritesOf(segments.bases[index] as number);
-          }
+          if (index !== this.#segment.index) this.#segment.enter(segments, index);
           const { offset, frame } = reader.endingAt(index, this.#end, 'record');
           if (offset < this.#range.low) {
             this.#end = this.#floor;
@@ -189,12 +194,9 @@ export class ReverseCursor<T> implements RecordCursor<T> {
           this.#end = offset;
         }
       } catch (error) {
-        const rewrites = this.#index < 0 ? 0 : segments.rewritesOf(segments.bases[this.#index] as number);
-        if (rewrites !== this.#rewrites) {
+        if (this.#segment.swapped(segments, reader)) {
           // Compaction swapped the segment's file: the place reached may now lie inside a filler, whose end is
           // the next place to read back from (the filler itself is stepped over, as deleted).
-          this.#rewrites = rewrites;
-          reader.reset();
           this.#end = lastRecordEndBefore(segments, reader, this.#end);
           continue;
         }

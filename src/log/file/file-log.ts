@@ -10,6 +10,7 @@ import type { LogRecord, LogSupports } from '../log.js';
 import type { ScanRange } from '../range.js';
 import { ForwardCursor, recordOf, ReverseCursor, type CursorHost } from './cursors.js';
 import { Follower } from '../follower.js';
+import { checkBooleanOptions, openFailure } from '../open-checks.js';
 import { DirectoryLock } from './directory-lock.js';
 import { headerBytes, offsetAt, positionOf, segmentName, segmentNamePattern, type Frame } from './format.js';
 import { checkChainAlgorithm, genesisLink, type ChainAlgorithm } from './security/chain.js';
@@ -759,11 +760,9 @@ function checkOptions(dir: unknown, options: unknown): void {
   if (typeof dir !== 'string' || dir.length === 0) throw new TypeError('dir must be a non-empty string');
   if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
   const { durability, segmentBytesMax, retention, chain, chainKey, encryption, fileMode } = options as FileLogOptions<unknown>;
-  const flags = options as Record<string, unknown>;
-  for (const name of ['readonly', 'create', 'withoutKey']) {
-    if (flags[name] !== undefined && typeof flags[name] !== 'boolean') throw new TypeError(`${name} must be a boolean`);
-  }
-  if (flags.now !== undefined && typeof flags.now !== 'function') throw new TypeError('now must be a function');
+  checkBooleanOptions(options, ['readonly', 'create', 'withoutKey']);
+  const { now } = options as FileLogOptions<unknown>;
+  if (now !== undefined && typeof now !== 'function') throw new TypeError('now must be a function');
   checkFileMode(fileMode);
   if (retention !== undefined) checkRetention(retention);
   if (chain !== undefined) checkChainAlgorithm(chain);
@@ -778,18 +777,6 @@ function checkOptions(dir: unknown, options: unknown): void {
       throw new RangeError(`segmentBytesMax must be an integer from ${segmentBytesMin} to ${segmentBytesLimit}`);
     }
   }
-}
-
-/**
- * An open that met an I/O error rather than a verdict on the files (taking the lock, creating the first segment,
- * finishing deletions, cutting a torn tail) fails with a code like every other failure: `READ_FAILED` for a read,
- * `WRITE_FAILED` otherwise, the system error as its cause.
- */
-function openFailure(error: unknown, dir: string): unknown {
-  if (error instanceof SluiceError || error instanceof TypeError || error instanceof RangeError) return error;
-  const cause = error as NodeJS.ErrnoException;
-  const code = cause.syscall === 'read' ? 'READ_FAILED' : 'WRITE_FAILED';
-  return new SluiceError(code, `opening the log at ${dir} failed: ${cause.message}`, { cause, file: cause.path ?? dir });
 }
 
 function ignoreMissing(error: unknown): void {

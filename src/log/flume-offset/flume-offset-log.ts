@@ -3,6 +3,7 @@ import { closeSync, constants, fstatSync, fsyncSync, ftruncateSync, mkdirSync, o
 import { basename, dirname, join } from 'node:path';
 import { codecs, type Codec, type JsonValue } from '../../codec/codec.js';
 import { asError, SluiceError } from '../../errors.js';
+import { checkBooleanOptions, openFailure } from '../open-checks.js';
 import { getReadBytes, fileModeDefault } from '../../limits.js';
 import { AbstractLog, checkOffset, checkOffsets, type EncodedEntry, type RecordCursor } from '../abstract-log.js';
 import { DirectoryLock } from '../file/directory-lock.js';
@@ -392,26 +393,10 @@ function checkOptions(file: unknown, options: unknown): void {
   if (durability !== undefined && durability !== 'os' && durability !== 'disk') {
     throw new TypeError(`durability must be 'os' or 'disk', got ${String(durability)}`);
   }
-  const flags = options as Record<string, unknown>;
-  for (const name of ['legacy', 'readonly', 'recover']) {
-    if (flags[name] !== undefined && typeof flags[name] !== 'boolean') throw new TypeError(`${name} must be a boolean`);
-  }
-  if (flags.create !== undefined && typeof flags.create !== 'boolean' && flags.create !== 'new') {
+  checkBooleanOptions(options, ['legacy', 'readonly', 'recover']);
+  const { create } = options as FlumeOffsetLogOptions<unknown>;
+  if (create !== undefined && typeof create !== 'boolean' && create !== 'new') {
     throw new TypeError("create must be a boolean or 'new'");
   }
   checkFileMode((options as FlumeOffsetLogOptions<unknown>).fileMode);
-}
-
-/**
- * An open that met a system error fails with a code like every other failure: `NOT_A_LOG` when the path cannot be
- * a log file (it is a directory, or lies under a file), else `READ_FAILED` or `WRITE_FAILED` with the error as cause.
- */
-function openFailure(error: unknown, file: string): unknown {
-  if (error instanceof SluiceError || error instanceof TypeError || error instanceof RangeError) return error;
-  const cause = error as NodeJS.ErrnoException;
-  if (cause.code === 'EISDIR' || cause.code === 'ENOTDIR' || (cause.code === 'EEXIST' && cause.syscall === 'mkdir')) {
-    return new SluiceError('NOT_A_LOG', `${file} cannot be a flumelog-offset file: ${cause.message}`, { cause, file });
-  }
-  const code = cause.syscall === 'read' ? 'READ_FAILED' : 'WRITE_FAILED';
-  return new SluiceError(code, `opening ${file} failed: ${cause.message}`, { cause, file: cause.path ?? file });
 }

@@ -82,14 +82,6 @@ export class ChainHasher {
     }
   }
 
-  /**
-   * F-73: writes the digest of the frame at `position` (its stored bytes between its fixed part and its chain
-   * bytes) into `target` at `at`.
-   */
-  digestInto(frame: Buffer, position: number, size: number, target: Buffer, at: number): void {
-    putDigest(target, at, this.#digestOf(frame, position, size));
-  }
-
   /** F-73: whether the frame at `position` still has the digest stored at `digestAt` of the same buffer. */
   digestMatches(frame: Buffer, position: number, size: number, digestAt: number): boolean {
     const digest = this.#digestOf(frame, position, size);
@@ -104,9 +96,10 @@ export class ChainHasher {
   }
 
   /**
-   * The write side of `digestInto` and `addFrame` in one pass: writes the digest of the frame at `position` at
-   * `digestAt` and adds the frame to the batch in progress. Why fused: the digest is written once into the frame
-   * and the link input from the same string, which saves a third of the per-record chain work.
+   * F-73, the write side: writes the digest of the frame at `position` (its stored bytes between its fixed part
+   * and its chain bytes) at `digestAt`, and adds the frame to the batch in progress as `addFrame` does. Why in one
+   * pass: the digest goes into the frame and the link input from the same string, which saves a third of the
+   * per-record chain work.
    */
   addSealed(previous: Uint8Array, frame: Buffer, position: number, size: number, digestAt: number): void {
     const digest = this.#digestOf(frame, position, size);
@@ -117,9 +110,7 @@ export class ChainHasher {
       frame[digestAt + i] = byte;
       input[at + i] = byte;
     }
-    const fields = at + digestBytes - 8;
-    for (let i = position + 8; i < position + 26; i++) input[fields + i - position] = frame[i] as number;
-    input[at + recordInputBytes - 1] = (frame[position + 26] as number) & linkFlagsMask;
+    this.#addFields(at, frame, position);
   }
 
   /** Drops the batch in progress. */
@@ -136,6 +127,12 @@ export class ChainHasher {
     const input = this.#input;
     // Byte loops: for 50 bytes they cost less than two calls into `Buffer.copy`.
     for (let i = 0; i < digestBytes; i++) input[at + i] = frame[digestAt + i] as number;
+    this.#addFields(at, frame, position);
+  }
+
+  /** After a record's digest at `at` of the link input: the frame's bytes 8..25 and its flags & `linkFlagsMask`. */
+  #addFields(at: number, frame: Buffer, position: number): void {
+    const input = this.#input;
     const fields = at + digestBytes - 8;
     for (let i = position + 8; i < position + 26; i++) input[fields + i - position] = frame[i] as number;
     input[at + recordInputBytes - 1] = (frame[position + 26] as number) & linkFlagsMask;

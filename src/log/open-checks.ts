@@ -1,0 +1,30 @@
+import { SluiceError } from '../errors.js';
+
+/**
+ * What opening a log on files shares between the native and flumelog-offset logs: the checks of its flag options,
+ * and the code an open that met a system error fails with.
+ */
+
+/** `TypeError` for each of `names` that `options` gives as something other than a boolean. */
+export function checkBooleanOptions(options: object, names: readonly string[]): void {
+  const given = options as Record<string, unknown>;
+  for (const name of names) {
+    if (given[name] !== undefined && typeof given[name] !== 'boolean') throw new TypeError(`${name} must be a boolean`);
+  }
+}
+
+/**
+ * An open that met a system error rather than a verdict on the files fails with a code like every other failure:
+ * `NOT_A_LOG` when the path cannot be a log (a directory where a file goes, a path under a file), else
+ * `READ_FAILED` for a read and `WRITE_FAILED` otherwise, the system error as its cause. Sluice's own errors and
+ * programmer mistakes pass through.
+ */
+export function openFailure(error: unknown, path: string): unknown {
+  if (error instanceof SluiceError || error instanceof TypeError || error instanceof RangeError) return error;
+  const cause = error as NodeJS.ErrnoException;
+  if (cause.code === 'EISDIR' || cause.code === 'ENOTDIR' || (cause.code === 'EEXIST' && cause.syscall === 'mkdir')) {
+    return new SluiceError('NOT_A_LOG', `${path} cannot be a log: ${cause.message}`, { cause, file: path });
+  }
+  const code = cause.syscall === 'read' ? 'READ_FAILED' : 'WRITE_FAILED';
+  return new SluiceError(code, `opening the log at ${path} failed: ${cause.message}`, { cause, file: cause.path ?? path });
+}
