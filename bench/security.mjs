@@ -6,7 +6,7 @@
 //
 // Cases: append-single (each append awaited), append-batch (100 per call, each awaited), a full scan of the
 // log the batch case wrote (decoded, decrypted), and the chain verification pass of `check --verify-chain` (MB/s
-// of segment bytes) on the chained logs. Medians of the runs, and each option's ratio
+// of segment bytes, with its default digest workers and on one thread) on the chained logs. Medians of the runs, and each option's ratio
 // to the plain log of the same run. Targets (ARCHITECTURE/README "Security"): chained appends at ≥ 70% of the
 // plain rate, encrypted at ≥ 50%, verify-chain at ≥ 200 MB/s.
 import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs'
@@ -56,14 +56,18 @@ async function appendCase (variant, mode) {
     }
     let verifyMBs = null
     if (VARIANTS[variant].chain !== undefined && mode === 'batch') {
-      // The chain pass alone (check's framing pass is measured by bench/maintenance.mjs).
+      // The chain pass alone (check's framing pass is measured by bench/maintenance.mjs): on this thread only
+      // (workers: 0), then as `check --verify-chain` runs it by default (digest workers beside the walk).
       const names = readdirSync(join(dir, 'log')).filter((name) => name.endsWith('.seg')).sort()
       const bytes = names.reduce((sum, name) => sum + statSync(join(dir, 'log', name)).size, 0)
-      const t = performance.now()
-      const result = await verifyChain(join(dir, 'log'), names.map((name) => Number(name.slice(0, 20))), { chainKey: VARIANTS[variant].chainKey })
-      const ms = performance.now() - t
-      if (result.broken !== null || result.records !== n) throw new Error(`${variant}: the chain does not verify`)
-      verifyMBs = bytes / 1e6 / (ms / 1000)
+      verifyMBs = {}
+      for (const [name, workers] of [['single', { workers: 0 }], ['default', {}]]) {
+        const t = performance.now()
+        const result = await verifyChain(join(dir, 'log'), names.map((name) => Number(name.slice(0, 20))), { chainKey: VARIANTS[variant].chainKey, ...workers })
+        const ms = performance.now() - t
+        if (result.broken !== null || result.records !== n) throw new Error(`${variant}: the chain does not verify`)
+        verifyMBs[name] = bytes / 1e6 / (ms / 1000)
+      }
     }
     return { rate: n / seconds, verifyMBs, scanRate }
   } finally {
@@ -78,10 +82,13 @@ for (let run = 0; run < runs; run++) {
     // Interleaved: the variants of one run follow each other, so a noisy moment hits them alike.
     for (const variant of Object.keys(VARIANTS)) {
       const { rate, verifyMBs, scanRate } = await appendCase(variant, mode)
-      const cell = (results[`${mode}:${variant}`] ??= { rates: [], verify: [], scans: [] })
+      const cell = (results[`${mode}:${variant}`] ??= { rates: [], verify: [], verifySingle: [], scans: [] })
       cell.rates.push(rate)
       if (scanRate !== null) cell.scans.push(scanRate)
-      if (verifyMBs !== null) cell.verify.push(verifyMBs)
+      if (verifyMBs !== null) {
+        cell.verify.push(verifyMBs.default)
+        cell.verifySingle.push(verifyMBs.single)
+      }
     }
   }
 }
@@ -103,5 +110,6 @@ for (const variant of Object.keys(VARIANTS)) {
   console.log(`scan decoded  ${variant.padEnd(18)} ${Math.round(median(scans)).toString().padStart(9)}  ${(median(scans) / median(plainScans)).toFixed(2)}  ${runRatios(scans, plainScans).toFixed(2)}`)
 }
 for (const variant of ['chained', 'chained-keyed', 'chained+encrypted']) {
-  console.log(`check --verify-chain ${variant.padEnd(18)} ${median(results[`batch:${variant}`].verify).toFixed(0)} MB/s`)
+  const { verify, verifySingle } = results[`batch:${variant}`]
+  console.log(`check --verify-chain ${variant.padEnd(18)} ${median(verify).toFixed(0)} MB/s (one thread: ${median(verifySingle).toFixed(0)} MB/s, ratio ${median(verify.map((v, run) => v / verifySingle[run])).toFixed(2)})`)
 }

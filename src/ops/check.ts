@@ -10,7 +10,7 @@ import { readLockStatus, type LockStatus } from './lock-status.js';
 import { ProgressMeter } from '../progress/meter.js';
 import { recordStartsAt, scanLog, type LogScan, type SegmentScan } from './scan.js';
 import { readViewStates, type ViewState } from './view-states.js';
-import { verifyChain, type ChainVerification } from './verify-chain.js';
+import { checkWorkers, verifyChain, type ChainVerification } from './verify-chain.js';
 
 /** What a problem is about. */
 export type CheckProblemKind =
@@ -103,6 +103,8 @@ export interface CheckOptions {
   readonly head?: string;
   /** With `verifyChain`: the key of a keyed chain (F-72), without which it cannot be verified. */
   readonly chainKey?: Uint8Array;
+  /** With `verifyChain`: the worker threads that check digests meanwhile (`VerifyChainOptions.workers`). */
+  readonly workers?: number;
 }
 
 /**
@@ -185,9 +187,10 @@ export function checkArguments(dir: unknown, options: unknown): asserts dir is s
   const { signal, onProgress } = options as CheckOptions;
   if (signal !== undefined && !(signal instanceof AbortSignal)) throw new TypeError('signal must be an AbortSignal');
   if (onProgress !== undefined && typeof onProgress !== 'function') throw new TypeError('onProgress must be a function');
-  const { verifyChain: verify, head, chainKey } = options as CheckOptions;
+  const { verifyChain: verify, head, chainKey, workers } = options as CheckOptions;
   if (chainKey !== undefined && !(chainKey instanceof Uint8Array)) throw new TypeError('chainKey must be a Uint8Array');
   if (verify !== undefined && typeof verify !== 'boolean') throw new TypeError('verifyChain must be a boolean');
+  if (workers !== undefined) checkWorkers(workers);
   if (head !== undefined && (typeof head !== 'string' || !/^[0-9a-f]{64}$/i.test(head))) {
     throw new TypeError('head must be 64 hexadecimal digits');
   }

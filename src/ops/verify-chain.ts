@@ -1,4 +1,5 @@
-import { closeSync, fstatSync, openSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, statSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { SluiceError, throwIfAborted } from '../errors.js';
 import { batchBytesMax, checkChunkBytes } from '../limits.js';
@@ -18,9 +19,11 @@ import {
 } from '../log/file/format.js';
 import { coveredAt, coveredCount, fillerFits } from '../log/file/security/filler.js';
 import { keyCheckValue } from '../log/file/security/keys.js';
-import { ChainHasher, chainAlgorithmOf, genesisLink, type ChainAlgorithm } from '../log/file/security/chain.js';
+import { ChainHasher, chainAlgorithmOf, digestContentStart, genesisLink, type ChainAlgorithm } from '../log/file/security/chain.js';
 import { checkHeader } from '../log/file/segments.js';
+import { SegmentDigests, type DigestJob } from './segment-digests.js';
 import { SegmentWindow } from './segment-window.js';
+import { WorkerPool } from './worker-pool.js';
 
 /** Where the chain of a tamper-evident log stops verifying: the first broken link (F-77). */
 export interface BrokenLink {
@@ -62,7 +65,20 @@ export interface VerifyChainOptions {
    * Given, every segment must be keyed with it: a segment with an unkeyed chain is a broken link (a downgrade).
    */
   readonly chainKey?: Uint8Array;
+  /**
+   * Worker threads (0 to 64) that recompute record digests while this thread walks frames and links and takes
+   * its share of digests. By default one per core but one (at least 1, at most 4) when the log's segments hold
+   * more than 16 MiB, else none; `0`: every digest on this thread. The result is the same either way: a segment
+   * in which a worker finds a digest that does not match is walked again on this thread, so that the first
+   * broken link is the one a single walk finds.
+   */
+  readonly workers?: number;
 }
+
+/** Below this many bytes of segments, starting worker threads costs more than they save. */
+const workersBytesMin = 16 * 1024 * 1024;
+const workersDefaultMax = 4;
+const workersMax = 64;
 
 /**
  * Recomputes the chain of the native log in `dir` (F-73, F-77): for every record, its content digest (unless it
@@ -72,6 +88,7 @@ export interface VerifyChainOptions {
  * the log's segments, oldest first.
  */
 export async function verifyChain(dir: string, bases: readonly number[], options: VerifyChainOptions = {}): Promise<ChainVerification> {
+  if (options.workers !== undefined) checkWorkers(options.workers);
   const published = options.head === undefined ? undefined : Buffer.from(options.head, 'hex');
   const state: WalkState = {
     hasher: undefined,
@@ -85,10 +102,16 @@ export async function verifyChain(dir: string, bases: readonly number[], options
     stoppedBy: null,
     batch: null,
   };
-  for (const base of bases) {
-    throwIfAborted(options.signal, 'the chain verification');
-    await verifySegment(dir, base, state, options);
-    if (state.broken !== null || state.stoppedBy !== null) break;
+  const workers = options.workers ?? (segmentBytes(dir, bases) > workersBytesMin ? Math.min(workersDefaultMax, Math.max(1, availableParallelism() - 1)) : 0);
+  const pool = workers > 0 ? WorkerPool.start<DigestJob, boolean>(new URL('./digest-worker.js', import.meta.url), workers) : undefined;
+  try {
+    for (const base of bases) {
+      throwIfAborted(options.signal, 'the chain verification');
+      await verifySegment(dir, base, state, options, pool);
+      if (state.broken !== null || state.stoppedBy !== null) break;
+    }
+  } finally {
+    await pool?.close();
   }
   return {
     algorithm: state.hasher?.algorithm ?? null,
@@ -99,6 +122,19 @@ export async function verifyChain(dir: string, bases: readonly number[], options
     broken: state.broken,
     stoppedBy: state.stoppedBy,
   };
+}
+
+/** Validates `VerifyChainOptions.workers` (a programmer mistake otherwise). */
+export function checkWorkers(workers: unknown): asserts workers is number {
+  if (typeof workers !== 'number') throw new TypeError('workers must be a number');
+  if (!Number.isInteger(workers) || workers < 0 || workers > workersMax) throw new RangeError(`workers must be an integer from 0 to ${workersMax}`);
+}
+
+/** The bytes of the segments, as far as they can be seen (one may be trimmed meanwhile). */
+function segmentBytes(dir: string, bases: readonly number[]): number {
+  let total = 0;
+  for (const base of bases) total += statSync(join(dir, segmentName(base)), { throwIfNoEntry: false })?.size ?? 0;
+  return total;
 }
 
 interface WalkState {
@@ -122,8 +158,13 @@ interface Where {
   readonly offset: number;
 }
 
-async function verifySegment(dir: string, base: number, state: WalkState, options: VerifyChainOptions): Promise<void> {
-  const signal = options.signal;
+async function verifySegment(
+  dir: string,
+  base: number,
+  state: WalkState,
+  options: VerifyChainOptions,
+  pool: WorkerPool<DigestJob, boolean> | undefined,
+): Promise<void> {
   const path = join(dir, segmentName(base));
   let fd: number;
   try {
@@ -163,33 +204,72 @@ async function verifySegment(dir: string, base: number, state: WalkState, option
       state.broken = { file: path, position: 12, offset: base, message: 'the segment is not chained as the log is (F-72)' };
       return;
     }
-    state.hasher ??= new ChainHasher(chainAlgorithmOf(algorithmId), keyed ? key : undefined);
+    const hasher = (state.hasher ??= new ChainHasher(chainAlgorithmOf(algorithmId), keyed ? key : undefined));
     if (state.batch !== null) {
       state.broken = { ...state.batch.where, message: 'a batch does not end where its segment ends (F-13)' };
       return;
     }
-    const end = offsetAt(base, Math.max(headerBytes, fstatSync(fd).size));
-    const window = new SegmentWindow(fd, path, positionOf(base, end), checkChunkBytes);
-    let pauseAt = base + checkChunkBytes;
-    for (let offset = base; offset < end && state.broken === null; ) {
-      if (offset >= pauseAt) {
-        // Between chunks: let other work run, and notice an abort.
-        await new Promise((resolve) => setImmediate(resolve));
-        throwIfAborted(signal, 'the chain verification');
-        pauseAt = offset + checkChunkBytes;
-      }
-      // Checksums are left to `check`'s framing pass: digests and links prove more than a CRC, and skipping it
-      // makes this pass a sixth faster.
-      const frame = window.frameAt(positionOf(base, offset), offset, false);
-      if (typeof frame === 'string') {
-        state.stoppedBy = `${path}:${positionOf(base, offset)}: ${frame}`;
-        return;
-      }
-      verifyFrame(window.buffer, frame, state, { file: path, position: positionOf(base, offset), offset }, frameFlagsOf(security));
-      offset += frame.size;
+    const segment: Segment = { fd, path, base, end: offsetAt(base, Math.max(headerBytes, fstatSync(fd).size)), securityFlags: frameFlagsOf(security) };
+    if (pool === undefined) {
+      await walkSegment(segment, state, options.signal, undefined);
+      return;
+    }
+    const before = { ...state };
+    const digests = new SegmentDigests(pool, fd, hasher.digestHash);
+    let matched = false;
+    try {
+      await walkSegment(segment, state, options.signal, digests);
+    } finally {
+      // The workers read through `fd`: it stays open until every job on it has answered.
+      matched = await digests.settle();
+    }
+    if (!matched) {
+      // Some record of this segment does not match its digest. Walked again on this thread, the segment gives the
+      // first broken link exactly as a single walk does (a changed record, or a broken link before it).
+      Object.assign(state, before);
+      hasher.reset();
+      await walkSegment(segment, state, options.signal, undefined);
     }
   } finally {
     closeSync(fd);
+  }
+}
+
+interface Segment {
+  readonly fd: number;
+  readonly path: string;
+  readonly base: number;
+  /** The offset past its last byte. */
+  readonly end: number;
+  /** The frame flags its header calls for (F-71). */
+  readonly securityFlags: number;
+}
+
+/**
+ * Walks the frames of a segment whose header verified. `digests`: where the digests go to be checked by worker
+ * threads; without it, each is checked here, in order.
+ */
+async function walkSegment(segment: Segment, state: WalkState, signal: AbortSignal | undefined, digests: SegmentDigests | undefined): Promise<void> {
+  const { fd, path, base, end } = segment;
+  const window = new SegmentWindow(fd, path, positionOf(base, end), checkChunkBytes);
+  let pauseAt = base + checkChunkBytes;
+  for (let offset = base; offset < end && state.broken === null; ) {
+    if (offset >= pauseAt) {
+      // Between chunks: let other work run, and notice an abort.
+      await new Promise((resolve) => setImmediate(resolve));
+      throwIfAborted(signal, 'the chain verification');
+      pauseAt = offset + checkChunkBytes;
+    }
+    // Checksums are left to `check`'s framing pass: digests and links prove more than a CRC, and skipping it
+    // makes this pass a sixth faster.
+    const position = positionOf(base, offset);
+    const frame = window.frameAt(position, offset, false);
+    if (typeof frame === 'string') {
+      state.stoppedBy = `${path}:${position}: ${frame}`;
+      return;
+    }
+    verifyFrame(window.buffer, frame, state, { file: path, position, offset }, segment.securityFlags, digests);
+    offset += frame.size;
   }
 }
 
@@ -203,6 +283,7 @@ function verifyFrame(
   state: WalkState,
   where: Where,
   securityFlags: number,
+  digests: SegmentDigests | undefined,
 ): void {
   const hasher = state.hasher as ChainHasher;
   if (frame.chainStart < 0) {
@@ -219,9 +300,12 @@ function verifyFrame(
     state.broken = { ...where, message: "the record is not sealed as its segment's header says (F-71)" };
     return;
   }
-  if (!frame.deleted && !hasher.digestMatches(buffer, start, frame.size, frame.chainStart)) {
-    state.broken = { ...where, message: 'the record does not match its digest: its content was changed (F-73)' };
-    return;
+  if (!frame.deleted) {
+    const sent = digests !== undefined && digests.add(where.position, frame.size, digestContentStart, frame.chainStart - start);
+    if (!sent && !hasher.digestMatches(buffer, start, frame.chainStart)) {
+      state.broken = { ...where, message: 'the record does not match its digest: its content was changed (F-73)' };
+      return;
+    }
   }
   const endsBatch = ((buffer[start + 26] as number) & flagBatchContinues) === 0;
   const linkAt = frame.chainStart + digestBytes;

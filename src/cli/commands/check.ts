@@ -6,7 +6,7 @@ import { chainKeyOf } from '../log-format.js';
 import { runInterruptible } from './interrupt.js';
 
 const usage = usageText(
-  'check <dir> [--json] [--verify-chain [--head <hash>]]',
+  'check <dir> [--json] [--verify-chain [--head <hash>] [--workers <n>]]',
   'Verifies the log in <dir> without modifying it: every segment header, every record (framing, offset and\n' +
     'checksum), that segments follow each other without a gap, how the last one ends, the LOCK file, and each\n' +
     "view's state against the log. Prints each problem (file, position, what) and a summary; a progress bar goes\n" +
@@ -17,6 +17,7 @@ const usage = usageText(
     ['--verify-chain', 'also recompute the chain of a tamper-evident log and report its first broken link'],
     ['--head <hash>', 'a head published earlier (64 hex digits): an error unless some record has this link'],
     ['--chain-key-file <path>', 'the key of a keyed chain (hmac-sha256), to verify it: 64 hex digits'],
+    ['--workers <n>', 'threads that check digests beside the chain walk (default: one per core but one, at most 4, for logs over 16 MiB; 0: none)'],
   ],
 );
 
@@ -30,6 +31,7 @@ export const checkCommand: Command = {
       json: { type: 'boolean' },
       'verify-chain': { type: 'boolean' },
       head: { type: 'string' },
+      workers: { type: 'string' },
       'chain-key-file': { type: 'string' },
     },
     positionals: ['dir'],
@@ -43,9 +45,18 @@ async function run(line: CommandLine, io: CommandIo): Promise<number> {
   const head = line.string('head');
   if (head !== undefined && !verifyChain) throw line.usageError('--head goes with --verify-chain');
   if (head !== undefined && !/^[0-9a-fA-F]{64}$/.test(head)) throw line.usageError('--head must be 64 hexadecimal digits');
+  const workers = line.integer('workers');
+  if (workers !== undefined && !verifyChain) throw line.usageError('--workers goes with --verify-chain');
+  if (workers !== undefined && workers > 64) throw line.usageError('--workers must be at most 64');
   const chainKey = chainKeyOf(line);
   const report = await runInterruptible((context) =>
-    check(dir, { ...context, ...(verifyChain ? { verifyChain } : {}), ...(head === undefined ? {} : { head }), ...chainKey }),
+    check(dir, {
+      ...context,
+      ...(verifyChain ? { verifyChain } : {}),
+      ...(head === undefined ? {} : { head }),
+      ...(workers === undefined ? {} : { workers }),
+      ...chainKey,
+    }),
   );
   const lines = line.boolean('json') ? [JSON.stringify(report)] : describeReport(report);
   for (const text of lines) await io.output.writeLine(text);

@@ -1,5 +1,6 @@
 import { hash } from 'node:crypto';
-import { chainBytes, digestBytes, flagBatchContinues, flagChained, flagEncrypted, writeU64 } from '../format.js';
+import { digestMatches, digestOf } from './digest.js';
+import { digestBytes, flagBatchContinues, flagChained, flagEncrypted, writeU64 } from '../format.js';
 
 /**
  * The hash functions a chain can use (F-72), by the id its segment headers record. `hmac-sha256` is the keyed
@@ -56,13 +57,13 @@ export class ChainHasher {
   readonly #prefixBytes: number;
   /** Keyed chains: the HMAC's outer key block followed by room for the inner hash. */
   readonly #outer: Buffer | undefined;
-  /** The hash of digests (and of links, unless keyed). */
-  readonly #hash: string;
+  /** The `node:crypto` hash of digests (and of links, unless keyed). */
+  readonly digestHash: string;
 
   /** `key`: the 32-byte chain key of a keyed chain (`hmac-sha256`), required there and nowhere else. */
   constructor(algorithm: ChainAlgorithm, key?: Uint8Array) {
     this.algorithm = algorithm;
-    this.#hash = algorithm === 'hmac-sha256' ? 'sha256' : algorithm;
+    this.digestHash = algorithm === 'hmac-sha256' ? 'sha256' : algorithm;
     if ((algorithm === 'hmac-sha256') !== (key !== undefined)) throw new TypeError('a chain key goes with the keyed chain only');
     this.#prefixBytes = key === undefined ? 0 : hmacBlockBytes;
     this.#input = Buffer.alloc(this.#prefixBytes + digestBytes + 64 * recordInputBytes);
@@ -82,17 +83,12 @@ export class ChainHasher {
     }
   }
 
-  /** F-73: whether the frame at `position` still has the digest stored at `digestAt` of the same buffer. */
-  digestMatches(frame: Buffer, position: number, size: number, digestAt: number): boolean {
-    const digest = this.#digestOf(frame, position, size);
-    for (let i = 0; i < digestBytes; i++) if (digest.charCodeAt(i) !== frame[digestAt + i]) return false;
-    return true;
-  }
-
-  /** The digest as a one-byte-per-char string (see `putDigest`). */
-  #digestOf(frame: Buffer, position: number, size: number): string {
-    // A plain view costs less to make than a Buffer `subarray`, and `hash` takes any typed array.
-    return hash(this.#hash, new Uint8Array(frame.buffer, frame.byteOffset + position + 28, size - 32 - chainBytes), 'binary');
+  /**
+   * F-73: whether the frame at `position` still has the digest stored at `digestAt` of the same buffer: that of
+   * its bytes from `digestContentStart` up to the digest.
+   */
+  digestMatches(frame: Buffer, position: number, digestAt: number): boolean {
+    return digestMatches(this.digestHash, frame, position + digestContentStart, digestAt);
   }
 
   /**
@@ -101,8 +97,8 @@ export class ChainHasher {
    * pass: the digest goes into the frame and the link input from the same string, which saves a third of the
    * per-record chain work.
    */
-  addSealed(previous: Uint8Array, frame: Buffer, position: number, size: number, digestAt: number): void {
-    const digest = this.#digestOf(frame, position, size);
+  addSealed(previous: Uint8Array, frame: Buffer, position: number, digestAt: number): void {
+    const digest = digestOf(this.digestHash, frame, position + digestContentStart, digestAt);
     const at = this.#reserve(previous);
     const input = this.#input;
     for (let i = 0; i < digestBytes; i++) {
@@ -171,7 +167,7 @@ export class ChainHasher {
     const link = Buffer.allocUnsafe(digestBytes);
     const outer = this.#outer;
     if (outer === undefined) {
-      putDigest(link, 0, hash(this.#hash, input, 'binary'));
+      putDigest(link, 0, hash(this.digestHash, input, 'binary'));
     } else {
       putDigest(outer, hmacBlockBytes, hash('sha256', input, 'binary'));
       putDigest(link, 0, hash('sha256', outer, 'binary'));
@@ -196,10 +192,10 @@ export class ChainHasher {
   }
 }
 
-/**
- * Writes a digest `hash` returned as a one-byte-per-char string into `target` at `at`. Why a string: a Buffer
- * result costs `hash` a slow allocation per call, more than hashing a record takes.
- */
+/** F-73: where in a chained frame the bytes its digest covers start (they end where the digest is). */
+export const digestContentStart = 28;
+
+/** Writes a digest `hash` returned as a one-byte-per-char string (see `digestOf`) into `target` at `at`. */
 function putDigest(target: Buffer, at: number, digest: string): void {
   for (let i = 0; i < digestBytes; i++) target[at + i] = digest.charCodeAt(i);
 }

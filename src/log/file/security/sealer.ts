@@ -54,7 +54,7 @@ export class RecordSealer implements FrameSealer {
     const hasher = this.#hasher;
     if (hasher !== undefined) {
       const chainStart = position + size - 4 - chainBytes;
-      hasher.addSealed(this.#link, buffer, position, size, chainStart);
+      hasher.addSealed(this.#link, buffer, position, chainStart);
       if (((buffer[position + 26] as number) & flagBatchContinues) === 0) {
         this.#link = hasher.finish();
         buffer.set(this.#link, chainStart + digestBytes);

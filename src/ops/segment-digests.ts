@@ -1,0 +1,82 @@
+import type { WorkerPool } from './worker-pool.js';
+
+/** One range of a segment for a digest worker (`digest-worker.ts`): the frames in it whose digests to check (F-73). */
+export interface DigestJob {
+  /** A descriptor of the segment, held open by the verifier until every job on it has answered. */
+  readonly fd: number;
+  /** The file position and length of the range the frames lie in. */
+  readonly position: number;
+  readonly length: number;
+  /**
+   * Two numbers per frame, positions in the range: where the bytes its digest covers start, and where they end
+   * (its stored digest follows them).
+   */
+  readonly frames: Int32Array;
+  /** The `node:crypto` hash of the digests. */
+  readonly hashName: string;
+}
+
+/** Bytes of frames per job: enough to make a message's cost small against hashing them, few enough to share out. */
+const jobBytesTarget = 512 * 1024;
+/** A gap this large between two frames to check (a compaction filler, deleted records) starts a new job. */
+const jobGapBytesMax = 64 * 1024;
+
+/**
+ * The digests to check in one segment, open as `fd`, shared out between worker threads and the verifier's own
+ * thread: frames are added in file order and taken in jobs of about `jobBytesTarget` bytes, one job in every
+ * `2 × workers + 1` left to the verifier (which also walks frames and links), the others sent to the workers;
+ * `settle` sends the rest and tells whether every digest sent matched. Why: a digest is one `node:crypto` call per
+ * record, the bulk of a verification, and records' digests do not depend on each other, whereas links must be
+ * computed in order. The descriptor must stay open until `settle` has resolved.
+ */
+export class SegmentDigests {
+  readonly #pool: WorkerPool<DigestJob, boolean>;
+  readonly #fd: number;
+  readonly #hashName: string;
+  readonly #answers: Promise<boolean | undefined>[] = [];
+  /** The job being gathered: its file position and end, and its frames' pairs. */
+  #start = 0;
+  #end = 0;
+  #frames: number[] = [];
+  /** Jobs begun, the verifier's included; whether the one being gathered is the verifier's. */
+  #jobs = 0;
+  #kept = false;
+
+  constructor(pool: WorkerPool<DigestJob, boolean>, fd: number, hashName: string) {
+    this.#pool = pool;
+    this.#fd = fd;
+    this.#hashName = hashName;
+  }
+
+  /**
+   * The frame at file `position`, of `size` bytes, whose digest covers its bytes from `contentStart` up to
+   * `digestAt` (where it is stored), both counted from the frame's start. False when it falls to the verifier,
+   * which then checks it itself.
+   */
+  add(position: number, size: number, contentStart: number, digestAt: number): boolean {
+    if (this.#jobs === 0 || position - this.#end > jobGapBytesMax || this.#end - this.#start >= jobBytesTarget) {
+      if (this.#frames.length > 0) this.#send();
+      this.#kept = this.#jobs % (2 * this.#pool.size + 1) === 0;
+      this.#jobs++;
+      this.#start = position;
+    }
+    this.#end = position + size;
+    if (this.#kept) return false;
+    const at = position - this.#start;
+    this.#frames.push(at + contentStart, at + digestAt);
+    return true;
+  }
+
+  /** Whether every frame added matched its digest: false also when a worker could not tell, or none was left. */
+  async settle(): Promise<boolean> {
+    if (this.#frames.length > 0) this.#send();
+    const answers = await Promise.all(this.#answers.splice(0));
+    return answers.every((matched) => matched === true);
+  }
+
+  #send(): void {
+    const frames = Int32Array.from(this.#frames);
+    this.#answers.push(this.#pool.run({ fd: this.#fd, position: this.#start, length: this.#end - this.#start, frames, hashName: this.#hashName }));
+    this.#frames = [];
+  }
+}
