@@ -6,6 +6,7 @@ import {
   mkdirSync,
   readdirSync,
   readFileSync,
+  rmSync,
   statSync,
   truncateSync,
   writeFileSync,
@@ -13,6 +14,7 @@ import {
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { isSluiceError } from '../../src/errors.js';
 import { FileLog } from '../../src/log/file/file-log.js';
 import { segmentName } from '../../src/log/file/format.js';
 import { collect, rejectsWith } from '../conformance/log-suite.js';
@@ -208,6 +210,32 @@ describe('FileLog: recovery on open (F-40)', () => {
     await rejectsWith(FileLog.open(dir), 'CORRUPT_LOG');
     await rejectsWith(FileLog.open(dir, { readonly: true }), 'CORRUPT_LOG');
     assert.deepEqual(snapshot(dir), before);
+  });
+
+  it('reports offsets that no file holds (a segment missing between two) as CORRUPT_LOG, by stream and by get', async () => {
+    const dir = freshDir();
+    const offsets: number[] = [];
+    {
+      await using log = await FileLog.open(dir, { segmentBytesMax: 4096 });
+      for (let i = 0; i < 100; i++) offsets.push(await log.append({ i, text: 'x'.repeat(100) }));
+    }
+    const bases = readdirSync(dir).filter((name) => name.endsWith('.seg')).sort();
+    assert.ok(bases.length >= 4);
+    const missing = Number((bases[2] as string).slice(0, 20));
+    const next = Number((bases[3] as string).slice(0, 20));
+    rmSync(join(dir, bases[2] as string));
+    await using log = await FileLog.open(dir, { readonly: true });
+    const gap = (error: unknown): boolean =>
+      isSluiceError(error, 'CORRUPT_LOG') &&
+      error.file === join(dir, bases[1] as string) &&
+      error.message.includes(`offsets ${missing} to ${next}`) &&
+      error.message.includes(`${bases[2] as string} is missing`);
+    await assert.rejects(collect(log.stream()), gap);
+    await assert.rejects(collect(log.stream({ reverse: true })), gap);
+    await assert.rejects(log.get(offsets.find((offset) => offset > missing) as number), gap);
+    // Records on either side still read.
+    assert.deepEqual(await log.get(offsets[0] as number), { i: 0, text: 'x'.repeat(100) });
+    assert.equal((await collect(log.stream({ gte: next }))).length, offsets.filter((offset) => offset >= next).length);
   });
 
   it('reports a damaged or future segment header as CORRUPT_SEGMENT', async () => {

@@ -1,6 +1,6 @@
 import { SluiceError } from '../../errors.js';
 import { getReadBytes, scanChunkBytes } from '../../limits.js';
-import { checksumMismatch, emptyFrame, fillerNotDeleted, parseFrame, positionOf, type Frame } from './format.js';
+import { checksumMismatch, emptyFrame, fillerNotDeleted, parseFrame, positionOf, segmentName, type Frame } from './format.js';
 import type { Segments } from './segments.js';
 
 /** What a read expects to find at an offset; decides how a bad frame is reported. */
@@ -122,6 +122,18 @@ export class FrameReader {
     const base = this.#segments.bases[index] as number;
     const file = this.#segments.path(base);
     const position = positionOf(base, offset);
+    const shortEnd = this.#segments.shortEndOf(index);
+    if (shortEnd !== undefined && offset >= shortEnd) {
+      // Past the end of a sealed segment's file that stops short of the next segment: the offsets in between are
+      // in no file (F-8). Whatever the read expected, the log has lost them: its files contradict each other.
+      const next = this.#segments.endOf(index);
+      return new SluiceError(
+        'CORRUPT_LOG',
+        `no file holds offsets ${shortEnd} to ${next}, where ${file} ends and the next segment starts ` +
+          `(${segmentName(shortEnd)} is missing, or ${segmentName(base)} was cut short)`,
+        { file, position: positionOf(base, shortEnd), offset },
+      );
+    }
     // A checksum failure (or a filler not deleted) behind intact framing means the record is there but damaged,
     // whatever was expected.
     const damaged = expect === 'record' || reason === checksumMismatch || reason === fillerNotDeleted;

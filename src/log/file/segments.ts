@@ -5,7 +5,7 @@ const replacedCheckMs = 100;
 import { join } from 'node:path';
 import { SluiceError } from '../../errors.js';
 import { fileModeDefault, openSegmentsMax } from '../../limits.js';
-import { decodeHeader, headerBytes, segmentName, type SegmentHeader } from './format.js';
+import { decodeHeader, headerBytes, offsetAt, segmentName, type SegmentHeader } from './format.js';
 
 /**
  * The ordered set of a log's segment files, and synchronous positional reads from them.
@@ -90,6 +90,24 @@ export class Segments {
   /** The offset just past the last record of segment `index` (the next segment's base; `end` for the last). */
   endOf(index: number): number {
     return index + 1 < this.bases.length ? (this.bases[index + 1] as number) : this.end;
+  }
+
+  /**
+   * The offset at which the file of segment `index` ends, when it is sealed (not the last) and its file ends
+   * before the next segment's base (F-8): no file holds the offsets in between. `undefined` otherwise. For error
+   * reports: it looks at the file's size.
+   */
+  shortEndOf(index: number): number | undefined {
+    if (index + 1 >= this.bases.length) return undefined;
+    const base = this.bases[index] as number;
+    let size: number;
+    try {
+      size = fstatSync(this.#fd(base)).size;
+    } catch {
+      return undefined;
+    }
+    const fileEnd = offsetAt(base, Math.max(headerBytes, size));
+    return fileEnd < this.endOf(index) ? fileEnd : undefined;
   }
 
   /** Lets the writer share its descriptor for the active segment (never closed by the cache). */
