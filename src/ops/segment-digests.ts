@@ -16,6 +16,12 @@ export interface DigestJob {
   readonly hashName: string;
 }
 
+/**
+ * Counts since the process started, for tests and diagnostics: jobs whose digests all matched, jobs that did not
+ * (or that a worker could not answer), and segments that `verifyChain` walked again on its own thread.
+ */
+export const digestStats = { jobsMatched: 0, jobsNotMatched: 0, segmentsWalkedAgain: 0 };
+
 /** Bytes of frames per job: enough to make a message's cost small against hashing them, few enough to share out. */
 const jobBytesTarget = 512 * 1024;
 /** A gap this large between two frames to check (a compaction filler, deleted records) starts a new job. */
@@ -33,7 +39,10 @@ export class SegmentDigests {
   readonly #pool: WorkerPool<DigestJob, boolean>;
   readonly #fd: number;
   readonly #hashName: string;
-  readonly #answers: Promise<boolean | undefined>[] = [];
+  /** Jobs sent and not answered yet; whether every answer so far was "matched"; who waits for answers. */
+  #outstanding = 0;
+  #allMatched = true;
+  #waiting: (() => void)[] = [];
   /** The job being gathered: its file position and end, and its frames' pairs. */
   #start = 0;
   #end = 0;
@@ -67,16 +76,42 @@ export class SegmentDigests {
     return true;
   }
 
-  /** Whether every frame added matched its digest: false also when a worker could not tell, or none was left. */
+  /** An answer so far was not "matched" (the segment will be walked again: the rest need not be checked). */
+  get failed(): boolean {
+    return !this.#allMatched;
+  }
+
+  /** Resolves once no more than `jobs` jobs wait for an answer. */
+  async inFlightAtMost(jobs: number): Promise<void> {
+    while (this.#outstanding > jobs) await new Promise<void>((resolve) => this.#waiting.push(resolve));
+  }
+
+  /**
+   * Sends what is left and waits for every answer: whether every frame added matched its digest (false also when
+   * a worker could not tell, or none was left).
+   */
   async settle(): Promise<boolean> {
-    if (this.#frames.length > 0) this.#send();
-    const answers = await Promise.all(this.#answers.splice(0));
-    return answers.every((matched) => matched === true);
+    if (this.#frames.length > 0 && this.#allMatched) this.#send();
+    this.#frames = [];
+    await this.inFlightAtMost(0);
+    return this.#allMatched;
   }
 
   #send(): void {
     const frames = Int32Array.from(this.#frames);
-    this.#answers.push(this.#pool.run({ fd: this.#fd, position: this.#start, length: this.#end - this.#start, frames, hashName: this.#hashName }));
     this.#frames = [];
+    this.#outstanding++;
+    void this.#pool
+      .run({ fd: this.#fd, position: this.#start, length: this.#end - this.#start, frames, hashName: this.#hashName })
+      .then((matched) => {
+        if (matched === true) {
+          digestStats.jobsMatched++;
+        } else {
+          digestStats.jobsNotMatched++;
+          this.#allMatched = false;
+        }
+        this.#outstanding--;
+        for (const wake of this.#waiting.splice(0)) wake();
+      });
   }
 }

@@ -21,7 +21,7 @@ import { coveredAt, coveredCount, fillerFits } from '../log/file/security/filler
 import { keyCheckValue } from '../log/file/security/keys.js';
 import { ChainHasher, chainAlgorithmOf, digestContentStart, genesisLink, type ChainAlgorithm } from '../log/file/security/chain.js';
 import { checkHeader } from '../log/file/segments.js';
-import { SegmentDigests, type DigestJob } from './segment-digests.js';
+import { SegmentDigests, digestStats, type DigestJob } from './segment-digests.js';
 import { SegmentWindow } from './segment-window.js';
 import { WorkerPool } from './worker-pool.js';
 
@@ -79,6 +79,8 @@ export interface VerifyChainOptions {
 const workersBytesMin = 16 * 1024 * 1024;
 const workersDefaultMax = 4;
 const workersMax = 64;
+/** Digest jobs the walk may have waiting on the workers (each ~512 KiB of frames). */
+const digestJobsAheadMax = 32;
 
 /**
  * Recomputes the chain of the native log in `dir` (F-73, F-77): for every record, its content digest (unless it
@@ -102,12 +104,24 @@ export async function verifyChain(dir: string, bases: readonly number[], options
     stoppedBy: null,
     batch: null,
   };
-  const workers = options.workers ?? (segmentBytes(dir, bases) > workersBytesMin ? Math.min(workersDefaultMax, Math.max(1, availableParallelism() - 1)) : 0);
-  const pool = workers > 0 ? WorkerPool.start<DigestJob, boolean>(new URL('./digest-worker.js', import.meta.url), workers) : undefined;
+  const workers = options.workers ?? (segmentBytes(dir, bases) > workersBytesMin ? Math.min(workersDefaultMax, availableParallelism() - 1) : 0);
+  // Started when the first chained segment is walked: a log that is not chained fails at its first header.
+  let pool: WorkerPool<DigestJob, boolean> | undefined;
+  let poolRefused = false;
+  const poolOf = (): WorkerPool<DigestJob, boolean> | undefined => {
+    if (pool !== undefined || poolRefused || workers === 0) return pool;
+    try {
+      pool = WorkerPool.start<DigestJob, boolean>(new URL('./digest-worker.js', import.meta.url), workers);
+    } catch {
+      // No thread could be started (a resource limit): this thread does it all, with the same result.
+      poolRefused = true;
+    }
+    return pool;
+  };
   try {
     for (const base of bases) {
       throwIfAborted(options.signal, 'the chain verification');
-      await verifySegment(dir, base, state, options, pool);
+      await verifySegment(dir, base, state, options, poolOf);
       if (state.broken !== null || state.stoppedBy !== null) break;
     }
   } finally {
@@ -163,7 +177,7 @@ async function verifySegment(
   base: number,
   state: WalkState,
   options: VerifyChainOptions,
-  pool: WorkerPool<DigestJob, boolean> | undefined,
+  poolOf: () => WorkerPool<DigestJob, boolean> | undefined,
 ): Promise<void> {
   const path = join(dir, segmentName(base));
   let fd: number;
@@ -210,26 +224,31 @@ async function verifySegment(
       return;
     }
     const segment: Segment = { fd, path, base, end: offsetAt(base, Math.max(headerBytes, fstatSync(fd).size)), securityFlags: frameFlagsOf(security) };
-    if (pool === undefined) {
+    const pool = poolOf();
+    if (pool === undefined || pool.size === 0) {
       await walkSegment(segment, state, options.signal, undefined);
       return;
     }
     const before = { ...state };
     const digests = new SegmentDigests(pool, fd, hasher.digestHash);
-    let matched = false;
+    let thrown: { error: unknown } | undefined;
     try {
       await walkSegment(segment, state, options.signal, digests);
-    } finally {
-      // The workers read through `fd`: it stays open until every job on it has answered.
-      matched = await digests.settle();
+    } catch (error) {
+      thrown = { error };
     }
-    if (!matched) {
-      // Some record of this segment does not match its digest. Walked again on this thread, the segment gives the
-      // first broken link exactly as a single walk does (a changed record, or a broken link before it).
-      Object.assign(state, before);
-      hasher.reset();
-      await walkSegment(segment, state, options.signal, undefined);
+    // The workers read through `fd`: it stays open until every job on it has answered.
+    if (await digests.settle()) {
+      if (thrown !== undefined) throw thrown.error;
+      return;
     }
+    // Some record of this segment does not match its digest (or a worker could not tell). Walked again on this
+    // thread, the segment gives the first broken link exactly as a single walk does: a changed record, or a broken
+    // link before it; an abort, a read error or damage past the change never counts, as the walk stops before.
+    digestStats.segmentsWalkedAgain++;
+    Object.assign(state, before);
+    hasher.reset();
+    await walkSegment(segment, state, options.signal, undefined);
   } finally {
     closeSync(fd);
   }
@@ -255,9 +274,14 @@ async function walkSegment(segment: Segment, state: WalkState, signal: AbortSign
   let pauseAt = base + checkChunkBytes;
   for (let offset = base; offset < end && state.broken === null; ) {
     if (offset >= pauseAt) {
-      // Between chunks: let other work run, and notice an abort.
+      // Between chunks: let other work run (the workers' answers among it), and notice an abort.
       await new Promise((resolve) => setImmediate(resolve));
       throwIfAborted(signal, 'the chain verification');
+      if (digests !== undefined) {
+        // A digest that did not match: the segment is walked again anyway. Otherwise not too far ahead of the workers.
+        if (digests.failed) return;
+        await digests.inFlightAtMost(digestJobsAheadMax);
+      }
       pauseAt = offset + checkChunkBytes;
     }
     // Checksums are left to `check`'s framing pass: digests and links prove more than a CRC, and skipping it
@@ -393,6 +417,10 @@ function verifyFiller(buffer: Buffer, start: number, size: number, state: WalkSt
   let offset = where.offset;
   for (let i = 0; i < count; i++) {
     const covered = coveredAt(buffer, start, i);
+    if (covered.time < 0) {
+      state.broken = { ...where, message: 'a record the filler covers has a time past the largest a log stores (F-76)' };
+      return;
+    }
     const last = i === count - 1;
     const endsBatch = !covered.batchContinues;
     // The filler's link slot is its last covered record's: only that record's batch flag says it must be zero.

@@ -29,34 +29,46 @@ export class WorkerPool<Job, Result> {
   readonly #waiting = new Map<number, (result: Result | undefined) => void>();
   #nextId = 0;
 
-  private constructor(module: URL, count: number) {
-    for (let i = 0; i < count; i++) {
-      const worker = new Worker(module);
-      const entry: PoolWorker = { worker, pending: new Set(), alive: true };
-      worker.on('message', ({ id, result }: ResultMessage<Result | undefined>) => {
-        entry.pending.delete(id);
-        this.#answer(id, result);
-      });
-      const lost = (): void => {
-        entry.alive = false;
-        for (const id of entry.pending) this.#answer(id, undefined);
-        entry.pending.clear();
-      };
-      worker.on('error', lost);
-      worker.on('exit', lost);
-      this.#workers.push(entry);
-    }
+  private constructor() {}
+
+  #startWorker(module: URL): void {
+    const worker = new Worker(module);
+    const entry: PoolWorker = { worker, pending: new Set(), alive: true };
+    worker.on('message', ({ id, result }: ResultMessage<Result | undefined>) => {
+      entry.pending.delete(id);
+      this.#answer(id, result);
+    });
+    const lost = (): void => {
+      entry.alive = false;
+      for (const id of entry.pending) this.#answer(id, undefined);
+      entry.pending.clear();
+    };
+    worker.on('error', lost);
+    worker.on('exit', lost);
+    this.#workers.push(entry);
   }
 
-  /** Starts `count` (≥ 1) threads running `module`. */
+  /**
+   * Starts `count` (≥ 1) threads running `module`. A thread that cannot be started ends those started before it,
+   * and the error is thrown.
+   */
   static start<Job, Result>(module: URL, count: number): WorkerPool<Job, Result> {
     if (!Number.isInteger(count) || count < 1) throw new RangeError('a worker pool has at least one thread');
-    return new WorkerPool<Job, Result>(module, count);
+    const pool = new WorkerPool<Job, Result>();
+    try {
+      for (let i = 0; i < count; i++) pool.#startWorker(module);
+    } catch (error) {
+      void pool.close();
+      throw error;
+    }
+    return pool;
   }
 
-  /** The threads started. */
+  /** The threads still running (a thread that failed or exited no longer counts). */
   get size(): number {
-    return this.#workers.length;
+    let alive = 0;
+    for (const entry of this.#workers) if (entry.alive) alive++;
+    return alive;
   }
 
   /** Runs `job` on the worker with the fewest jobs waiting; `undefined` when it could not (see the class). */

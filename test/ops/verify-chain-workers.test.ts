@@ -12,7 +12,7 @@ import { crc32c } from '../../src/checksum/crc32c.js';
 import { FileLog, type FileLogOptions } from '../../src/log/file/file-log.js';
 import { headerBytes } from '../../src/log/file/format.js';
 import { check } from '../../src/ops/check.js';
-import type { DigestJob } from '../../src/ops/segment-digests.js';
+import { digestStats, type DigestJob } from '../../src/ops/segment-digests.js';
 import { verifyChain, type ChainVerification } from '../../src/ops/verify-chain.js';
 import { WorkerPool } from '../../src/ops/worker-pool.js';
 import { temporaryDirectory } from '../helpers.js';
@@ -33,9 +33,9 @@ interface Built {
   readonly middleHead: string;
 }
 
-async function build(options: FileLogOptions<unknown> = { chain: 'sha256' }): Promise<Built> {
+async function build(options: FileLogOptions<unknown> = { chain: 'sha256' }, segmentBytes = segmentBytesMax): Promise<Built> {
   const dir = newDir();
-  const log = await FileLog.open(dir, { ...options, segmentBytesMax });
+  const log = await FileLog.open(dir, { ...options, segmentBytesMax: segmentBytes });
   const offsets: number[] = [];
   let middleHead = '';
   for (let i = 0; i < records; i += batch) {
@@ -100,13 +100,18 @@ async function sameEitherWay(dir: string, options: { head?: string; chainKey?: U
 describe('verifyChain with worker threads', () => {
   let built: Built;
 
-  it('verifies an intact log as the single walk does', async () => {
+  it('verifies an intact log as the single walk does, the workers answering every job they get', async () => {
     built = await build();
     assert.ok(bases(built.dir).length >= 3, 'several segments');
+    const before = { ...digestStats };
     const result = await sameEitherWay(built.dir, { head: built.middleHead });
     assert.equal(result.broken, null);
     assert.equal(result.records, records);
     assert.equal(result.publishedHeadOffset, built.offsets[records / 2 - 1]);
+    // The answers are the same either way: what tells that the workers did their share.
+    assert.ok(digestStats.jobsMatched - before.jobsMatched >= 2 * bases(built.dir).length, 'jobs answered by the workers');
+    assert.equal(digestStats.jobsNotMatched, before.jobsNotMatched);
+    assert.equal(digestStats.segmentsWalkedAgain, before.segmentsWalkedAgain);
   });
 
   for (const [name, bytes] of [
@@ -158,6 +163,59 @@ describe('verifyChain with worker threads', () => {
     assert.notEqual((await sameEitherWay(dir)).broken, null);
   });
 
+  it('verifies deleted records (not compacted), and a change among them in a worker\'s share', async () => {
+    const dir = copyOf(built);
+    {
+      const log = await FileLog.open(dir, { chain: 'sha256', segmentBytesMax });
+      await log.delete(built.offsets.filter((_, i) => i % 13 === 5));
+      await log.close();
+    }
+    assert.equal((await sameEitherWay(dir)).broken, null);
+    const changed = built.offsets.find((offset, i) => offset >= recordAt(built, 1, 800 * 1024) && i % 13 !== 5) as number;
+    rewrite(dir, changed, changeContent);
+    assert.equal((await sameEitherWay(dir)).broken?.offset, changed);
+  });
+
+  it('reports a filler whose table holds an impossible time as a broken link, without throwing', async () => {
+    const dir = copyOf(built);
+    {
+      const log = await FileLog.open(dir, { chain: 'sha256', segmentBytesMax });
+      await log.compact();
+      await log.close();
+    }
+    const path = join(dir, `${String(bases(dir)[0]).padStart(20, '0')}.seg`);
+    const file = readFileSync(path);
+    let filler = -1;
+    for (let position = headerBytes; position < file.length && filler < 0; position += file.readUInt32LE(position)) {
+      // F-76: flags deleted + filler + chained, key length 0, time 0, a table of n ≥ 1 records.
+      if (((file[position + 26] as number) & 0x16) === 0x16 && file.readUInt16LE(position + 24) === 0 && file.readUInt32LE(position + 28) > 0) filler = position;
+    }
+    assert.ok(filler > 0, 'compaction wrote a filler');
+    file.fill(0xff, filler + 36, filler + 44);
+    file.writeUInt32LE(crc32c(file, filler + 8, filler + file.readUInt32LE(filler)), filler + 4);
+    writeFileSync(path, file);
+    const result = await sameEitherWay(dir);
+    assert.match(result.broken?.message ?? '', /time/);
+  });
+
+  it('gives a change before an abort, as the single walk does, when the abort comes first to the walk', async () => {
+    // One segment of 6 MiB: the walk pauses (and looks at the signal) every 4 MiB.
+    const long = await build({ chain: 'sha256' }, 32 * 1024 * 1024);
+    const changed = recordAt(long, 0, 800 * 1024);
+    rewrite(long.dir, changed, changeContent);
+    for (const workers of [0, 1]) {
+      const controller = new AbortController();
+      const verifying = verifyChain(long.dir, bases(long.dir), { workers, signal: controller.signal });
+      controller.abort();
+      assert.equal((await verifying).broken?.offset, changed, `${workers} workers`);
+    }
+    rewrite(long.dir, changed, changeContent);
+    const controller = new AbortController();
+    const verifying = verifyChain(long.dir, bases(long.dir), { workers: 1, signal: controller.signal });
+    controller.abort();
+    await assert.rejects(verifying, { code: 'ABORTED' });
+  });
+
   it('starts a trimmed log from its anchor', async () => {
     const dir = copyOf(built);
     const log = await FileLog.open(dir, { chain: 'sha256', segmentBytesMax });
@@ -187,10 +245,14 @@ describe('verifyChain with worker threads', () => {
     await assert.rejects(verifyChain(built.dir, bases(built.dir), { workers: 65 }), RangeError);
   });
 
-  it('stops with ABORTED, its workers ended and its files closed', async () => {
+  it('stops with ABORTED between segments, its files closed', async () => {
+    const descriptors = (): number => readdirSync('/proc/self/fd').length;
+    const open = descriptors();
     const controller = new AbortController();
-    controller.abort();
-    await assert.rejects(verifyChain(built.dir, bases(built.dir), { workers: 2, signal: controller.signal }), { code: 'ABORTED' });
+    const verifying = verifyChain(built.dir, bases(built.dir), { workers: 2, signal: controller.signal });
+    setImmediate(() => controller.abort());
+    await assert.rejects(verifying, { code: 'ABORTED' });
+    assert.equal(descriptors(), open);
   });
 });
 

@@ -1,5 +1,5 @@
 import { crc32c } from '../../../checksum/crc32c.js';
-import { chainBytes, digestBytes, flagBatchContinues, flagChained, flagDeleted, flagFiller } from '../format.js';
+import { chainBytes, digestBytes, flagBatchContinues, flagChained, flagDeleted, flagFiller, readU64 } from '../format.js';
 
 /**
  * F-76: the filler compaction writes over a run of dropped records of a chained segment. It keeps, for every
@@ -69,12 +69,15 @@ export function coveredCount(buffer: Buffer, position: number): number {
   return buffer.readUInt32LE(position + 28);
 }
 
-/** Covered record `i` of the filler at `position` (its link is not stored: the verifier computes it). */
+/**
+ * Covered record `i` of the filler at `position` (its link is not stored: the verifier computes it). A time past
+ * the largest safe integer reads as −1 (the verifier reports it).
+ */
 export function coveredAt(buffer: Buffer, position: number, i: number): Omit<CoveredRecord, 'link'> {
   const at = position + tableStart + i * coveredEntryBytes;
   return {
     size: buffer.readUInt32LE(at),
-    time: buffer.readUInt32LE(at + 4) + buffer.readUInt32LE(at + 8) * 0x1_0000_0000,
+    time: readU64(buffer, at + 4),
     keyLength: buffer.readUInt16LE(at + 12),
     batchContinues: buffer[at + 14] === 1,
     digest: buffer.subarray(at + 16, at + 16 + digestBytes),
