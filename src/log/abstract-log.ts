@@ -109,6 +109,15 @@ export abstract class AbstractLog<T> implements Log<T> {
     }
   }
 
+  /**
+   * Called by implementations when the log changed without new records (a read-only log found its writer cut
+   * records away): live streams waiting for records read again, and meet the error.
+   */
+  protected _changed(): void {
+    this.#version++;
+    this.#wakeWaiters();
+  }
+
   /** The error for a call on a log that is not open. */
   protected _closedError(): SluiceError {
     return new SluiceError('LOG_CLOSED', `the log is ${this.#status}`);

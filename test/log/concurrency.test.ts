@@ -15,7 +15,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { readdirSync, writeFileSync } from 'node:fs';
+import { readdirSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Sluice } from '../../src/db/sluice.js';
@@ -247,5 +247,44 @@ describe('concurrency', () => {
     } finally {
       process.off('unhandledRejection', onUnhandled);
     }
+  });
+
+  it('a reader whose writer cut away a batch it had read (a failed sync in disk durability) fails LOG_REWOUND', async () => {
+    const dir = join(root, 'rewound');
+    let writer = await FileLog.open<{ b: number; t: string }>(dir, { durability: 'disk' });
+    await writer.append([{ b: 1, t: 'a'.repeat(50) }, { b: 1, t: 'b' }]);
+    const segment = join(dir, readdirSync(dir).find((name) => name.endsWith('.seg')) as string);
+    const kept = statSync(segment).size;
+    await writer.append([{ b: 2, t: 'c'.repeat(70) }, { b: 2, t: 'd' }]);
+    await using reader = await FileLog.open<{ b: number; t: string }>(dir, { readonly: true });
+    const seen: number[] = [];
+    const following = (async () => {
+      for await (const record of reader.stream({ live: true })) seen.push(record.value.b);
+    })().then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    const until = async (count: number): Promise<void> => {
+      while (seen.length < count) await new Promise((resolve) => setTimeout(resolve, 10));
+    };
+    const third = await writer.append({ b: 3, t: 'e' });
+    await until(5);
+    // The deletion of the last record read rewrites it in place: not a cut, the reader follows on.
+    await writer.delete(third);
+    await writer.append({ b: 4, t: 'g' });
+    await until(6);
+    await writer.close();
+    // What the writer does when the sync of its last batches fails: it truncates them away. Then it appends anew.
+    truncateSync(segment, kept);
+    writer = await FileLog.open(dir, { durability: 'disk' });
+    for (let i = 0; i < 3; i++) await writer.append({ b: 5 + i, t: 'f'.repeat(20 + 30 * i) });
+    assert.ok(isSluiceError(await following, 'LOG_REWOUND'), 'the live stream ends with LOG_REWOUND');
+    assert.deepEqual(seen, [1, 1, 2, 2, 3, 4]);
+    await assert.rejects(reader.get(0), (error) => isSluiceError(error, 'LOG_REWOUND'));
+    await using reopened = await FileLog.open<{ b: number; t: string }>(dir, { readonly: true });
+    const now: number[] = [];
+    for await (const record of reopened.stream()) now.push(record.value.b);
+    assert.deepEqual(now, [1, 1, 5, 6, 7]);
+    await writer.close();
   });
 });

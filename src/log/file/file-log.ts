@@ -12,7 +12,7 @@ import { ForwardCursor, recordOf, ReverseCursor, type CursorHost } from './curso
 import { Follower } from '../follower.js';
 import { checkBooleanOptions, openFailure } from '../open-checks.js';
 import { DirectoryLock } from './directory-lock.js';
-import { headerBytes, offsetAt, positionOf, segmentName, segmentNamePattern, type Frame } from './format.js';
+import { flagDeleted, headerBytes, offsetAt, positionOf, segmentName, segmentNamePattern, type Frame } from './format.js';
 import { checkChainAlgorithm, genesisLink, type ChainAlgorithm } from './security/chain.js';
 import { checkChainKey, checkEncryption, type EncryptionOptions } from './security/keys.js';
 import { LogSecurity } from './security/log-security.js';
@@ -350,6 +350,7 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
       if (this.durability === 'buffered') segments.tail = this.#writer;
     }
     this._opened(since);
+    if (this.readonly && since >= base) this.#lastTaken = this.#frameMark(index, since);
   }
 
   /**
@@ -403,6 +404,7 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
   }
 
   protected _read(offset: number): LogRecord<T> {
+    if (this.#rewound !== undefined) throw this.#rewound;
     if (offset > this.since) this.#refresh();
     // Another process may have deleted (rewritten) a record this reader's window still holds.
     if (this.readonly) this.#reader.reset();
@@ -641,16 +643,55 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
    */
   #refresh(): void {
     if (!this.readonly || this.status !== 'open') return;
+    if (this.#rewound !== undefined) throw this.#rewound;
     const segments = this.#segments;
     for (;;) {
       const fd = this.#followFd;
       if (fd !== undefined) {
         const index = segments.bases.length - 1;
         const fileEnd = offsetAt(segments.bases[index] as number, fstatSync(fd).size);
+        this.#checkNotCut(index, fileEnd);
         if (fileEnd > segments.end && this.#takeIn(index, fileEnd)) continue;
       }
       if (!this.#followNextSegment()) return;
     }
+  }
+
+  /**
+   * Read-only logs: the size and checksum of the last record taken in from the segment being written, and whether
+   * it was deleted. The writer never changes a record it acknowledged but to delete it (same size, F-62); a batch
+   * it wrote but failed to sync (`disk` durability) it cuts away, and other processes may have read it by then.
+   */
+  #lastTaken: FrameMark | undefined;
+  #rewound: SluiceError | undefined;
+
+  #frameMark(index: number, offset: number): FrameMark | undefined {
+    const bytes = Buffer.alloc(28);
+    const base = this.#segments.bases[index] as number;
+    if (this.#segments.read(index, positionOf(base, offset), bytes, 0, 28) < 28) return undefined;
+    return { offset, size: bytes.readUInt32LE(0), checksum: bytes.readUInt32LE(4), deleted: ((bytes[26] as number) & flagDeleted) !== 0 };
+  }
+
+  /** Fails the log's reads with `LOG_REWOUND` when the writer cut away records this reader took in. */
+  #checkNotCut(index: number, fileEnd: number): void {
+    const segments = this.#segments;
+    const last = this.#lastTaken;
+    const base = segments.bases[index] as number;
+    let cut = fileEnd < segments.end;
+    if (!cut && last !== undefined && last.offset >= base) {
+      const now = this.#frameMark(index, last.offset);
+      cut = now === undefined || now.size !== last.size || (now.checksum !== last.checksum && !now.deleted);
+    }
+    if (!cut) return;
+    const file = segments.path(base);
+    this.#rewound = new SluiceError(
+      'LOG_REWOUND',
+      `the writer cut away records this reader had read (before offset ${segments.end} of ${file}): a batch whose sync ` +
+        'failed is undone after other processes could read it; reopen the log to read it as it now is',
+      { file, offset: segments.end },
+    );
+    this._changed();
+    throw this.#rewound;
   }
 
   /** Advances the visible end over complete batches up to `fileEnd`; true when it moved. */
@@ -678,7 +719,10 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
       segments.end = batchEnd;
       this.#reader.reset();
     }
-    if (since >= 0) this._advance(since);
+    if (since >= 0) {
+      this.#lastTaken = this.#frameMark(index, since);
+      this._advance(since);
+    }
     return batchEnd > visible;
   }
 
@@ -747,13 +791,27 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
    */
   protected override _followStart(): void {
     if (!this.readonly || this.status !== 'open') return;
-    this.#follower ??= new Follower(this.dir, () => this.#refresh());
+    this.#follower ??= new Follower(this.dir, () => {
+      try {
+        this.#refresh();
+      } catch {
+        // From a watch event or a timer: the streams waiting meet the error when they read (LOG_REWOUND wakes them).
+      }
+    });
     this.#follower.start();
   }
 
   protected override _followStop(): void {
     this.#follower?.idle();
   }
+}
+
+/** What a read-only log remembers of the last record it took in (see `FileLog.#checkNotCut`). */
+interface FrameMark {
+  readonly offset: number;
+  readonly size: number;
+  readonly checksum: number;
+  readonly deleted: boolean;
 }
 
 function checkOptions(dir: unknown, options: unknown): void {

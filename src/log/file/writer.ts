@@ -15,7 +15,8 @@ import type { Segments } from './segments.js';
  * - `os`: the records were handed to the operating system with `write()`: readable by every process, and they
  *   survive this process being killed; a power failure or kernel crash may lose what was not yet synced.
  * - `disk`: the records were written and `fdatasync`ed: they survive a power failure. Concurrent appends share
- *   one fsync (group commit).
+ *   one fsync (group commit). This process sees them only once synced; a reader in another process may read them
+ *   as soon as they are written, before a sync that may yet fail (then they are truncated away).
  * In every mode `sync()` makes everything appended durable on demand, a clean `close()` syncs, and sealing a
  * segment syncs it (F-21).
  */
