@@ -67,10 +67,10 @@ export interface VerifyChainOptions {
   readonly chainKey?: Uint8Array;
   /**
    * Worker threads (0 to 64) that recompute record digests while this thread walks frames and links and takes
-   * its share of digests. By default one per core but one (at least 1, at most 4) when the log's segments hold
-   * more than 16 MiB, else none; `0`: every digest on this thread. The result is the same either way: a segment
-   * in which a worker finds a digest that does not match is walked again on this thread, so that the first
-   * broken link is the one a single walk finds.
+   * its share of digests. By default one per core but one (at most 4; none on one core) when the log's segments
+   * hold more than 16 MiB, else none; `0`: every digest on this thread. The result is the same either way: a
+   * segment in which a worker finds a digest that does not match (or cannot check one) is walked again on this
+   * thread, so that the first broken link is the one a single walk finds.
    */
   readonly workers?: number;
 }
