@@ -23,6 +23,7 @@ import { isSluiceError } from '../../src/errors.js';
 import { lockFileName } from '../../src/log/file/directory-lock.js';
 import { FileLog } from '../../src/log/file/file-log.js';
 import { reduce } from '../../src/views/reduce.js';
+import { collect } from '../conformance/log-suite.js';
 import { mulberry32, temporaryDirectory } from '../helpers.js';
 
 const fileLogModule = new URL('../../src/log/file/file-log.js', import.meta.url).href;
@@ -257,6 +258,9 @@ describe('concurrency', () => {
     const kept = statSync(segment).size;
     await writer.append([{ b: 2, t: 'c'.repeat(70) }, { b: 2, t: 'd' }]);
     await using reader = await FileLog.open<{ b: number; t: string }>(dir, { readonly: true });
+    // A reader that only gets records, never following: it must not read what now stands where batch 2 was.
+    await using getter = await FileLog.open<{ b: number; t: string }>(dir, { readonly: true });
+    const secondBatch = (await collect(getter.stream())).find((record) => record.value.b === 2)?.offset as number;
     const seen: number[] = [];
     const following = (async () => {
       for await (const record of reader.stream({ live: true })) seen.push(record.value.b);
@@ -281,10 +285,33 @@ describe('concurrency', () => {
     assert.ok(isSluiceError(await following, 'LOG_REWOUND'), 'the live stream ends with LOG_REWOUND');
     assert.deepEqual(seen, [1, 1, 2, 2, 3, 4]);
     await assert.rejects(reader.get(0), (error) => isSluiceError(error, 'LOG_REWOUND'));
+    await assert.rejects(getter.get(secondBatch), (error) => isSluiceError(error, 'LOG_REWOUND'));
+    await assert.rejects(collect(getter.stream()), (error) => isSluiceError(error, 'LOG_REWOUND'));
     await using reopened = await FileLog.open<{ b: number; t: string }>(dir, { readonly: true });
     const now: number[] = [];
     for await (const record of reopened.stream()) now.push(record.value.b);
     assert.deepEqual(now, [1, 1, 5, 6, 7]);
     await writer.close();
+  });
+
+  it('a reader follows on when its writer re-creates the empty newest segment under a new key (F-75)', async () => {
+    const dir = join(root, 'recreated');
+    const first = { id: 1, key: Buffer.alloc(32, 1) };
+    const second = { id: 2, key: Buffer.alloc(32, 2) };
+    await (await FileLog.open(dir, { encryption: { key: first } })).close();
+    await using reader = await FileLog.open<{ a: string }>(dir, { readonly: true, encryption: { key: first, oldKeys: [second] } });
+    const controller = new AbortController();
+    const seen: string[] = [];
+    const following = (async () => {
+      for await (const record of reader.stream({ live: true, signal: controller.signal })) {
+        seen.push(record.value.a);
+        controller.abort();
+      }
+    })().catch(() => undefined);
+    const writer = await FileLog.open<{ a: string }>(dir, { encryption: { key: second, oldKeys: [first] } });
+    await writer.append({ a: 'after the new key' });
+    await writer.close();
+    await following;
+    assert.deepEqual(seen, ['after the new key']);
   });
 });

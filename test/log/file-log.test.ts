@@ -238,6 +238,23 @@ describe('FileLog: recovery on open (F-40)', () => {
     assert.equal((await collect(log.stream({ gte: next }))).length, offsets.filter((offset) => offset >= next).length);
   });
 
+  it('reports a sealed segment cut short inside a record as CORRUPT_LOG, by stream both ways and by get', async () => {
+    const dir = freshDir();
+    const offsets: number[] = [];
+    {
+      await using log = await FileLog.open(dir, { segmentBytesMax: 4096 });
+      for (let i = 0; i < 100; i++) offsets.push(await log.append({ i, text: 'x'.repeat(100) }));
+    }
+    const second = join(dir, readdirSync(dir).filter((name) => name.endsWith('.seg')).sort()[1] as string);
+    truncateSync(second, statSync(second).size - 10);
+    await using log = await FileLog.open(dir, { readonly: true });
+    const short = (error: unknown): boolean => isSluiceError(error, 'CORRUPT_LOG') && error.file === second;
+    await assert.rejects(collect(log.stream()), short);
+    await assert.rejects(collect(log.stream({ reverse: true })), short);
+    const next = Number((readdirSync(dir).filter((name) => name.endsWith('.seg')).sort()[2] as string).slice(0, 20));
+    await assert.rejects(log.get(offsets.filter((offset) => offset < next).pop() as number), short);
+  });
+
   it('reports a damaged or future segment header as CORRUPT_SEGMENT', async () => {
     const { dir } = await logWithBatches();
     const file = join(dir, segmentName(0));

@@ -12,6 +12,11 @@ export interface CursorHost<T> {
   record(offset: number, buffer: Buffer, start: number, end: number, time: number, key: Uint8Array | undefined): LogRecord<T>;
   /** Brings in records another process appended (read-only logs); a no-op for the writer. */
   refresh(): void;
+  /**
+   * Before reading at `offset`, and before reporting a failure there: read-only logs fail with `LOG_REWOUND` when
+   * their writer cut away records they took in; a no-op for the writer.
+   */
+  check(offset: number): void;
   /** The frame flags every frame of the log carries (F-71, F-72): 0 for a plain log. */
   readonly securityFlags: number;
   /** Decrypts and decodes an encrypted frame (F-74); `CORRUPT_RECORD` when it does not authenticate. */
@@ -113,6 +118,7 @@ export class ForwardCursor<T> implements RecordCursor<T> {
     const segments = this.#host.segments;
     if (this.done) return [];
     if (this.#offset >= segments.end || this.#offset < 0) this.#host.refresh();
+    this.#host.check(Math.max(this.#offset, this.#range.low));
     this.#reader ??= new FrameReader(segments);
     const reader = this.#reader;
     if (this.#offset < 0) {
@@ -139,7 +145,10 @@ export class ForwardCursor<T> implements RecordCursor<T> {
           continue;
         }
         // Hand out the good records before the damage; the next call fails at the same place again.
-        if (records.length === 0) throw error;
+        if (records.length === 0) {
+          this.#host.check(this.#offset);
+          throw error;
+        }
       }
       break;
     }
@@ -180,6 +189,7 @@ export class ReverseCursor<T> implements RecordCursor<T> {
     const reader = this.#reader;
     const records: LogRecord<T>[] = [];
     if (reader === undefined || this.done) return records;
+    this.#host.check(this.#end - 1);
     for (;;) {
       try {
         while (records.length < max && this.#end > this.#floor) {
@@ -200,7 +210,10 @@ export class ReverseCursor<T> implements RecordCursor<T> {
           this.#end = lastRecordEndBefore(segments, reader, this.#end);
           continue;
         }
-        if (records.length === 0) throw error;
+        if (records.length === 0) {
+          this.#host.check(this.#end - 1);
+          throw error;
+        }
       }
       break;
     }

@@ -1,5 +1,5 @@
 import { checkFileMode, directoryModeOf } from '../../io/file-mode.js';
-import { closeSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, writeFileSync } from 'node:fs';
+import { closeSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { codecs, type Codec, type JsonValue } from '../../codec/codec.js';
@@ -12,7 +12,7 @@ import { ForwardCursor, recordOf, ReverseCursor, type CursorHost } from './curso
 import { Follower } from '../follower.js';
 import { checkBooleanOptions, openFailure } from '../open-checks.js';
 import { DirectoryLock } from './directory-lock.js';
-import { flagDeleted, headerBytes, offsetAt, positionOf, segmentName, segmentNamePattern, type Frame } from './format.js';
+import { flagDeleted, headerBytes, offsetAt, positionOf, readU64, segmentName, segmentNamePattern, type Frame } from './format.js';
 import { checkChainAlgorithm, genesisLink, type ChainAlgorithm } from './security/chain.js';
 import { checkChainKey, checkEncryption, type EncryptionOptions } from './security/keys.js';
 import { LogSecurity } from './security/log-security.js';
@@ -389,6 +389,7 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
       segments: this.#segments,
       record: (offset, buffer, start, end, time, key) => this._record(offset, buffer, start, end, time, key),
       refresh: () => this.#refresh(),
+      check: (offset) => this.#checkFollowed(offset),
       securityFlags: this.#security.frameFlags,
       decrypt: (offset, buffer, frame) => this.#decrypt(offset, buffer, frame),
       mismatch: (offset) => this.#security.mismatch(this.#segments, offset),
@@ -404,15 +405,22 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
   }
 
   protected _read(offset: number): LogRecord<T> {
-    if (this.#rewound !== undefined) throw this.#rewound;
     if (offset > this.since) this.#refresh();
+    this.#checkFollowed(offset);
     // Another process may have deleted (rewritten) a record this reader's window still holds.
     if (this.readonly) this.#reader.reset();
     const segments = this.#segments;
     if (offset > this.since || segments.bases.length === 0 || offset < segments.first) {
       throw new SluiceError('OFFSET_OUT_OF_RANGE', `offset ${offset} is outside the log`, { offset });
     }
-    const frame = this.#reader.at(segments.indexOf(offset), offset, 'maybe', false);
+    let frame: Frame;
+    try {
+      frame = this.#reader.at(segments.indexOf(offset), offset, 'maybe', false);
+    } catch (error) {
+      // No record there any more may mean the writer cut it away: say so rather than call it damage.
+      this.#checkFollowed(offset);
+      throw error;
+    }
     if (frame.deleted) throw new SluiceError('RECORD_DELETED', `the record at offset ${offset} was deleted`, { offset });
     return recordOf(this.#host, this.#reader, offset, frame);
   }
@@ -646,7 +654,7 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
     if (this.#rewound !== undefined) throw this.#rewound;
     const segments = this.#segments;
     for (;;) {
-      const fd = this.#followFd;
+      const fd = this.#followedFd();
       if (fd !== undefined) {
         const index = segments.bases.length - 1;
         const fileEnd = offsetAt(segments.bases[index] as number, fstatSync(fd).size);
@@ -658,40 +666,117 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
   }
 
   /**
+   * Read-only logs, before reading records of the segment being written: fails with `LOG_REWOUND` when the writer
+   * cut away records this reader took in. `offset`: what the caller is about to read (older segments are sealed,
+   * synced before the next was made, and never cut).
+   */
+  #checkFollowed(offset: number): void {
+    if (!this.readonly || this.status !== 'open') return;
+    if (this.#rewound !== undefined) throw this.#rewound;
+    const segments = this.#segments;
+    const fd = this.#followFd;
+    const index = segments.bases.length - 1;
+    if (fd === undefined || index < 0 || offset < (segments.bases[index] as number)) return;
+    this.#checkNotCut(index, offsetAt(segments.bases[index] as number, fstatSync(fd).size));
+  }
+
+  /**
+   * The descriptor of the segment being followed. While nothing of it was taken in, the writer may have re-created
+   * it under another key (F-75: a new file renamed over it): the new file is opened in its place.
+   */
+  #followedFd(): number | undefined {
+    const fd = this.#followFd;
+    const segments = this.#segments;
+    const base = segments.bases[segments.bases.length - 1];
+    if (fd === undefined || base === undefined || segments.end !== base) return fd;
+    const path = segments.path(base);
+    let replacement: number;
+    try {
+      if (statSync(path).ino === fstatSync(fd).ino) return fd;
+      replacement = openSync(path, 'r');
+    } catch {
+      return fd;
+    }
+    try {
+      checkHeader(replacement, path, base);
+    } catch {
+      closeSync(replacement);
+      return fd;
+    }
+    segments.pin(base, replacement);
+    closeSync(fd);
+    this.#followFd = replacement;
+    return replacement;
+  }
+
+  /**
    * Read-only logs: the size and checksum of the last record taken in from the segment being written, and whether
    * it was deleted. The writer never changes a record it acknowledged but to delete it (same size, F-62); a batch
    * it wrote but failed to sync (`disk` durability) it cuts away, and other processes may have read it by then.
    */
   #lastTaken: FrameMark | undefined;
   #rewound: SluiceError | undefined;
+  /** When the last record taken in was first found not to be a valid frame (see `#checkNotCut`). */
+  #unreadableSinceMs: number | undefined;
 
   #frameMark(index: number, offset: number): FrameMark | undefined {
     const bytes = Buffer.alloc(28);
     const base = this.#segments.bases[index] as number;
     if (this.#segments.read(index, positionOf(base, offset), bytes, 0, 28) < 28) return undefined;
-    return { offset, size: bytes.readUInt32LE(0), checksum: bytes.readUInt32LE(4), deleted: ((bytes[26] as number) & flagDeleted) !== 0 };
+    // A frame for another offset (its offset field, F-10) is marked size 0: no record of ours stands there.
+    const size = readU64(bytes, 8) === offset ? bytes.readUInt32LE(0) : 0;
+    return { offset, size, checksum: bytes.readUInt32LE(4), deleted: ((bytes[26] as number) & flagDeleted) !== 0 };
   }
 
-  /** Fails the log's reads with `LOG_REWOUND` when the writer cut away records this reader took in. */
+  /**
+   * Fails the log's reads with `LOG_REWOUND` when the writer cut away records this reader took in: the file is
+   * shorter than what was taken in, or the last record taken in is no longer there. A deletion rewrites that record
+   * in place (F-62) with one write, which a read can meet half done: a record that is not a valid frame is taken
+   * for cut only when it still is not after `rewriteMs`.
+   */
   #checkNotCut(index: number, fileEnd: number): void {
     const segments = this.#segments;
-    const last = this.#lastTaken;
     const base = segments.bases[index] as number;
-    let cut = fileEnd < segments.end;
-    if (!cut && last !== undefined && last.offset >= base) {
-      const now = this.#frameMark(index, last.offset);
-      cut = now === undefined || now.size !== last.size || (now.checksum !== last.checksum && !now.deleted);
+    if (fileEnd < segments.end || !this.#lastRecordStands(index, base)) {
+      const file = segments.path(base);
+      this.#rewound = new SluiceError(
+        'LOG_REWOUND',
+        `the writer cut away records this reader had read (before offset ${segments.end} of ${file}, which now ends at ` +
+          `${fileEnd}): a batch whose write or sync failed is undone after other processes could read it; reopen the ` +
+          'log to read it as it now is',
+        { file, offset: Math.min(fileEnd, segments.end) },
+      );
+      this._changed();
+      throw this.#rewound;
     }
-    if (!cut) return;
-    const file = segments.path(base);
-    this.#rewound = new SluiceError(
-      'LOG_REWOUND',
-      `the writer cut away records this reader had read (before offset ${segments.end} of ${file}): a batch whose sync ` +
-        'failed is undone after other processes could read it; reopen the log to read it as it now is',
-      { file, offset: segments.end },
-    );
-    this._changed();
-    throw this.#rewound;
+  }
+
+  /** Whether the last record taken in from segment `index` is still there (maybe deleted since), or may yet be. */
+  #lastRecordStands(index: number, base: number): boolean {
+    const last = this.#lastTaken;
+    if (last === undefined || last.offset < base) return true;
+    const now = this.#frameMark(index, last.offset);
+    // A deletion rewrites every byte but keeps the size and offset fields as they were: a frame without them is
+    // another record, or none.
+    if (now === undefined || now.size !== last.size) return false;
+    if (now.checksum === last.checksum || now.deleted) {
+      this.#unreadableSinceMs = undefined;
+      if (now.checksum !== last.checksum) this.#lastTaken = now;
+      return true;
+    }
+    // The whole frame, checked (F-12): a torn read of a deletion, or another record where it was.
+    const reader = new FrameReader(this.#segments);
+    const frame = reader.tryAt(index, last.offset, false);
+    if (typeof frame !== 'string') {
+      const checksum = reader.buffer.readUInt32LE(reader.positionOf(last.offset) + 4);
+      if (frame.size !== last.size || (checksum !== last.checksum && !frame.deleted)) return false;
+      this.#lastTaken = { offset: last.offset, size: frame.size, checksum, deleted: frame.deleted };
+      this.#unreadableSinceMs = undefined;
+      return true;
+    }
+    const nowMs = Date.now();
+    this.#unreadableSinceMs ??= nowMs;
+    return nowMs - this.#unreadableSinceMs < rewriteMs;
   }
 
   /** Advances the visible end over complete batches up to `fileEnd`; true when it moved. */
@@ -795,7 +880,8 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
       try {
         this.#refresh();
       } catch {
-        // From a watch event or a timer: the streams waiting meet the error when they read (LOG_REWOUND wakes them).
+        // From a watch event or a timer: the streams waiting read again, and meet the error there.
+        this._changed();
       }
     });
     this.#follower.start();
@@ -805,6 +891,9 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
     this.#follower?.idle();
   }
 }
+
+/** How long a deletion's rewrite of a record may take to read whole again (see `FileLog.#checkNotCut`). */
+const rewriteMs = 100;
 
 /** What a read-only log remembers of the last record it took in (see `FileLog.#checkNotCut`). */
 interface FrameMark {

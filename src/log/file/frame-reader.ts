@@ -3,6 +3,8 @@ import { getReadBytes, scanChunkBytes } from '../../limits.js';
 import { checksumMismatch, emptyFrame, fillerNotDeleted, parseFrame, positionOf, segmentName, type Frame } from './format.js';
 import type { Segments } from './segments.js';
 
+const endsInsideFrame = 'the segment ends inside the frame';
+
 /** What a read expects to find at an offset; decides how a bad frame is reported. */
 export type Expectation =
   /** The caller knows a record starts here (a scan): anything else is corruption. */
@@ -62,13 +64,13 @@ export class FrameReader {
       if (!this.#covers(index, offset, need)) {
         const want = readAhead ? Math.max(this.#chunkBytes, need) : Math.max(getReadBytes, need);
         this.#fill(index, offset, Math.min(want, limit - offset));
-        if (this.#start + this.#length < offset + need) return 'the segment ends inside the frame';
+        if (this.#start + this.#length < offset + need) return endsInsideFrame;
       }
       const position = offset - this.#start;
       const available = Math.min(this.#length - position, limit - offset);
       const parsed = parseFrame(this.buffer, position, available, offset, this.frame);
       if (typeof parsed === 'string' || !('needBytes' in parsed)) return parsed;
-      if (parsed.needBytes <= need) return 'the segment ends inside the frame';
+      if (parsed.needBytes <= need) return endsInsideFrame;
       need = parsed.needBytes;
     }
   }
@@ -123,9 +125,9 @@ export class FrameReader {
     const file = this.#segments.path(base);
     const position = positionOf(base, offset);
     const shortEnd = this.#segments.shortEndOf(index);
-    if (shortEnd !== undefined && offset >= shortEnd) {
-      // Past the end of a sealed segment's file that stops short of the next segment: the offsets in between are
-      // in no file (F-8). Whatever the read expected, the log has lost them: its files contradict each other.
+    if (shortEnd !== undefined && (offset >= shortEnd || reason === endsInsideFrame)) {
+      // At or past the end of a sealed segment's file that stops short of the next segment: the offsets up to it
+      // are in no file (F-8). Whatever the read expected, the log has lost them: its files contradict each other.
       const next = this.#segments.endOf(index);
       return new SluiceError(
         'CORRUPT_LOG',
