@@ -26,12 +26,16 @@ export const digestStats = { jobsMatched: 0, jobsNotMatched: 0, segmentsWalkedAg
 const jobBytesTarget = 512 * 1024;
 /** A gap this large between two frames to check (a compaction filler, deleted records) starts a new job. */
 const jobGapBytesMax = 64 * 1024;
+/** Jobs each worker may have waiting: the next job falls to the verifier when they all have that many. */
+const jobsAheadPerWorker = 2;
 
 /**
  * The digests to check in one segment, open as `fd`, shared out between worker threads and the verifier's own
- * thread: frames are added in file order and taken in jobs of about `jobBytesTarget` bytes, one job in every
- * `2 × workers + 1` left to the verifier (which also walks frames and links), the others sent to the workers;
- * `settle` sends the rest and tells whether every digest sent matched. Why: a digest is one `node:crypto` call per
+ * thread: frames are added in file order and taken in jobs of about `jobBytesTarget` bytes; a job goes to the
+ * workers while they have fewer than `jobsAheadPerWorker` each waiting, else the verifier (which also walks frames
+ * and links) checks it itself, so that no thread waits on another while there is work (the workers' answers come
+ * in whenever the verifier lets the event loop run); `settle` sends the rest and tells whether every digest sent
+ * matched. Why: a digest is one `node:crypto` call per
  * record, the bulk of a verification, and records' digests do not depend on each other, whereas links must be
  * computed in order. The descriptor must stay open until `settle` has resolved.
  */
@@ -47,8 +51,8 @@ export class SegmentDigests {
   #start = 0;
   #end = 0;
   #frames: number[] = [];
-  /** Jobs begun, the verifier's included; whether the one being gathered is the verifier's. */
-  #jobs = 0;
+  /** Whether a job was begun; whether the one being gathered is the verifier's. */
+  #begun = false;
   #kept = false;
 
   constructor(pool: WorkerPool<DigestJob, boolean>, fd: number, hashName: string) {
@@ -63,10 +67,10 @@ export class SegmentDigests {
    * which then checks it itself.
    */
   add(position: number, size: number, contentStart: number, digestAt: number): boolean {
-    if (this.#jobs === 0 || position - this.#end > jobGapBytesMax || this.#end - this.#start >= jobBytesTarget) {
+    if (!this.#begun || position - this.#end > jobGapBytesMax || this.#end - this.#start >= jobBytesTarget) {
       if (this.#frames.length > 0) this.#send();
-      this.#kept = this.#jobs % (2 * this.#pool.size + 1) === 0;
-      this.#jobs++;
+      this.#kept = this.#outstanding >= jobsAheadPerWorker * this.#pool.size;
+      this.#begun = true;
       this.#start = position;
     }
     this.#end = position + size;
@@ -81,11 +85,6 @@ export class SegmentDigests {
     return !this.#allMatched;
   }
 
-  /** Resolves once no more than `jobs` jobs wait for an answer. */
-  async inFlightAtMost(jobs: number): Promise<void> {
-    while (this.#outstanding > jobs) await new Promise<void>((resolve) => this.#waiting.push(resolve));
-  }
-
   /**
    * Sends what is left and waits for every answer: whether every frame added matched its digest (false also when
    * a worker could not tell, or none was left).
@@ -93,7 +92,7 @@ export class SegmentDigests {
   async settle(): Promise<boolean> {
     if (this.#frames.length > 0 && this.#allMatched) this.#send();
     this.#frames = [];
-    await this.inFlightAtMost(0);
+    while (this.#outstanding > 0) await new Promise<void>((resolve) => this.#waiting.push(resolve));
     return this.#allMatched;
   }
 

@@ -79,8 +79,8 @@ export interface VerifyChainOptions {
 const workersBytesMin = 16 * 1024 * 1024;
 const workersDefaultMax = 4;
 const workersMax = 64;
-/** Digest jobs the walk may have waiting on the workers (each ~512 KiB of frames). */
-const digestJobsAheadMax = 32;
+/** With digest workers, the walk lets their answers in this often (it shares out jobs by how many wait). */
+const digestPauseBytes = 512 * 1024;
 
 /**
  * Recomputes the chain of the native log in `dir` (F-73, F-77): for every record, its content digest (unless it
@@ -271,18 +271,21 @@ interface Segment {
 async function walkSegment(segment: Segment, state: WalkState, signal: AbortSignal | undefined, digests: SegmentDigests | undefined): Promise<void> {
   const { fd, path, base, end } = segment;
   const window = new SegmentWindow(fd, path, positionOf(base, end), checkChunkBytes);
-  let pauseAt = base + checkChunkBytes;
+  // Pauses let other work run (the workers' answers among it, which decide who checks the next digests); an abort
+  // is looked at about every `checkChunkBytes` with workers or without, as a walk reaches a verdict only between.
+  const pauseBytes = digests === undefined ? checkChunkBytes : digestPauseBytes;
+  let pauseAt = base + pauseBytes;
+  let abortCheckAt = base + checkChunkBytes;
   for (let offset = base; offset < end && state.broken === null; ) {
     if (offset >= pauseAt) {
-      // Between chunks: let other work run (the workers' answers among it), and notice an abort.
       await new Promise((resolve) => setImmediate(resolve));
-      throwIfAborted(signal, 'the chain verification');
-      if (digests !== undefined) {
-        // A digest that did not match: the segment is walked again anyway. Otherwise not too far ahead of the workers.
-        if (digests.failed) return;
-        await digests.inFlightAtMost(digestJobsAheadMax);
+      if (offset >= abortCheckAt) {
+        throwIfAborted(signal, 'the chain verification');
+        abortCheckAt = offset + checkChunkBytes;
       }
-      pauseAt = offset + checkChunkBytes;
+      // A digest that did not match: the segment is walked again anyway.
+      if (digests?.failed === true) return;
+      pauseAt = offset + pauseBytes;
     }
     // Checksums are left to `check`'s framing pass: digests and links prove more than a CRC, and skipping it
     // makes this pass a sixth faster.
