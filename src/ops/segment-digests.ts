@@ -35,9 +35,9 @@ const jobsAheadPerWorker = 2;
  * workers while they have fewer than `jobsAheadPerWorker` each waiting, else the verifier (which also walks frames
  * and links) checks it itself, so that no thread waits on another while there is work (the workers' answers come
  * in whenever the verifier lets the event loop run); `settle` sends the rest and tells whether every digest sent
- * matched. Why: a digest is one `node:crypto` call per
- * record, the bulk of a verification, and records' digests do not depend on each other, whereas links must be
- * computed in order. The descriptor must stay open until `settle` has resolved.
+ * matched. Why: a digest is one `node:crypto` call per record, the bulk of a verification, and records' digests do
+ * not depend on each other, whereas links must be computed in order. The descriptor must stay open until `settle`
+ * has resolved.
  */
 export class SegmentDigests {
   readonly #pool: WorkerPool<DigestJob, boolean>;
