@@ -690,19 +690,13 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
     const base = segments.bases[segments.bases.length - 1];
     if (fd === undefined || base === undefined || segments.end !== base) return fd;
     const path = segments.path(base);
-    let replacement: number;
     try {
       if (statSync(path).ino === fstatSync(fd).ino) return fd;
-      replacement = openSync(path, 'r');
     } catch {
       return fd;
     }
-    try {
-      checkHeader(replacement, path, base);
-    } catch {
-      closeSync(replacement);
-      return fd;
-    }
+    const replacement = openFollowed(path, base);
+    if (replacement === undefined) return fd;
     segments.pin(base, replacement);
     closeSync(fd);
     this.#followFd = replacement;
@@ -817,29 +811,16 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
     const next = segments.end;
     if (segments.bases[segments.bases.length - 1] === next) return false;
     let base = next;
-    let path = join(this.dir, segmentName(next));
-    let fd: number;
-    try {
-      fd = openSync(path, 'r');
-    } catch {
+    let fd = openFollowed(join(this.dir, segmentName(next)), next, true);
+    if (fd === null) {
       // Segments are made in order, so a newer one without this one means the writer trimmed past everything
       // this reader knows: it goes on from the oldest segment left.
       const oldest = this.#oldestSegmentAfter(next);
       if (oldest === undefined) return false;
       base = oldest;
-      path = join(this.dir, segmentName(base));
-      try {
-        fd = openSync(path, 'r');
-      } catch {
-        return false;
-      }
+      fd = openFollowed(join(this.dir, segmentName(base)), base);
     }
-    try {
-      checkHeader(fd, path, base);
-    } catch {
-      closeSync(fd);
-      return false;
-    }
+    if (fd === undefined || fd === null) return false;
     segments.bases.push(base);
     if (base !== next) {
       // Reads of the records in between (never seen here) fail with OFFSET_OUT_OF_RANGE, as trimmed ones do.
@@ -890,6 +871,29 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
   protected override _followStop(): void {
     this.#follower?.idle();
   }
+}
+
+/**
+ * Read-only logs: opens a segment file the writer made and checks its header (F-6, F-7); `undefined` when that
+ * fails (it is looked at again on the next refresh), or `null` when the file does not exist and `missing` asks to
+ * be told.
+ */
+function openFollowed(path: string, base: number): number | undefined;
+function openFollowed(path: string, base: number, missing: true): number | null | undefined;
+function openFollowed(path: string, base: number, missing = false): number | null | undefined {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (error) {
+    return missing && (error as NodeJS.ErrnoException).code === 'ENOENT' ? null : undefined;
+  }
+  try {
+    checkHeader(fd, path, base);
+  } catch {
+    closeSync(fd);
+    return undefined;
+  }
+  return fd;
 }
 
 /** How long a deletion's rewrite of a record may take to read whole again (see `FileLog.#checkNotCut`). */
