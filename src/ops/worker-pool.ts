@@ -10,6 +10,12 @@ interface ResultMessage<Result> {
   readonly result: Result;
 }
 
+/** The worker's end of the channel (`parentPort`), as `serveJobs` uses it. */
+interface JobPort<Job, Result> {
+  on(event: 'message', listener: (message: JobMessage<Job>) => void): unknown;
+  postMessage(message: ResultMessage<Result | undefined>): void;
+}
+
 interface PoolWorker {
   readonly worker: Worker;
   readonly pending: Set<number>;
@@ -108,7 +114,7 @@ export class WorkerPool<Job, Result> {
  * The worker side of a `WorkerPool`: answers each job with `work(job)`, one at a time, in the order they came;
  * a job `work` throws on is answered `undefined`.
  */
-export function serveJobs<Job, Result>(port: { on(event: 'message', listener: (message: JobMessage<Job>) => void): unknown; postMessage(message: ResultMessage<Result | undefined>): void }, work: (job: Job) => Promise<Result>): void {
+export function serveJobs<Job, Result>(port: JobPort<Job, Result>, work: (job: Job) => Promise<Result>): void {
   let queue = Promise.resolve();
   port.on('message', ({ id, job }) => {
     queue = queue.then(async () => {
