@@ -42,9 +42,10 @@ export type ErrorCode =
   /** The call was aborted through its `signal`; `cause` is the signal's reason. */
   | 'ABORTED'
   /**
-   * A read-only log found that its writer cut away records it had already read: a batch written, read here, then
-   * truncated away because its sync failed (`disk` durability) or because one write of several batches failed
-   * part-way. Every read of that log fails with this code: reopen it to read the log as it now is.
+   * A read-only log found that its writer cut away records it had already read: batches written, read here, then
+   * truncated away because a write or sync failed before they were acknowledged (in `disk` durability, every batch
+   * written since the last sync; in the others, those of a write that failed part-way). Every read of that log
+   * fails with this code: reopen it to read the log as it now is.
    */
   | 'LOG_REWOUND'
   /** A record is intact on disk but the codec could not decode it (a codec other than the one that wrote it?). */

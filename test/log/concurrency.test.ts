@@ -314,4 +314,22 @@ describe('concurrency', () => {
     await following;
     assert.deepEqual(seen, ['after the new key']);
   });
+
+  it('a chained reader whose last record was cut and replaced gives no chain head (LOG_REWOUND)', async () => {
+    const dir = join(root, 'rewound-head');
+    let writer = await FileLog.open(dir, { chain: 'sha256', durability: 'disk' });
+    await writer.append([{ a: 1 }, { a: 2 }]);
+    const segment = join(dir, readdirSync(dir).find((name) => name.endsWith('.seg')) as string);
+    const kept = statSync(segment).size;
+    await writer.append({ b: 1 });
+    await writer.close();
+    await using reader = await FileLog.open(dir, { readonly: true });
+    const head = reader.chainHead();
+    truncateSync(segment, kept);
+    writer = await FileLog.open(dir, { chain: 'sha256', durability: 'disk' });
+    // A record of the same size at the same offset: its link is another head.
+    assert.equal(await writer.append({ b: 2 }), head.offset);
+    await writer.close();
+    assert.throws(() => reader.chainHead(), (error) => isSluiceError(error, 'LOG_REWOUND'));
+  });
 });

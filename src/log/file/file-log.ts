@@ -216,6 +216,7 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
     if (this.status !== 'open') throw this._closedError();
     if (!this.chained) throw new SluiceError('SECURITY_MISMATCH', `the log at ${this.dir} is not chained`);
     const since = this.since;
+    this.#checkFollowed(since);
     return { offset: since, hash: (since < 0 ? genesisLink : this.#security.linkAt(this.#segments, since)).toString('hex') };
   }
 
@@ -677,8 +678,19 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
     const fd = this.#followFd;
     const index = segments.bases.length - 1;
     if (fd === undefined || index < 0 || offset < (segments.bases[index] as number)) return;
-    this.#checkNotCut(index, offsetAt(segments.bases[index] as number, fstatSync(fd).size));
+    const stats = fstatSync(fd);
+    // A cut, a new append and a deletion's rewrite all change the file's size or times: while they stay as at the
+    // last check that found the last record whole, that record still stands (a `get` need not read it again).
+    const seen = this.#lastChecked;
+    if (seen !== undefined && seen.last === this.#lastTaken && seen.size === stats.size && seen.mtimeMs === stats.mtimeMs && seen.ctimeMs === stats.ctimeMs) return;
+    this.#checkNotCut(index, offsetAt(segments.bases[index] as number, stats.size));
+    this.#lastChecked =
+      this.#unreadableSinceMs === undefined ? { last: this.#lastTaken, size: stats.size, mtimeMs: stats.mtimeMs, ctimeMs: stats.ctimeMs } : undefined;
   }
+
+  /** What the file looked like when `#checkFollowed` last found the last record taken in whole. */
+  #lastChecked: { last: FrameMark | undefined; size: number; mtimeMs: number; ctimeMs: number } | undefined;
+  readonly #markBytes = Buffer.alloc(28);
 
   /**
    * The descriptor of the segment being followed. While nothing of it was taken in, the writer may have re-created
@@ -714,7 +726,7 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
   #unreadableSinceMs: number | undefined;
 
   #frameMark(index: number, offset: number): FrameMark | undefined {
-    const bytes = Buffer.alloc(28);
+    const bytes = this.#markBytes;
     const base = this.#segments.bases[index] as number;
     if (this.#segments.read(index, positionOf(base, offset), bytes, 0, 28) < 28) return undefined;
     // A frame for another offset (its offset field, F-10) is marked size 0: no record of ours stands there.
