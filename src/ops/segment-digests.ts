@@ -51,8 +51,7 @@ export class SegmentDigests {
   #start = 0;
   #end = 0;
   #frames: number[] = [];
-  /** Whether a job was begun; whether the one being gathered is the verifier's. */
-  #begun = false;
+  /** Whether the job being gathered is the verifier's. */
   #kept = false;
 
   constructor(pool: WorkerPool<DigestJob, boolean>, fd: number, hashName: string) {
@@ -67,10 +66,10 @@ export class SegmentDigests {
    * which then checks it itself.
    */
   add(position: number, size: number, contentStart: number, digestAt: number): boolean {
-    if (!this.#begun || position - this.#end > jobGapBytesMax || this.#end - this.#start >= jobBytesTarget) {
+    // `#end` is 0 only before the first frame: frames start after the segment header.
+    if (this.#end === 0 || position - this.#end > jobGapBytesMax || this.#end - this.#start >= jobBytesTarget) {
       if (this.#frames.length > 0) this.#send();
       this.#kept = this.#outstanding >= jobsAheadPerWorker * this.#pool.size;
-      this.#begun = true;
       this.#start = position;
     }
     this.#end = position + size;

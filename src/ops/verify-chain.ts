@@ -78,7 +78,8 @@ export interface VerifyChainOptions {
 /** Below this many bytes of segments, starting worker threads costs more than they save. */
 const workersBytesMin = 16 * 1024 * 1024;
 const workersDefaultMax = 4;
-const workersMax = 64;
+/** The most `workers` a verification takes. */
+export const workersMax = 64;
 /** With digest workers, the walk lets their answers in this often (it shares out jobs by how many wait). */
 const digestPauseBytes = 512 * 1024;
 

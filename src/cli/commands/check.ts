@@ -3,6 +3,7 @@ import type { CommandLine } from '../args.js';
 import { usageText, type Command, type CommandIo } from '../command.js';
 import { exitStatus } from '../report.js';
 import { chainKeyOf } from '../log-format.js';
+import { workersMax } from '../../ops/verify-chain.js';
 import { runInterruptible } from './interrupt.js';
 
 const usage = usageText(
@@ -47,7 +48,7 @@ async function run(line: CommandLine, io: CommandIo): Promise<number> {
   if (head !== undefined && !/^[0-9a-fA-F]{64}$/.test(head)) throw line.usageError('--head must be 64 hexadecimal digits');
   const workers = line.integer('workers');
   if (workers !== undefined && !verifyChain) throw line.usageError('--workers goes with --verify-chain');
-  if (workers !== undefined && workers > 64) throw line.usageError('--workers must be at most 64');
+  if (workers !== undefined && workers > workersMax) throw line.usageError(`--workers must be at most ${workersMax}`);
   const chainKey = chainKeyOf(line);
   const report = await runInterruptible((context) =>
     check(dir, {

@@ -117,8 +117,9 @@ export class ForwardCursor<T> implements RecordCursor<T> {
   next(max: number): LogRecord<T>[] {
     const segments = this.#host.segments;
     if (this.done) return [];
+    // Taking in new records checks for a cut as well.
     if (this.#offset >= segments.end || this.#offset < 0) this.#host.refresh();
-    this.#host.check(Math.max(this.#offset, this.#range.low));
+    else this.#host.check(this.#offset);
     this.#reader ??= new FrameReader(segments);
     const reader = this.#reader;
     if (this.#offset < 0) {

@@ -406,8 +406,9 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
   }
 
   protected _read(offset: number): LogRecord<T> {
+    // Taking in new records checks for a cut as well.
     if (offset > this.since) this.#refresh();
-    this.#checkFollowed(offset);
+    else this.#checkFollowed(offset);
     // Another process may have deleted (rewritten) a record this reader's window still holds.
     if (this.readonly) this.#reader.reset();
     const segments = this.#segments;
