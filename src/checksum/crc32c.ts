@@ -18,8 +18,9 @@ export const jsBytesMax = 384;
 
 const polynomial = 0x82f63b78;
 
-/** table[k * 256 + b]: the CRC of byte b followed by k zero bytes (slicing-by-8). */
-const table = buildTable();
+/** table[k * 256 + b]: the CRC of byte b followed by k zero bytes (slicing-by-8). Shared with crc32c.wat. */
+export const crc32cTable: Int32Array = buildTable();
+const table = crc32cTable;
 
 function buildTable(): Int32Array {
   const result = new Int32Array(8 * 256);

@@ -1,6 +1,8 @@
 import { readSync } from 'node:fs';
+import { ChecksumWindow } from '../checksum/crc32c-wasm.js';
+import { crc32c } from '../checksum/crc32c.js';
 import { SluiceError } from '../errors.js';
-import { emptyFrame, flagBatchContinues, frameBytesMin, parseFrame, readU64, type Frame } from '../log/file/format.js';
+import { emptyFrame, flagBatchContinues, frameBytesMin, parseFrame, readU64, type Checksum, type Frame } from '../log/file/format.js';
 
 /**
  * A window over one open segment file for whole-file passes (`check`, `recover`): bytes are read in large
@@ -16,6 +18,8 @@ export class SegmentWindow {
   readonly #end: number;
   readonly #chunkBytes: number;
   #buffer: Buffer;
+  /** The checksum of ranges of `#buffer`: its WebAssembly one while it is a `ChecksumWindow`'s. */
+  #checksum: Checksum;
   /** The window: `#buffer[0, #length)` holds the file's bytes from position `#start`. */
   #start = 0;
   #length = 0;
@@ -26,7 +30,10 @@ export class SegmentWindow {
     this.#path = path;
     this.#end = end;
     this.#chunkBytes = chunkBytes;
-    this.#buffer = Buffer.allocUnsafe(Math.max(0, Math.min(chunkBytes, end)));
+    const capacity = Math.max(0, Math.min(chunkBytes, end));
+    const window = ChecksumWindow.create(capacity);
+    this.#buffer = window?.buffer ?? Buffer.allocUnsafe(capacity);
+    this.#checksum = window?.checksum ?? crc32c;
   }
 
   /** The bytes the positions of the last frame returned refer to. */
@@ -47,7 +54,7 @@ export class SegmentWindow {
         if (this.#length < need) return 'the segment ends inside the frame';
       }
       const at = position - this.#start;
-      const parsed = parseFrame(this.#buffer, at, this.#length - at, offset, this.#frame, verifyChecksum);
+      const parsed = parseFrame(this.#buffer, at, this.#length - at, offset, this.#frame, verifyChecksum ? this.#checksum : null);
       if (typeof parsed === 'string' || !('needBytes' in parsed)) return parsed;
       if (parsed.needBytes <= need) return 'the segment ends inside the frame';
       need = parsed.needBytes;
@@ -83,7 +90,11 @@ export class SegmentWindow {
 
   #fill(position: number, bytes: number): void {
     const want = Math.max(0, Math.min(Math.max(bytes, this.#chunkBytes), this.#end - position));
-    if (want > this.#buffer.length) this.#buffer = Buffer.allocUnsafe(want);
+    if (want > this.#buffer.length) {
+      // A frame larger than the window: the JavaScript checksum hands large ranges to the native one.
+      this.#buffer = Buffer.allocUnsafe(want);
+      this.#checksum = crc32c;
+    }
     let done = 0;
     try {
       while (done < want) {

@@ -1,7 +1,14 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { crc32c as crc32cNative } from '@node-rs/crc32';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { ChecksumWindow } from '../../src/checksum/crc32c-wasm.js';
+import { crc32cWasmBase64 } from '../../src/checksum/crc32c-wasm-module.js';
 import { crc32c, crc32cJs, jsBytesMax } from '../../src/checksum/crc32c.js';
+
+/** The repository (tests run from dist/test/checksum). */
+const root = fileURLToPath(new URL('../../../', import.meta.url));
 
 describe('crc32c', () => {
   it('gives the standard check value', () => {
@@ -24,5 +31,36 @@ describe('crc32c', () => {
         if (end - start < 2 * jsBytesMax) assert.equal(crc32cJs(bytes, start, end), expected);
       }
     }
+  });
+});
+
+describe('ChecksumWindow (crc32c.wat)', () => {
+  it('agrees with the native implementation at every length and alignment', () => {
+    const window = ChecksumWindow.create(2048) as ChecksumWindow;
+    assert.ok(window !== undefined, 'WebAssembly is available on Node');
+    let seed = 11;
+    for (let i = 0; i < window.buffer.length; i++) {
+      seed = (seed * 1_103_515_245 + 12_345) >>> 0;
+      window.buffer[i] = seed >>> 24;
+    }
+    assert.equal(window.checksum(window.buffer, 3, 3 + 9), crc32cNative(window.buffer.subarray(3, 12)));
+    for (let start = 0; start < 9; start++) {
+      for (let end = start; end <= 1100; end++) {
+        assert.equal(window.checksum(window.buffer, start, end), crc32cNative(window.buffer.subarray(start, end)), `[${start}, ${end})`);
+      }
+    }
+    // The last bytes of the window, and a window of the standard check value.
+    assert.equal(window.checksum(window.buffer, 1000, 2048), crc32cNative(window.buffer.subarray(1000, 2048)));
+    const small = ChecksumWindow.create(9) as ChecksumWindow;
+    small.buffer.write('123456789', 'latin1');
+    assert.equal(small.checksum(small.buffer, 0, 9), 0xe3069283);
+    assert.throws(() => ChecksumWindow.create(-1), RangeError);
+  });
+
+  it('is the module crc32c.wat compiles to (npm run wasm)', async () => {
+    // The generated module is checked in; the .wat is its source.
+    const { compileWat } = (await import(pathToFileURL(join(root, 'scripts/wasm.mjs')).href)) as { compileWat(path: string): Promise<Buffer> };
+    const bytes = await compileWat(join(root, 'src/checksum/crc32c.wat'));
+    assert.equal(bytes.toString('base64'), crc32cWasmBase64);
   });
 });

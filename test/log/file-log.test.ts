@@ -156,6 +156,35 @@ describe('FileLog: segments', () => {
     await rejectsWith(collect(again.stream({ reverse: true })), 'CORRUPT_RECORD');
     assert.deepEqual(await again.get(offsets[4] as number), { i: 4 });
   });
+
+  it('finds damage past a scan\'s first chunk, where its checksums are computed in WebAssembly', async () => {
+    const dir = freshDir();
+    const log = await FileLog.open(dir);
+    const offsets: number[] = [];
+    for (let i = 0; i < 4000; i += 100) {
+      offsets.push(...(await log.append(Array.from({ length: 100 }, (_, j) => ({ i: i + j, pad: 'p'.repeat((i + j) % 200) })))));
+    }
+    await log.close();
+    // Well past the first chunk (256 KiB) of a scan and into its window's later reads: a flip in one value byte.
+    const victimIndex = 3500;
+    const victim = offsets[victimIndex] as number;
+    assert.ok(victim > 300 * 1024, `at ${victim}`);
+    flipByte(join(dir, segmentName(0)), 64 + victim + 33);
+    await using again = await FileLog.open(dir);
+    const seen: number[] = [];
+    await assert.rejects(
+      (async () => {
+        for await (const record of again.stream()) seen.push(record.offset);
+      })(),
+      (error: Error & { code?: string; offset?: number }) => error.code === 'CORRUPT_RECORD' && error.offset === victim,
+    );
+    assert.deepEqual(seen, offsets.slice(0, victimIndex));
+    // Gets, from the log's own reader, once it reads through its window too.
+    assert.deepEqual(await again.get(offsets[10] as number), { i: 10, pad: 'p'.repeat(10) });
+    await rejectsWith(again.get(victim), 'CORRUPT_RECORD');
+    assert.deepEqual(await again.get(offsets[victimIndex + 1] as number), { i: victimIndex + 1, pad: 'p'.repeat((victimIndex + 1) % 200) });
+    await rejectsWith(collect(again.stream({ reverse: true })), 'CORRUPT_RECORD');
+  });
 });
 
 describe('FileLog: recovery on open (F-40)', () => {

@@ -251,8 +251,9 @@ export interface Frame {
 /**
  * Checks the frame that starts at `position` in `buffer` (which holds `available` valid bytes from there on)
  * against F-12 and returns its parts, or a reason string when it is not a valid frame for `offset`.
- * `needBytes` on the result tells the caller to read more and try again. `verifyChecksum: false` leaves rule 5
- * out, for the one pass that proves the content by other means (the chain's digests, F-77).
+ * `needBytes` on the result tells the caller to read more and try again. `checksum` computes rule 5's CRC-32C
+ * of a range of `buffer` (a `ChecksumWindow`'s, when the buffer is one); `null` leaves rule 5 out, for the one
+ * pass that proves the content by other means (the chain's digests, F-77).
  */
 export function parseFrame(
   buffer: Buffer,
@@ -260,7 +261,7 @@ export function parseFrame(
   available: number,
   offset: number,
   into: Frame,
-  verifyChecksum = true,
+  checksum: Checksum | null = crc32c,
 ): Frame | string | { needBytes: number } {
   if (available < 4) return { needBytes: 4 };
   const size = u32(buffer, position);
@@ -277,7 +278,7 @@ export function parseFrame(
   const seal = (flags & flagEncrypted) === 0 ? 0 : sealBytes;
   const chain = (flags & flagChained) === 0 ? 0 : chainBytes;
   if (frameOverheadBytes + seal + chain + keyLength > size) return 'the key is longer than the frame';
-  if (verifyChecksum && u32(buffer, position + 4) !== crc32c(buffer, position + 8, position + size)) {
+  if (checksum !== null && u32(buffer, position + 4) !== checksum(buffer, position + 8, position + size)) {
     return checksumMismatch;
   }
   // F-11: a filler is always a deleted frame; readers skip deleted frames only, so a filler that is not one would
@@ -298,6 +299,9 @@ export function parseFrame(
   into.chainStart = chain === 0 ? -1 : position + size - 4 - chainBytes;
   return into;
 }
+
+/** A CRC-32C of `bytes[start, end)`, as `crc32c` computes it. */
+export type Checksum = (bytes: Uint8Array, start: number, end: number) => number;
 
 /** The reason `parseFrame` gives when only the checksum is wrong: the record is there, but damaged. */
 export const checksumMismatch = 'the checksum does not match';

@@ -1,6 +1,8 @@
 import { SluiceError } from '../../errors.js';
 import { getReadBytes, scanChunkBytes } from '../../limits.js';
-import { checksumMismatch, emptyFrame, fillerNotDeleted, parseFrame, positionOf, segmentName, type Frame } from './format.js';
+import { ChecksumWindow } from '../../checksum/crc32c-wasm.js';
+import { crc32c } from '../../checksum/crc32c.js';
+import { checksumMismatch, emptyFrame, fillerNotDeleted, parseFrame, positionOf, segmentName, type Checksum, type Frame } from './format.js';
 import type { Segments } from './segments.js';
 
 const endsInsideFrame = 'the segment ends inside the frame';
@@ -21,6 +23,11 @@ export class FrameReader {
   readonly #segments: Segments;
   readonly #chunkBytes: number;
   buffer: Buffer;
+  /** The checksum of ranges of `buffer`: its WebAssembly one while it is the `ChecksumWindow`'s. */
+  #checksum: Checksum = crc32c;
+  /** Made at the second read (see `#useWindow`); `null` where WebAssembly is not available. */
+  #window: ChecksumWindow | null | undefined;
+  #reads = 0;
   /** The window: `buffer[0, length)` holds segment `index`'s bytes starting at log offset `start`. */
   #index = -1;
   #start = 0;
@@ -68,7 +75,7 @@ export class FrameReader {
       }
       const position = offset - this.#start;
       const available = Math.min(this.#length - position, limit - offset);
-      const parsed = parseFrame(this.buffer, position, available, offset, this.frame);
+      const parsed = parseFrame(this.buffer, position, available, offset, this.frame, this.#checksum);
       if (typeof parsed === 'string' || !('needBytes' in parsed)) return parsed;
       if (parsed.needBytes <= need) return endsInsideFrame;
       need = parsed.needBytes;
@@ -102,7 +109,12 @@ export class FrameReader {
   }
 
   #fill(index: number, offset: number, bytes: number): void {
-    if (bytes > this.buffer.length) this.buffer = Buffer.allocUnsafe(bytes);
+    this.#useWindow(bytes);
+    if (bytes > this.buffer.length) {
+      // A frame larger than the window: the JavaScript checksum hands large ranges to the native one.
+      this.buffer = Buffer.allocUnsafe(bytes);
+      this.#checksum = crc32c;
+    }
     const base = this.#segments.bases[index] as number;
     // The window is claimed only once the read succeeded: a failed read (an I/O error, a trimmed segment) must
     // not leave the old bytes posing as the new position's, for the retry to parse.
@@ -111,6 +123,23 @@ export class FrameReader {
     this.#index = index;
     this.#start = offset;
     this.#length = length;
+  }
+
+  /**
+   * Reads into the `ChecksumWindow` from the reader's second read on (a scan past its first chunk, a log's
+   * second `get`), when the read fits it: making one costs about as much as checksumming a few hundred records
+   * in JavaScript, which a stream of a few records would pay for nothing.
+   */
+  #useWindow(bytes: number): void {
+    if (this.#window === undefined) {
+      if (this.#reads++ === 0) return;
+      this.#window = ChecksumWindow.create(this.#chunkBytes) ?? null;
+    }
+    const window = this.#window;
+    if (window !== null && bytes <= window.buffer.length && this.buffer !== window.buffer) {
+      this.buffer = window.buffer;
+      this.#checksum = window.checksum;
+    }
   }
 
   /** Fills the window with `[start, end)`, reading back to `lowest` and at least a chunk when there is one. */
