@@ -1,7 +1,8 @@
 // Compiles src/checksum/crc32c.wat with wabt into src/checksum/crc32c-wasm-module.ts (the bytes, base64), so
-// that the package needs no compiler at install or run time. `npm run wasm` after changing the .wat; a test
+// that the package needs no WebAssembly text compiler at install or run time (V8 compiles the bytes on load). `npm run wasm` after changing the .wat; a test
 // checks that the two agree.
 import { readFileSync, writeFileSync } from 'node:fs'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 import wabtInit from 'wabt'
 
 export async function compileWat (path) {
@@ -24,8 +25,8 @@ export function moduleSource (bytes) {
   ].join('\n')
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  const bytes = await compileWat(new URL('../src/checksum/crc32c.wat', import.meta.url).pathname)
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const bytes = await compileWat(fileURLToPath(new URL('../src/checksum/crc32c.wat', import.meta.url)))
   writeFileSync(new URL('../src/checksum/crc32c-wasm-module.ts', import.meta.url), moduleSource(bytes))
   console.log(`crc32c.wat: ${bytes.length} bytes`)
 }

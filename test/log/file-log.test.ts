@@ -156,34 +156,99 @@ describe('FileLog: segments', () => {
     await rejectsWith(collect(again.stream({ reverse: true })), 'CORRUPT_RECORD');
     assert.deepEqual(await again.get(offsets[4] as number), { i: 4 });
   });
+});
 
-  it('finds damage past a scan\'s first chunk, where its checksums are computed in WebAssembly', async () => {
+describe('FileLog: checksums in WebAssembly (ChecksumWindow)', () => {
+  /** A log of 4,000 records of 40 to 240 bytes (one segment), with one value byte of record `victimIndex` flipped. */
+  async function damagedLog(victimIndex: number, bigAt?: number): Promise<{ dir: string; offsets: number[]; victim: number }> {
     const dir = freshDir();
     const log = await FileLog.open(dir);
     const offsets: number[] = [];
     for (let i = 0; i < 4000; i += 100) {
       offsets.push(...(await log.append(Array.from({ length: 100 }, (_, j) => ({ i: i + j, pad: 'p'.repeat((i + j) % 200) })))));
+      // A record larger than a reader's window (256 KiB): it is read into a buffer of its own.
+      if (bigAt === i) await log.append({ big: 'b'.repeat(300 * 1024) });
     }
     await log.close();
-    // Well past the first chunk (256 KiB) of a scan and into its window's later reads: a flip in one value byte.
-    const victimIndex = 3500;
     const victim = offsets[victimIndex] as number;
-    assert.ok(victim > 300 * 1024, `at ${victim}`);
     flipByte(join(dir, segmentName(0)), 64 + victim + 33);
-    await using again = await FileLog.open(dir);
+    return { dir, offsets, victim };
+  }
+
+  const isDamageAt = (victim: number) => (error: Error & { code?: string; offset?: number }) =>
+    error.code === 'CORRUPT_RECORD' && error.offset === victim;
+
+  async function offsetsBeforeFailure(log: FileLog, options: { reverse?: boolean } = {}): Promise<{ seen: number[]; error: unknown }> {
     const seen: number[] = [];
-    await assert.rejects(
-      (async () => {
-        for await (const record of again.stream()) seen.push(record.offset);
-      })(),
-      (error: Error & { code?: string; offset?: number }) => error.code === 'CORRUPT_RECORD' && error.offset === victim,
-    );
-    assert.deepEqual(seen, offsets.slice(0, victimIndex));
+    try {
+      for await (const record of log.stream(options)) seen.push(record.offset);
+    } catch (error) {
+      return { seen, error };
+    }
+    return { seen, error: undefined };
+  }
+
+  it('finds damage past a scan\'s first chunk, streaming and in gets', async () => {
+    // Well past the first chunk (256 KiB) of a scan, which is read into a plain buffer.
+    const { dir, offsets, victim } = await damagedLog(3500);
+    assert.ok(victim > 300 * 1024, `at ${victim}`);
+    await using again = await FileLog.open(dir);
+    const { seen, error } = await offsetsBeforeFailure(again);
+    assert.ok(isDamageAt(victim)(error as Error), String(error));
+    assert.deepEqual(seen, offsets.slice(0, 3500));
     // Gets, from the log's own reader, once it reads through its window too.
     assert.deepEqual(await again.get(offsets[10] as number), { i: 10, pad: 'p'.repeat(10) });
     await rejectsWith(again.get(victim), 'CORRUPT_RECORD');
-    assert.deepEqual(await again.get(offsets[victimIndex + 1] as number), { i: victimIndex + 1, pad: 'p'.repeat((victimIndex + 1) % 200) });
-    await rejectsWith(collect(again.stream({ reverse: true })), 'CORRUPT_RECORD');
+    assert.deepEqual(await again.get(offsets[3501] as number), { i: 3501, pad: 'p'.repeat(3501 % 200) });
+  });
+
+  it('finds damage reading backwards, past the first chunk read back', async () => {
+    const { dir, offsets, victim } = await damagedLog(300);
+    await using again = await FileLog.open(dir);
+    const { seen, error } = await offsetsBeforeFailure(again, { reverse: true });
+    assert.ok(isDamageAt(victim)(error as Error), String(error));
+    assert.deepEqual(seen, offsets.slice(301).reverse());
+  });
+
+  it('finds damage after a record larger than the window', async () => {
+    const { dir, offsets, victim } = await damagedLog(3500, 1000);
+    await using again = await FileLog.open(dir);
+    const { seen, error } = await offsetsBeforeFailure(again);
+    assert.ok(isDamageAt(victim)(error as Error), String(error));
+    assert.equal(seen.length, 3501);
+    assert.deepEqual(seen.filter((offset) => offsets.includes(offset)), offsets.slice(0, 3500));
+  });
+
+  it('falls back to the JavaScript checksum without WebAssembly, or without address space for it', async (t) => {
+    const { dir, offsets, victim } = await damagedLog(3500);
+    const script = `
+      import { FileLog } from ${JSON.stringify(fileLogModule)};
+      console.log('started');
+      const log = await FileLog.open(process.argv[1], { readonly: true });
+      const seen = [];
+      try {
+        for await (const record of log.stream()) seen.push(record.offset);
+      } catch (error) {
+        console.log(JSON.stringify({ code: error.code, offset: error.offset, name: error.name, seen: seen.length }));
+      }
+      await log.close();
+    `;
+    const runs = [
+      ['--jitless', [process.execPath, '--jitless', '--input-type=module', '-e', script, dir]],
+      // V8 reserves ~10 GiB of address space for each WebAssembly memory: under this limit it cannot.
+      ['ulimit -v', ['/bin/sh', '-c', 'ulimit -v 4000000 && exec "$0" --input-type=module -e "$1" "$2"', process.execPath, script, dir]],
+    ] as const;
+    for (const [label, [command, ...args]] of runs) {
+      const result = spawnSync(command, args, { encoding: 'utf8', timeout: 60_000 });
+      if (!result.stdout.startsWith('started')) {
+        t.diagnostic(`${label}: node did not start here (${result.stderr.trim().split('\n')[0] ?? ''})`);
+        continue;
+      }
+      assert.doesNotMatch(result.stderr, /error/i, label);
+      const outcome = JSON.parse(result.stdout.trim().split('\n')[1] ?? '{}') as { code?: string; offset?: number; seen?: number };
+      assert.deepEqual(outcome, { code: 'CORRUPT_RECORD', offset: victim, name: 'SluiceError', seen: 3500 }, label);
+    }
+    assert.equal(offsets.length, 4000);
   });
 });
 
