@@ -1,6 +1,6 @@
 // Compiles src/checksum/crc32c.wat with wabt into src/checksum/crc32c-wasm-module.ts (the bytes, base64), so
-// that the package needs no WebAssembly text compiler at install or run time (V8 compiles the bytes on load). `npm run wasm` after changing the .wat; a test
-// checks that the two agree.
+// that the package needs no WebAssembly text compiler at install or run time (V8 compiles the bytes on load).
+// `npm run wasm` after changing the .wat; a test checks that the two agree.
 import { readFileSync, writeFileSync } from 'node:fs'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import wabtInit from 'wabt'
