@@ -220,7 +220,7 @@ describe('FileLog: checksums in WebAssembly (ChecksumWindow)', () => {
   });
 
   it('falls back to the JavaScript checksum without WebAssembly, or without address space for it', async (t) => {
-    const { dir, offsets, victim } = await damagedLog(3500);
+    const { dir, victim } = await damagedLog(3500);
     const script = `
       import { FileLog } from ${JSON.stringify(fileLogModule)};
       console.log('started');
@@ -248,7 +248,6 @@ describe('FileLog: checksums in WebAssembly (ChecksumWindow)', () => {
       const outcome = JSON.parse(result.stdout.trim().split('\n')[1] ?? '{}') as { code?: string; offset?: number; seen?: number };
       assert.deepEqual(outcome, { code: 'CORRUPT_RECORD', offset: victim, name: 'SluiceError', seen: 3500 }, label);
     }
-    assert.equal(offsets.length, 4000);
   });
 });
 
