@@ -1,4 +1,4 @@
-import { crc32c, crc32cTable } from './crc32c.js';
+import { crc32c, crc32cTable, type Checksum } from './crc32c.js';
 import { crc32cWasmBase64 } from './crc32c-wasm-module.js';
 
 /** What this module uses of the `WebAssembly` global (typed by the DOM library, which this package leaves out). */
@@ -49,8 +49,8 @@ function compiledModule(): object | null {
 export class ChecksumWindow {
   /** `capacity` bytes, in the module's memory. */
   readonly buffer: Buffer;
-  /** The CRC-32C of `buffer[start, end)`; the first argument is only there to match `crc32c`'s signature. */
-  readonly checksum: (bytes: Uint8Array, start: number, end: number) => number;
+  /** The CRC-32C of `buffer[start, end)` (of another array's range, by `crc32c`). */
+  readonly checksum: Checksum;
 
   private constructor(buffer: Buffer, crc: (at: number, length: number) => number) {
     this.buffer = buffer;
@@ -78,5 +78,42 @@ export class ChecksumWindow {
     windowsAlive++;
     windowsCollected.register(window, undefined);
     return window;
+  }
+}
+
+/**
+ * The buffer a reader reads into, and the checksum of its ranges: a `ChecksumWindow` of `capacity` bytes from
+ * the reader's second read on (making one costs about as much as checksumming a few hundred records in
+ * JavaScript, which a reader of a few records would pay for nothing), a plain buffer before, for a read larger
+ * than the window, and wherever a window cannot be had (then `checksum` is `crc32c`).
+ */
+export class ReadBuffer {
+  buffer: Buffer;
+  checksum: Checksum = crc32c;
+  readonly #capacity: number;
+  /** `null`: none will be made (none could be, or checksums are not wanted). */
+  #window: ChecksumWindow | null | undefined;
+  #reads = 0;
+
+  /** `checksums: false`: the reader never checks checksums, so no window is made. */
+  constructor(capacity: number, checksums = true) {
+    this.#capacity = capacity;
+    this.buffer = Buffer.allocUnsafe(capacity);
+    if (!checksums) this.#window = null;
+  }
+
+  /** Before each read: makes `buffer` one that holds `bytes`, and `checksum` its checksum. */
+  fit(bytes: number): Buffer {
+    if (this.#window === undefined && this.#reads++ > 0) this.#window = ChecksumWindow.create(this.#capacity) ?? null;
+    const window = this.#window;
+    if (window != null && bytes <= window.buffer.length) {
+      this.buffer = window.buffer;
+      this.checksum = window.checksum;
+    } else if (bytes > this.buffer.length) {
+      // A read larger than the window: the JavaScript checksum hands large ranges to the native one.
+      this.buffer = Buffer.allocUnsafe(bytes);
+      this.checksum = crc32c;
+    }
+    return this.buffer;
   }
 }

@@ -13,6 +13,9 @@ export function crc32c(bytes: Uint8Array, start: number, end: number): number {
   return end - start <= jsBytesMax ? crc32cJs(bytes, start, end) : crc32cNative(bytes.subarray(start, end));
 }
 
+/** A CRC-32C of `bytes[start, end)`, as `crc32c` computes it (or a `ChecksumWindow`'s, for its own buffer). */
+export type Checksum = (bytes: Uint8Array, start: number, end: number) => number;
+
 /** Inputs up to this size are checksummed in JavaScript. */
 export const jsBytesMax = 384;
 

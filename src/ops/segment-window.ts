@@ -1,8 +1,7 @@
 import { readSync } from 'node:fs';
-import { ChecksumWindow } from '../checksum/crc32c-wasm.js';
-import { crc32c } from '../checksum/crc32c.js';
+import { ReadBuffer } from '../checksum/crc32c-wasm.js';
 import { SluiceError } from '../errors.js';
-import { emptyFrame, flagBatchContinues, frameBytesMin, parseFrame, readU64, type Checksum, type Frame } from '../log/file/format.js';
+import { emptyFrame, flagBatchContinues, frameBytesMin, parseFrame, readU64, type Frame } from '../log/file/format.js';
 
 /**
  * A window over one open segment file for whole-file passes (`check`, `recover`): bytes are read in large
@@ -17,36 +16,36 @@ export class SegmentWindow {
   /** File position past which nothing is read. */
   readonly #end: number;
   readonly #chunkBytes: number;
-  #buffer: Buffer;
-  /** The checksum of ranges of `#buffer`: its WebAssembly one while it is a `ChecksumWindow`'s. */
-  #checksum: Checksum;
-  /** The window: `#buffer[0, #length)` holds the file's bytes from position `#start`. */
+  readonly #read: ReadBuffer;
+  readonly #checksums: boolean;
+  /** The window: `buffer[0, #length)` holds the file's bytes from position `#start`. */
   #start = 0;
   #length = 0;
   readonly #frame: Frame = emptyFrame();
 
-  constructor(fd: number, path: string, end: number, chunkBytes: number) {
+  /**
+   * `checksums: false` checks the framing of frames only (rule 5 left out), for a pass that proves their content
+   * otherwise (the chain's digests, F-77).
+   */
+  constructor(fd: number, path: string, end: number, chunkBytes: number, checksums = true) {
     this.#fd = fd;
     this.#path = path;
     this.#end = end;
     this.#chunkBytes = chunkBytes;
-    const capacity = Math.max(0, Math.min(chunkBytes, end));
-    const window = ChecksumWindow.create(capacity);
-    this.#buffer = window?.buffer ?? Buffer.allocUnsafe(capacity);
-    this.#checksum = window?.checksum ?? crc32c;
+    this.#checksums = checksums;
+    this.#read = new ReadBuffer(Math.max(0, Math.min(chunkBytes, end)), checksums);
   }
 
   /** The bytes the positions of the last frame returned refer to. */
   get buffer(): Buffer {
-    return this.#buffer;
+    return this.#read.buffer;
   }
 
   /**
    * The valid frame at file `position` for log `offset`, or the reason there is none (F-12). The frame's parts
-   * are positions in a buffer that the next call may reuse. `verifyChecksum: false` checks the framing only
-   * (rule 5 left out), for a pass that proves the content otherwise (the chain's digests, F-77).
+   * are positions in a buffer that the next call may reuse.
    */
-  frameAt(position: number, offset: number, verifyChecksum = true): Frame | string {
+  frameAt(position: number, offset: number): Frame | string {
     let need = 4;
     for (;;) {
       if (position < this.#start || position + need > this.#start + this.#length) {
@@ -54,7 +53,7 @@ export class SegmentWindow {
         if (this.#length < need) return 'the segment ends inside the frame';
       }
       const at = position - this.#start;
-      const parsed = parseFrame(this.#buffer, at, this.#length - at, offset, this.#frame, verifyChecksum ? this.#checksum : null);
+      const parsed = parseFrame(this.buffer, at, this.#length - at, offset, this.#frame, this.#checksums ? this.#read.checksum : null);
       if (typeof parsed === 'string' || !('needBytes' in parsed)) return parsed;
       if (parsed.needBytes <= need) return 'the segment ends inside the frame';
       need = parsed.needBytes;
@@ -72,7 +71,7 @@ export class SegmentWindow {
       this.#fill(position, frameBytesMin);
       if (this.#length < frameBytesMin) return false;
     }
-    if (readU64(this.#buffer, position - this.#start + 8) !== offset) return false;
+    if (readU64(this.buffer, position - this.#start + 8) !== offset) return false;
     return typeof this.frameAt(position, offset) !== 'string';
   }
 
@@ -84,21 +83,17 @@ export class SegmentWindow {
    */
   framingAt(position: number): { size: number; batchContinues: boolean } {
     const at = position - this.#start;
-    const size = this.#buffer.readUInt32LE(at);
-    return { size, batchContinues: ((this.#buffer[at + 26] as number) & flagBatchContinues) !== 0 };
+    const size = this.buffer.readUInt32LE(at);
+    return { size, batchContinues: ((this.buffer[at + 26] as number) & flagBatchContinues) !== 0 };
   }
 
   #fill(position: number, bytes: number): void {
     const want = Math.max(0, Math.min(Math.max(bytes, this.#chunkBytes), this.#end - position));
-    if (want > this.#buffer.length) {
-      // A frame larger than the window: the JavaScript checksum hands large ranges to the native one.
-      this.#buffer = Buffer.allocUnsafe(want);
-      this.#checksum = crc32c;
-    }
+    const buffer = this.#read.fit(want);
     let done = 0;
     try {
       while (done < want) {
-        const read = readSync(this.#fd, this.#buffer, done, want - done, position + done);
+        const read = readSync(this.#fd, buffer, done, want - done, position + done);
         if (read === 0) break;
         done += read;
       }

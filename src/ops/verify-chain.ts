@@ -271,7 +271,7 @@ interface Segment {
  */
 async function walkSegment(segment: Segment, state: WalkState, signal: AbortSignal | undefined, digests: SegmentDigests | undefined): Promise<void> {
   const { fd, path, base, end } = segment;
-  const window = new SegmentWindow(fd, path, positionOf(base, end), checkChunkBytes);
+  const window = new SegmentWindow(fd, path, positionOf(base, end), checkChunkBytes, false);
   // Pauses let other work run (the workers' answers among it, which decide who checks the next digests); an abort
   // is looked at about every `checkChunkBytes` with workers or without, as a walk reaches a verdict only between.
   const pauseBytes = digests === undefined ? checkChunkBytes : digestPauseBytes;
@@ -291,7 +291,7 @@ async function walkSegment(segment: Segment, state: WalkState, signal: AbortSign
     // Checksums are left to `check`'s framing pass: digests and links prove more than a CRC, and skipping it
     // makes this pass a sixth faster.
     const position = positionOf(base, offset);
-    const frame = window.frameAt(position, offset, false);
+    const frame = window.frameAt(position, offset);
     if (typeof frame === 'string') {
       state.stoppedBy = `${path}:${position}: ${frame}`;
       return;

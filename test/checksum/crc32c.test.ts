@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { crc32c as crc32cNative } from '@node-rs/crc32';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { ChecksumWindow } from '../../src/checksum/crc32c-wasm.js';
+import { ChecksumWindow, ReadBuffer } from '../../src/checksum/crc32c-wasm.js';
 import { crc32cWasmBase64 } from '../../src/checksum/crc32c-wasm-module.js';
 import { crc32c, crc32cJs, jsBytesMax } from '../../src/checksum/crc32c.js';
 
@@ -55,6 +55,28 @@ describe('ChecksumWindow (crc32c.wat)', () => {
     small.buffer.write('123456789', 'latin1');
     assert.equal(small.checksum(small.buffer, 0, 9), 0xe3069283);
     assert.throws(() => ChecksumWindow.create(-1), RangeError);
+  });
+
+  it('is read into from a reader\'s second read on, while reads fit it (ReadBuffer)', () => {
+    const read = new ReadBuffer(4096);
+    const first = read.fit(100);
+    assert.equal(read.checksum, crc32c, 'the first read goes to a plain buffer');
+    const second = read.fit(100);
+    assert.notEqual(second, first);
+    assert.notEqual(read.checksum, crc32c);
+    second.write('123456789', 'latin1');
+    assert.equal(read.checksum(second, 0, 9), 0xe3069283);
+    // A read larger than the window, then one that fits again.
+    const large = read.fit(10_000);
+    assert.equal(large.length, 10_000);
+    assert.equal(read.checksum, crc32c);
+    assert.equal(read.fit(4096), second);
+    assert.notEqual(read.checksum, crc32c);
+    // A reader that never checks checksums never makes a window.
+    const framing = new ReadBuffer(4096, false);
+    framing.fit(100);
+    framing.fit(100);
+    assert.equal(framing.checksum, crc32c);
   });
 
   it('is the module crc32c.wat compiles to (npm run wasm)', async () => {

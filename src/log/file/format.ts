@@ -1,4 +1,4 @@
-import { crc32c } from '../../checksum/crc32c.js';
+import { crc32c, type Checksum } from '../../checksum/crc32c.js';
 import { keyBytesMax, valueBytesMax } from '../../limits.js';
 
 /**
@@ -299,9 +299,6 @@ export function parseFrame(
   into.chainStart = chain === 0 ? -1 : position + size - 4 - chainBytes;
   return into;
 }
-
-/** A CRC-32C of `bytes[start, end)`, as `crc32c` computes it. */
-export type Checksum = (bytes: Uint8Array, start: number, end: number) => number;
 
 /** The reason `parseFrame` gives when only the checksum is wrong: the record is there, but damaged. */
 export const checksumMismatch = 'the checksum does not match';

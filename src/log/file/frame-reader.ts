@@ -1,8 +1,7 @@
 import { SluiceError } from '../../errors.js';
 import { getReadBytes, scanChunkBytes } from '../../limits.js';
-import { ChecksumWindow } from '../../checksum/crc32c-wasm.js';
-import { crc32c } from '../../checksum/crc32c.js';
-import { checksumMismatch, emptyFrame, fillerNotDeleted, parseFrame, positionOf, segmentName, type Checksum, type Frame } from './format.js';
+import { ReadBuffer } from '../../checksum/crc32c-wasm.js';
+import { checksumMismatch, emptyFrame, fillerNotDeleted, parseFrame, positionOf, segmentName, type Frame } from './format.js';
 import type { Segments } from './segments.js';
 
 const endsInsideFrame = 'the segment ends inside the frame';
@@ -22,12 +21,7 @@ export type Expectation =
 export class FrameReader {
   readonly #segments: Segments;
   readonly #chunkBytes: number;
-  buffer: Buffer;
-  /** The checksum of ranges of `buffer`: its WebAssembly one while it is the `ChecksumWindow`'s. */
-  #checksum: Checksum = crc32c;
-  /** Made at the second read (see `#useWindow`); `null` where WebAssembly is not available. */
-  #window: ChecksumWindow | null | undefined;
-  #reads = 0;
+  readonly #read: ReadBuffer;
   /** The window: `buffer[0, length)` holds segment `index`'s bytes starting at log offset `start`. */
   #index = -1;
   #start = 0;
@@ -37,7 +31,12 @@ export class FrameReader {
   constructor(segments: Segments, chunkBytes = scanChunkBytes) {
     this.#segments = segments;
     this.#chunkBytes = chunkBytes;
-    this.buffer = Buffer.allocUnsafe(chunkBytes);
+    this.#read = new ReadBuffer(chunkBytes);
+  }
+
+  /** The bytes of the window (see `positionOf`). */
+  get buffer(): Buffer {
+    return this.#read.buffer;
   }
 
   /** Position in `buffer` of log offset `offset` (valid right after `at` / `endingAt` for that frame). */
@@ -75,7 +74,7 @@ export class FrameReader {
       }
       const position = offset - this.#start;
       const available = Math.min(this.#length - position, limit - offset);
-      const parsed = parseFrame(this.buffer, position, available, offset, this.frame, this.#checksum);
+      const parsed = parseFrame(this.buffer, position, available, offset, this.frame, this.#read.checksum);
       if (typeof parsed === 'string' || !('needBytes' in parsed)) return parsed;
       if (parsed.needBytes <= need) return endsInsideFrame;
       need = parsed.needBytes;
@@ -109,37 +108,15 @@ export class FrameReader {
   }
 
   #fill(index: number, offset: number, bytes: number): void {
-    this.#useWindow(bytes);
-    if (bytes > this.buffer.length) {
-      // A frame larger than the window: the JavaScript checksum hands large ranges to the native one.
-      this.buffer = Buffer.allocUnsafe(bytes);
-      this.#checksum = crc32c;
-    }
+    const buffer = this.#read.fit(bytes);
     const base = this.#segments.bases[index] as number;
     // The window is claimed only once the read succeeded: a failed read (an I/O error, a trimmed segment) must
     // not leave the old bytes posing as the new position's, for the retry to parse.
     this.reset();
-    const length = this.#segments.read(index, positionOf(base, offset), this.buffer, 0, bytes);
+    const length = this.#segments.read(index, positionOf(base, offset), buffer, 0, bytes);
     this.#index = index;
     this.#start = offset;
     this.#length = length;
-  }
-
-  /**
-   * Reads into the `ChecksumWindow` from the reader's second read on (a scan past its first chunk, a log's
-   * second `get`), when the read fits it: making one costs about as much as checksumming a few hundred records
-   * in JavaScript, which a stream of a few records would pay for nothing.
-   */
-  #useWindow(bytes: number): void {
-    if (this.#window === undefined) {
-      if (this.#reads++ === 0) return;
-      this.#window = ChecksumWindow.create(this.#chunkBytes) ?? null;
-    }
-    const window = this.#window;
-    if (window !== null && bytes <= window.buffer.length && this.buffer !== window.buffer) {
-      this.buffer = window.buffer;
-      this.#checksum = window.checksum;
-    }
   }
 
   /** Fills the window with `[start, end)`, reading back to `lowest` and at least a chunk when there is one. */
