@@ -15,7 +15,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { readdirSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync, renameSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Sluice } from '../../src/db/sluice.js';
@@ -49,6 +49,8 @@ async function runChild(script: string, env: Record<string, string> = {}): Promi
   assert.equal(code, 0, `the child failed: ${stderr}`);
   return stdout;
 }
+
+const segmentNames = (dir: string): string[] => readdirSync(dir).filter((name) => name.endsWith('.seg')).sort();
 
 describe('concurrency', () => {
   const root = temporaryDirectory('sluice-concurrency-');
@@ -313,6 +315,32 @@ describe('concurrency', () => {
     await writer.close();
     await following;
     assert.deepEqual(seen, ['after the new key']);
+  });
+
+  it('a reader that sees its writer\'s next segment before the end of the one it follows does not take it for a trim', async () => {
+    // What a reader can meet: it looked at the segment it follows while the writer was writing its last batch, and
+    // the writer has sealed it and made the next segment since. The newer segment must not read as a trim.
+    const dir = join(root, 'next-before-end');
+    const writer = await FileLog.open<{ n: number; p: string }>(dir, { segmentBytesMax: 4096 });
+    for (let n = 0; segmentNames(dir).length < 2; n += 5) {
+      await writer.append(Array.from({ length: 5 }, (_, i) => ({ n: n + i, p: 'x'.repeat(60) })));
+    }
+    const written = await collect(writer.stream());
+    await writer.close();
+    const [sealed, newest] = segmentNames(dir).map((name) => join(dir, name)) as [string, string];
+    const sealedBytes = readFileSync(sealed);
+    renameSync(newest, `${newest}.aside`);
+    // The reader starts while the sealed segment was still the newest, its last batch half written.
+    truncateSync(sealed, sealedBytes.length - 10);
+    await using reader = await FileLog.open<{ n: number; p: string }>(dir, { readonly: true });
+    const before = reader.since;
+    // Then it looks again when the next segment exists but the end of its own is not yet in view.
+    renameSync(`${newest}.aside`, newest);
+    assert.deepEqual((await collect(reader.stream())).map((record) => record.offset), written.filter((record) => record.offset <= before).map((record) => record.offset));
+    assert.equal(reader.firstOffset, 0);
+    // Once the end of the sealed segment is in view, the reader reads every record, in both segments.
+    writeFileSync(sealed, sealedBytes);
+    assert.deepEqual((await collect(reader.stream())).map((record) => record.value.n), written.map((record) => record.value.n));
   });
 
   it('a chained reader whose last record was cut and replaced gives no chain head (LOG_REWOUND)', async () => {

@@ -1,5 +1,5 @@
 import { checkFileMode, directoryModeOf } from '../../io/file-mode.js';
-import { closeSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { codecs, type Codec, type JsonValue } from '../../codec/codec.js';
@@ -826,8 +826,12 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
     let base = next;
     let fd = openFollowed(join(this.dir, segmentName(next)), next, true);
     if (fd === null) {
-      // Segments are made in order, so a newer one without this one means the writer trimmed past everything
-      // this reader knows: it goes on from the oldest segment left.
+      // Segments are trimmed from the front: while the one followed is still there, no segment starts at `next`
+      // because this reader has not taken in the end of the one it follows (the writer finished its last batch,
+      // sealed it and made the next one since the last look). The next refresh takes that end in.
+      if (existsSync(segments.path(segments.bases[segments.bases.length - 1] as number))) return false;
+      // Else the writer trimmed past everything this reader knows (segments are made in order, so a newer one
+      // without this one means that): it goes on from the oldest segment left.
       const oldest = this.#oldestSegmentAfter(next);
       if (oldest === undefined) return false;
       base = oldest;
