@@ -263,6 +263,6 @@ describe('fuzz: native log files', () => {
       await buildTemplate('leftovers', 'leftovers'),
     ];
     assert.ok(templates.every((template) => template.files.has(deletesFileName) === template.erasing.size > 0));
-    await runCases('native log', fuzzCases(1000, 0.3), fuzzSeed(1_000_000), (random, seed) => fuzzCase(templates, random, seed));
+    await runCases('native log', fuzzCases(600, 0.3), fuzzSeed(1_000_000), (random, seed) => fuzzCase(templates, random, seed));
   });
 });

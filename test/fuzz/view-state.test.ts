@@ -148,7 +148,7 @@ function craftedState(body: string): Buffer {
 describe('fuzz: view state files', () => {
   it('a damaged state file is reported and rebuilt; answers always equal a recomputation', async () => {
     const template = await buildTemplate('template');
-    await runCases('view state', fuzzCases(500, 0.05), fuzzSeed(3_000_000), (random, seed) => fuzzCase(template, random, seed));
+    await runCases('view state', fuzzCases(300, 0.05), fuzzSeed(3_000_000), (random, seed) => fuzzCase(template, random, seed));
   });
 
   it('crafted bodies: wrong shapes, __proto__, a since ahead of the log or inside a record', async () => {

@@ -1,5 +1,5 @@
 /**
- * The short torture run of `npm test`: 50 SIGKILLs spread over every scenario of `scenarios.ts` (`npm run
+ * The short torture run of `npm test`: 36 SIGKILLs spread over every scenario of `scenarios.ts` (`npm run
  * torture` runs 1,000). After each kill the log must hold every durable acknowledged record intact, nothing but
  * whole batches, keep its deletions and trims, have complete backups and views equal to their recomputation, and
  * take the next append (`verify.ts`). Rerun with SLUICE_TORTURE_SEED=<seed>.
@@ -11,7 +11,7 @@ import { tortureScenario } from './engine.js';
 import { scenarios } from './scenarios.js';
 
 const seed = process.env.SLUICE_TORTURE_SEED === undefined ? 0x70a7 : Number(process.env.SLUICE_TORTURE_SEED);
-const killsTotal = 50;
+const killsTotal = 36;
 
 describe('torture: SIGKILL at seeded moments', () => {
   const root = temporaryDirectory('sluice-torture-');
