@@ -224,8 +224,8 @@ export class IndexView<T> implements View<T> {
     await context.ready(options);
     const offset = storeRead(this.#file(), () => this.#store().get(key as Key));
     if (offset === undefined) return undefined;
-    const record = await readUnlessDeleted(this.#record(key, checkStoredOffset(offset, this.#file())));
-    return record === deletedRecord ? undefined : { key, offset, value: record.value };
+    const record = await readUnlessGone(this.#record(key, checkStoredOffset(offset, this.#file())));
+    return record === goneRecord ? undefined : { key, offset, value: record.value };
   }
 
   /**
@@ -284,8 +284,8 @@ export class IndexView<T> implements View<T> {
         skip += found.length;
         let skipped = 0;
         for (const { key, offset } of found) {
-          const entry = await readUnlessDeleted(item(key as IndexKey, offset));
-          if (entry === deletedRecord) {
+          const entry = await readUnlessGone(item(key as IndexKey, offset));
+          if (entry === goneRecord) {
             skipped++;
             continue;
           }
@@ -308,8 +308,8 @@ export class IndexView<T> implements View<T> {
         if (batch.since <= covered) continue;
         for (const [key, offset] of batch.entries) {
           if (remaining === 0 || offset <= covered || !inRange(key, options)) continue;
-          const entry = await readUnlessDeleted(item(key, offset));
-          if (entry === deletedRecord) continue;
+          const entry = await readUnlessGone(item(key, offset));
+          if (entry === goneRecord) continue;
           remaining--;
           yield entry;
         }
@@ -355,14 +355,27 @@ export class IndexView<T> implements View<T> {
   }
 }
 
-/** Marks an entry whose record was deleted: a crash between the log's deletion and the view's left it behind. */
-const deletedRecord = Symbol('deleted record');
+/**
+ * Whether a read of an index entry's record failed because the record is no longer in the log, so the entry is
+ * to be skipped: deleted (`RECORD_DELETED`), or below the log's first offset after a trim dropped its segment
+ * (`OFFSET_OUT_OF_RANGE`: an entry never points past what the view has seen, and a view ahead of its log is
+ * rebuilt before it answers).
+ */
+export function isRecordGone(error: unknown): boolean {
+  return isSluiceError(error, 'RECORD_DELETED') || isSluiceError(error, 'OFFSET_OUT_OF_RANGE');
+}
 
-async function readUnlessDeleted<E>(read: Promise<E>): Promise<E | typeof deletedRecord> {
+/**
+ * Marks an entry whose record is gone from the log: deleted (a crash between the log's deletion and the view's
+ * left the entry behind), or trimmed away with its segment (a trim does not visit the views).
+ */
+const goneRecord = Symbol('gone record');
+
+async function readUnlessGone<E>(read: Promise<E>): Promise<E | typeof goneRecord> {
   try {
     return await read;
   } catch (error) {
-    if (isSluiceError(error, 'RECORD_DELETED')) return deletedRecord;
+    if (isRecordGone(error)) return goneRecord;
     throw error;
   }
 }

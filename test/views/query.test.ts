@@ -584,3 +584,20 @@ describe('query view: validation', () => {
     await assert.rejects(collect(query<Doc>(1).read({})), /not in use by a database/);
   });
 });
+
+describe('query view: record keys', () => {
+  it('keeps a key that starts with U+FEFF as it is, distinct from the key without it', async () => {
+    await using db = await Sluice.open<{ n: number }>(temporaryDirectory());
+    const view = db.use('q', query<{ n: number }>(1, { indexes: [{ name: 'key', value: [['key']] }] }));
+    await db.append({ n: 1 }, { key: 'a' });
+    await db.append({ n: 2 }, { key: '\ufeffa' });
+    const run = async (stages: Query['query']): Promise<unknown[]> => {
+      const found: unknown[] = [];
+      for await (const row of view.read({ query: stages })) found.push(row);
+      return found;
+    };
+    assert.deepEqual(await run([{ $map: ['key'] }]), ['a', '\ufeffa']);
+    assert.deepEqual(await run([{ $filter: { key: 'a' } }, { $map: ['value', 'n'] }]), [1]);
+    assert.deepEqual(await run([{ $filter: { key: '\ufeffa' } }, { $map: ['value', 'n'] }]), [2]);
+  });
+});

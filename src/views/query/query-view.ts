@@ -1,8 +1,8 @@
 import { join } from 'node:path';
-import { checkStoredOffset, storedSinceProblem, storeRead } from '../index-view.js';
+import { checkStoredOffset, isRecordGone, storedSinceProblem, storeRead } from '../index-view.js';
 import { closeViewStore, committed, handleCommitFailure, openViewStore, orderedBinaryKeys, type StoreDurability } from '../lmdb-store.js';
 import { type Database, type Key, type RootDatabase } from 'lmdb';
-import { isSluiceError, SluiceError } from '../../errors.js';
+import { SluiceError } from '../../errors.js';
 import { indexBatchRecords } from '../../limits.js';
 import type { LogRecord } from '../../log/log.js';
 import type { ReadOptions, View, ViewContext } from '../view.js';
@@ -63,7 +63,8 @@ const queryKeys = new Set(['query', 'reverse', 'limit', 'live']);
 const versionKey = 'version';
 const sinceKey = 'since';
 const indexesKey = 'indexes';
-const utf8 = new TextDecoder();
+// A key is the record's bytes as text: a leading U+FEFF is part of it, not a byte-order mark to drop.
+const utf8 = new TextDecoder('utf-8', { ignoreBOM: true });
 
 function toQueryRecord<T>(record: LogRecord<T>): QueryRecord<T> {
   return {
@@ -392,8 +393,9 @@ export class QueryView<T> implements View<T> {
         try {
           record = await context.getRecord(offset);
         } catch (error) {
-          // An entry a crash left behind between the log's deletion and the view's: the record is gone.
-          if (isSluiceError(error, 'RECORD_DELETED')) continue;
+          // An entry a crash left behind between the log's deletion and the view's, or one a trim left: the record
+          // is gone.
+          if (isRecordGone(error)) continue;
           throw error;
         }
         yield record;

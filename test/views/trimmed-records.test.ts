@@ -1,0 +1,66 @@
+/**
+ * A trim drops the log's oldest segments without visiting the views: the entries of index, key, time and query
+ * views that point into them stay until the views are rebuilt. Reads must skip them as records no longer in the
+ * log, and answer as a scan of what is left does.
+ */
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { it } from 'node:test';
+import { Sluice } from '../../src/db/sluice.js';
+import { FileLog } from '../../src/log/file/file-log.js';
+import { index } from '../../src/views/index-view.js';
+import { keyIndex, timeIndex } from '../../src/views/key-time-index.js';
+import { query } from '../../src/views/query/index.js';
+import { temporaryDirectory } from '../helpers.js';
+
+interface Post {
+  readonly author: string;
+  readonly n: number;
+  readonly pad: string;
+}
+
+async function collect<R>(results: AsyncIterable<R>): Promise<R[]> {
+  const found: R[] = [];
+  for await (const result of results) found.push(result);
+  return found;
+}
+
+it('index-served reads after a trim skip the trimmed records and answer as a scan does', async () => {
+  const root = temporaryDirectory();
+  await using log = await FileLog.open<Post>(join(root, 'log'), { segmentBytesMax: 4096 });
+  await using db = await Sluice.open<Post>(join(root, 'db'), { log });
+  const indexed = db.use('indexed', query<Post>(1, { indexes: [{ name: 'author', value: [['value', 'author']] }] }));
+  const scanned = db.use('scanned', query<Post>(1));
+  const byAuthor = db.use('byAuthor', index<Post>(1, (post) => [post.author, post.n]));
+  const byN = db.use('byN', index<Post>(1, (post) => post.n));
+  const byKey = db.use('byKey', keyIndex<Post>(1));
+  const byTime = db.use('byTime', timeIndex<Post>(1));
+  const offsets: number[] = [];
+  for (let n = 0; n < 200; n++) {
+    const author = n % 2 === 1 ? '@a' : '@b';
+    offsets.push(await db.append({ author, n, pad: 'x'.repeat(100) }, { key: n % 2 === 1 ? 'odd' : `even-${n}`, time: 1000 + n }));
+  }
+  await log.trim({ beforeOffset: offsets[100] });
+  const first = log.firstOffset;
+  const firstN = offsets.indexOf(first);
+  assert.ok(firstN > 0 && firstN <= 100, 'the trim dropped whole segments from the front');
+  const left = Array.from({ length: 200 - firstN }, (_, i) => firstN + i);
+  const even = left.filter((n) => n % 2 === 0);
+  const odd = left.filter((n) => n % 2 === 1);
+
+  const q = { query: [{ $filter: { value: { author: '@b' } } }, { $map: ['value', 'n'] }] } as const;
+  const expected = even;
+  assert.deepEqual(await collect(scanned.read(q)), expected);
+  assert.deepEqual(await collect(indexed.read(q)), expected, 'served by the index');
+  assert.equal(indexed.explain(q).index, 'author');
+
+  assert.equal(await byN.get(0), undefined, 'a trimmed entry reads as no entry');
+  assert.equal((await byN.get(firstN))?.offset, first);
+  const entries = await collect(byAuthor.read({ gte: ['@a'], lt: ['@b'], limit: 5 }));
+  assert.deepEqual(entries.map((entry) => entry.value.n), odd.slice(0, 5), 'a limit counts only records still there');
+
+  assert.equal(await byKey.last('even-0'), undefined);
+  assert.deepEqual((await collect(byKey.records('odd'))).map((record) => record.value.n), odd);
+  assert.equal((await byTime.firstAtOrAfter(0))?.offset, first);
+  assert.deepEqual((await collect(byTime.between(0, 5000))).map((record) => record.value.n), left);
+});
