@@ -33,8 +33,20 @@ export function checkTail(window: FrameWindow, size: number): TailVerdict {
   }
   const last = window.tryEndingAt(size);
   if (typeof last !== 'string') return { end: size, since: last.start, rest: undefined };
+  if (window.width !== 0) {
+    // A 3.x record whose write stopped just before its end field is a whole legacy record, so a legacy reading
+    // of such a file proves nothing once its first record is valid here: a torn tail is what upstream cuts on
+    // open, and refusing the file with a hint to open it as legacy would lead to reading it wrongly.
+    const found = walkBack(window, size) ?? walkForward(window, size);
+    const rest = classifyRest(window, found.end, size);
+    if (rest.torn) return { ...found, rest };
+    const other = readsAs(window, size, [0]);
+    if (other !== undefined) throw notThisFormat(window, found.end, rest.problem, other);
+    return { ...found, rest };
+  }
   // A file that another format reads from end to end was written in that format: say so rather than call it
-  // damaged (the legacy format reads the first record of a 3.x file, whose end field follows it).
+  // damaged (the legacy format reads the first record of a 3.x file, whose end field follows it). Its tail is
+  // never judged as a legacy one: cutting it there would cut a 3.x file's records.
   const other = readsAs(window, size);
   if (other !== undefined) {
     const prefix = walkForward(window, size);
@@ -108,10 +120,10 @@ function describeFormat(width: OffsetWidth): string {
   return width === 0 ? 'legacy (pre-3.0) flumelog-offset' : `flumelog-offset ${width}-byte-offset`;
 }
 
-/** Another format in which the file's first and last records are both valid, if there is one. */
-function readsAs(window: FrameWindow, size: number): OffsetWidth | undefined {
+/** Another format (not one of `excluded`) in which the file's first and last records are both valid, if any. */
+function readsAs(window: FrameWindow, size: number, excluded: readonly OffsetWidth[] = []): OffsetWidth | undefined {
   for (const width of [4, 6, 8, 0] as const) {
-    if (width === window.width) continue;
+    if (width === window.width || excluded.includes(width)) continue;
     const other = new FrameWindow(window.fd, window.file, width, 4096);
     const last = other.tryEndingAt(size);
     // Zeros read as empty legacy records: an empty last record proves nothing.

@@ -155,6 +155,29 @@ describe('FlumeOffsetLog and flumelog-offset 3.4.4', () => {
     });
   }
 
+  for (const format of formats.filter((candidate) => candidate.width !== 0)) {
+    it(`cuts a last record whose end field was not written, as flumelog-offset does (${format.label})`, async () => {
+      // Without its end field a 3.x record is a whole legacy record: the file must not be taken for a legacy one.
+      for (const records of [2, 3]) {
+        const original = fresh();
+        {
+          await using log = await FlumeOffsetLog.open<unknown>(original, format.options);
+          for (let i = 0; i < records; i++) await log.append({ i, text: 'r'.repeat(i * 5) });
+        }
+        writeFileSync(original, readFileSync(original).subarray(0, statSync(original).size - format.width));
+        const theirs = fresh();
+        copyFileSync(original, theirs);
+        const upstream = await Upstream.open(theirs, format.width);
+        await using log = await FlumeOffsetLog.open<unknown>(original, format.options);
+        assert.equal(log.since, upstream.since);
+        assert.equal((await collect(log.stream())).length, records - 1);
+        await upstream.append({ after: true });
+        await log.append({ after: true });
+        assert.ok(readFileSync(original).equals(readFileSync(theirs)), `the files differ (${records} records)`);
+      }
+    });
+  }
+
   it('deletes as flumelog-offset does: each sees the other’s deletes', async () => {
     const file = fresh();
     const upstream = await Upstream.open(file, 4);
