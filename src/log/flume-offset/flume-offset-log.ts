@@ -1,5 +1,5 @@
 import { checkFileMode, directoryModeOf } from '../../io/file-mode.js';
-import { closeSync, constants, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, unlinkSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { codecs, type Codec, type JsonValue } from '../../codec/codec.js';
 import { asError, SluiceError } from '../../errors.js';
@@ -7,6 +7,7 @@ import { checkBooleanOptions, openFailure } from '../open-checks.js';
 import { getReadBytes, fileModeDefault } from '../../limits.js';
 import { AbstractLog, checkOffset, checkOffsets, type EncodedEntry, type RecordCursor } from '../abstract-log.js';
 import { DirectoryLock } from '../file/directory-lock.js';
+import { syncDirectorySync } from '../file/segment-files.js';
 import { Follower } from '../follower.js';
 import { writeFully } from '../../io/positioned.js';
 import type { LogRecord, LogSupports } from '../log.js';
@@ -160,6 +161,10 @@ export class FlumeOffsetLog<T = JsonValue> extends AbstractLog<T> {
     verdict = this.#cutShortWrite(verdict);
     // A read-only open reads the valid prefix and leaves the rest to the writer.
     if (verdict.end < size && !this.readonly) this.#cut(verdict.end, size);
+    // The intent spoke of a write before this open; left in place it would name a range that this writer's own
+    // appends (a single record writes no intent) can later end inside, and a later open would cut them. Synced,
+    // so that a power failure does not bring it back over records already made durable.
+    if (!this.readonly && this.#removeIntent()) syncDirectorySync(dirname(file));
     this.#window.reset();
     this.#end = verdict.end;
     if (!this.readonly) {
@@ -199,6 +204,17 @@ export class FlumeOffsetLog<T = JsonValue> extends AbstractLog<T> {
     const before = checkTail(this.#window, intent.start);
     // An intent that does not fit this file (left by another file of the same name) is ignored.
     return before.rest === undefined && before.end === intent.start ? before : verdict;
+  }
+
+  /** Removes the write intent file, whoever wrote it; true if there was one. */
+  #removeIntent(): boolean {
+    try {
+      unlinkSync(writeIntentPath(this.file));
+      return true;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw error;
+    }
   }
 
   /** Moves the bytes after `end` into `<file>.quarantine/` and truncates the file there. */
@@ -331,8 +347,9 @@ export class FlumeOffsetLog<T = JsonValue> extends AbstractLog<T> {
     this.#follower?.close();
     try {
       await this.#writer?.close();
-      // Every write is whole now: the intent has nothing left to say.
-      if (this.#intentFd >= 0 && this.#writer?.failure === undefined) rmSync(writeIntentPath(this.file), { force: true });
+      // Every write is whole now: the intent has nothing left to say. After a failed write it stays, for the next
+      // open to cut what that write left.
+      if (this.#writer !== undefined && this.#writer.failure === undefined) this.#removeIntent();
     } finally {
       this.#release();
     }

@@ -11,6 +11,7 @@ import { describe, it } from 'node:test';
 import { codecs } from '../../../src/codec/codec.js';
 import { isSluiceError, type ErrorCode } from '../../../src/errors.js';
 import { FlumeOffsetLog, type FlumeOffsetLogOptions } from '../../../src/log/flume-offset/flume-offset-log.js';
+import { recordWriteIntent } from '../../../src/log/flume-offset/write-intent.js';
 import { collect } from '../../conformance/log-suite.js';
 import { temporaryDirectory } from '../../helpers.js';
 import { Upstream } from './upstream.js';
@@ -150,8 +151,10 @@ describe('FlumeOffsetLog', () => {
     await reader.close();
     assert.equal(statSync(copy).size, cutAt, 'a read-only open modifies nothing');
 
+    const intent = readFileSync(`${copy}.write`);
     const reopened = await FlumeOffsetLog.open<unknown>(copy, { offsetWidth: 4 });
     assert.equal(reopened.since, kept[2]);
+    assert.equal(existsSync(`${copy}.write`), false, 'a writable open removes the intent once it has cut');
     assert.equal(statSync(copy).size, offsets[0]);
     const quarantined = readdirSync(`${copy}.quarantine`);
     assert.equal(quarantined.length, 1);
@@ -164,11 +167,39 @@ describe('FlumeOffsetLog', () => {
     // An intent whose start is not where a record ends in this file (another file's) changes nothing.
     const other = await written({ offsetWidth: 4 }, values);
     const size = statSync(other).size;
-    const intent = readFileSync(`${copy}.write`);
     writeFileSync(`${other}.write`, intent);
     await using otherLog = await FlumeOffsetLog.open<unknown>(other, { offsetWidth: 4 });
     assert.equal(statSync(other).size, size);
     assert.equal((await collect(otherLog.stream())).length, values.length);
+  });
+
+  it('removes a stale intent on open, so that later appends inside its range are never cut (O-10)', async () => {
+    const file = fresh();
+    {
+      await using log = await FlumeOffsetLog.open<unknown>(file, { offsetWidth: 4 });
+      await log.append({ first: 1 });
+    }
+    const size = statSync(file).size;
+    // What a kill leaves between an intent's write and the write it announces: the write never began.
+    const stale = (): void => {
+      const fd = openSync(`${file}.write`, 'w', 0o600);
+      recordWriteIntent(fd, { start: size, end: size + 5000 });
+      closeSync(fd);
+    };
+    stale();
+    const acknowledged: number[] = [];
+    {
+      await using log = await FlumeOffsetLog.open<unknown>(file, { offsetWidth: 4 });
+      assert.equal(existsSync(`${file}.write`), false, 'the open removed the intent it found');
+      // Single records write no intent of their own; they end inside the stale one's range.
+      for (let i = 0; i < 5; i++) acknowledged.push(await log.append({ i, pad: 'x'.repeat(100) }));
+      // An intent this writer did not write is removed by its clean close too.
+      stale();
+    }
+    assert.equal(existsSync(`${file}.write`), false, 'a clean close removes any intent');
+    await using log = await FlumeOffsetLog.open<unknown>(file, { offsetWidth: 4 });
+    assert.equal(log.since, acknowledged.at(-1), 'acknowledged records were cut');
+    assert.equal(statSync(file).size > size, true);
   });
 
   it('holds a lock: a second writer is refused, readers are not', async () => {
