@@ -76,6 +76,13 @@ export const viewCheckpointIdleMs = 1000;
 export const importBatchRecords = 4096;
 
 /**
+ * Value bytes per append when `sluice import` or `sluice export` copies a log, whatever the count: large records
+ * would otherwise make a batch of `importBatchRecords` exceed `batchBytesMax`. A quarter of it, so that the
+ * record that crosses the budget (at most `valueBytesMax`) and the frames' overhead still fit.
+ */
+export const importBatchBytes = 64 * MiB;
+
+/**
  * In `sluice/flume`, a view's stream of records ends only when the database ends it. An unexpected end (the sink
  * finished, or the log's stream failed) restarts it, and a failed stream first rebuilds the view. This many
  * restarts in a row, without the view getting further than at the previous one, stop the view instead: a view

@@ -6,6 +6,7 @@ import { FlumeOffsetLog } from '../log/flume-offset/flume-offset-log.js';
 import { importBatchRecords } from '../limits.js';
 import type { ViewProgress } from '../views/runner.js';
 import { ProgressMeter } from '../progress/meter.js';
+import { checkBatchBytes } from './import.js';
 
 export interface ExportOptions {
   /** The offset width of the file written (4, 6 or 8; default 4). */
@@ -19,6 +20,8 @@ export interface ExportOptions {
   readonly encryption?: EncryptionOptions;
   /** The mode of the files created (default 0o600, owner only; see `FileLogOptions.fileMode`). */
   readonly fileMode?: number;
+  /** Value bytes gathered before each append of the copy (default and largest `importBatchBytes`, 64 MiB). */
+  readonly batchBytes?: number;
 }
 
 export interface ExportResult {
@@ -39,6 +42,7 @@ export async function exportFlumeOffset(dir: string, file: string, options: Expo
   // lstat, not exists: a symbolic link (even one pointing nowhere) is a file that exists and is never written through.
   if (lstatOrUndefined(file) !== undefined) throw new SluiceError('INVALID_INPUT', `${file} exists: export writes a new file only`, { file });
   const { signal } = options;
+  const batchBytes = checkBatchBytes(options.batchBytes);
   const meter = new ProgressMeter('export', options.onProgress);
   const from = await FileLog.open(dir, {
     readonly: true,
@@ -57,6 +61,7 @@ export async function exportFlumeOffset(dir: string, file: string, options: Expo
     try {
       const target = from.since;
       let values: Uint8Array[] = [];
+      let pendingBytes = 0;
       let last = -1;
       for await (const record of from.stream({ lte: target, ...(signal ? { signal } : {}) })) {
         if (record.value.length === 0 || record.value.every((byte) => byte === 0)) {
@@ -67,10 +72,12 @@ export async function exportFlumeOffset(dir: string, file: string, options: Expo
           );
         }
         values.push(record.value);
+        pendingBytes += record.value.length;
         last = record.offset;
-        if (values.length === importBatchRecords) {
+        if (values.length === importBatchRecords || pendingBytes >= batchBytes) {
           records += (await to.append(values)).length;
           values = [];
+          pendingBytes = 0;
           meter.update(last, target, records, last, target);
         }
       }

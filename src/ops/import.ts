@@ -4,7 +4,7 @@ import { Sluice } from '../db/sluice.js';
 import { SluiceError } from '../errors.js';
 import { FileLog, type FileLogOptions } from '../log/file/file-log.js';
 import { FlumeOffsetLog } from '../log/flume-offset/flume-offset-log.js';
-import { importBatchRecords } from '../limits.js';
+import { importBatchBytes, importBatchRecords } from '../limits.js';
 import { importedOffsetKey, importedOffsets, importedOffsetsViewName } from '../views/imported-offsets.js';
 import type { ViewProgress } from '../views/runner.js';
 import { ProgressMeter } from '../progress/meter.js';
@@ -22,6 +22,8 @@ export interface ImportOptions {
   readonly log?: Pick<FileLogOptions<Uint8Array>, 'chain' | 'chainKey' | 'encryption'>;
   /** The mode of the files created (default 0o600, owner only; see `FileLogOptions.fileMode`). */
   readonly fileMode?: number;
+  /** Value bytes gathered before each append of the copy (default and largest `importBatchBytes`, 64 MiB). */
+  readonly batchBytes?: number;
 }
 
 export interface ImportResult {
@@ -48,6 +50,7 @@ export async function importFlumeOffset(source: string, dir: string, options: Im
     throw new SluiceError('INVALID_INPUT', `${dir} is a symbolic link: import into a new directory`, { file: dir });
   }
   const { signal } = options;
+  const batchBytes = checkBatchBytes(options.batchBytes);
   const meter = new ProgressMeter('import', options.onProgress);
   const from = await FlumeOffsetLog.open(source, {
     readonly: true,
@@ -64,19 +67,22 @@ export async function importFlumeOffset(source: string, dir: string, options: Im
       const target = from.since;
       let values: Uint8Array[] = [];
       let keys: Uint8Array[] = [];
+      let pendingBytes = 0;
       const flush = async (): Promise<void> => {
         if (values.length === 0) return;
         const offsets = await to.append(values, { key: keys });
         lastOffset = offsets[offsets.length - 1] as number;
         values = [];
         keys = [];
+        pendingBytes = 0;
       };
       for await (const record of from.stream({ lte: target, ...(signal ? { signal } : {}) })) {
         values.push(record.value);
         keys.push(importedOffsetKey(record.offset));
+        pendingBytes += record.value.length;
         records++;
         lastSourceOffset = record.offset;
-        if (values.length === importBatchRecords) {
+        if (values.length === importBatchRecords || pendingBytes >= batchBytes) {
           await flush();
           meter.update(lastSourceOffset, target, records, lastSourceOffset, target);
         }
@@ -92,6 +98,15 @@ export async function importFlumeOffset(source: string, dir: string, options: Im
   }
   await buildOffsetsTable(dir, options.log ?? {}, options.onProgress, options.fileMode);
   return { records, lastSourceOffset, lastOffset };
+}
+
+/** The byte budget of the appends of an import or export: an integer from 1 to `importBatchBytes`. */
+export function checkBatchBytes(batchBytes: number | undefined): number {
+  if (batchBytes === undefined) return importBatchBytes;
+  if (!Number.isSafeInteger(batchBytes) || batchBytes < 1 || batchBytes > importBatchBytes) {
+    throw new RangeError(`batchBytes must be an integer from 1 to ${importBatchBytes}`);
+  }
+  return batchBytes;
 }
 
 /** Builds the offsets table now, so the first application read does not wait for it. */
