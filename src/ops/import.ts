@@ -1,4 +1,5 @@
-import { lstatSync } from 'node:fs';
+import { lstatSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { codecs, skipValues } from '../codec/codec.js';
 import { Sluice } from '../db/sluice.js';
 import { SluiceError } from '../errors.js';
@@ -40,7 +41,8 @@ export interface ImportResult {
  * (`importedOffsetKey`), and the view `flumelog-offsets` (`importedOffsets()`) built from those keys so old
  * offsets still resolve: `db.use('flumelog-offsets', importedOffsets())`, then `resolve(oldOffset)`. Records get
  * the time of the import (the source stores none). The source is opened read-only and never modified. Fails with
- * `INVALID_INPUT` when `dir` already holds records, and with the errors of `FlumeOffsetLog.open` for the source.
+ * `INVALID_INPUT` when `dir` already holds records or a symbolic link (in it or under its `views/`), and with the
+ * errors of `FlumeOffsetLog.open` for the source.
  */
 export async function importFlumeOffset(source: string, dir: string, options: ImportOptions = {}): Promise<ImportResult> {
   if (typeof source !== 'string' || source.length === 0) throw new TypeError('source must be a non-empty string');
@@ -49,6 +51,7 @@ export async function importFlumeOffset(source: string, dir: string, options: Im
   if (lstatSync(dir, { throwIfNoEntry: false })?.isSymbolicLink() === true) {
     throw new SluiceError('INVALID_INPUT', `${dir} is a symbolic link: import into a new directory`, { file: dir });
   }
+  refuseLinks(dir);
   const { signal } = options;
   const batchBytes = checkBatchBytes(options.batchBytes);
   const meter = new ProgressMeter('import', options.onProgress);
@@ -98,6 +101,34 @@ export async function importFlumeOffset(source: string, dir: string, options: Im
   }
   await buildOffsetsTable(dir, options.log ?? {}, options.onProgress, options.fileMode);
   return { records, lastSourceOffset, lastOffset };
+}
+
+/**
+ * Refuses a target that holds a symbolic link: in the directory itself or anywhere under its `views/`. A log
+ * never follows one to its segments, but the views' state is written under directories that are made with
+ * `mkdir -p` and would be written wherever a planted `views` (or a view's directory) points.
+ */
+function refuseLinks(dir: string): void {
+  const walk = (path: string, deep: boolean): void => {
+    let names: string[];
+    try {
+      names = readdirSync(path);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') return;
+      throw error;
+    }
+    for (const name of names) {
+      const child = join(path, name);
+      const info = lstatSync(child, { throwIfNoEntry: false });
+      if (info === undefined) continue;
+      if (info.isSymbolicLink()) {
+        throw new SluiceError('INVALID_INPUT', `${child} is a symbolic link: import into a new directory`, { file: child });
+      }
+      if (info.isDirectory() && (deep || name === 'views')) walk(child, true);
+    }
+  };
+  walk(dir, false);
 }
 
 /** The byte budget of the appends of an import or export: an integer from 1 to `importBatchBytes`. */

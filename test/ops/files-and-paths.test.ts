@@ -160,7 +160,7 @@ describe('files, paths and permissions', () => {
     assert.throws(() => lstatSync(join(base, 'nowhere')), /ENOENT/);
   });
 
-  it('import refuses a symbolic link as its target directory, and a target that holds a log', async () => {
+  it('import refuses a symbolic link as its target directory, or under its views, and a target that holds a log', async () => {
     const base = fresh();
     const file = join(base, 'log.offset');
     const flume = await FlumeOffsetLog.open(file);
@@ -171,6 +171,14 @@ describe('files, paths and permissions', () => {
     symlinkSync(elsewhere, join(base, 'link'));
     await rejectsWith(importFlumeOffset(file, join(base, 'link')), 'INVALID_INPUT');
     assert.deepEqual(readdirSync(elsewhere), [], 'nothing written through the link');
+    // The views' state would be written where a planted views/, or a view's directory in it, points.
+    mkdirSync(join(base, 'views-linked'));
+    symlinkSync(elsewhere, join(base, 'views-linked', 'views'));
+    await rejectsWith(importFlumeOffset(file, join(base, 'views-linked')), 'INVALID_INPUT');
+    mkdirSync(join(base, 'view-linked', 'views'), { recursive: true });
+    symlinkSync(elsewhere, join(base, 'view-linked', 'views', 'flumelog-offsets'));
+    await rejectsWith(importFlumeOffset(file, join(base, 'view-linked')), 'INVALID_INPUT');
+    assert.deepEqual(readdirSync(elsewhere), [], 'nothing written through the links');
     await importFlumeOffset(file, join(base, 'target'));
     await rejectsWith(importFlumeOffset(file, join(base, 'target')), 'INVALID_INPUT');
   });
