@@ -1,7 +1,7 @@
-import { chmod, lstat, mkdir, readdir, rm, unlink } from 'node:fs/promises';
+import { chmod, lstat, mkdir, readdir, realpath, rm, unlink } from 'node:fs/promises';
 import { createLockFile, lmdbFileProblem } from '../views/lmdb-store.js';
 import { fileModeDefault } from '../limits.js';
-import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
+import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { open as openLmdb } from 'lmdb';
 import { skipValues } from '../codec/codec.js';
 import { SluiceError } from '../errors.js';
@@ -74,7 +74,7 @@ export interface BackupReport {
  * either does not exist or is complete. Symbolic links are never followed: a segment that is one fails the
  * backup, view files that are one are skipped. `LOCK` and `quarantine/` are not copied; a `DELETES` journal is.
  *
- * Fails with `INVALID_INPUT` when `dest` exists (it is never overwritten), lies inside `dir`, or its parent
+ * Fails with `INVALID_INPUT` when `dest` exists (it is never overwritten), lies inside `dir` (links resolved), or its parent
  * directory does not exist; `LOG_NOT_FOUND` / `NOT_A_LOG` for `dir`; the errors of a read-only `FileLog.open`
  * (`CORRUPT_*`); `ABORTED`.
  */
@@ -375,12 +375,16 @@ async function isFile(path: string): Promise<boolean> {
 /** A destination must be new, outside the source directory, in a directory that exists. */
 async function checkDestination(source: string, destination: string): Promise<void> {
   await refuseExisting(destination);
-  const inside = relative(resolve(source), resolve(destination));
-  if (inside === '' || (!inside.startsWith('..') && !isAbsolute(inside))) {
-    throw new SluiceError('INVALID_INPUT', `${destination} lies inside ${source}: choose a path outside it`, { file: destination });
-  }
   const parent = await lstat(dirname(resolve(destination))).catch(() => undefined);
   if (parent?.isDirectory() !== true) {
     throw new SluiceError('INVALID_INPUT', `the directory of ${destination} does not exist`, { file: destination });
+  }
+  // Where the paths lead, not how they are spelled: a source named through a link (or a destination under a
+  // linked ancestor) is the same directory as the one the link names.
+  const real = await realpath(source).catch(() => resolve(source));
+  const target = join(await realpath(dirname(resolve(destination))), basename(resolve(destination)));
+  const inside = relative(real, target);
+  if (inside === '' || (inside !== '..' && !inside.startsWith(`..${sep}`) && !isAbsolute(inside))) {
+    throw new SluiceError('INVALID_INPUT', `${destination} lies inside ${source}: choose a path outside it`, { file: destination });
   }
 }

@@ -126,6 +126,16 @@ describe('backup and restore', () => {
     }
     assertNoLeftovers(parent, ['existing']);
     assert.deepEqual(readdirSync(existing), []);
+    // Named through links: the log through one, or the destination's parent through one into the log.
+    symlinkSync(dir, join(parent, 'log-link'));
+    for (const [source, dest] of [
+      [join(parent, 'log-link'), join(dir, 'inside')],
+      [dir, join(parent, 'log-link', 'inside')],
+    ] as const) {
+      await assert.rejects(backup(source, dest), (error) => isSluiceError(error, 'INVALID_INPUT'), `${source} → ${dest}`);
+      await assert.rejects(restore(source, dest), (error) => isSluiceError(error, 'INVALID_INPUT'), `${source} → ${dest}`);
+    }
+    unlinkSync(join(parent, 'log-link'));
     assert.deepEqual(treeOf(dir), before);
     await assert.rejects(restore(dir, existing), (error) => isSluiceError(error, 'INVALID_INPUT'));
     await assert.rejects(backup(join(parent, 'missing'), join(parent, 'dest')), (error) => isSluiceError(error, 'LOG_NOT_FOUND'));
