@@ -74,9 +74,9 @@ export interface BackupReport {
  * either does not exist or is complete. Symbolic links are never followed: a segment that is one fails the
  * backup, view files that are one are skipped. `LOCK` and `quarantine/` are not copied; a `DELETES` journal is.
  *
- * Fails with `INVALID_INPUT` when `dest` exists (it is never overwritten), lies inside `dir` (links resolved), or its parent
- * directory does not exist; `LOG_NOT_FOUND` / `NOT_A_LOG` for `dir`; the errors of a read-only `FileLog.open`
- * (`CORRUPT_*`); `ABORTED`.
+ * Fails with `INVALID_INPUT` when `dest` exists (it is never overwritten), lies inside `dir` (wherever links
+ * lead), or its parent directory does not exist; `LOG_NOT_FOUND` / `NOT_A_LOG` for `dir`; the errors of a
+ * read-only `FileLog.open` (`CORRUPT_*`); `ABORTED`.
  */
 export async function backup(dir: string, dest: string, options: BackupOptions = {}): Promise<BackupReport> {
   checkArguments(dir, options);
