@@ -92,13 +92,19 @@ export interface FlumeFormat {
   readonly legacy?: boolean;
 }
 
-/** Reads `--format` and `--offset-width`, rejecting unknown formats and widths as usage errors. */
+/**
+ * Reads `--format` and `--offset-width`, rejecting unknown formats and widths as usage errors, and the key flags
+ * with a flumelog-offset file (the format has no cipher and no chain: a key given for it would be ignored).
+ */
 export function flumeFormatOf(line: CommandLine): FlumeFormat | undefined {
   const format = line.string('format') ?? 'sluice';
   const width = widthOf(line);
   if (format === 'sluice') {
     if (width !== undefined) throw line.usageError('--offset-width goes with --format flumelog-offset');
     return undefined;
+  }
+  for (const flag of Object.keys(keyFileFlags)) {
+    if (line.string(flag) !== undefined) throw line.usageError(`--${flag} goes with a log directory, not a flumelog-offset file`);
   }
   if (format === 'flumelog-offset') return { offsetWidth: width ?? 4 };
   if (format === 'flumelog-offset-legacy') {

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { FileLog } from '../../src/log/file/file-log.js';
+import { FlumeOffsetLog } from '../../src/log/flume-offset/flume-offset-log.js';
 import { temporaryDirectory } from '../helpers.js';
 import { runCli } from './run-cli.js';
 
@@ -56,6 +58,34 @@ describe('sluice delete', () => {
     const values: unknown[] = [];
     for await (const record of log.stream()) values.push(record.value);
     assert.deepEqual(values, ['b']);
+  });
+
+  it('refuses --nats (a JetStream log has no deletes) and key files with a flumelog-offset file, deleting nothing', async () => {
+    const base = temporaryDirectory();
+    const dir = join(base, 'log');
+    const file = join(base, 'log.offset');
+    {
+      await using log = await FileLog.open(dir);
+      await log.append(['a']);
+      await using flume = await FlumeOffsetLog.open(file);
+      await flume.append(['a']);
+    }
+    const keys = join(base, 'keys');
+    writeFileSync(keys, `k1:${'ab'.repeat(32)}\n`);
+    for (const args of [
+      ['delete', dir, '0', '--nats', 'nats://127.0.0.1:4222', '--stream', 'events'],
+      ['delete', '--nats', 'nats://127.0.0.1:4222', '--stream', 'events', '0'],
+      ['delete', file, '0', '--format', 'flumelog-offset', '--key-file', keys],
+      ['delete', file, '0', '--format', 'flumelog-offset', '--chain-key-file', keys],
+    ]) {
+      const result = await runCli(args);
+      assert.equal(result.status, 2, `${args.join(' ')}: ${result.stderr}`);
+      assert.match(result.stderr, /NATS JetStream has no deletes|goes with a log directory/);
+    }
+    assert.equal((await runCli(['get', dir, '0'])).status, 0, 'the record in <dir> is still there');
+    assert.equal((await runCli(['get', file, '0', '--format', 'flumelog-offset'])).status, 0, 'the record in the file is still there');
+    const help = await runCli(['delete', '--help']);
+    assert.doesNotMatch(help.stdout, /--nats/);
   });
 });
 

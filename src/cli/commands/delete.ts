@@ -2,7 +2,8 @@ import { FileLog } from '../../log/file/file-log.js';
 import { FlumeOffsetLog } from '../../log/flume-offset/flume-offset-log.js';
 import type { CommandLine } from '../args.js';
 import { usageText, type Command, type CommandIo } from '../command.js';
-import { encryptionOf, flumeFormatOf, jsonCodec, logFormatFlags, logFormatHelp } from '../log-format.js';
+import { hasNatsAccessFlags } from '../nats-access.js';
+import { encryptionOf, flumeFormatOf, jsonCodec, logFormatFlags, logFormatHelp, natsHelp } from '../log-format.js';
 import { exitStatus } from '../report.js';
 
 const usage = usageText(
@@ -11,7 +12,7 @@ const usage = usageText(
     'file with --format): their bytes are erased,\n' +
     'their offsets stay taken. Every offset is checked before anything is deleted. Views learn of it when the\n' +
     'database deletes (db.delete); after this command, index reads skip the deleted records and a rebuild drops them.',
-  [...logFormatHelp, ['--json', 'print the result as one JSON object']],
+  [...logFormatHelp.filter((option) => !natsHelp.includes(option)), ['--json', 'print the result as one JSON object']],
 );
 
 /** `sluice delete`: deletes records by offset. */
@@ -23,6 +24,11 @@ export const deleteCommand: Command = {
 };
 
 async function run(line: CommandLine, io: CommandIo): Promise<number> {
+  // The NATS flags are parsed (they are every log command's) only to be refused here by name: a JetStream log has
+  // no deletes, and a stream's messages must not be deleted behind its back.
+  if (line.string('nats') !== undefined || line.string('stream') !== undefined || hasNatsAccessFlags(line)) {
+    throw line.usageError('delete works on a log directory or a flumelog-offset file: a log on NATS JetStream has no deletes');
+  }
   const dir = line.positional(0);
   const offsets = line
     .positional(1)
