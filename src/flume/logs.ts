@@ -78,11 +78,18 @@ const widths = { 32: 4, 48: 6, 53: 8 } as const;
  * A flumelog-offset 3.x file (`FlumeOffsetLog`), with flumelog-offset's calling convention: the replacement for
  * `require('flumelog-offset')(file, { codec, offsetCodec })`. Views keep their state beside the file, as they
  * did. The file opens in the background; a file that is not in the format asked for fails every call with
- * `NOT_A_LOG`, naming the format it reads as.
+ * `NOT_A_LOG`, naming the format it reads as. The older `(file, blockSize, codec?)` form, which flumelog-offset
+ * still takes, is taken too (the block size ignored, as in `options`).
  */
-export function OffsetLog<T = Buffer>(file: string, options: OffsetLogOptions<T> = {}): SluiceFlumeLog<T> {
+export function OffsetLog<T = Buffer>(file: string, options?: OffsetLogOptions<T>): SluiceFlumeLog<T>;
+export function OffsetLog<T = Buffer>(file: string, blockSize: number, codec?: FlumeCodec<T>): SluiceFlumeLog<T>;
+export function OffsetLog<T = Buffer>(file: string, given: OffsetLogOptions<T> | number = {}, positionalCodec?: FlumeCodec<T>): SluiceFlumeLog<T> {
   if (typeof file !== 'string' || file.length === 0) throw new TypeError('file must be a non-empty string');
+  // Applications written for flumelog-offset before its options object still pass these positionally.
+  const options: OffsetLogOptions<T> =
+    typeof given === 'number' ? { blockSize: given, ...(positionalCodec === undefined ? {} : { codec: positionalCodec }) } : given;
   if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
+  if (typeof given !== 'number' && positionalCodec !== undefined) throw new TypeError('a codec comes third only after a block size');
   const bits = options.offsetCodec ?? 32;
   const offsetWidth = widths[bits];
   if (offsetWidth === undefined) throw new RangeError(`offsetCodec must be 32, 48 or 53, got ${String(bits)}`);

@@ -8,7 +8,7 @@ import { rawFlumeCodec, toSluiceCodec, type FlumeCodec } from '../../src/flume/c
 import { FlumeDeletedError } from '../../src/flume/errors.js';
 import { Flume } from '../../src/flume/flume.js';
 import { fromLog, type SluiceFlumeLog } from '../../src/flume/flumelog.js';
-import { MemoryLog, NativeLog } from '../../src/flume/logs.js';
+import { MemoryLog, NativeLog, OffsetLog } from '../../src/flume/logs.js';
 import { MemoryLog as SluiceMemoryLog } from '../../src/log/memory/memory-log.js';
 import { temporaryDirectory } from '../helpers.js';
 import { call, collect, Level, Reduce } from './support.js';
@@ -142,6 +142,26 @@ describe('flume codecs on Sluice logs', () => {
     assert.throws(() => toSluiceCodec({ encode: () => 1 as never, decode: String }).encode('x'), TypeError);
     assert.throws(() => toSluiceCodec({} as never), TypeError);
     assert.throws(() => MemoryLog({ codec: { encode: String } as never }), TypeError);
+  });
+});
+
+describe('OffsetLog', () => {
+  it("takes flumelog-offset's older (file, blockSize, codec?) form as well as its options", async () => {
+    const json: FlumeCodec<unknown> = { encode: (value) => JSON.stringify(value), decode: (data) => JSON.parse(String(data)) as unknown };
+    const file = join(directory(), 'log.offset');
+    const log = OffsetLog(file, 16384, json);
+    const seq = await appendTo(log, { a: 1 });
+    assert.deepEqual(await call((cb) => log.get(seq, cb)), { a: 1 });
+    await call((cb) => log.close(cb));
+    const raw = OffsetLog(file, 16384);
+    assert.deepEqual(await call<Buffer>((cb) => raw.get(seq, cb)), Buffer.from('{"a":1}'), 'no codec: bytes, as upstream');
+    await call((cb) => raw.close(cb));
+    const again = OffsetLog(file, { blockSize: 1024, codec: json });
+    assert.deepEqual(await call((cb) => again.get(seq, cb)), { a: 1 });
+    await call((cb) => again.close(cb));
+    assert.throws(() => OffsetLog(file, 0), RangeError);
+    assert.throws(() => OffsetLog(file, {} as never, json), TypeError);
+    assert.throws(() => OffsetLog(file, 'x' as never), TypeError);
   });
 });
 
