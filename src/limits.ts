@@ -77,7 +77,7 @@ export const importBatchRecords = 4096;
 
 /**
  * Value bytes per append when `sluice import` or `sluice export` copies a log, whatever the count: large records
- * would otherwise make a batch of `importBatchRecords` exceed `batchBytesMax`. A quarter of it, so that the
+ * would otherwise make a batch of `importBatchRecords` exceed `batchBytesMax`. A quarter of that limit, so that the
  * record that crosses the budget (at most `valueBytesMax`) and the frames' overhead still fit.
  */
 export const importBatchBytes = 64 * MiB;
