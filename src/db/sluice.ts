@@ -88,7 +88,13 @@ export class Sluice<T = JsonValue> extends EventEmitter<SluiceEvents> {
     }
     const fileMode = checkFileMode(options.fileMode);
     // Before the log is opened: a bad view must not leave it open (and locked) behind a thrown error.
-    for (const [name, view] of Object.entries(options.views ?? {})) checkView(name, view);
+    const given = new Set<View<T>>();
+    for (const [name, view] of Object.entries(options.views ?? {})) {
+      checkView(name, view);
+      if (given.has(view)) throw new TypeError(`view ${name} is the same object as another view given`);
+      checkNotInUse(name, view);
+      given.add(view);
+    }
     const log =
       options.log ??
       (await FileLog.open<T>(dir, {
@@ -97,7 +103,13 @@ export class Sluice<T = JsonValue> extends EventEmitter<SluiceEvents> {
         fileMode,
       }));
     const db = new Sluice<T>(dir, log, options.mapper, fileMode);
-    for (const [name, view] of Object.entries(options.views ?? {})) db.use(name, view);
+    try {
+      for (const [name, view] of Object.entries(options.views ?? {})) db.use(name, view);
+    } catch (error) {
+      // Another database took one of the views while the log opened: the log is not left open (and locked).
+      await db.close().catch(() => undefined);
+      throw error;
+    }
     return db;
   }
 
@@ -214,18 +226,22 @@ export class Sluice<T = JsonValue> extends EventEmitter<SluiceEvents> {
 
   /**
    * Starts keeping `view` in step with the log under `name` (also after open) and returns it, so its read
-   * methods can be called. `TypeError` when the name is taken or invalid, or a method is missing.
+   * methods can be called. `TypeError` when the name is taken or invalid, a method is missing, or the view object
+   * is already in use (by this database under another name, or by another one that is open): it would be fed
+   * every record once per use. A view object is free again once the database that used it has closed.
    */
   use<V extends View<T>>(name: string, view: V): V {
     this.#checkOpen();
     checkView(name, view);
     if (this.#runners.has(name)) throw new TypeError(`a view named ${name} is already in use`);
+    checkNotInUse(name, view);
     const runner = new ViewRunner(name, view, this.#source, join(this.dir, 'views', name), {
       progress: (progress) => this.emit('progress', progress),
       failed: (view, offset, error) => this.emit('view-error', { view, offset, error }),
       report: (view, message) => this.emit('report', { view, message }),
     }, this.#fileMode);
     this.#runners.set(name, runner);
+    viewsInUse.add(view);
     return view;
   }
 
@@ -270,14 +286,25 @@ export class Sluice<T = JsonValue> extends EventEmitter<SluiceEvents> {
     if (this.#closing !== undefined) throw new SluiceError('LOG_CLOSED', 'the database is closed');
   }
 
-  /** Closes the views (pending reads fail with `VIEW_CLOSED`, state is checkpointed), then the log. */
+  /**
+   * Closes the views (pending reads fail with `VIEW_CLOSED`, state is checkpointed), then the log. Every view and
+   * the log are closed even when one of them fails to; the first failure is then thrown, once all have settled.
+   */
   close(): Promise<void> {
     this.#closing ??= (async () => {
+      // All settled before the log closes or anything is thrown: a view still closing has its files open, and a
+      // caller told the database is closed may reopen it at once.
+      const closed = await Promise.allSettled(
+        [...this.#runners.values()].map((runner) => runner.close().finally(() => viewsInUse.delete(runner.view))),
+      );
+      const failures: unknown[] = [];
+      for (const outcome of closed) if (outcome.status === 'rejected') failures.push(outcome.reason);
       try {
-        await Promise.all([...this.#runners.values()].map((runner) => runner.close()));
-      } finally {
         await this.log.close();
+      } catch (error) {
+        failures.push(error);
       }
+      if (failures.length > 0) throw failures[0];
     })();
     return this.#closing;
   }
@@ -298,6 +325,18 @@ async function deletedAmong<T>(log: Log<T>, records: readonly LogRecord<T>[]): P
     }
   }
   return gone;
+}
+
+/**
+ * The view objects of every open database, whoever uses them: a view keeps one state, so it can follow one log
+ * once. Released when the database that uses one has closed it.
+ */
+const viewsInUse = new WeakSet<object>();
+
+function checkNotInUse(name: string, view: View<never>): void {
+  if (viewsInUse.has(view)) {
+    throw new TypeError(`view ${name} is an object already in use (one view object serves one name of one open database)`);
+  }
 }
 
 /** A programmer mistake in a view given to `use` (`TypeError` / `RangeError` naming what is wrong). */

@@ -68,8 +68,9 @@ export class ImportedOffsetsView<T> implements View<T> {
   async open(context: ViewContext<T>): Promise<number> {
     this.#context = context;
     const stored = await restoreState(this.#path(), this.version, (message) => context.report(message), isTableState);
+    // Nothing stored starts empty, also for a view object used before (by a database now closed).
+    this.#state = stored === undefined ? empty() : stored.state;
     if (stored === undefined) return -1;
-    this.#state = stored.state;
     return stored.since;
   }
 

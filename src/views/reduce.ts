@@ -97,8 +97,9 @@ export class ReduceView<T, S, M = T> implements View<T> {
   async open(context: ViewContext<T>): Promise<number> {
     this.#context = context;
     const stored = await restoreState<S>(this.#path(), this.version, (message) => context.report(message));
+    // Nothing stored starts from the initial state, also for a view object used before (by a database now closed).
+    this.#state = stored === undefined ? structuredClone(this.#initial) : stored.state;
     if (stored === undefined) return -1;
-    this.#state = stored.state;
     return stored.since;
   }
 

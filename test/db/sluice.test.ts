@@ -32,6 +32,19 @@ function gatedView(): { view: View<number>; step: () => void } {
   return { view, step };
 }
 
+/** A view that does nothing, but for the calls `overrides` gives it. */
+function quietView(overrides: Partial<View<number>>): View<number> {
+  return {
+    version: 1,
+    open: () => Promise.resolve(-1),
+    apply: () => undefined,
+    checkpoint: () => Promise.resolve(),
+    clear: () => Promise.resolve(),
+    close: () => Promise.resolve(),
+    ...overrides,
+  };
+}
+
 describe('Sluice database', () => {
   it('applies the mapper before views, get and stream see a value', async () => {
     await using db = await Sluice.open<number>(directory(), { mapper: (value) => Promise.resolve(value * 10) });
@@ -183,6 +196,64 @@ describe('Sluice database', () => {
     await new Promise((resolve) => setImmediate(resolve));
     assert.equal(applied, 10);
     assert.equal(db.viewStatus('v').status, 'failed');
+  });
+
+  it('closes every view, then the log, before it throws the first failure to close', async () => {
+    const log = await MemoryLog.open<number>();
+    const order: string[] = [];
+    const closeLog = log.close.bind(log);
+    log.close = () => {
+      order.push('log');
+      return closeLog();
+    };
+    const db = await Sluice.open<number>(directory(), { log });
+    let letSlowClose: () => void = () => undefined;
+    db.use('failing', quietView({ close: () => (order.push('failing'), Promise.reject(new Error('cannot close'))) }));
+    db.use(
+      'slow',
+      quietView({
+        close: () =>
+          new Promise<void>((resolve) => (letSlowClose = resolve)).then(() => {
+            order.push('slow');
+          }),
+      }),
+    );
+    await db.append(1);
+    await db.ready();
+    let settled = false;
+    const closing = db.close().finally(() => (settled = true));
+    for (let turn = 0; turn < 10; turn++) await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(settled, false, 'the close waits for the view still closing');
+    letSlowClose();
+    await assert.rejects(closing, /cannot close/);
+    assert.deepEqual(order, ['failing', 'slow', 'log']);
+  });
+
+  it('refuses a view object already in use, and takes it again once its database has closed', async () => {
+    const counting = reduce(1, (n: number) => n + 1, { initial: 0 });
+    const first = await Sluice.open<number>(directory(), { log: await MemoryLog.open<number>() });
+    first.use('a', counting);
+    assert.throws(() => first.use('b', counting), { name: 'TypeError', message: /already in use/ });
+    // Nor by another database: refused before its log is opened.
+    const dir = directory();
+    const other = reduce(1, (n: number) => n, { initial: 0 });
+    await assert.rejects(Sluice.open<number>(dir, { views: { other, counting } }), { name: 'TypeError', message: /already in use/ });
+    await (await Sluice.open<number>(dir, { views: { other } })).close();
+    await first.append([1, 2, 3]);
+    assert.equal(await counting.get(), 3, 'fed once per record');
+    await first.close();
+    await using second = await Sluice.open<number>(directory(), { log: await MemoryLog.open<number>() });
+    second.use('again', counting);
+    await second.append([1, 2]);
+    assert.equal(await counting.get(), 2);
+  });
+
+  it('refuses one view object given twice at open', async () => {
+    const counting = reduce(1, (n: number) => n + 1, { initial: 0 });
+    await assert.rejects(Sluice.open<number>(directory(), { log: await MemoryLog.open<number>(), views: { a: counting, b: counting } }), {
+      name: 'TypeError',
+      message: /same object/,
+    });
   });
 });
 
