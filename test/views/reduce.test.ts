@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { closeSync, constants, existsSync, lstatSync, mkdirSync, openSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Sluice } from '../../src/db/sluice.js';
 import { isSluiceError } from '../../src/errors.js';
@@ -89,6 +90,41 @@ describe('reduce view', () => {
     await db.ready();
     await view.clear();
     assert.equal(existsSync(join(dir, 'views', 'sum', 'state')), false);
+  });
+
+  it('takes a FIFO, a directory or a link at its state path for damage: reported, removed, rebuilt', { timeout: 10_000 }, async () => {
+    const sum = (): ReduceView<number, number> => reduce(1, (total: number, value: number) => total + value, { initial: 0 });
+    for (const make of ['fifo', 'directory', 'link'] as const) {
+      const dir = directory();
+      const state = join(dir, 'views', 'sum', 'state');
+      mkdirSync(dirname(state), { recursive: true });
+      if (make === 'fifo') execFileSync('mkfifo', [state]);
+      if (make === 'directory') mkdirSync(join(state, 'inside'), { recursive: true });
+      if (make === 'link') {
+        writeFileSync(join(dirname(state), 'elsewhere'), 'not to be read');
+        symlinkSync(join(dirname(state), 'elsewhere'), state);
+      }
+      try {
+        await using db = await Sluice.open<number>(dir);
+        const reports: string[] = [];
+        db.on('report', ({ message }) => reports.push(message));
+        await db.append([1, 2]);
+        const view = db.use('sum', sum());
+        assert.equal(await view.get(), 3, make);
+        assert.equal(reports.length, 1, `${make}: ${reports.join('; ')}`);
+      } finally {
+        // Were the FIFO opened for reading after all, this writer would let that open end.
+        if (make === 'fifo') {
+          try {
+            closeSync(openSync(state, constants.O_WRONLY | constants.O_NONBLOCK));
+          } catch {
+            // no reader: nothing waits on it
+          }
+        }
+      }
+      assert.equal(lstatSync(state).isFile(), true, `${make}: the close checkpointed a state file in its place`);
+      if (make === 'link') assert.equal(readFileSync(join(dirname(state), 'elsewhere'), 'utf8'), 'not to be read');
+    }
   });
 
   it('validates its arguments', () => {
