@@ -290,7 +290,7 @@ export class ViewRunner<T> {
         let rest = batch;
         while (rest.length > 0) {
           if (signal.aborted || this.#failure !== undefined) return;
-          const cut = this.#pending.size === 0 ? -1 : rest.findIndex((record) => this.#pending.has(record.offset));
+          const cut = this.#pending.size === 0 ? -1 : this.#holdIndex(rest);
           if (cut === 0) {
             await this.#held(signal);
             continue;
@@ -318,6 +318,19 @@ export class ViewRunner<T> {
     this.#waiters.release(this.#since);
     this.#reportProgress(applied, target);
     return complete;
+  }
+
+  /**
+   * Where `records` must stop before a deletion in flight: the first record at or past the first pending offset
+   * the view has not reached, or -1. Not only at the pending record itself: a log may hide a record before its
+   * delete resolves (flumelog-offset zeroes the frame, then syncs), so the stream skips it, and a feed that went
+   * on past it would move `since` beyond a record the view never applied, which `deleted` would then hand to the
+   * view's `delete`.
+   */
+  #holdIndex(records: readonly LogRecord<T>[]): number {
+    let holdAt = Infinity;
+    for (const offset of this.#pending.keys()) if (offset > this.#since && offset < holdAt) holdAt = offset;
+    return holdAt === Infinity ? -1 : records.findIndex((record) => record.offset >= holdAt);
   }
 
   /** Resolves at the next change that may end a hold: a deletion settled, the runner stopped or failed. */

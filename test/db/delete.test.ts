@@ -233,6 +233,42 @@ describe('Sluice.delete', () => {
     assert.deepEqual(deletedSeen, [2]);
   });
 
+  it('holds a view at a deletion in flight even when the log hides the record before its delete resolves', async () => {
+    const log = await MemoryLog.open<number>();
+    const realDelete = log.delete.bind(log);
+    // As flumelog-offset in disk durability: streams skip the record at once, the delete resolves later.
+    let hidden: () => void = () => undefined;
+    const wasHidden = new Promise<void>((resolve) => (hidden = resolve));
+    let release: () => void = () => undefined;
+    log.delete = async (offsets) => {
+      await realDelete(offsets);
+      hidden();
+      await new Promise<void>((resolve) => (release = resolve));
+    };
+    let entered: () => void = () => undefined;
+    const inFirstApply = new Promise<void>((resolve) => (entered = resolve));
+    let letFirstApply: () => void = () => undefined;
+    const { view, seen, deletedSeen } = recordingView(() => {
+      entered();
+      return new Promise<void>((resolve) => (letFirstApply = resolve));
+    });
+    await using db = await Sluice.open<number>(directory(), { log, views: { v: view } });
+    await db.append(1);
+    // While the view applies 1, 2 and 3 are appended and 2 deleted: the view reads them after the log hid 2.
+    await inFirstApply;
+    const [deletedOffset] = await db.append([2, 3]);
+    const deleting = db.delete(deletedOffset as number);
+    letFirstApply();
+    await wasHidden;
+    for (let turn = 0; turn < 20; turn++) await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(seen, [1], 'nothing past the deleted record before its deletion settles');
+    release();
+    await deleting;
+    await db.ready('v');
+    assert.deepEqual(seen, [1, 3]);
+    assert.deepEqual(deletedSeen, [], 'the view is not asked to delete a record it never applied');
+  });
+
   it('refuses a log without deletes with a TypeError', async () => {
     const log = Object.assign(await MemoryLog.open<number>(), { delete: undefined });
     await using db = await Sluice.open<number>(directory(), { log });
