@@ -29,7 +29,8 @@ export interface SluiceOptions<T> {
 /**
  * Events: `progress` (ViewProgress), `view-error` ({ view, offset, error }: `offset` is the first record of the
  * batch the view failed on, or -1 when its `open` failed; a view applies a batch as a whole, so which record of it
- * threw is the view's to say, in `error`), `report` ({ view, message }).
+ * threw is the view's to say, in `error`), `report` ({ view, message }). A listener that throws does not affect
+ * the view that emitted the event: its error is rethrown asynchronously, as a log's subscribers' are.
  */
 export interface SluiceEvents {
   progress: [ViewProgress];
@@ -75,6 +76,21 @@ export class Sluice<T = JsonValue> extends EventEmitter<SluiceEvents> {
       getRecord: async (offset) => {
         const record = await log.getRecord(offset);
         return mapper === undefined ? record : { ...record, value: await mapper(record.value, offset) };
+      },
+      // Unmapped: only whether the log has a record there matters, not its value.
+      startsRecord: async (offset) => {
+        try {
+          await log.get(offset);
+          return true;
+        } catch (error) {
+          if (isSluiceError(error, 'NOT_A_RECORD')) return false;
+          // Deleted or undecodable: a record starts there. Out of range at or below `since`: trimmed away, which
+          // cannot tell, and a rebuild would lose the trimmed records for good.
+          if (isSluiceError(error, 'RECORD_DELETED') || isSluiceError(error, 'DECODE_FAILED') || isSluiceError(error, 'OFFSET_OUT_OF_RANGE')) {
+            return true;
+          }
+          throw error;
+        }
       },
     };
   }

@@ -17,6 +17,12 @@ export interface RunnerSource<T> {
   subscribe(listener: (since: number) => void): () => void;
   get(offset: number): Promise<T>;
   getRecord(offset: number): Promise<LogRecord<T>>;
+  /**
+   * Optional: whether a record, deleted or not, starts at `offset` (at most `since`). False only when none does
+   * (the offset points into a record, or between the fillers of a compacted stretch); true when one does, and when
+   * the log cannot tell because the offset was trimmed away. Rejects when the log cannot be read there.
+   */
+  startsRecord?(offset: number): Promise<boolean>;
 }
 
 /** A deletion announced to a runner (`deleting`), to settle with `deleted`: the records it holds back. */
@@ -89,12 +95,14 @@ export class ViewRunner<T> {
     this.view = view;
     this.#source = source;
     this.#dir = dir;
-    this.#events = events;
+    this.#events = shielded(events);
     this.#batchRecords = view.batchRecords ?? viewBatchRecords;
     this.#unsubscribe = source.subscribe(() => this.#wake?.());
-    this.#opened = this.#open();
-    // Failures of opening surface through ready(); this only keeps them from being unhandled.
-    this.#opened.catch(() => undefined);
+    this.#opened = this.#open().catch((error: unknown) => {
+      // Never expected (a failed open or clear stops the view inside #open): the view is stopped all the same,
+      // so that no read, rebuild or close meets a raw error or waits on a view that never opened.
+      if (this.#failure === undefined) this.#fail(-1, error, 'failed to open');
+    });
   }
 
   get status(): ViewStatus {
@@ -129,14 +137,13 @@ export class ViewRunner<T> {
       report: (message) => this.#events.report(this.name, message),
     };
     this.#context = context;
-    // Synchronous, so the view gets its context (and can take reads) the moment it is used.
-    mkdirSync(this.#dir, { recursive: true, mode: directoryModeOf(this.#fileMode) });
     // The log's end before the view opens: appends made while it opens must not hide a since that is ahead.
     const logSince = this.#source.since;
     let since = await this.#openView();
     if (since === undefined) return;
-    if (since > logSince) {
-      this.#events.report(this.name, `the view is ahead of the log (${since} > ${logSince}): rebuilding`);
+    const mismatch = await this.#stateMismatch(since, logSince);
+    if (mismatch !== undefined) {
+      this.#events.report(this.name, `${mismatch}: rebuilding`);
       try {
         await this.view.clear();
       } catch (error) {
@@ -152,16 +159,49 @@ export class ViewRunner<T> {
   }
 
   /**
-   * Opens the view: its stored `since`, or `undefined` when its open failed, which stops it as a view that throws
-   * while fed is stopped (reported, its reads fail with VIEW_FAILED; a rebuild tries again).
+   * Why the state a view opened with cannot describe the log (its `since` is ahead of the log's end, or no record
+   * starts there: the log lost a tail the state had taken in, then was appended to past it), or `undefined`.
+   */
+  async #stateMismatch(since: number, logSince: number): Promise<string | undefined> {
+    if (since > logSince) return `the view is ahead of the log (${since} > ${logSince})`;
+    if (since < 0 || this.#source.startsRecord === undefined) return undefined;
+    try {
+      if (await this.#source.startsRecord(since)) return undefined;
+    } catch {
+      // The feed meets the same read failure, and fails the view with it: no rebuild is started over it.
+      return undefined;
+    }
+    return `no record of the log starts at the view's since (${since}): the log lost records the view had taken in`;
+  }
+
+  /**
+   * Creates the view's directory and opens the view: its stored `since`, or `undefined` when either failed, which
+   * stops it as a view that throws while fed is stopped (reported, its reads fail with VIEW_FAILED; a rebuild
+   * tries again).
    */
   async #openView(): Promise<number | undefined> {
+    let directoryError: Error | undefined;
     try {
-      const since = await this.view.open(this.#context as ViewContext<T>);
+      // Synchronous, so the view gets its context (and can take reads) the moment it is used.
+      mkdirSync(this.#dir, { recursive: true, mode: directoryModeOf(this.#fileMode) });
+    } catch (error) {
+      directoryError = asError(error);
+    }
+    try {
+      // Opened even without its directory: `open` is the view's only way to its context, and without one its reads
+      // would fail for that instead of with the view's failure.
+      const opening = this.view.open(this.#context as ViewContext<T>);
+      if (directoryError !== undefined) {
+        await Promise.resolve(opening).catch(() => undefined);
+        this.#fail(-1, directoryError, 'failed to create its directory');
+        return undefined;
+      }
+      const since = await opening;
       this.#viewOpened = true;
       return since;
     } catch (error) {
-      this.#fail(-1, error, 'failed to open');
+      if (directoryError !== undefined) this.#fail(-1, directoryError, 'failed to create its directory');
+      else this.#fail(-1, error, 'failed to open');
       return undefined;
     }
   }
@@ -536,6 +576,30 @@ export class ViewRunner<T> {
   #closing: Promise<void> | undefined;
   /** Aborted when the view stops being fed (failed or closed): see `ViewContext.stopped`. */
   #stopped = new AbortController();
+}
+
+/**
+ * `events` with each listener's throw kept off the runner's path: rethrown asynchronously, as a log's subscribers'
+ * are (`Log.subscribe`), so a listener bug surfaces on its own instead of failing a healthy view or leaving a
+ * rejection unhandled.
+ */
+function shielded(events: RunnerEvents): RunnerEvents {
+  const guard =
+    <A extends unknown[]>(emit: (...args: A) => void) =>
+    (...args: A): void => {
+      try {
+        emit(...args);
+      } catch (error) {
+        queueMicrotask(() => {
+          throw error;
+        });
+      }
+    };
+  return {
+    progress: guard((progress) => events.progress(progress)),
+    failed: guard((view, offset, error) => events.failed(view, offset, error)),
+    report: guard((view, message) => events.report(view, message)),
+  };
 }
 
 function nextTurn(): Promise<void> {

@@ -7,7 +7,8 @@ import type { LogRecord, StreamOptions } from '../log/log.js';
  *
  * Contract, in the order the runner calls it:
  * 1. `open(context)` is called as soon as the view is used (synchronously, so it can keep the context before
- *    the first read; `context.dir` exists by then); it loads the persisted state from `context.dir` and resolves to the `since` stored *with* it
+ *    the first read; `context.dir` exists by then, or else the view is stopped once its open settles, as if it had
+ *    failed); it loads the persisted state from `context.dir` and resolves to the `since` stored *with* it
  *    (the offset of the last record the state includes, `-1` for none). When the stored state has another
  *    `version`, or is damaged, or from an unknown format, the view discards it and resolves to `-1` (and may say
  *    why through `context.report`): the runner then rebuilds it from the start of the log.

@@ -1,9 +1,12 @@
 import assert from 'node:assert/strict';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Sluice } from '../../src/db/sluice.js';
+import { isSluiceError } from '../../src/errors.js';
 import { MemoryLog } from '../../src/log/memory/memory-log.js';
 import type { LogRecord } from '../../src/log/log.js';
+import { reduce } from '../../src/views/reduce.js';
 import type { View } from '../../src/views/view.js';
 import { rejectsWith } from '../conformance/log-suite.js';
 import { temporaryDirectory } from '../helpers.js';
@@ -242,5 +245,103 @@ describe('view runner', () => {
     await db.ready('v');
     assert.equal(opens, 2);
     assert.deepEqual(applied, [1, 2]);
+  });
+
+  it('stops and reports a view whose directory cannot be made; a rebuild once it can be made brings it back', async () => {
+    const dir = directory();
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'views'), 'a file where the views directory goes');
+    await using db = await Sluice.open<number>(dir, { log: await MemoryLog.open<number>() });
+    const errors: Array<{ view: string; offset: number }> = [];
+    db.on('view-error', ({ view, offset }) => errors.push({ view, offset }));
+    const count = db.use('count', reduce(1, (n: number) => n + 1, { initial: 0 }));
+    await db.append(1);
+    await rejectsWith(count.get(), 'VIEW_FAILED');
+    await rejectsWith(db.ready('count'), 'VIEW_FAILED');
+    assert.equal(db.viewStatus('count').status, 'failed');
+    assert.deepEqual(errors, [{ view: 'count', offset: -1 }]);
+    rmSync(join(dir, 'views'));
+    await db.rebuild('count');
+    assert.equal(await count.get(), 1);
+  });
+
+  it('rethrows a throwing listener asynchronously, leaving the view as it was', async () => {
+    // The listener's error surfaces as an uncaught exception: caught here instead of by the test runner.
+    const uncaught: unknown[] = [];
+    const runnerHandlers = process.listeners('uncaughtException');
+    process.removeAllListeners('uncaughtException');
+    process.on('uncaughtException', (error) => uncaught.push(error));
+    try {
+      await using db = await Sluice.open<number>(directory(), { log: await MemoryLog.open<number>() });
+      await db.append([1, 2]);
+      for (const event of ['report', 'progress', 'view-error'] as const) {
+        db.on(event, () => {
+          throw new Error(`a ${event} listener bug`);
+        });
+      }
+      const count = db.use('count', reduce(1, (n: number) => n + 1, { initial: 0 }));
+      // Progress: the view's first catch-up reports it.
+      assert.equal(await count.get(), 2);
+      await db.rebuild('count');
+      assert.equal(await count.get(), 2);
+      // Report and view-error: a view that says something as it opens, then throws.
+      db.use('failing', {
+        version: 1,
+        open: (context) => (context.report('opening'), Promise.resolve(-1)),
+        apply: () => {
+          throw new Error('boom');
+        },
+        checkpoint: () => Promise.resolve(),
+        clear: () => Promise.resolve(),
+        close: () => Promise.resolve(),
+      } satisfies View<number>);
+      await rejectsWith(db.ready('failing'), 'VIEW_FAILED');
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.equal(db.viewStatus('count').status, 'live');
+      const messages = uncaught.map((error) => (error as Error).message);
+      assert.ok(messages.includes('a progress listener bug'), messages.join('; '));
+      assert.ok(messages.includes('a report listener bug'), messages.join('; '));
+      assert.ok(messages.includes('a view-error listener bug'), messages.join('; '));
+      await assert.rejects(db.ready('failing'), (error: unknown) => isSluiceError(error, 'VIEW_FAILED') && /boom/.test((error as Error).message));
+    } finally {
+      process.removeAllListeners('uncaughtException');
+      for (const handler of runnerHandlers) process.on('uncaughtException', handler);
+    }
+  });
+
+  it('rebuilds a view whose since is no record start of the log (the log lost a tail, then was appended to)', async () => {
+    const log = await MemoryLog.open<number>();
+    await using db = await Sluice.open<number>(directory(), { log });
+    const offsets = await db.append([1, 2, 3]);
+    await db.delete(offsets[1] as number);
+    const reports: string[] = [];
+    db.on('report', ({ view, message }) => reports.push(`${view}: ${message}`));
+    const opened = (name: string, since: number): { view: View<number>; applied: number[]; clears: () => number } => {
+      const applied: number[] = [];
+      let clears = 0;
+      const view: View<number> = {
+        version: 1,
+        open: () => Promise.resolve(since),
+        apply: (records) => {
+          for (const record of records) applied.push(record.value);
+        },
+        checkpoint: () => Promise.resolve(),
+        clear: () => (clears++, Promise.resolve()),
+        close: () => Promise.resolve(),
+      };
+      db.use(name, view);
+      return { view, applied, clears: () => clears };
+    };
+    const intoARecord = opened('into', (offsets[0] as number) + 1);
+    const atARecord = opened('at', offsets[0] as number);
+    const atADeletedOne = opened('deleted', offsets[1] as number);
+    await db.ready();
+    assert.deepEqual(intoARecord.applied, [1, 3]);
+    assert.equal(intoARecord.clears(), 1);
+    assert.deepEqual(atARecord.applied, [3]);
+    assert.deepEqual(atADeletedOne.applied, [3]);
+    assert.equal(atARecord.clears() + atADeletedOne.clears(), 0);
+    assert.equal(reports.length, 1);
+    assert.match(reports[0] as string, /^into: no record of the log starts at the view's since/);
   });
 });
