@@ -348,7 +348,7 @@ function verifyFrame(
  * file cannot make the verifier gather without bound. False when the chain is broken here.
  */
 function joinBatch(state: WalkState, where: Where, size: number, endsBatch: boolean, buffer: Buffer, linkAt: number): boolean {
-  if (!endsBatch && !isZero(buffer, linkAt, digestBytes)) {
+  if (!endsBatch && !isZero(buffer, linkAt)) {
     state.broken = { ...where, message: 'a record inside a batch holds a link: only the last record of a batch does (F-71)' };
     return false;
   }
@@ -387,8 +387,18 @@ function endBatch(state: WalkState, stored: Buffer, offset: number): void {
   accept(state, offset, link, batch.records);
 }
 
-function isZero(buffer: Buffer, at: number, length: number): boolean {
-  for (let i = at; i < at + length; i++) if (buffer[i] !== 0) return false;
+/** The buffer `isZero` last looked into, and a view of it: a walk asks about every record of one window. */
+let zeroCheckBuffer: Buffer | undefined;
+let zeroCheckView: DataView | undefined;
+
+/** Whether the link slot at `at` holds only zeros; four bytes a step, as it is asked of nearly every record. */
+function isZero(buffer: Buffer, at: number): boolean {
+  if (buffer !== zeroCheckBuffer) {
+    zeroCheckBuffer = buffer;
+    zeroCheckView = new DataView(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+  }
+  const view = zeroCheckView as DataView;
+  for (let i = at; i < at + digestBytes; i += 4) if (view.getUint32(i) !== 0) return false;
   return true;
 }
 
