@@ -27,6 +27,8 @@ export class LogStream<T> implements AsyncIterableIterator<LogRecord<T>> {
   #remaining: number;
   #finished = false;
   #released = false;
+  /** Settles once the last call of `next` / `nextBatch` that had to wait settled; `undefined` when none waits. */
+  #queue: Promise<void> | undefined;
 
   constructor(log: StreamSource<T>, range: ScanRange, signal: AbortSignal | undefined) {
     this.#log = log;
@@ -40,7 +42,16 @@ export class LogStream<T> implements AsyncIterableIterator<LogRecord<T>> {
   }
 
   next(): Promise<IteratorResult<LogRecord<T>>> {
-    if (this.#index < this.#buffer.length) {
+    if (this.#queue === undefined && this.#index < this.#buffer.length && this.#signal?.aborted !== true) {
+      const value = this.#buffer[this.#index++] as LogRecord<T>;
+      return Promise.resolve({ done: false, value });
+    }
+    return this.#serialize(() => this.#next());
+  }
+
+  #next(): Promise<IteratorResult<LogRecord<T>>> {
+    // An aborted stream hands out nothing more, not even what it holds already: #fill throws ABORTED.
+    if (this.#index < this.#buffer.length && this.#signal?.aborted !== true) {
       const value = this.#buffer[this.#index++] as LogRecord<T>;
       return Promise.resolve({ done: false, value });
     }
@@ -51,8 +62,12 @@ export class LogStream<T> implements AsyncIterableIterator<LogRecord<T>> {
    * The records `next` would hand out one by one, as one array: those buffered, else the next batch read (at
    * least one record); `[]` once the stream has ended. Saves a promise per record to readers that take batches.
    */
-  async nextBatch(): Promise<LogRecord<T>[]> {
-    if (this.#index >= this.#buffer.length) {
+  nextBatch(): Promise<LogRecord<T>[]> {
+    return this.#serialize(() => this.#nextBatch());
+  }
+
+  async #nextBatch(): Promise<LogRecord<T>[]> {
+    if (this.#index >= this.#buffer.length || this.#signal?.aborted === true) {
       const first = await this.#fill();
       if (first.done === true) return [];
       this.#index = 0;
@@ -63,11 +78,28 @@ export class LogStream<T> implements AsyncIterableIterator<LogRecord<T>> {
     return batch;
   }
 
+  /**
+   * Runs `step` once the calls before it settled. A read that must wait (a cursor's batch, a live stream's new
+   * records) would otherwise let a call made meanwhile read too, and the later batch overwrite the earlier one's
+   * buffer: as an async generator does, calls queue and get their records in call order.
+   */
+  #serialize<R>(step: () => Promise<R>): Promise<R> {
+    const before = this.#queue;
+    const result = before === undefined ? step() : before.then(step);
+    const queue = result.then(ignore, ignore);
+    this.#queue = queue;
+    void queue.then(() => {
+      if (this.#queue === queue) this.#queue = undefined;
+    });
+    return result;
+  }
+
   async #fill(): Promise<IteratorResult<LogRecord<T>>> {
     for (;;) {
       if (this.#finished) return { done: true, value: undefined };
       this.#check();
-      if (this.#remaining === 0) return this.#finish();
+      // An empty range (`lt: 0`, `gte` past `lt`) holds no record now and never will: a live stream ends too.
+      if (this.#remaining === 0 || this.#range.low >= this.#range.high) return this.#finish();
       if (this.#cursor === undefined) {
         this.#cursor = this.#log._openCursor(this.#range);
         this.#log._track(this, true);
@@ -80,6 +112,8 @@ export class LogStream<T> implements AsyncIterableIterator<LogRecord<T>> {
         this.#finish();
         throw error;
       }
+      // Ended by `return()` while the cursor read.
+      if (this.#finished) return { done: true, value: undefined };
       this.#check();
       if (batch.length > 0) {
         this.#remaining -= batch.length;
@@ -133,6 +167,8 @@ export class LogStream<T> implements AsyncIterableIterator<LogRecord<T>> {
   }
 }
 
+
+function ignore(): void {}
 
 /**
  * The records of `records` in arrays, in order: a log's stream hands out the batches it reads (`nextBatch`), any

@@ -266,6 +266,47 @@ export function logSuite({ name, factory }: LogSuiteOptions): void {
       assert.deepEqual(seen, ['a', 'b']);
     });
 
+    it('hands out no record an aborted stream holds already (ABORTED)', async () => {
+      await using log = await open();
+      await log.append(['a', 'b', 'c']);
+      for (const live of [false, true]) {
+        const controller = new AbortController();
+        const iterator = log.stream({ live, signal: controller.signal })[Symbol.asyncIterator]();
+        const first = await iterator.next();
+        assert.equal(first.done === true ? undefined : first.value.value, 'a');
+        controller.abort();
+        await rejectsWith(iterator.next(), 'ABORTED');
+        assert.deepEqual(await iterator.next(), { done: true, value: undefined });
+      }
+    });
+
+    it('gives overlapping next() calls the records in order, none lost', async () => {
+      await using log = await open();
+      // More than one of the cursor's batches, so that later calls overlap a read.
+      const values = Array.from({ length: 600 }, (_, i) => i);
+      await log.append(values);
+      for (const live of [false, true]) {
+        const iterator = log.stream({ live, limit: values.length })[Symbol.asyncIterator]();
+        const results = await Promise.all(Array.from({ length: values.length + 2 }, () => iterator.next()));
+        assert.deepEqual(
+          results.map((result) => (result.done === true ? 'done' : result.value.value)),
+          [...values, 'done', 'done'],
+        );
+      }
+    });
+
+    it('ends a live stream over an empty range at once', async () => {
+      await using log = await open();
+      for (let round = 0; round < 2; round++) {
+        for (const options of [{ lt: 0 }, { gte: 1000, lt: 500 }, { gt: 10, lte: 10 }]) {
+          const iterator = log.stream({ live: true, ...options })[Symbol.asyncIterator]();
+          // Settles without any append: a stream still waiting would leave this promise pending and fail the test.
+          assert.deepEqual(await iterator.next(), { done: true, value: undefined }, JSON.stringify(options));
+        }
+        await log.append('a');
+      }
+    });
+
     it('ends a waiting live stream with LOG_CLOSED when the log closes', async () => {
       const log = await open();
       await log.append('a');
