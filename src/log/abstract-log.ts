@@ -255,13 +255,22 @@ export abstract class AbstractLog<T> implements Log<T> {
       return Promise.resolve();
     }
     return new Promise<void>((resolve) => {
+      // An aborted stream stops waiting at once: its waiter leaves the list, and when it was the last one the log
+      // stops following (a read-only log's poll would otherwise hold the process open for nobody).
+      const abort = (): void => {
+        const index = this.#waiters.indexOf(waiter);
+        if (index < 0) return;
+        this.#waiters.splice(index, 1);
+        if (this.#waiters.length === 0) this._followStop();
+        resolve();
+      };
       const waiter: ChangeWaiter = {
         resolve: () => {
-          signal?.removeEventListener('abort', waiter.resolve);
+          signal?.removeEventListener('abort', abort);
           resolve();
         },
       };
-      signal?.addEventListener('abort', waiter.resolve, { once: true });
+      signal?.addEventListener('abort', abort, { once: true });
       this.#waiters.push(waiter);
       if (this.#waiters.length === 1) this._followStart();
     });
