@@ -130,7 +130,11 @@ export abstract class AbstractLog<T> implements Log<T> {
     const values: readonly T[] = isBatch ? (input as readonly T[]) : [input as T];
     const entries = this.#encode(values, options, isBatch);
     if (this.#status !== 'open') return Promise.reject(this._closedError());
-    if (entries.length === 0) return Promise.resolve([]);
+    if (entries.length === 0) {
+      // Nothing to write, but a log that takes no appends says so for an empty batch too.
+      const refusal = this._appendRefusal();
+      return refusal === undefined ? Promise.resolve([]) : Promise.reject(refusal);
+    }
     const appended = this._append(entries);
     return isBatch ? appended : appended.then(firstOf);
   }
@@ -151,7 +155,8 @@ export abstract class AbstractLog<T> implements Log<T> {
     const entries = new Array<EncodedEntry>(values.length);
     for (let i = 0; i < values.length; i++) {
       const key = Array.isArray(keys) ? (keys as ReadonlyArray<Uint8Array | string | undefined>)[i] : keys;
-      const time = Array.isArray(times) ? (times as readonly number[])[i] : times;
+      // In an array every entry is a time: a hole or `undefined` is refused rather than read as 0 or the clock.
+      const time = Array.isArray(times) ? checkTime((times as readonly number[])[i], i) : times;
       entries[i] = {
         value: this.#encodeValue(values[i] as T),
         key: encodeKey(key as Uint8Array | string | undefined),
@@ -334,6 +339,14 @@ export abstract class AbstractLog<T> implements Log<T> {
   /** Opens a cursor over the range (`low` is at least 0). */
   protected abstract _cursor(range: ScanRange): RecordCursor<T>;
 
+  /**
+   * Why the log takes no appends now (`READ_ONLY`, a sticky `WRITE_FAILED`), or `undefined`. Asked for an empty
+   * batch, which never reaches `_append`; `_append` itself refuses as it always did.
+   */
+  protected _appendRefusal(): Error | undefined {
+    return undefined;
+  }
+
   /** Makes everything appended durable; resolves to the last durable offset. */
   protected abstract _sync(): Promise<number>;
 
@@ -374,9 +387,10 @@ export function checkOffsets(offsets: unknown): readonly number[] {
   return list as readonly number[];
 }
 
-function checkTime(time: unknown): number {
-  if (typeof time !== 'number') throw new TypeError('time must be a number of milliseconds');
-  if (!Number.isSafeInteger(time) || time < 0) throw new RangeError(`time must be a non-negative integer, got ${time}`);
+function checkTime(time: unknown, index?: number): number {
+  const what = index === undefined ? 'time' : `time ${index} of the batch`;
+  if (typeof time !== 'number') throw new TypeError(`${what} must be a number of milliseconds, got ${typeof time}`);
+  if (!Number.isSafeInteger(time) || time < 0) throw new RangeError(`${what} must be a non-negative integer, got ${time}`);
   return time;
 }
 

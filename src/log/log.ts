@@ -25,7 +25,9 @@ export interface AppendOptions {
   readonly key?: Uint8Array | string | ReadonlyArray<Uint8Array | string | undefined>;
   /**
    * The record's time in milliseconds since the Unix epoch (a non-negative safe integer). Default: the log's
-   * clock at the moment of the append. With a batch, an array gives one time per record.
+   * clock at the moment of the append. With a batch, an array gives one time per record: every entry must be a
+   * time (an `undefined` entry or a hole is a `TypeError`, not the clock; to stamp some records with the clock,
+   * give `Date.now()` for them).
    */
   readonly time?: number | readonly number[];
 }
@@ -106,8 +108,9 @@ export interface Log<T> extends AsyncDisposable {
    * (for the file log: see `Durability`); it always means the record is readable and counted in `since`.
    *
    * - A batch is atomic: after a crash either all of its records are in the log or none is.
-   * - An empty batch resolves to `[]` and writes nothing. To append one value that is itself an array, wrap it:
-   *   `append([[1, 2]])`.
+   * - An empty batch resolves to `[]` and writes nothing; where an append would fail without writing (a read-only
+   *   log: `READ_ONLY`; after a failed write: `WRITE_FAILED`), it fails alike. To append one value that is itself
+   *   an array, wrap it: `append([[1, 2]])`.
    * - `undefined`, or a value the codec cannot encode, throws `TypeError` and writes nothing (for a batch:
    *   nothing of the batch).
    * - Concurrent appends are ordered by call order: a later call always gets a greater offset.

@@ -463,6 +463,11 @@ export function logSuite({ name, factory }: LogSuiteOptions): void {
       assert.throws(() => log.append('a', { time: '1' as unknown as number }), TypeError);
       assert.throws(() => log.append('a', { key: ['a'] }), TypeError);
       assert.throws(() => log.append(['a', 'b'], { time: [1] }), TypeError);
+      // Every entry of a time array is a time: neither an undefined entry nor a hole stands for the clock.
+      assert.throws(() => log.append(['a', 'b'], { time: [undefined as unknown as number, 5] }), TypeError);
+      // eslint-disable-next-line no-sparse-arrays
+      assert.throws(() => log.append(['a', 'b'], { time: [, 5] as unknown as number[] }), TypeError);
+      assert.throws(() => log.append(['a', 'b'], { time: [5, -1] }), RangeError);
       assert.throws(() => log.append('a', null as unknown as object), TypeError);
       assert.equal(log.since, -1);
     });

@@ -449,6 +449,8 @@ describe('FileLog: the writer lock (F-30)', () => {
     await using reader = await FileLog.open(dir, { readonly: true });
     assert.equal(reader.since, 0);
     await rejectsWith(reader.append('nope'), 'READ_ONLY');
+    // An empty batch writes nothing, yet is an append all the same.
+    await rejectsWith(reader.append([]), 'READ_ONLY');
     const offset = await writer.append('after');
     assert.equal(await reader.get(offset), 'after');
     const seen: unknown[] = [];

@@ -405,6 +405,11 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
     return this.#writer.append(entries);
   }
 
+  protected override _appendRefusal(): Error | undefined {
+    if (this.#writer === undefined) return new SluiceError('READ_ONLY', `the log at ${this.dir} was opened read-only`);
+    return this.#writeFailure;
+  }
+
   protected _read(offset: number): LogRecord<T> {
     // Taking in new records checks for a cut as well.
     if (offset > this.since) this.#refresh();

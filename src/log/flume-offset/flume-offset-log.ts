@@ -235,6 +235,11 @@ export class FlumeOffsetLog<T = JsonValue> extends AbstractLog<T> {
     return this.#writer.append(entries);
   }
 
+  protected override _appendRefusal(): Error | undefined {
+    if (this.#writer === undefined) return new SluiceError('READ_ONLY', `${this.file} was opened read-only`, { file: this.file });
+    return this.#writer.failure;
+  }
+
   protected _read(offset: number): LogRecord<T> {
     if (offset > this.since) this.#refresh();
     // Another process may have deleted (zeroed) a record this reader's window still holds.

@@ -294,6 +294,13 @@ export class JetStreamLog<T = JsonValue> extends AbstractLog<T> {
     return this.#writer.append(messages);
   }
 
+  protected override _appendRefusal(): Error | undefined {
+    if (this.#writer === undefined) {
+      return new SluiceError('READ_ONLY', `the log on stream ${this.streamName} was opened read-only`);
+    }
+    return this.#writer.failure;
+  }
+
   protected async _read(offset: number): Promise<LogRecord<T>> {
     if (offset > this.since) await this.#refresh();
     if (offset > this.since) {

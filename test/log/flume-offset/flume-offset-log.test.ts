@@ -209,6 +209,7 @@ describe('FlumeOffsetLog', () => {
     await using reader = await FlumeOffsetLog.open<unknown>(file, { readonly: true });
     assert.equal(reader.since, writer.since);
     await assert.rejects(reader.append({ no: 1 }), (error: unknown) => isSluiceError(error, 'READ_ONLY'));
+    await assert.rejects(reader.append([]), (error: unknown) => isSluiceError(error, 'READ_ONLY'));
     await assert.rejects(reader.delete(0), (error: unknown) => isSluiceError(error, 'READ_ONLY'));
   });
 

@@ -137,6 +137,7 @@ describe('JetStreamLog', { skip: nats.skip, timeout: 120_000 }, () => {
     await using reader = await open<number>(stream, { readonly: true });
     assert.equal(reader.since, 1);
     await rejectsWith(reader.append(2), 'READ_ONLY');
+    await rejectsWith(reader.append([]), 'READ_ONLY');
     const notified = new Promise<void>((resolve) => {
       const unsubscribe = reader.subscribe((since) => {
         if (since < 4) return;
