@@ -344,9 +344,11 @@ export function logSuite({ name, factory }: LogSuiteOptions): void {
       const unsubscribe = log.subscribe((since) => seen.push(since));
       const first = await log.append('a');
       const batch = await log.append(['b', 'c']);
+      // Appends that go out together are still told one by one, with each batch's last offset.
+      const together = await Promise.all([log.append('x'), log.append(['y', 'z']), log.append('w')]);
       unsubscribe();
       await log.append('d');
-      assert.deepEqual(seen, [first, batch[1]]);
+      assert.deepEqual(seen, [first, batch[1], together[0], together[1][1], together[2]]);
       assert.throws(() => log.subscribe('no' as unknown as () => void), TypeError);
     });
 

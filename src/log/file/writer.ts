@@ -24,6 +24,8 @@ export type Durability = 'buffered' | 'os' | 'disk';
 
 interface PendingBatch {
   readonly offsets: number[];
+  /** The offset just past the batch's last record. */
+  readonly end: number;
   readonly resolve: (offsets: number[]) => void;
   readonly reject: (error: Error) => void;
 }
@@ -158,8 +160,9 @@ export class SegmentWriter {
     const last = offsets[offsets.length - 1] as number;
     chunk.last = last;
     if (this.#durability === 'buffered') return this.#appendBuffered(chunk, offsets, last);
+    const end = this.#next;
     const pending = new Promise<number[]>((resolve, reject) => {
-      (chunk).batches.push({ offsets, resolve, reject });
+      (chunk).batches.push({ offsets, end, resolve, reject });
     });
     this.#schedule(false);
     return pending;
@@ -174,7 +177,7 @@ export class SegmentWriter {
     const end = this.#next;
     if (this.#holding || end - this.#writtenEnd > bufferedBytesMax) {
       this.#holding = true;
-      const pending = new Promise<number[]>((resolve, reject) => chunk.batches.push({ offsets, resolve, reject }));
+      const pending = new Promise<number[]>((resolve, reject) => chunk.batches.push({ offsets, end, resolve, reject }));
       this.#schedule(false);
       return pending;
     }
@@ -317,25 +320,29 @@ export class SegmentWriter {
     if (chunk.last < 0) return;
     this.#writtenEnd = chunk.start + chunk.length;
     this.#writtenSince = chunk.last;
-    if (this.#durability === 'os') this.#acknowledge(chunk.batches, this.#writtenSince, this.#writtenEnd);
+    if (this.#durability === 'os') this.#acknowledge(chunk.batches);
     else if (this.#durability === 'disk') for (const batch of chunk.batches) this.#unsynced.push(batch);
     else {
       // Buffered appends held back while the backlog was too large, acknowledged now that they are written; in a
       // microtask, so that appends made before them (acknowledged in microtasks too) resolve first.
       if (chunk.batches.length > 0) {
         const batches = chunk.batches;
-        const since = this.#writtenSince;
-        const end = this.#writtenEnd;
-        queueMicrotask(() => this.#acknowledge(batches, since, end));
+        queueMicrotask(() => this.#acknowledge(batches));
       }
       if (this.#chunks.length === 0) this.#holding = false;
     }
   }
 
-  #acknowledge(batches: readonly PendingBatch[], since: number, end: number): void {
-    this.#ackedEnd = Math.max(this.#ackedEnd, end);
-    this.#onVisible(since, end);
-    for (const batch of batches) batch.resolve(batch.offsets);
+  /**
+   * Makes the batches visible and resolves them. One write or sync settles many batches: subscribers are told of
+   * each one (`Log.subscribe`: once per batch, with its last offset), not of the write's end only.
+   */
+  #acknowledge(batches: readonly PendingBatch[]): void {
+    for (const batch of batches) {
+      this.#ackedEnd = Math.max(this.#ackedEnd, batch.end);
+      this.#onVisible(batch.offsets[batch.offsets.length - 1] as number, batch.end);
+      batch.resolve(batch.offsets);
+    }
   }
 
   async #sync(): Promise<void> {
@@ -352,7 +359,7 @@ export class SegmentWriter {
     }
     this.#durableSince = since;
     this.#durableEnd = end;
-    if (batches.length > 0) this.#acknowledge(batches, since, end);
+    if (batches.length > 0) this.#acknowledge(batches);
     this.#answerSyncRequests();
   }
 

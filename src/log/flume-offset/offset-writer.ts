@@ -11,6 +11,8 @@ export type OffsetDurability = 'os' | 'disk';
 
 interface PendingBatch {
   readonly offsets: number[];
+  /** The file position just past the batch's last record. */
+  readonly end: number;
   readonly resolve: (offsets: number[]) => void;
   readonly reject: (error: Error) => void;
 }
@@ -49,7 +51,7 @@ export class OffsetWriter {
   #flushQueued = false;
   #failure: SluiceError | undefined;
   /** Written, waiting for the sync in flight (or the next one). */
-  #unsynced: { batches: PendingBatch[]; since: number; end: number }[] = [];
+  #unsynced: PendingBatch[][] = [];
   #syncing: Promise<void> | undefined;
 
   constructor(host: OffsetWriterHost, end: number, since: number) {
@@ -97,7 +99,8 @@ export class OffsetWriter {
       this.#chunkBytes = after;
     }
     this.#chunkRecords += entries.length;
-    const promise = new Promise<number[]>((resolve, reject) => this.#batches.push({ offsets, resolve, reject }));
+    const end = this.#next;
+    const promise = new Promise<number[]>((resolve, reject) => this.#batches.push({ offsets, end, resolve, reject }));
     if (!this.#flushQueued) {
       this.#flushQueued = true;
       queueMicrotask(() => this.flush());
@@ -135,11 +138,10 @@ export class OffsetWriter {
     const since = last.offsets[last.offsets.length - 1] as number;
     this.#lastWritten = since;
     if (this.#host.durability === 'os') {
-      this.#host.onVisible(since, this.#written);
-      for (const batch of batches) batch.resolve(batch.offsets);
+      this.#acknowledge(batches);
       return;
     }
-    this.#unsynced.push({ batches, since, end: this.#written });
+    this.#unsynced.push(batches);
     this.#syncing ??= this.#syncLoop();
   }
 
@@ -152,17 +154,26 @@ export class OffsetWriter {
         try {
           await datasync(this.#host.fd);
         } catch (error) {
-          this.#fail(error, group.flatMap((entry) => entry.batches));
-          for (const entry of this.#unsynced) for (const batch of entry.batches) batch.reject(this.#failure as Error);
+          this.#fail(error, group.flat());
+          for (const batch of this.#unsynced.flat()) batch.reject(this.#failure as Error);
           this.#unsynced = [];
           return;
         }
-        const newest = group[group.length - 1] as (typeof group)[number];
-        this.#host.onVisible(newest.since, newest.end);
-        for (const entry of group) for (const batch of entry.batches) batch.resolve(batch.offsets);
+        for (const batches of group) this.#acknowledge(batches);
       }
     } finally {
       this.#syncing = undefined;
+    }
+  }
+
+  /**
+   * Makes the batches visible and resolves them. One write or sync settles many batches: subscribers are told of
+   * each one (`Log.subscribe`: once per batch, with its last offset), not of the write's end only.
+   */
+  #acknowledge(batches: readonly PendingBatch[]): void {
+    for (const batch of batches) {
+      this.#host.onVisible(batch.offsets[batch.offsets.length - 1] as number, batch.end);
+      batch.resolve(batch.offsets);
     }
   }
 
