@@ -104,7 +104,12 @@ export class FrameReader {
   }
 
   #covers(index: number, offset: number, bytes: number): boolean {
-    return index === this.#index && offset >= this.#start && offset + bytes <= this.#start + this.#length;
+    if (index !== this.#index || offset < this.#start || offset + bytes > this.#start + this.#length) return false;
+    // Buffered durability: the window may hold bytes copied from the writer's chunks before they were written.
+    // Once the write failed they are lost: past the written end the window is no longer believed, and the read
+    // goes to `Segments.read`, which fails there with the write's error.
+    const tail = this.#segments.tail;
+    return tail === undefined || tail.failure === undefined || offset + bytes <= tail.writtenEnd;
   }
 
   #fill(index: number, offset: number, bytes: number): void {
