@@ -3,11 +3,13 @@
  * segments, the disk space comes back, and every record kept is read at its old offset, by get and by streams.
  */
 import assert from 'node:assert/strict';
-import { closeSync, openSync, readdirSync, statSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { codecs } from '../../src/codec/codec.js';
-import { FileLog } from '../../src/log/file/file-log.js';
+import { FileLog, type FileLogOptions } from '../../src/log/file/file-log.js';
+import { decodeHeader, encodeHeader, headerBytes, segmentName } from '../../src/log/file/format.js';
+import { check } from '../../src/ops/check.js';
 import type { LogRecord } from '../../src/log/log.js';
 import { collect, rejectsWith } from '../conformance/log-suite.js';
 import { temporaryDirectory } from '../helpers.js';
@@ -132,6 +134,46 @@ describe('FileLog compaction', () => {
     assert.throws(() => log.compact({ olderThanMs: -1 }), RangeError);
     assert.throws(() => log.compact({ keep: 1 } as object), TypeError);
   });
+});
+
+describe('FileLog compaction and the end of the log', () => {
+  const cases: Array<[string, FileLogOptions<string>, string[]]> = [
+    ['plain', {}, ['a', 'b', 'c', 'd', 'e']],
+    ['chained', { chain: 'sha256' }, ['a', 'b', 'c', 'd', 'e']],
+    // A last record larger than a filler may be (1 MiB): one filler of its size all the same.
+    ['a large last record', {}, ['a', 'b', 'x'.repeat(1536 * 1024)]],
+  ];
+  for (const [name, extra, values] of cases) {
+    it(`keeps since where it was across a reopen when the last segment is empty (F-40 row 1): ${name}`, async () => {
+      const dir = fresh();
+      const options: FileLogOptions<string> = { codec: codecs.utf8(), ...extra };
+      let log = await FileLog.open<string>(dir, options);
+      const offsets = await log.append(values, { key: values.map((_, i) => `k${i}`) });
+      const last = offsets[offsets.length - 1] as number;
+      const end = log.segments.end;
+      await log.close();
+      // What a crash leaves right after the writer created its next segment (F-20), before it wrote to it.
+      const header = decodeHeader(readFileSync(join(dir, segmentName(0))).subarray(0, headerBytes));
+      assert.ok(typeof header !== 'string');
+      writeFileSync(join(dir, segmentName(end)), encodeHeader(end, Date.now(), header.security), { mode: 0o600 });
+      log = await FileLog.open<string>(dir, options);
+      assert.equal(log.since, last);
+      // The run of dropped records ends the sealed segment.
+      await log.delete(offsets.slice(1));
+      assert.equal((await log.compact()).recordsDropped, offsets.length - 1);
+      await log.close();
+      log = await FileLog.open<string>(dir, options);
+      try {
+        assert.equal(log.since, last, 'since after the reopen');
+        await rejectsWith(log.get(last), 'RECORD_DELETED');
+        assert.deepEqual((await collect(log.stream())).map((record) => record.offset), [offsets[0]]);
+        assert.ok((await log.append('next')) > last);
+      } finally {
+        await log.close();
+      }
+      assert.equal((await check(dir)).healthy, true);
+    });
+  }
 });
 
 describe('FileLog compaction under load', () => {

@@ -119,8 +119,8 @@ export function planCompaction(
 /**
  * Rewrites one sealed segment as its plan says (F-64): a new file with the same header, every kept frame copied
  * at its own position, and each run of dropped frames replaced by skip frames (deleted frames, F-62, of at most
- * `compactionSkipBytesMax` bytes) of which only the first 32 and the last 4 bytes are written: the rest is never
- * written, so the file system keeps it as a hole and the space is freed. Positions, offsets and the file's
+ * `compactionSkipBytesMax` bytes; a dropped last record of the segment gets one of its own, of its size) of
+ * which only the first 32 and the last 4 bytes are written: the rest is never written, so the file system keeps it as a hole and the space is freed. Positions, offsets and the file's
  * length do not change, so `get` and scans work as before. The new file is synced, renamed over the old one, and
  * the caller syncs the directory. Returns the file's allocated bytes before and after.
  */
@@ -147,21 +147,28 @@ export function rewriteSegment(segments: Segments, plan: SegmentPlan): { before:
         i++;
         continue;
       }
-      if (record.chained) {
-        let j = i;
-        while (j < records.length && !(records[j] as SegmentPlan['records'][number]).keep) j++;
-        writeChainedRun(source, target, base, records.slice(i, j));
-        i = j;
-        continue;
-      }
       let j = i;
       let runBytes = 0;
       while (j < records.length && !(records[j] as SegmentPlan['records'][number]).keep) {
         runBytes += (records[j] as SegmentPlan['records'][number]).size;
         j++;
       }
-      const lastFlag = (records[j - 1] as SegmentPlan['records'][number]).batchContinues;
-      writeSkipFrames(target, base, record.offset, runBytes, lastFlag);
+      const last = records[j - 1] as SegmentPlan['records'][number];
+      // A run that ends the segment leaves its last record a frame of its own, at its own offset: when the next
+      // segment holds no record yet, an open takes the log's last record from this segment's last frame (F-40
+      // row 1), and a filler starting earlier would move `since` back.
+      const split = j === records.length && j - i > 1;
+      const head = split ? j - 1 : j;
+      if (record.chained) {
+        writeChainedRun(source, target, base, records.slice(i, head));
+        if (split) writeChainedRun(source, target, base, [last]);
+      } else if (split) {
+        const before = records[j - 2] as SegmentPlan['records'][number];
+        writeSkipFrames(target, base, record.offset, runBytes - last.size, before.batchContinues);
+        writeSkipFrame(target, base, last.offset, last.size, last.batchContinues);
+      } else {
+        writeSkipFrames(target, base, record.offset, runBytes, last.batchContinues);
+      }
       i = j;
     }
     ftruncateSync(target, size);
@@ -185,21 +192,28 @@ function writeSkipFrames(fd: number, base: number, offset: number, bytes: number
     let size = Math.min(left, compactionSkipBytesMax);
     // Never leave a remainder smaller than a frame.
     if (left - size > 0 && left - size < frameBytesMin) size = left - frameBytesMin;
-    const frame = Buffer.alloc(size);
-    frame.writeUInt32LE(size, 0);
-    frame.writeUInt32LE(at >>> 0, 8);
-    frame.writeUInt32LE(Math.floor(at / 0x1_0000_0000), 12);
-    // Time 0, key length 0; the batch flag of the last dropped record, kept at the run's end.
-    frame[26] = flagDeleted | flagFiller | (left === size && batchContinues ? flagBatchContinues : 0);
-    frame.writeUInt32LE(size, size - 4);
-    frame.writeUInt32LE(crc32c(frame, 8, size), 4);
-    const position = positionOf(base, at);
-    // Only the filler's head and its trailing length are written: what lies between stays a hole.
-    writeFully(fd, frame, 0, frameOverheadBytes - 4, position);
-    writeFully(fd, frame, size - 4, 4, position + size - 4);
+    // The batch flag of the last dropped record, kept at the run's end.
+    writeSkipFrame(fd, base, at, size, left === size && batchContinues);
     at += size;
     left -= size;
   }
+}
+
+/**
+ * One skip frame of `size` bytes at `at` (time 0, key length 0). Only its head and its trailing length are
+ * written: what lies between stays a hole.
+ */
+function writeSkipFrame(fd: number, base: number, at: number, size: number, batchContinues: boolean): void {
+  const frame = Buffer.alloc(size);
+  frame.writeUInt32LE(size, 0);
+  frame.writeUInt32LE(at >>> 0, 8);
+  frame.writeUInt32LE(Math.floor(at / 0x1_0000_0000), 12);
+  frame[26] = flagDeleted | flagFiller | (batchContinues ? flagBatchContinues : 0);
+  frame.writeUInt32LE(size, size - 4);
+  frame.writeUInt32LE(crc32c(frame, 8, size), 4);
+  const position = positionOf(base, at);
+  writeFully(fd, frame, 0, frameOverheadBytes - 4, position);
+  writeFully(fd, frame, size - 4, 4, position + size - 4);
 }
 
 /**
