@@ -1,15 +1,16 @@
 /**
  * Files, paths and permissions: everything Sluice creates is owner-only (files 0600, directories 0700) even
  * under a umask of 0, and the operations that write (backup, restore, export, import) never overwrite a target
- * and never follow a symbolic link out of it.
+ * and never follow a symbolic link out of it; nor does the file log's writer (segments, the deletes journal).
  */
 import assert from 'node:assert/strict';
-import { appendFileSync, lstatSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Sluice } from '../../src/db/sluice.js';
 import { isSluiceError } from '../../src/errors.js';
 import { FileLog } from '../../src/log/file/file-log.js';
+import { segmentName } from '../../src/log/file/format.js';
 import { FlumeOffsetLog } from '../../src/log/flume-offset/flume-offset-log.js';
 import { backup, restore } from '../../src/ops/backup.js';
 import { exportFlumeOffset } from '../../src/ops/export.js';
@@ -215,5 +216,39 @@ describe('files, paths and permissions', () => {
     symlinkSync(join(base, 'head-elsewhere'), join(headLinked, segment));
     await rejectsWith(backup(headLinked, join(base, 'backup-head-linked')), 'INVALID_INPUT');
     assert.throws(() => lstatSync(join(base, 'backup-head-linked')), /ENOENT/);
+  });
+
+  it('the file log\'s writer refuses a segment or deletes journal that is a symbolic link, writing nothing through it', async () => {
+    const base = fresh();
+    const outside = join(base, 'outside');
+    mkdirSync(outside, { recursive: true });
+    const refused = (error: unknown): boolean => isSluiceError(error, 'INVALID_INPUT') && /symbolic link/.test((error as Error).message);
+    // The segment being written, and a sealed one, each moved out and linked back in.
+    for (const which of ['last', 'sealed'] as const) {
+      const dir = join(base, which);
+      const log = await FileLog.open<string>(dir, { segmentBytesMax: 4096 });
+      for (let i = 0; i < 40; i++) await log.append(`record ${i} ${'p'.repeat(200)}`);
+      const bases = log.segments.bases.slice();
+      await log.close();
+      assert.ok(bases.length > 1);
+      const name = segmentName((which === 'last' ? bases[bases.length - 1] : bases[0]) as number);
+      const target = join(outside, `${which}-${name}`);
+      renameSync(join(dir, name), target);
+      symlinkSync(target, join(dir, name));
+      const before = readFileSync(target);
+      await assert.rejects(FileLog.open(dir), refused);
+      assert.deepEqual(readFileSync(target), before, `${which}: nothing written through the link`);
+    }
+    // The deletes journal, planted before the open and while the log is open.
+    const secret = join(outside, 'secret');
+    writeFileSync(secret, 'not a journal');
+    const dir = join(base, 'journal');
+    const log = await FileLog.open<string>(dir);
+    const offset = await log.append('a');
+    symlinkSync(secret, join(dir, 'DELETES'));
+    await assert.rejects(log.delete(offset), refused);
+    await log.close();
+    await assert.rejects(FileLog.open(dir), refused);
+    assert.equal(readFileSync(secret, 'utf8'), 'not a journal');
   });
 });

@@ -1,4 +1,4 @@
-import { closeSync, fdatasyncSync, fstatSync, ftruncateSync, openSync, renameSync } from 'node:fs';
+import { closeSync, constants, fdatasyncSync, fstatSync, ftruncateSync, renameSync } from 'node:fs';
 import { readFully, writeFully } from '../../io/positioned.js';
 import { crc32c } from '../../checksum/crc32c.js';
 import { compactionSkipBytesMax } from '../../limits.js';
@@ -17,6 +17,7 @@ import {
   type Frame,
 } from './format.js';
 import { coveredCount, encodeChainedFiller, fillerFits, type CoveredRecord } from './security/filler.js';
+import { openNoFollow } from './segment-files.js';
 import type { Segments } from './segments.js';
 
 /** What compaction may drop (F-64). Records without a key are only dropped when deleted. */
@@ -128,12 +129,12 @@ export function rewriteSegment(segments: Segments, plan: SegmentPlan): { before:
   const base = segments.bases[plan.index] as number;
   const path = segments.path(base);
   const temporary = `${path}.tmp`;
-  const source = openSync(path, 'r');
+  const source = openNoFollow(path, constants.O_RDONLY);
   let target = -1;
   try {
     const size = fstatSync(source).size;
     const before = fstatSync(source).blocks * 512;
-    target = openSync(temporary, 'w', segments.fileMode);
+    target = openNoFollow(temporary, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC, segments.fileMode);
     const header = Buffer.alloc(headerBytes);
     readAllOf(source, header, 0);
     writeFully(target, header, 0, header.length, 0);

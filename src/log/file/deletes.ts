@@ -5,10 +5,10 @@ import {
   copyFileSync,
   fdatasyncSync,
   fstatSync,
-  openSync,
   readFileSync,
   statSync,
   renameSync,
+  rmSync,
   unlinkSync,
 } from 'node:fs';
 import { join } from 'node:path';
@@ -18,7 +18,7 @@ import { SluiceError } from '../../errors.js';
 import { deletesJournalBytesMax, fileModeDefault } from '../../limits.js';
 import { eraseFrame, frameBytesMax, frameBytesMin, positionOf, readU64 } from './format.js';
 import type { Segments } from './segments.js';
-import { syncDirectory, syncDirectorySync } from './segment-files.js';
+import { openNoFollow, syncDirectory, syncDirectorySync } from './segment-files.js';
 
 /** F-63: the journal of deletions in progress, in the log directory. */
 export const deletesFileName = 'DELETES';
@@ -39,7 +39,7 @@ export async function journalDeletes(dir: string, offsets: readonly number[], fi
   });
   // Not opened for appending ('a' ignores positions): a write that failed half-way is cut back, so the next
   // entries stay aligned on 16 bytes.
-  const fd = openSync(join(dir, deletesFileName), constants.O_WRONLY | constants.O_CREAT, fileMode);
+  const fd = openNoFollow(join(dir, deletesFileName), constants.O_WRONLY | constants.O_CREAT, fileMode);
   try {
     const start = fstatSync(fd).size - (fstatSync(fd).size % entryBytes);
     try {
@@ -116,7 +116,7 @@ export function eraseFrames(segments: Segments, offsets: readonly number[]): num
   try {
     for (const [base, list] of byBase) {
       const path = segments.path(base);
-      let fd = openSync(path, 'r+');
+      let fd = openNoFollow(path, constants.O_RDWR);
       let copy: string | undefined;
       try {
         // The segment being written is never linked by a backup (its head is copied), and the writer's
@@ -126,8 +126,10 @@ export function eraseFrames(segments: Segments, offsets: readonly number[]): num
           closeSync(fd);
           fd = -1;
           copy = `${path}.tmp`;
-          copyFileSync(path, copy);
-          fd = openSync(copy, 'r+');
+          // A leftover (or a link planted there) is removed first: the copy is a new file, never written through.
+          rmSync(copy, { force: true });
+          copyFileSync(path, copy, constants.COPYFILE_EXCL);
+          fd = openNoFollow(copy, constants.O_RDWR);
         }
         for (const offset of list) if (!eraseAt(fd, positionOf(base, offset), offset)) missing.push(offset);
         fdatasyncSync(fd);

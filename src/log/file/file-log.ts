@@ -1,5 +1,5 @@
 import { checkFileMode, directoryModeOf } from '../../io/file-mode.js';
-import { closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, existsSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { codecs, type Codec, type JsonValue } from '../../codec/codec.js';
@@ -21,7 +21,7 @@ import { ProgressMeter, type Progress } from '../../progress/meter.js';
 import { planCompaction, rewriteSegment, type CompactionPolicy } from './compaction.js';
 import { clearJournal, eraseFrames, journalDeletes, readJournal } from './deletes.js';
 import { checkRetention, firstSegmentToKeep, type RetentionPolicy } from './retention.js';
-import { createSegment, listDirectory, makeDirectory, removeTemporary, syncDirectory } from './segment-files.js';
+import { createSegment, listDirectory, makeDirectory, openNoFollow, refuseLinks, removeTemporary, syncDirectory } from './segment-files.js';
 import { checkHeader, Segments } from './segments.js';
 import { checkTail } from './tail.js';
 import { SegmentWriter, type Durability } from './writer.js';
@@ -253,7 +253,9 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
     if (!this.readonly) {
       this.#lock = DirectoryLock.acquire(dir, undefined, this.#fileMode);
       // Listed again under the lock: a writer that just closed may have added a segment.
-      listing = (await listDirectory(dir)) ?? { bases: [], temporary: [], foreign: [] };
+      listing = (await listDirectory(dir)) ?? { bases: [], temporary: [], foreign: [], links: [] };
+      // A writer modifies segments and the deletes journal in place: never a file elsewhere through a link.
+      refuseLinks(dir, listing);
       await removeTemporary(dir, listing.temporary);
     }
     const bases = listing?.bases ?? [];
@@ -274,7 +276,7 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
     }
     const base = bases[bases.length - 1] as number;
     const path = join(dir, segmentName(base));
-    let fd = openSync(path, this.readonly ? 'r' : 'r+');
+    let fd = this.readonly ? openSync(path, 'r') : openNoFollow(path, constants.O_RDWR);
     let rollFirst = false;
     try {
       const adopted = this.#security.adopt(checkHeader(fd, path, base).security, path, fstatSync(fd).size === headerBytes);

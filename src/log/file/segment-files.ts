@@ -1,6 +1,6 @@
 import { directoryModeOf } from '../../io/file-mode.js';
 import { fileModeDefault } from '../../limits.js';
-import { closeSync, constants, fsyncSync, openSync } from 'node:fs';
+import { closeSync, constants, fsyncSync, openSync, type Dirent } from 'node:fs';
 import { mkdir, open, readdir, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SluiceError } from '../../errors.js';
@@ -18,13 +18,44 @@ export interface DirectoryListing {
   readonly temporary: string[];
   /** Names that are not Sluice's. */
   readonly foreign: string[];
+  /** Segments and the deletes journal that are symbolic links: a writer refuses the log (see `refuseLinks`). */
+  readonly links: string[];
+}
+
+/**
+ * `O_NOFOLLOW` for every open of a segment or the deletes journal by the writer: a symbolic link planted in its
+ * place fails the open (`ELOOP`) rather than have the writer modify a file outside the log.
+ */
+export const noFollow = constants.O_NOFOLLOW ?? 0;
+
+/** The error for a file of the log that is a symbolic link, which a writer never writes through. */
+export function linkRefused(path: string, cause?: unknown): SluiceError {
+  return new SluiceError('INVALID_INPUT', `${path} is a symbolic link: a writer never writes through one`, {
+    file: path,
+    ...(cause === undefined ? {} : { cause }),
+  });
+}
+
+/** Throws `INVALID_INPUT` when the listing holds a segment or journal that is a symbolic link. */
+export function refuseLinks(dir: string, listing: DirectoryListing): void {
+  const name = listing.links[0];
+  if (name !== undefined) throw linkRefused(join(dir, name));
+}
+
+/** `openSync` without following a symbolic link at `path`: one there fails with `INVALID_INPUT`. */
+export function openNoFollow(path: string, flags: number, mode?: number): number {
+  try {
+    return openSync(path, flags | noFollow, mode);
+  } catch (error) {
+    throw (error as NodeJS.ErrnoException).code === 'ELOOP' ? linkRefused(path, error) : error;
+  }
 }
 
 /** Lists a log directory; `undefined` when it does not exist. */
 export async function listDirectory(dir: string): Promise<DirectoryListing | undefined> {
-  let names: string[];
+  let entries: Dirent[];
   try {
-    names = await readdir(dir);
+    entries = await readdir(dir, { withFileTypes: true });
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return undefined;
@@ -34,7 +65,10 @@ export async function listDirectory(dir: string): Promise<DirectoryListing | und
   const bases: number[] = [];
   const temporary: string[] = [];
   const foreign: string[] = [];
-  for (const name of names) {
+  const links: string[] = [];
+  for (const entry of entries) {
+    const name = entry.name;
+    if (entry.isSymbolicLink() && (name === 'DELETES' || segmentNamePattern.test(name))) links.push(name);
     const match = segmentNamePattern.exec(name);
     if (match !== null) {
       const base = Number(match[1]);
@@ -49,7 +83,7 @@ export async function listDirectory(dir: string): Promise<DirectoryListing | und
     }
   }
   bases.sort((a, b) => a - b);
-  return { bases, temporary, foreign };
+  return { bases, temporary, foreign, links };
 }
 
 /** Creates the directory (owner-only unless `fileMode` widens it) if needed. */
@@ -85,7 +119,9 @@ export function syncDirectorySync(dir: string): void {
 export async function createSegment(dir: string, base: number, security?: HeaderSecurity, fileMode = fileModeDefault): Promise<number> {
   const path = join(dir, segmentName(base));
   const temporary = `${path}${temporarySuffix}`;
-  const handle = await open(temporary, 'w', fileMode);
+  const handle = await open(temporary, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | noFollow, fileMode).catch((error: unknown) => {
+    throw (error as NodeJS.ErrnoException).code === 'ELOOP' ? linkRefused(temporary, error) : error;
+  });
   try {
     await handle.write(encodeHeader(base, Date.now(), security), 0, undefined, 0);
     await handle.datasync();
@@ -95,7 +131,7 @@ export async function createSegment(dir: string, base: number, security?: Header
   await rename(temporary, path);
   await syncDirectory(dir);
   // A plain descriptor, not a FileHandle: the writer closes it itself, and a FileHandle would be closed by GC.
-  return openSync(path, 'r+');
+  return openNoFollow(path, constants.O_RDWR);
 }
 
 /** Removes leftovers of interrupted segment creations. */
