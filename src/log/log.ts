@@ -122,7 +122,11 @@ export interface Log<T> extends AsyncDisposable {
    * The value of the record at `offset`.
    * - `offset` not a safe integer → `TypeError` / `RangeError` (negative, fractional, NaN).
    * - Past `since`, or before the first available record → `OFFSET_OUT_OF_RANGE`.
-   * - No record starts at `offset` → `NOT_A_RECORD`.
+   * - No record starts at `offset` → `NOT_A_RECORD`. The file logs tell this from the bytes there, which do not
+   *   form a valid frame for `offset`: a value stored as arbitrary bytes (the `raw` codec, `utf8` strings holding
+   *   U+0000) may embed bytes that do, so a `get` (or a stream bound) at an offset that is not a record start and
+   *   comes from an untrusted source may return such a forged record. JSON values never hold the zero bytes a
+   *   frame needs and cannot; encrypted logs authenticate every frame. See README "Offsets from untrusted callers".
    * - The record is damaged → `CORRUPT_RECORD` with the file and position; never the damaged bytes.
    */
   get(offset: number): Promise<T>;
