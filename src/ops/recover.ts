@@ -67,7 +67,7 @@ export interface RecoverReport {
  * `quarantine/<segment>.<position>.<ms>.torn` (as the open's torn-write cut does, F-42), and every later segment
  * is moved there whole (`<segment>.0.<ms>.torn`), so records after damage are kept for people, not for the log.
  * A segment whose file is shared with a backup (hard-linked) is rewritten rather than truncated, so the backup
- * keeps its bytes. When no segment can be kept, an empty one is created at the first base, so offsets go on.
+ * keeps its bytes; so is one that becomes the last segment, which the writer appends to. When no segment can be kept, an empty one is created at the first base, so offsets go on.
  *
  * Views: the state of every view that is damaged, ahead of the recovered log, or whose `since` is not a record of
  * it is removed (the state file, or the LMDB environment); a view without state rebuilds from the start of the
@@ -157,6 +157,11 @@ async function cutToPrefix(dir: string, scan: LogScan): Promise<{ cuts: RecoverC
   const security = kept.length === 0 && segments.length > 0 ? securityOf((segments[0] as SegmentScan).path) : undefined;
   await mkdir(quarantine, { recursive: true, mode: 0o700 });
   for (const { segment, position } of cutsToMake) cuts.push(await cutSegment(segment, position, quarantine));
+  // The segments after the prefix go away, so the last one kept becomes the one the writer appends to and erases
+  // in place. Sealed, a backup may have hard-linked it: the writer would then write into the backup. It gets a
+  // file of its own first (before the moves, so that a kill in between never leaves a shared segment last).
+  const head = kept[kept.length - 1];
+  if (head !== undefined && removed.length > 0 && !cutsToMake.some((cut) => cut.segment === head)) await unshare(head);
   for (const segment of removed) {
     const target = await quarantineName(quarantine, basename(segment.path), 0);
     await rename(segment.path, target);
@@ -197,11 +202,8 @@ async function cutSegment(segment: SegmentScan, position: number, quarantine: st
   await syncDirectory(quarantine);
   const { nlink } = await lstat(segment.path);
   if (nlink > 1) {
-    // The file is also a backup's (hard-linked): truncating it would cut the backup too. Write the kept bytes to a
-    // new file instead (named as F-20's temporary, so an open removes it if we are killed) and rename it over.
-    const rewritten = `${segment.path}.tmp`;
-    await copyRange(segment.path, rewritten, 0, position);
-    await rename(rewritten, segment.path);
+    // The file is also a backup's (hard-linked): truncating it would cut the backup too.
+    await rewriteAlone(segment.path, position);
   } else {
     const handle = await open(segment.path, 'r+');
     try {
@@ -212,6 +214,22 @@ async function cutSegment(segment: SegmentScan, position: number, quarantine: st
     }
   }
   return { file: segment.path, position, bytes: segment.fileBytes - position, quarantine: target };
+}
+
+/** A segment file that is also linked elsewhere (a backup's) is replaced by a copy of its own, whole. */
+async function unshare(segment: SegmentScan): Promise<void> {
+  const { nlink, size } = await lstat(segment.path);
+  if (nlink > 1) await rewriteAlone(segment.path, size);
+}
+
+/**
+ * Replaces the file at `path` with a new one holding its first `bytes` bytes, leaving the other links of the old
+ * file as they were. Written under F-20's temporary name, so an open removes it if we are killed, then renamed over.
+ */
+async function rewriteAlone(path: string, bytes: number): Promise<void> {
+  const rewritten = `${path}.tmp`;
+  await copyRange(path, rewritten, 0, bytes);
+  await rename(rewritten, path);
 }
 
 /** `<segment>.<position>.<ms>.torn` in quarantine (F-42), made unique should two cuts land in one millisecond. */

@@ -229,6 +229,30 @@ describe('recover', () => {
     await assertRecovered(dir, report, offsets);
   });
 
+  it('gives the segment that becomes the last one a file of its own when a backup shares it', async () => {
+    const dir = fresh();
+    const offsets = await fillLog(dir, 300);
+    const files = segmentFiles(dir);
+    const sealed = files[files.length - 2] as (typeof files)[number];
+    const head = files[files.length - 1] as (typeof files)[number];
+    // A backup hard-links sealed segments; then the head's header is damaged, so recover moves the head away.
+    const elsewhere = join(root, `linked-${count}`);
+    linkSync(sealed.path, elsewhere);
+    const shared = readFileSync(elsewhere);
+    flipByte(head.path, 3);
+    const report = await recover(dir);
+    assert.deepEqual(
+      report.removedSegments.map((removal) => removal.file),
+      [head.path],
+    );
+    assert.notEqual(statSync(sealed.path).ino, statSync(elsewhere).ino);
+    // The writer now appends to (and erases in) that segment: never through the other link.
+    await assertRecovered(dir, report, offsets);
+    await using log = await FileLog.open<Value>(dir, { segmentBytesMax });
+    await log.delete([report.lastOffset]);
+    assert.ok(readFileSync(elsewhere).equals(shared), 'the other link keeps every byte');
+  });
+
   it('leaves a record whose deletion was interrupted to the next open, which finishes it', async () => {
     const dir = fresh();
     const offsets = await fillLog(dir, 300);
