@@ -9,9 +9,11 @@ import { basename, join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Sluice } from '../../src/db/sluice.js';
 import { isSluiceError } from '../../src/errors.js';
+import { journalDeletes } from '../../src/log/file/deletes.js';
 import { FileLog } from '../../src/log/file/file-log.js';
 import { backup, restore, type BackupReport } from '../../src/ops/backup.js';
 import { check } from '../../src/ops/check.js';
+import { stat } from '../../src/ops/stat.js';
 import { index, type IndexView } from '../../src/views/index-view.js';
 import { reduce, type ReduceView } from '../../src/views/reduce.js';
 import { temporaryDirectory } from '../helpers.js';
@@ -177,6 +179,28 @@ describe('backup and restore', () => {
       (error) => isSluiceError(error, 'ABORTED'),
     );
     assertNoLeftovers(parent, ['dest']);
+  });
+
+  it('keeps the whole last batch when the deletion of its last record was interrupted', async () => {
+    const dir = fresh();
+    const offsets = await fillLog(dir, 20);
+    const last = offsets[offsets.length - 1] as number;
+    // A crash during the rewrite of the last frame (F-63): journaled, the frame torn (its checksum no longer holds).
+    await journalDeletes(dir, [last]);
+    const { path, position } = locate(dir, last);
+    flipByte(path, position + 40);
+    const snapshot = await stat(dir);
+    assert.equal(snapshot.lastOffset, last);
+    assert.deepEqual([snapshot.records, snapshot.deletedRecords], [19, 1]);
+    const dest = fresh('backup');
+    const report = await backup(dir, dest);
+    assert.equal(report.lastOffset, last);
+    // The backup's first writable open finishes the deletion; the rest of the batch is there.
+    await using log = await FileLog.open<Value>(dest, { segmentBytesMax });
+    assert.equal(log.since, last);
+    const kept = [];
+    for await (const record of log.stream()) kept.push(record.offset);
+    assert.deepEqual(kept, offsets.slice(0, -1));
   });
 
   it('backs up and restores an empty log', async () => {

@@ -318,7 +318,7 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
     let since: number;
     try {
       if (!this.readonly) this.#finishDeletes(fileEnd);
-      verdict = checkTail(segments, this.#reader, index, fileEnd);
+      verdict = checkTail(segments, this.#reader, index, fileEnd, this.readonly ? this.#deletionsInProgress() : undefined);
       segments.end = verdict.end;
       if (verdict.cut !== undefined && !this.readonly) this.#cut(fd, base, verdict.end, fileEnd);
       this.#reader.reset();
@@ -367,6 +367,18 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
     segments.end = fileEnd;
     eraseFrames(segments, offsets);
     clearJournal(this.dir);
+  }
+
+  /**
+   * A read-only open's view of the `DELETES` journal (F-63), which it leaves to the writer: the records being
+   * erased. Only a hint for the tail check, so a journal that cannot be read is as good as none.
+   */
+  #deletionsInProgress(): ReadonlySet<number> {
+    try {
+      return new Set(readJournal(this.dir));
+    } catch {
+      return new Set();
+    }
   }
 
   /** Moves the bytes of a torn write aside into `quarantine/` (F-42) and truncates the segment to `end`. */
