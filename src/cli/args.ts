@@ -60,6 +60,11 @@ export class CommandLine {
       if (code?.startsWith('ERR_PARSE_ARGS_') !== true) throw error;
       throw new UsageError((error as Error).message, spec.usage);
     }
+    // An empty path or number is a slip on the command line (an unset shell variable), not a value to pass on.
+    const empty = parsed.positionals.indexOf('');
+    if (empty >= 0 && parsed.values.help !== true) {
+      throw new UsageError(`<${spec.positionals[empty] ?? empty}> must not be empty`, spec.usage);
+    }
     // `--nats <urls>` names a log on NATS servers in place of the <dir> argument: the command reads <dir> as ''.
     const dirIndex = spec.positionals.indexOf('dir');
     if (typeof parsed.values.nats === 'string' && dirIndex >= 0 && parsed.positionals.length < spec.positionals.length) {

@@ -141,7 +141,16 @@ describe('sluice CLI', () => {
   });
 
   it('usage errors exit with 2 and print the usage to stderr', async () => {
-    const cases = [['frobnicate'], [], ['get', dir], ['get', dir, '1.5'], ['get', dir, '-1'], ['dump', dir, '--nope']];
+    const cases = [
+      ['frobnicate'],
+      [],
+      ['get', dir],
+      ['get', dir, '1.5'],
+      ['get', dir, '-1'],
+      ['dump', dir, '--nope'],
+      ['check', ''],
+      ['backup', dir, ''],
+    ];
     const results = await Promise.all(cases.map((args) => runCli(args)));
     for (const [i, result] of results.entries()) {
       assert.equal(result.status, 2, `sluice ${(cases[i] ?? []).join(' ')}`);
