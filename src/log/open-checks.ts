@@ -28,3 +28,18 @@ export function openFailure(error: unknown, path: string): unknown {
   const code = cause.syscall === 'read' ? 'READ_FAILED' : 'WRITE_FAILED';
   return new SluiceError(code, `opening the log at ${path} failed: ${cause.message}`, { cause, file: cause.path ?? path });
 }
+
+/**
+ * As `openFailure`, for an operation on a log directory (`check`, `recover`, `backup`, `restore`): a system error
+ * it meets (a `LOCK` that is a directory, a file it may not read) fails with a code too. A `readOnly` operation
+ * never writes, so its failures are `READ_FAILED`.
+ */
+export function operationFailure(error: unknown, operation: string, path: string, readOnly: boolean): unknown {
+  if (error instanceof SluiceError || error instanceof TypeError || error instanceof RangeError) return error;
+  const cause = error as NodeJS.ErrnoException;
+  if (cause.code === 'EISDIR' || cause.code === 'ENOTDIR') {
+    return new SluiceError('NOT_A_LOG', `${path} cannot be a log: ${cause.message}`, { cause, file: cause.path ?? path });
+  }
+  const code = readOnly || cause.syscall === 'read' ? 'READ_FAILED' : 'WRITE_FAILED';
+  return new SluiceError(code, `${operation} of ${path} failed: ${cause.message}`, { cause, file: cause.path ?? path });
+}

@@ -5,6 +5,7 @@ import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'nod
 import { open as openLmdb } from 'lmdb';
 import { skipValues } from '../codec/codec.js';
 import { SluiceError } from '../errors.js';
+import { operationFailure } from '../log/open-checks.js';
 import { deletesFileName } from '../log/file/deletes.js';
 import { FileLog } from '../log/file/file-log.js';
 import { positionOf, segmentName } from '../log/file/format.js';
@@ -83,12 +84,16 @@ export async function backup(dir: string, dest: string, options: BackupOptions =
   if (typeof dest !== 'string' || dest.length === 0) throw new TypeError('dest must be a non-empty string');
   if (options.link !== undefined && typeof options.link !== 'boolean') throw new TypeError('link must be a boolean');
   const startMs = performance.now();
-  await listLog(dir);
-  await checkDestination(dir, dest);
-  return intoPlace(dest, 'backup', async (temporary) => {
-    const report = await writeBackup(dir, temporary, options);
-    return { dir, dest, ...report, durationMs: Math.round(performance.now() - startMs) };
-  });
+  try {
+    await listLog(dir);
+    await checkDestination(dir, dest);
+    return await intoPlace(dest, 'backup', async (temporary) => {
+      const report = await writeBackup(dir, temporary, options);
+      return { dir, dest, ...report, durationMs: Math.round(performance.now() - startMs) };
+    });
+  } catch (error) {
+    throw operationFailure(error, 'backup', dir, false);
+  }
 }
 
 export interface RestoreOptions {
@@ -125,6 +130,14 @@ export interface RestoreReport {
 export async function restore(backupDir: string, dir: string, options: RestoreOptions = {}): Promise<RestoreReport> {
   checkArguments(backupDir, options);
   if (typeof dir !== 'string' || dir.length === 0) throw new TypeError('dir must be a non-empty string');
+  try {
+    return await restoreBackup(backupDir, dir, options);
+  } catch (error) {
+    throw operationFailure(error, 'restore', backupDir, false);
+  }
+}
+
+async function restoreBackup(backupDir: string, dir: string, options: RestoreOptions): Promise<RestoreReport> {
   const startMs = performance.now();
   const listing = await listLog(backupDir);
   await checkDestination(backupDir, dir);

@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { isSluiceError, SluiceError } from '../errors.js';
+import { operationFailure } from '../log/open-checks.js';
 import { checkProblemsMax } from '../limits.js';
 import { readJournal } from '../log/file/deletes.js';
 import { lockFileName } from '../log/file/directory-lock.js';
@@ -124,6 +125,14 @@ export interface CheckOptions {
  */
 export async function check(dir: string, options: CheckOptions = {}): Promise<CheckReport> {
   checkArguments(dir, options);
+  try {
+    return await checkLog(dir, options);
+  } catch (error) {
+    throw operationFailure(error, 'check', dir, true);
+  }
+}
+
+async function checkLog(dir: string, options: CheckOptions): Promise<CheckReport> {
   const startMs = performance.now();
   const meter = new ProgressMeter('check', options.onProgress);
   await listLog(dir);

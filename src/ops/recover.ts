@@ -2,6 +2,7 @@ import { closeSync, openSync, readSync } from 'node:fs';
 import { lstat, mkdir, open, rename } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { isSluiceError } from '../errors.js';
+import { operationFailure } from '../log/open-checks.js';
 import { deletesFileName, readJournal } from '../log/file/deletes.js';
 import { DirectoryLock } from '../log/file/directory-lock.js';
 import { decodeHeader, headerBytes, positionOf, type HeaderSecurity } from '../log/file/format.js';
@@ -79,6 +80,14 @@ export interface RecoverReport {
  */
 export async function recover(dir: string, options: RecoverOptions = {}): Promise<RecoverReport> {
   checkArguments(dir, options);
+  try {
+    return await recoverLog(dir, options);
+  } catch (error) {
+    throw operationFailure(error, 'recover', dir, false);
+  }
+}
+
+async function recoverLog(dir: string, options: RecoverOptions): Promise<RecoverReport> {
   const meter = new ProgressMeter('recover', options.onProgress);
   await listLog(dir);
   const lock = DirectoryLock.acquire(dir);

@@ -253,6 +253,17 @@ describe('recover', () => {
     assert.ok(readFileSync(elsewhere).equals(shared), 'the other link keeps every byte');
   });
 
+  it('fails with a code, modifying nothing, where a LOCK that is a directory makes the log unusable', async () => {
+    const dir = fresh();
+    await fillLog(dir, 20);
+    mkdirSync(join(dir, 'LOCK'));
+    const before = treeOf(dir);
+    await assert.rejects(check(dir), (error) => isSluiceError(error, 'NOT_A_LOG'));
+    await assert.rejects(recover(dir), (error) => isSluiceError(error, 'NOT_A_LOG'));
+    await assert.rejects(FileLog.open(dir), (error) => isSluiceError(error, 'NOT_A_LOG'));
+    assert.deepEqual(treeOf(dir), before);
+  });
+
   it('leaves a record whose deletion was interrupted to the next open, which finishes it', async () => {
     const dir = fresh();
     const offsets = await fillLog(dir, 300);
