@@ -162,8 +162,10 @@ async function cutToPrefix(dir: string, scan: LogScan): Promise<{ cuts: RecoverC
     if (position < segment.fileBytes) cutsToMake.push({ segment, position });
   });
   if (cutsToMake.length === 0 && removed.length === 0) return { cuts, removedSegments };
-  // F-70: an empty log left behind keeps the chain and cipher of the log (read before its segments move away).
-  const security = kept.length === 0 && segments.length > 0 ? securityOf((segments[0] as SegmentScan).path) : undefined;
+  // F-70: an empty log left behind keeps the chain and cipher of the log (read before its segments move away),
+  // from the newest header still readable: the first one may be the damage, and a plain header in its place would
+  // let the log's next records be written unencrypted.
+  const security = kept.length === 0 ? securityOfAny(segments) : undefined;
   await mkdir(quarantine, { recursive: true, mode: 0o700 });
   for (const { segment, position } of cutsToMake) cuts.push(await cutSegment(segment, position, quarantine));
   // The segments after the prefix go away, so the last one kept becomes the one the writer appends to and erases
@@ -183,6 +185,15 @@ async function cutToPrefix(dir: string, scan: LogScan): Promise<{ cuts: RecoverC
   }
   await syncDirectory(dir);
   return { cuts, removedSegments };
+}
+
+/** The security fields of the newest segment header that can be read and is valid; `undefined` when none is. */
+function securityOfAny(segments: readonly SegmentScan[]): HeaderSecurity | undefined {
+  for (let i = segments.length - 1; i >= 0; i--) {
+    const security = securityOf((segments[i] as SegmentScan).path);
+    if (security !== undefined) return security;
+  }
+  return undefined;
 }
 
 /** The security fields of a segment's header, when it can be read and is valid (else a plain header is made). */

@@ -3,6 +3,7 @@
  * every byte cut is in `quarantine/`, views ahead of the recovered log rebuild, and a writer's lock is respected.
  */
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { appendFileSync, existsSync, linkSync, mkdirSync, readdirSync, readFileSync, statSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -173,6 +174,24 @@ describe('recover', () => {
     const moved = readdirSync(join(dir, 'quarantine')).find((file) => file.startsWith(`${first.name}.0.`));
     assert.ok(moved !== undefined && readFileSync(join(dir, 'quarantine', moved)).equals(before.get(first.name) as Buffer));
     await assertRecovered(dir, report, []);
+  });
+
+  it('keeps an encrypted log encrypted when its first header is the damage', async () => {
+    const dir = fresh();
+    const encryption = { key: { id: 7, key: randomBytes(32) } };
+    {
+      await using log = await FileLog.open<Value>(dir, { segmentBytesMax, encryption });
+      for (let i = 0; i < 60; i++) await log.append(valueOf(i));
+    }
+    const files = segmentFiles(dir);
+    assert.ok(files.length > 1);
+    flipByte((files[0] as (typeof files)[number]).path, 3);
+    const report = await recover(dir);
+    assert.equal(report.lastOffset, -1);
+    await assert.rejects(FileLog.open<Value>(dir, { segmentBytesMax }), (error) => isSluiceError(error, 'KEY_REQUIRED'));
+    await using log = await FileLog.open<Value>(dir, { segmentBytesMax, encryption });
+    assert.equal(log.encrypted, true);
+    assert.equal(await log.append(valueOf(0)), 0);
   });
 
   it('removes the state of views ahead of the recovered log, and they rebuild', async () => {
