@@ -107,7 +107,9 @@ export class LogStream<T> implements AsyncIterableIterator<LogRecord<T>> {
       const seenVersion = this.#log._version;
       let batch: LogRecord<T>[];
       try {
-        batch = await this.#cursor.next(Math.min(this.#remaining, streamBatchRecords));
+        const reading = this.#cursor.next(Math.min(this.#remaining, streamBatchRecords));
+        // A cursor that waits on a server (which may be away for long) must not hold an aborted stream open.
+        batch = reading instanceof Promise ? await untilAborted(reading, this.#signal) : reading;
       } catch (error) {
         this.#finish();
         throw error;
@@ -167,8 +169,33 @@ export class LogStream<T> implements AsyncIterableIterator<LogRecord<T>> {
   }
 }
 
-
 function ignore(): void {}
+
+/** `reading`, or `ABORTED` as soon as `signal` aborts (what `reading` settles to later is then dropped). */
+function untilAborted<R>(reading: Promise<R>, signal: AbortSignal | undefined): Promise<R> {
+  if (signal === undefined) return reading;
+  return new Promise<R>((resolve, reject) => {
+    const abort = (): void => {
+      reading.catch(ignore);
+      reject(new SluiceError('ABORTED', 'the stream was aborted', { cause: signal.reason }));
+    };
+    if (signal.aborted) {
+      abort();
+      return;
+    }
+    signal.addEventListener('abort', abort, { once: true });
+    reading.then(
+      (value) => {
+        signal.removeEventListener('abort', abort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', abort);
+        reject(asError(error));
+      },
+    );
+  });
+}
 
 /**
  * The records of `records` in arrays, in order: a log's stream hands out the batches it reads (`nextBatch`), any

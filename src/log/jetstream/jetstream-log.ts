@@ -374,6 +374,8 @@ export class JetStreamLog<T = JsonValue> extends AbstractLog<T> {
   #reader(start: number, headersOnly: boolean): OrderedReader {
     const lastSequence = async (): Promise<number> => (await this.#jsm.streams.info(this.streamName)).state.last_seq;
     const reader = new OrderedReader(this.#js, this.streamName, start, this.#retryMs, headersOnly, lastSequence);
+    // Opened once closing has begun (info() after its first request): it reads nothing.
+    if (this.#stopped()) reader.close();
     this.#readers.add(reader);
     const close = reader.close.bind(reader);
     reader.close = () => {
@@ -500,11 +502,13 @@ export class JetStreamLog<T = JsonValue> extends AbstractLog<T> {
   }
 
   protected async _close(): Promise<void> {
+    // Reads end now: while the servers are away the pending appends may take up to `retryMs` to settle, and a
+    // stream or info() waiting on a consumer meanwhile would wait as long before it met LOG_CLOSED.
+    this.#follower = undefined;
+    for (const reader of [...this.#readers]) reader.close();
     try {
       await this.#writer?.settled();
     } finally {
-      this.#follower = undefined;
-      for (const reader of [...this.#readers]) reader.close();
       if (this.#ownsConnection) await this.#connection.close().catch(() => undefined);
     }
   }

@@ -167,4 +167,34 @@ describe('JetStreamLog', { skip: nats.skip, timeout: 120_000 }, () => {
     assert.equal(await log.append(5), 5);
     assert.deepEqual((await collect(log.stream())).map((record) => record.value), [0, 1, 2, 3, 4, 5]);
   });
+
+  it('ends streams waiting on stopped servers at once: ABORTED by their signal, LOG_CLOSED by close', async () => {
+    const stream = streamName();
+    const log = await open<number>(stream, { retryMs: 5000, publishTimeoutMs: 500 });
+    await log.append([0, 1, 2]);
+    const node = nats.servers().nodes[0];
+    assert.ok(node !== undefined);
+    await node.stop();
+    try {
+      const settled: string[] = [];
+      const controller = new AbortController();
+      const aborted = collect(log.stream({ signal: controller.signal }));
+      const closed = collect(log.stream()).finally(() => settled.push('stream'));
+      const appending = log.append(3).finally(() => settled.push('append'));
+      // Both streams are now waiting for a consumer the stopped server cannot create.
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      controller.abort();
+      await rejectsWith(aborted, 'ABORTED');
+      const closing = log.close();
+      await rejectsWith(closed, 'LOG_CLOSED');
+      // The append still had its chance: close waits for it, and it fails only once the servers stayed away.
+      await rejectsWith(appending, 'UNAVAILABLE');
+      await closing;
+      assert.deepEqual(settled, ['stream', 'append']);
+    } finally {
+      await log.close();
+      node.start();
+      await node.ready();
+    }
+  });
 });
