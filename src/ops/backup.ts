@@ -288,7 +288,8 @@ interface Snapshot {
 
 /** The log as a read-only open sees it: its segments (none for an empty log), and the end of its last whole batch. */
 async function snapshotOf(dir: string): Promise<Snapshot> {
-  const log = await FileLog.open(dir, { readonly: true, codec: skipValues });
+  // Bytes are copied as they are: an encrypted log is backed up without its key, which never reaches the backup.
+  const log = await FileLog.open(dir, { readonly: true, codec: skipValues, withoutKey: true });
   try {
     const segments = log.segments;
     const bases = segments.bases.filter((base) => base >= segments.first);

@@ -4,7 +4,7 @@
  * directory, follows a symbolic link out, or leaves a half-made destination.
  */
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdirSync, readdirSync, statSync, symlinkSync, unlinkSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, unlinkSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Sluice } from '../../src/db/sluice.js';
@@ -201,6 +201,32 @@ describe('backup and restore', () => {
     const kept = [];
     for await (const record of log.stream()) kept.push(record.offset);
     assert.deepEqual(kept, offsets.slice(0, -1));
+  });
+
+  it('backs up an encrypted, chained log without its key, and the restore reads back under the key ring', async () => {
+    const dir = fresh();
+    const oldKey = { id: 1, key: Buffer.alloc(32, 0x31) };
+    const newKey = { id: 2, key: Buffer.alloc(32, 0x32) };
+    const expected: string[] = [];
+    for (const [key, oldKeys] of [[oldKey, []], [newKey, [oldKey]]] as const) {
+      await using log = await FileLog.open<string>(dir, { chain: 'sha256', encryption: { key, oldKeys }, segmentBytesMax });
+      for (let i = 0; i < 5; i++) {
+        const value = `secret ${key.id}.${i}`;
+        await log.append(value);
+        expected.push(value);
+      }
+    }
+    const dest = fresh('backup');
+    const report = await backup(dir, dest);
+    assert.equal(report.segments, 2);
+    for (const { path } of segmentFiles(dest)) assert.equal(readFileSync(path).includes('secret'), false);
+    const restored = fresh('restored');
+    await restore(dest, restored);
+    assert.equal((await check(restored, { verifyChain: true })).healthy, true);
+    await using log = await FileLog.open<string>(restored, { readonly: true, encryption: { key: newKey, oldKeys: [oldKey] } });
+    const values: string[] = [];
+    for await (const record of log.stream()) values.push(record.value);
+    assert.deepEqual(values, expected);
   });
 
   it('backs up and restores an empty log', async () => {
