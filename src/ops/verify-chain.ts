@@ -375,7 +375,7 @@ function endBatch(state: WalkState, stored: Buffer, offset: number): void {
     accept(state, offset, Buffer.from(stored), batch.records, false);
     return;
   }
-  if (state.anchor === null) state.anchor = { offset: batch.where.offset, hash: state.previous.toString('hex') };
+  anchorAtGenesis(state, batch.where);
   const link = (state.hasher as ChainHasher).finish();
   if (!link.equals(stored)) {
     state.broken = {
@@ -385,6 +385,14 @@ function endBatch(state: WalkState, stored: Buffer, offset: number): void {
     return;
   }
   accept(state, offset, link, batch.records);
+}
+
+/**
+ * F-78: a walk that starts from a known link (the genesis link of a log at offset 0) takes it as its anchor when
+ * its first batch ends, wherever that is: inside a filler as well, where the links that follow are never stored.
+ */
+function anchorAtGenesis(state: WalkState, first: Where): void {
+  if (state.anchor === null && state.previous !== undefined) state.anchor = { offset: first.offset, hash: state.previous.toString('hex') };
 }
 
 /** The buffer `isZero` last looked into, and a view of it: a walk asks about every record of one window. */
@@ -448,8 +456,9 @@ function verifyFiller(buffer: Buffer, start: number, size: number, state: WalkSt
         // A trimmed log's first batch ends inside a filler: its link is stored nowhere, so the anchor waits.
         state.batch = null;
       } else {
-        const batch = state.batch as { records: number };
+        const batch = state.batch as { where: Where; records: number };
         state.batch = null;
+        anchorAtGenesis(state, batch.where);
         accept(state, offset, hasher.finish(), batch.records);
       }
     }

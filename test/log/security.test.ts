@@ -590,6 +590,8 @@ describe('compaction of a chained log', () => {
     const report = await verify(dir, head.hash);
     assert.equal(report.healthy, true, JSON.stringify(report.problems));
     assert.equal(report.chain?.records, 200, 'every covered record is a verified link');
+    // The first batches end inside the filler at offset 0: the walk still started from the genesis link.
+    assert.deepEqual(report.chain?.anchor, { offset: 0, hash: '0'.repeat(64) });
     assert.equal(report.chain?.publishedHeadOffset, head.offset);
 
     // The filler over the first run starts at offset 0: change a covered record's time in its table.
