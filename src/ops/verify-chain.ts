@@ -104,6 +104,7 @@ export async function verifyChain(dir: string, bases: readonly number[], options
     broken: null,
     stoppedBy: null,
     batch: null,
+    untied: [],
   };
   const workers = options.workers ?? (segmentBytes(dir, bases) > workersBytesMin ? Math.min(workersDefaultMax, availableParallelism() - 1) : 0);
   // Started when the first chained segment is walked: a log that is not chained fails at its first header.
@@ -165,6 +166,12 @@ interface WalkState {
   stoppedBy: string | null;
   /** The batch in progress: where its first record is, how many records and bytes it has so far. */
   batch: { where: Where; records: number; bytes: number } | null;
+  /**
+   * Batches that ended inside a compaction filler, in order: their links were computed, never compared with a
+   * stored one, so they count (records, head, a published head) only once a stored link after them verifies.
+   * Replaced, never changed in place: a segment walked again starts from a shallow copy of the state.
+   */
+  untied: ReadonlyArray<{ offset: number; link: Buffer; records: number }>;
 }
 
 interface Where {
@@ -189,6 +196,7 @@ async function verifySegment(
     if ((cause as NodeJS.ErrnoException).code === 'ENOENT') {
       state.previous = undefined;
       state.batch = null;
+      state.untied = [];
       state.hasher?.reset();
       return;
     }
@@ -415,6 +423,14 @@ function isZero(buffer: Buffer, at: number): boolean {
  * anchor's stored link, F-78) may be the published head.
  */
 function accept(state: WalkState, offset: number, link: Buffer, records: number, recomputed = true): void {
+  // This link was computed from theirs: it ties the batches that ended inside a filler before it.
+  const untied = state.untied;
+  state.untied = [];
+  for (const batch of untied) count(state, batch.offset, batch.link, batch.records, true);
+  count(state, offset, link, records, recomputed);
+}
+
+function count(state: WalkState, offset: number, link: Buffer, records: number, recomputed: boolean): void {
   state.previous = link;
   state.records += records;
   state.head = { offset, link };
@@ -459,7 +475,11 @@ function verifyFiller(buffer: Buffer, start: number, size: number, state: WalkSt
         const batch = state.batch as { where: Where; records: number };
         state.batch = null;
         anchorAtGenesis(state, batch.where);
-        accept(state, offset, hasher.finish(), batch.records);
+        // Stored nowhere: chained on, and counted once a stored link after it verifies (at the latest the filler's
+        // own). A filler that leaves its last batch open at the end of the log proves nothing of the batches in it.
+        const link = hasher.finish();
+        state.previous = link;
+        state.untied = [...state.untied, { offset, link, records: batch.records }];
       }
     }
     offset += covered.size;

@@ -109,6 +109,34 @@ describe('forged compaction fillers', () => {
   });
 });
 
+describe('a forged filler at the end of a keyed chain', () => {
+  it('whose last batch stays open proves nothing of the batches inside it: neither counted nor taken as the head', async () => {
+    const { dir, head } = await keyedLog();
+    const path = segmentPaths(dir)[0] as string;
+    const file = readFileSync(path);
+    const at = file.length - headerBytes;
+    // Two covered records: the first ends a batch inside the filler, the second leaves its batch open.
+    const size = 32 + 2 * 48 + 68;
+    const filler = Buffer.alloc(size);
+    filler.writeUInt32LE(size, 0);
+    filler.writeUInt32LE(at, 8);
+    filler[26] = 0x01 | 0x02 | 0x04 | 0x10;
+    filler.writeUInt32LE(2, 28);
+    filler.writeUInt32LE(100, 32);
+    filler.fill(7, 48, 80);
+    filler.writeUInt32LE(size - 100, 80);
+    filler[94] = 1;
+    filler.fill(9, 96, 128);
+    filler.writeUInt32LE(size, size - 4);
+    fixCrc(filler, 0);
+    writeFileSync(path, Buffer.concat([file, filler]));
+    const report = await check(dir, { verifyChain: true, chainKey, workers: 0 });
+    assert.equal(report.chain?.broken, null);
+    assert.equal(report.chain?.records, 3, JSON.stringify(report.chain));
+    assert.equal(report.chain?.head?.hash, head, 'the head is the last link a stored link confirmed');
+  });
+});
+
 describe('the anchor of a trimmed log', () => {
   it('is never taken for a published head: a log forged to start with that link is refused', async () => {
     const dir = newDir();
