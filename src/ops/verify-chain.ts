@@ -17,7 +17,7 @@ import {
   segmentName,
   type HeaderSecurity,
 } from '../log/file/format.js';
-import { coveredAt, coveredCount, fillerFits } from '../log/file/security/filler.js';
+import { coveredAt, coveredCount, coveredFlagsValid, fillerFits } from '../log/file/security/filler.js';
 import { keyCheckValue } from '../log/file/security/keys.js';
 import { ChainHasher, chainAlgorithmOf, digestContentStart, genesisLink, type ChainAlgorithm } from '../log/file/security/chain.js';
 import { checkHeader } from '../log/file/segments.js';
@@ -327,8 +327,9 @@ function verifyFrame(
     return;
   }
   const start = frame.chainStart + chainBytes + 4 - frame.size;
-  // F-76: a chained filler is exactly what compaction writes: deleted and filler, key length 0, time 0, a table.
-  if (frame.filler && frame.deleted && frame.keyLength === 0 && frame.time === 0 && coveredCount(buffer, start) > 0) {
+  // F-76: a chained filler is exactly what compaction writes: deleted and filler, never encrypted, key length 0,
+  // time 0, a table.
+  if (frame.filler && frame.deleted && !frame.encrypted && frame.keyLength === 0 && frame.time === 0 && coveredCount(buffer, start) > 0) {
     verifyFiller(buffer, start, frame.size, state, where, securityFlags);
     return;
   }
@@ -452,9 +453,20 @@ function verifyFiller(buffer: Buffer, start: number, size: number, state: WalkSt
     state.broken = { ...where, message: `the filler's table of ${count} records does not fit in it (F-76)` };
     return;
   }
+  // Neither the filler's own batch flag nor its digest slot goes into a link: they must be what compaction wrote
+  // (its last covered record's flag, zeros), or a change to them would pass unseen.
+  const lastContinues = coveredAt(buffer, start, count - 1).batchContinues;
+  if (((buffer[start + 26] as number) & flagBatchContinues) !== (lastContinues ? flagBatchContinues : 0) || !isZero(buffer, linkAt - digestBytes)) {
+    state.broken = { ...where, message: "the filler's batch flag or digest slot is not as compaction writes it (F-76)" };
+    return;
+  }
   let offset = where.offset;
   for (let i = 0; i < count; i++) {
     const covered = coveredAt(buffer, start, i);
+    if (!coveredFlagsValid(buffer, start, i)) {
+      state.broken = { ...where, message: 'a record the filler covers has flag bytes compaction never writes (F-76)' };
+      return;
+    }
     if (covered.time < 0) {
       state.broken = { ...where, message: 'a record the filler covers has a time past the largest a log stores (F-76)' };
       return;

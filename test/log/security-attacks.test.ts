@@ -109,6 +109,40 @@ describe('forged compaction fillers', () => {
   });
 });
 
+describe('a compaction filler changed where no link covers it', () => {
+  it('is a broken link at the filler: its batch flag, an encrypted flag, a table flag byte, its digest slot', async () => {
+    const dir = newDir();
+    const log = await FileLog.open<{ n: number; pad: string }>(dir, { chain: 'hmac-sha256', chainKey, segmentBytesMax: 64 * 1024 });
+    for (let n = 0; n < 40; n++) await log.append({ n, pad: 'x'.repeat(3000) }, { key: `k${n % 2}` });
+    assert.ok((await log.compact()).recordsDropped > 0);
+    const head = log.chainHead().hash;
+    await log.close();
+    const path = segmentPaths(dir)[0] as string;
+    const pristine = readFileSync(path);
+    const at = headerBytes;
+    const size = pristine.readUInt32LE(at);
+    assert.equal(pristine[at + 26], 0x02 | 0x04 | 0x10, 'a chained filler at offset 0');
+    assert.ok(pristine.readUInt32LE(at + 28) > 1);
+    const changes: Array<[string, (file: Buffer) => void]> = [
+      ['its batch flag', (file) => (file[at + 26] = (file[at + 26] as number) | 0x01)],
+      ['an encrypted flag', (file) => (file[at + 26] = (file[at + 26] as number) | 0x08)],
+      ['a table batch byte', (file) => (file[at + 32 + 14] = 2)],
+      ['a table reserved byte', (file) => (file[at + 32 + 15] = 1)],
+      ['its digest slot', (file) => (file[at + size - 68] = 1)],
+    ];
+    assert.equal((await check(dir, { verifyChain: true, chainKey, head })).healthy, true);
+    for (const [what, change] of changes) {
+      const file = Buffer.from(pristine);
+      change(file);
+      fixCrc(file, at);
+      writeFileSync(path, file);
+      const report = await check(dir, { verifyChain: true, chainKey, head, workers: 0 });
+      assert.equal(report.healthy, false, what);
+      assert.equal(report.chain?.broken?.offset, 0, `${what}: ${JSON.stringify(report.chain?.broken)}`);
+    }
+  });
+});
+
 describe('a forged filler at the end of a keyed chain', () => {
   it('whose last batch stays open proves nothing of the batches inside it: neither counted nor taken as the head', async () => {
     const { dir, head } = await keyedLog();

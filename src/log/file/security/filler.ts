@@ -83,3 +83,12 @@ export function coveredAt(buffer: Buffer, position: number, i: number): Omit<Cov
     digest: buffer.subarray(at + 16, at + 16 + digestBytes),
   };
 }
+
+/**
+ * Whether covered record `i`'s flag bytes are as compaction writes them: its batch bit `0` or `1`, then `0`. The
+ * link takes the bit as a boolean, so any other byte there would be a change nothing else finds.
+ */
+export function coveredFlagsValid(buffer: Buffer, position: number, i: number): boolean {
+  const at = position + tableStart + i * coveredEntryBytes;
+  return (buffer[at + 14] as number) <= 1 && buffer[at + 15] === 0;
+}
