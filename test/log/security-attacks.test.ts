@@ -171,6 +171,26 @@ describe('a forged filler at the end of a keyed chain', () => {
   });
 });
 
+describe('an older segment whose header names another chain algorithm', () => {
+  it('is refused with SECURITY_MISMATCH when read, as F-70 has every segment of a log secured alike', async () => {
+    const dir = newDir();
+    const log = await FileLog.open<{ i: number }>(dir, { chain: 'sha256', segmentBytesMax: 4096 });
+    for (let i = 0; i < 60; i++) await log.append({ i });
+    assert.ok(log.segments.bases.length > 1);
+    await log.close();
+    const path = segmentPaths(dir)[0] as string;
+    const file = readFileSync(path);
+    file[32] = 2;
+    file.writeUInt32LE(crc32c(file, 0, 60), 60);
+    writeFileSync(path, file);
+    for (const readonly of [true, false]) {
+      await using reader = await FileLog.open<{ i: number }>(dir, { readonly });
+      await rejectsWith(reader.get(0), 'SECURITY_MISMATCH');
+      await rejectsWith(collect(reader.stream()), 'SECURITY_MISMATCH');
+    }
+  });
+});
+
 describe('the anchor of a trimmed log', () => {
   it('is never taken for a published head: a log forged to start with that link is refused', async () => {
     const dir = newDir();

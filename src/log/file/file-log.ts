@@ -308,6 +308,7 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
   #start(bases: number[], base: number, fd: number, fileEnd: number, rollFirst: boolean): void {
     const segments = new Segments(this.dir, bases, fileEnd, this.#fileMode);
     segments.followsWriter = this.readonly;
+    segments.headerCheck = (header, path) => this.#security.checkSegment(header.security, path);
     segments.pin(base, fd);
     this.#segments = segments;
     this.#reader = new FrameReader(segments);

@@ -37,6 +37,11 @@ export class Segments {
   #pinned: { base: number; fd: number } | undefined;
   /** Set by a writer in buffered mode. */
   tail: UnwrittenTail | undefined;
+  /**
+   * Called with the header of each segment file opened for reading, which it may refuse by throwing: F-70 has every
+   * segment of a log secured alike, and the file log holds what its segments must say.
+   */
+  headerCheck: ((header: SegmentHeader, path: string) => void) | undefined;
 
   /** The mode of files created in the log directory (`FileLogOptions.fileMode`). */
   readonly fileMode: number;
@@ -172,7 +177,7 @@ export class Segments {
       throw new SluiceError('CORRUPT_LOG', `segment ${path} is missing`, { cause: error, file: path });
     }
     try {
-      checkHeader(fd, path, base);
+      this.headerCheck?.(checkHeader(fd, path, base), path);
     } catch (error) {
       closeSync(fd);
       throw error;

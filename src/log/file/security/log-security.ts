@@ -130,6 +130,13 @@ export class LogSecurity {
     return this.#keyring === undefined ? this.#header : this.#keyring.headerFields(this.#header);
   }
 
+  /** F-70: `SECURITY_MISMATCH` unless a segment's header has the log's chain algorithm and cipher. */
+  checkSegment(header: HeaderSecurity, path: string): void {
+    if (header.cipher !== this.#header.cipher || header.chainAlgorithm !== this.#header.chainAlgorithm) {
+      throw new SluiceError('SECURITY_MISMATCH', `${path}: the segment's security flags differ from the log's`, { file: path, position: 12 });
+    }
+  }
+
   /** The key of segment `index` (F-75), from its header, checked once. */
   #keyOf(segments: Segments, index: number): AesGcm {
     const base = segments.bases[index] as number;
@@ -140,9 +147,7 @@ export class LogSecurity {
     const decoded = decodeHeader(bytes.subarray(0, segments.read(index, 0, bytes, 0, headerBytes)));
     if (typeof decoded === 'string') throw new SluiceError('CORRUPT_SEGMENT', `${path}: ${decoded}`, { file: path, position: 0 });
     const header = decoded.security;
-    if (header.cipher !== this.#header.cipher || header.chainAlgorithm !== this.#header.chainAlgorithm) {
-      throw new SluiceError('SECURITY_MISMATCH', `${path}: the segment's security flags differ from the log's`, { file: path, position: 12 });
-    }
+    this.checkSegment(header, path);
     if (this.#keyring === undefined) {
       throw new SluiceError('KEY_REQUIRED', `${path}: the log is encrypted and was opened without its key`, { file: path, position: 12 });
     }
