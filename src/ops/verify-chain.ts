@@ -169,9 +169,10 @@ interface WalkState {
   /**
    * Batches that ended inside a compaction filler, in order: their links were computed, never compared with a
    * stored one, so they count (records, head, a published head) only once a stored link after them verifies.
-   * Replaced, never changed in place: a segment walked again starts from a shallow copy of the state.
+   * Appended to in place (a filler may end thousands of batches: copying the list each time would make a walk
+   * quadratic); a segment walked again starts from a copy of the state taken with a copy of this list.
    */
-  untied: ReadonlyArray<{ offset: number; link: Buffer; records: number }>;
+  untied: { offset: number; link: Buffer; records: number }[];
 }
 
 interface Where {
@@ -238,7 +239,7 @@ async function verifySegment(
       await walkSegment(segment, state, options.signal, undefined);
       return;
     }
-    const before = { ...state };
+    const before = { ...state, untied: [...state.untied] };
     const digests = new SegmentDigests(pool, fd, hasher.digestHash);
     let thrown: { error: unknown } | undefined;
     try {
@@ -491,7 +492,7 @@ function verifyFiller(buffer: Buffer, start: number, size: number, state: WalkSt
         // own). A filler that leaves its last batch open at the end of the log proves nothing of the batches in it.
         const link = hasher.finish();
         state.previous = link;
-        state.untied = [...state.untied, { offset, link, records: batch.records }];
+        state.untied.push({ offset, link, records: batch.records });
       }
     }
     offset += covered.size;
