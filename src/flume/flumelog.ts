@@ -211,8 +211,12 @@ export function fromLog<T>(input: Log<T> | PromiseLike<Log<T>>, options: FromLog
       const plan = planStream(streamOptions);
       return fromAsyncIterable<LogRecord<T>, unknown>(
         async (signal) => {
-          const target = await loaded();
-          return target.stream({ ...plan.options(target.since), signal });
+          // `since` is taken when the log is at hand (at once when loaded): `old: false` then starts from the
+          // first read, even if an append made right after it lands before the stream opens.
+          const [target, since] = await new Promise<[Log<T>, number]>((resolve, reject) =>
+            withLog(reject, (loadedLog) => resolve([loadedLog, loadedLog.since])),
+          );
+          return target.stream({ ...plan.options(since), signal });
         },
         { map: plan.shape },
       );

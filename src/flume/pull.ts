@@ -133,8 +133,15 @@ export function fromAsyncIterable<T, U = T>(
     }
     if (opening) return;
     opening = true;
-    Promise.resolve()
-      .then(() => open(controller.signal))
+    // Opened in the turn of the first read, not a later one: what `open` observes (a live stream's starting
+    // point) is then the state as of that read.
+    let opened: AsyncIterable<T> | Promise<AsyncIterable<T>>;
+    try {
+      opened = open(controller.signal);
+    } catch (error) {
+      opened = Promise.reject(asError(error));
+    }
+    Promise.resolve(opened)
       .then(
         (iterable) => {
           iterator = iterable[Symbol.asyncIterator]();

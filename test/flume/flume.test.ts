@@ -183,6 +183,22 @@ describe('Flume: the log API', () => {
     await close(db);
   });
 
+  it('streams old: false from its first read: an append made right after it is included', async () => {
+    const db = memoryDb();
+    await append(db, 'before');
+    const got = new Promise<unknown[]>((resolve) => {
+      const values: unknown[] = [];
+      pull(
+        db.stream({ old: false, live: true, seqs: false }),
+        pull.drain((value: unknown) => values.push(value) < 2, () => resolve(values)),
+      );
+    });
+    // Appended in the same turn as the first read, before the stream had a chance to open.
+    await call((cb) => db.append(['x', 'y'], cb));
+    assert.deepEqual(await got, ['x', 'y']);
+    await close(db);
+  });
+
   it('applies the mapper to get, to every stream shape, and to what views see', async () => {
     const double: Mapper<unknown> = (value, cb) => setImmediate(() => cb(null, (value as number) * 2));
     const db = memoryDb(true, double);
