@@ -112,7 +112,7 @@ export class OrderedReader {
       if (this.#head < this.#buffer.length) return this.#take();
       if (this.#error !== undefined) throw this.#error;
       if (this.#ended) return undefined;
-      if (!(await this.#sleep(pauseMs)) && (await this.#nothingPendingUnlessWoken()) && this.buffered === 0 && !this.#closed) {
+      if (!(await this.#sleep(pauseMs)) && (await this.#nothingPending()) && this.buffered === 0 && !this.#closed) {
         return null;
       }
       pauseMs = Math.min(pauseMs * 2, stallCheckMs);
@@ -131,21 +131,6 @@ export class OrderedReader {
         resolve(false);
       }, ms);
       this.#wakeReader = wake;
-    });
-  }
-
-  /**
-   * `#nothingPending`, given up (false) as soon as a delivery or the end wakes the reader: asked of a server that
-   * died, the question waits for a request's whole timeout, while a consumer reopened elsewhere may be delivering.
-   */
-  #nothingPendingUnlessWoken(): Promise<boolean> {
-    return new Promise<boolean>((resolve) => {
-      const wake = (): void => resolve(false);
-      this.#wakeReader = wake;
-      void this.#nothingPending().then((answer) => {
-        if (this.#wakeReader === wake) this.#wakeReader = undefined;
-        resolve(answer);
-      });
     });
   }
 
