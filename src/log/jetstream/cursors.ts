@@ -8,18 +8,13 @@ import type { OrderedReader } from './ordered-reader.js';
 
 /** What the cursors need from their log. */
 export interface CursorHost<T> {
-  /**
-   * The log's `since`: every sequence up to `sequenceOf(since)` was stored, though the stream's limits, a purge or a
-   * delete may have removed some since (readers ask `nextStored` rather than wait for them).
-   */
+  /** The log's `since`: every sequence up to `sequenceOf(since)` holds a stored message. */
   readonly since: number;
   /** Asks the server for the stream's last sequence, so `since` takes in other writers' records. */
   refresh(): Promise<void>;
   /** A consumer delivered the stored message at `sequence`, a record by the batch rule: `since` may move up to it. */
   observed(sequence: number): void;
   reader(startSequence: number): OrderedReader;
-  /** The stream's first stored sequence, as its leader says now (every message below it is gone for good). */
-  firstSequence(): Promise<number>;
   /** The record in `message`, or `FOREIGN_MESSAGE` / `DECODE_FAILED`. */
   decode(message: JsMsg): LogRecord<T>;
 }
@@ -79,16 +74,10 @@ export class ForwardCursor<T> implements RecordCursor<T> {
         this.close();
         break;
       }
-      const stored = sequenceOf(host.since);
-      const known = this.#next <= stored;
-      // Wait for the server only for a message known to have been stored; otherwise take what already arrived.
+      const known = this.#next <= sequenceOf(host.since);
+      // Wait for the server only for a message known to exist; otherwise take what already arrived.
       if (!(records.length === 0 && known) && (this.#reader?.buffered ?? 0) === 0) break;
-      const message = await (this.#reader ??= host.reader(this.#next)).nextStored();
-      if (message === null) {
-        // Every message up to `since` that this cursor had not read yet was removed: none of them can come back.
-        this.#next = Math.max(this.#next, stored + 1);
-        break;
-      }
+      const message = await (this.#reader ??= host.reader(this.#next)).next();
       if (message === undefined) break;
       if (message.seq < this.#next) continue;
       this.#next = message.seq + 1;
@@ -116,7 +105,7 @@ export class ForwardCursor<T> implements RecordCursor<T> {
 export class ReverseCursor<T> implements RecordCursor<T> {
   readonly #host: CursorHost<T>;
   readonly #range: ScanRange;
-  #floor: number;
+  readonly #floor: number;
   /** The highest sequence still to yield; `undefined` until the first `next`. */
   #top: number | undefined;
   /** `since` (as a sequence) at the first `next`: every batch that has messages up to it ends by it. */
@@ -146,10 +135,8 @@ export class ReverseCursor<T> implements RecordCursor<T> {
       const from = Math.max(this.#floor, top - max + 1);
       const records = await this.#chunk(from, top);
       this.#top = from - 1;
+      // A chunk can be empty where messages were deleted or batches dropped: go on rather than end early.
       if (records.length > 0) return records.reverse();
-      // A chunk can be empty where messages were deleted or batches dropped: go on rather than end early, but
-      // never below the stream's first message, or a purged front costs a consumer per chunk down to offset 0.
-      this.#floor = Math.max(this.#floor, await host.firstSequence());
     }
     return [];
   }
@@ -161,8 +148,8 @@ export class ReverseCursor<T> implements RecordCursor<T> {
     const records: LogRecord<T>[] = [];
     try {
       for (;;) {
-        const message = await reader.nextStored();
-        if (message === undefined || message === null || message.seq > this.#end) break;
+        const message = await reader.next();
+        if (message === undefined || message.seq > this.#end) break;
         for (const record of batches.push(message)) {
           if (record.seq <= top) records.push(this.#host.decode(record));
         }

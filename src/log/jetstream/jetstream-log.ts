@@ -364,7 +364,6 @@ export class JetStreamLog<T = JsonValue> extends AbstractLog<T> {
       refresh: () => this.#refresh(),
       observed: (sequence) => this.#observed(sequence),
       reader: (start) => this.#reader(start, false),
-      firstSequence: async () => (await this.#info(`reading the state of stream ${this.streamName}`)).state.first_seq,
       decode: (message) => this.#decode(jsStored(message)),
     };
     Object.defineProperty(host, 'since', { get: () => this.since });
@@ -468,8 +467,7 @@ export class JetStreamLog<T = JsonValue> extends AbstractLog<T> {
       const reader = this.#reader(state.first_seq, true);
       const batches = new BatchAssembler<JsMsg>();
       try {
-        // `nextStored`: the messages up to `last` may have been removed meanwhile (limits, a purge).
-        for (let message = await reader.nextStored(); message != null; message = await reader.nextStored()) {
+        for (let message = await reader.next(); message !== undefined; message = await reader.next()) {
           if (records % 4096 === 0) throwIfAborted(signal, 'info');
           for (const record of batches.push(message)) {
             if (record.seq > last) break;

@@ -9,8 +9,6 @@ const pullExpiresMs = 4000;
 const reopenPauseMs = 250;
 /** How often a reader checks that its consumer still delivers; see `#watch`. */
 const stallCheckMs = pullExpiresMs;
-/** How long `nextStored` waits for a delivery before it first asks whether anything is left to deliver. */
-const storedProbeMs = 250;
 
 /** The stream's last sequence, as its leader says now. */
 export type LastSequence = () => Promise<number>;
@@ -51,8 +49,6 @@ export class OrderedReader {
   #wakeReader: (() => void) | undefined;
   #wakePump: (() => void) | undefined;
   #error: Error | undefined;
-  /** The server consumer that delivered the last message, and its count of deliveries then. */
-  #lastDelivery: { readonly consumer: string; readonly sequence: number } | undefined;
   #ended = false;
   #closed = false;
 
@@ -92,65 +88,6 @@ export class OrderedReader {
       if (this.#error !== undefined) throw this.#error;
       if (this.#ended) return undefined;
       await new Promise<void>((resolve) => (this.#wakeReader = resolve));
-    }
-  }
-
-  /**
-   * As `next`, for a caller that waits for messages it knows were stored (up to the log's `since`): resolves to
-   * `null` once the consumer, asked after this call began, has nothing stored to deliver after the last message it
-   * delivered. Messages a caller counted on can be gone: purged, expired by the stream's limits, deleted; waiting
-   * for them would never end. The question costs a request, so it is asked only after a pause without deliveries.
-   */
-  async nextStored(): Promise<JsMsg | null | undefined> {
-    if (!this.#opened) {
-      this.#opened = true;
-      void this.#run();
-    }
-    let pauseMs = storedProbeMs;
-    for (;;) {
-      if (this.#closed) return undefined;
-      if (this.#head < this.#buffer.length) return this.#take();
-      if (this.#error !== undefined) throw this.#error;
-      if (this.#ended) return undefined;
-      if (!(await this.#sleep(pauseMs)) && (await this.#nothingPending()) && this.buffered === 0 && !this.#closed) {
-        return null;
-      }
-      pauseMs = Math.min(pauseMs * 2, stallCheckMs);
-    }
-  }
-
-  /** Waits for a delivery (or the end): true; or for `ms` to pass: false. */
-  #sleep(ms: number): Promise<boolean> {
-    return new Promise<boolean>((resolve) => {
-      const wake = (): void => {
-        clearTimeout(timer);
-        resolve(true);
-      };
-      const timer = setTimeout(() => {
-        if (this.#wakeReader === wake) this.#wakeReader = undefined;
-        resolve(false);
-      }, ms);
-      this.#wakeReader = wake;
-    });
-  }
-
-  /**
-   * True when the server says the consumer has delivered every stored message after the last one taken in and
-   * none is pending. False when it has more, or when it cannot say (a consumer being created, a lost server).
-   */
-  async #nothingPending(): Promise<boolean> {
-    const consumer = this.#consumer;
-    if (consumer === undefined) return false;
-    const delivered = this.#delivered;
-    try {
-      const info = await consumer.info();
-      // The server's count of deliveries must be ours: a message it sent may still be on its way. (Its stream
-      // sequence is no use: it moves over removed messages without delivering anything.)
-      const last = this.#lastDelivery;
-      const received = last !== undefined && last.consumer === info.name ? last.sequence : 0;
-      return info.num_pending === 0 && info.delivered.consumer_seq === received && this.#delivered === delivered;
-    } catch {
-      return false;
     }
   }
 
@@ -223,7 +160,6 @@ export class OrderedReader {
       for await (const message of messages) {
         if (this.#closed) return;
         this.#delivered = message.seq;
-        this.#lastDelivery = { consumer: message.info.consumer, sequence: message.info.deliverySequence };
         this.#buffer.push(message);
         this.#wake('reader');
         if (this.buffered >= readAheadMessages) await new Promise<void>((resolve) => (this.#wakePump = resolve));
