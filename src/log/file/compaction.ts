@@ -121,9 +121,10 @@ export function planCompaction(
  * Rewrites one sealed segment as its plan says (F-64): a new file with the same header, every kept frame copied
  * at its own position, and each run of dropped frames replaced by skip frames (deleted frames, F-62, of at most
  * `compactionSkipBytesMax` bytes; a dropped last record of the segment gets one of its own, of its size) of
- * which only the first 32 and the last 4 bytes are written: the rest is never written, so the file system keeps it as a hole and the space is freed. Positions, offsets and the file's
- * length do not change, so `get` and scans work as before. The new file is synced, renamed over the old one, and
- * the caller syncs the directory. Returns the file's allocated bytes before and after.
+ * which only the first 32 and the last 4 bytes are written: the rest is never written, so the file system keeps
+ * it as a hole and the space is freed. Positions, offsets and the file's length do not change, so `get` and scans
+ * work as before. The new file is synced, renamed over the old one, and the caller syncs the directory. Returns
+ * the file's allocated bytes before and after.
  */
 export function rewriteSegment(segments: Segments, plan: SegmentPlan): { before: number; after: number } {
   const base = segments.bases[plan.index] as number;

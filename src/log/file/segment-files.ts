@@ -47,8 +47,13 @@ export function openNoFollow(path: string, flags: number, mode?: number): number
   try {
     return openSync(path, flags | noFollow, mode);
   } catch (error) {
-    throw (error as NodeJS.ErrnoException).code === 'ELOOP' ? linkRefused(path, error) : error;
+    throw refusedIfLink(error, path);
   }
+}
+
+/** What an open with `noFollow` of `path` that failed with `error` throws: `ELOOP` (a link there) is refused. */
+function refusedIfLink(error: unknown, path: string): unknown {
+  return (error as NodeJS.ErrnoException).code === 'ELOOP' ? linkRefused(path, error) : error;
 }
 
 /** Lists a log directory; `undefined` when it does not exist. */
@@ -120,7 +125,7 @@ export async function createSegment(dir: string, base: number, security?: Header
   const path = join(dir, segmentName(base));
   const temporary = `${path}${temporarySuffix}`;
   const handle = await open(temporary, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | noFollow, fileMode).catch((error: unknown) => {
-    throw (error as NodeJS.ErrnoException).code === 'ELOOP' ? linkRefused(temporary, error) : error;
+    throw refusedIfLink(error, temporary);
   });
   try {
     await handle.write(encodeHeader(base, Date.now(), security), 0, undefined, 0);
