@@ -105,6 +105,14 @@ export class BatchAssembler<M extends SequencedMessage> {
     return [];
   }
 
+  /**
+   * No message is stored up to `sequence` beyond those pushed (an `Absence`): a held batch whose last message
+   * would be there can never complete, and is dropped.
+   */
+  absentThrough(sequence: number): void {
+    if (this.#held.length > 0 && this.#lastSequence <= sequence) this.#drop();
+  }
+
   /** True when `part` at `sequence` belongs to the batch being held. */
   #continues(part: BatchPart | undefined | null, sequence: number): boolean {
     const held = this.#part;

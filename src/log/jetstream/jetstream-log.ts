@@ -9,6 +9,7 @@ import {
   type JetStreamManager,
   type JsMsg,
   type StreamInfo,
+  type StreamState,
 } from '@nats-io/jetstream';
 import { nanos, type NatsConnection } from '@nats-io/transport-node';
 import { codecs, type JsonValue } from '../../codec/codec.js';
@@ -39,7 +40,7 @@ import {
   type StoredMessage,
 } from './message.js';
 import { isStreamNotFound, readFailure, retrying } from './nats-errors.js';
-import { OrderedReader } from './ordered-reader.js';
+import { isAbsence, OrderedReader } from './ordered-reader.js';
 import {
   checkOptions,
   publishTimeoutMsDefault,
@@ -89,8 +90,12 @@ const followRestartMs = 1000;
  *
  * **Limits**: a value (with its headers) must fit in one message: the server's `max_payload` (1 MiB by default)
  * less `messageOverheadBytes`; a larger one is a `RangeError`, and so is a batch of more than `batchRecordsMax`
- * records. Messages must not be deleted from the stream
- * behind the log's back.
+ * records.
+ *
+ * **Messages removed behind the log's back** (a purge, a stream limit, a deleted message) are skipped by every
+ * reader: `get` of one fails with `OFFSET_OUT_OF_RANGE` below the stream's first sequence and `RECORD_DELETED`
+ * above it. A stream waiting for messages deleted after the last one it received (the stream's last messages)
+ * learns so from the stream's state at its reader's next check (every 4 s), and moves on.
  *
  * **Errors**: `UNAVAILABLE` (servers unreachable, JetStream off, no quorum for longer than `retryMs`),
  * `UNAUTHORIZED` (the servers refused the credentials, or TLS found no trusted certificate), `LOG_NOT_FOUND` (no
@@ -113,6 +118,8 @@ export class JetStreamLog<T = JsonValue> extends AbstractLog<T> {
   #valueBytesMax = 0;
   readonly #readers = new Set<OrderedReader>();
   #follower: OrderedReader | undefined;
+  /** The stream's first sequence at the last look at its state: what lies below was removed. */
+  #firstSequence = 1;
 
   private constructor(
     options: JetStreamLogOptions<T>,
@@ -175,6 +182,7 @@ export class JetStreamLog<T = JsonValue> extends AbstractLog<T> {
       );
     }
     const last = info.state.last_seq;
+    this.#firstSequence = info.state.first_seq;
     let msgId: string | undefined;
     let since = last;
     if (last > 0) {
@@ -343,12 +351,15 @@ export class JetStreamLog<T = JsonValue> extends AbstractLog<T> {
   }
 
   /** The stream's state and configuration, read from the server (riding out an election). */
-  #info(what: string): Promise<StreamInfo> {
-    return retrying(this.#retryMs, () => this.#jsm.streams.info(this.streamName), this.#stopped).catch(
+  async #info(what: string): Promise<StreamInfo> {
+    const info = await retrying(this.#retryMs, () => this.#jsm.streams.info(this.streamName), this.#stopped).catch(
       (error: unknown) => {
         throw this.#failure(what, error);
       },
     );
+    // Another server, lagging, may answer later with an earlier first sequence: the latest seen stands.
+    this.#firstSequence = Math.max(this.#firstSequence, info.state.first_seq);
+    return info;
   }
 
   #decode(message: StoredMessage): LogRecord<T> {
@@ -361,18 +372,21 @@ export class JetStreamLog<T = JsonValue> extends AbstractLog<T> {
   protected _cursor(range: ScanRange): RecordCursor<T> {
     const host: CursorHost<T> = {
       since: 0,
+      firstSequence: 1,
       refresh: () => this.#refresh(),
       observed: (sequence) => this.#observed(sequence),
       reader: (start) => this.#reader(start, false),
       decode: (message) => this.#decode(jsStored(message)),
     };
     Object.defineProperty(host, 'since', { get: () => this.since });
+    Object.defineProperty(host, 'firstSequence', { get: () => this.#firstSequence });
     return range.reverse ? new ReverseCursor(host, range) : new ForwardCursor(host, range);
   }
 
   #reader(start: number, headersOnly: boolean): OrderedReader {
-    const lastSequence = async (): Promise<number> => (await this.#jsm.streams.info(this.streamName)).state.last_seq;
-    const reader = new OrderedReader(this.#js, this.streamName, start, this.#retryMs, headersOnly, lastSequence);
+    const streamState = async (deletedDetails: boolean): Promise<StreamState> =>
+      (await this.#jsm.streams.info(this.streamName, deletedDetails ? { deleted_details: true } : undefined)).state;
+    const reader = new OrderedReader(this.#js, this.streamName, start, this.#retryMs, headersOnly, streamState);
     // Opened once closing has begun (info() after its first request): it reads nothing.
     if (this.#stopped()) reader.close();
     this.#readers.add(reader);
@@ -430,6 +444,10 @@ export class JetStreamLog<T = JsonValue> extends AbstractLog<T> {
     void (async () => {
       try {
         for (let message = await follower.next(); message !== undefined; message = await follower.next()) {
+          if (isAbsence(message)) {
+            batches.absentThrough(message.absentThrough);
+            continue;
+          }
           const records = batches.push(message);
           const last = records[records.length - 1];
           if (last !== undefined) this.#observed(last.seq);
@@ -467,7 +485,12 @@ export class JetStreamLog<T = JsonValue> extends AbstractLog<T> {
       const reader = this.#reader(state.first_seq, true);
       const batches = new BatchAssembler<JsMsg>();
       try {
-        for (let message = await reader.next(); message !== undefined; message = await reader.next()) {
+        for (let message = await reader.next(true); message !== undefined; message = await reader.next(true)) {
+          if (isAbsence(message)) {
+            if (message.absentThrough >= last) break;
+            batches.absentThrough(message.absentThrough);
+            continue;
+          }
           if (records % 4096 === 0) throwIfAborted(signal, 'info');
           for (const record of batches.push(message)) {
             if (record.seq > last) break;

@@ -1,4 +1,11 @@
-import { DeliverPolicy, type Consumer, type ConsumerMessages, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
+import {
+  DeliverPolicy,
+  type Consumer,
+  type ConsumerMessages,
+  type JetStreamClient,
+  type JsMsg,
+  type StreamState,
+} from '@nats-io/jetstream';
 import { isTransient, readFailure } from './nats-errors.js';
 
 /** Messages a reader asks the server for at once (the client asks for more as they are taken). */
@@ -9,9 +16,45 @@ const pullExpiresMs = 4000;
 const reopenPauseMs = 250;
 /** How often a reader checks that its consumer still delivers; see `#watch`. */
 const stallCheckMs = pullExpiresMs;
+/**
+ * The pauses after which a reader waiting for a message its caller expects asks whether any is stored at all
+ * (`#probeAbsence`); after the last one the watch goes on asking every `stallCheckMs`.
+ */
+const absenceProbePausesMs = [200, 400, 800, 1600];
 
-/** The stream's last sequence, as its leader says now. */
-export type LastSequence = () => Promise<number>;
+/**
+ * The stream's state as its leader says now; with `deleted` listing the sequences deleted between its first and
+ * last when `deletedDetails` is asked for.
+ */
+export type StreamStateReader = (deletedDetails: boolean) => Promise<StreamState>;
+
+/**
+ * What `next` returns when the stream's state shows that no message is stored after the last one delivered, up to
+ * and including `absentThrough`: they were deleted or purged behind the log's back, so waiting for them would be
+ * waiting for ever. Later messages are still delivered as they come.
+ */
+export interface Absence {
+  readonly absentThrough: number;
+}
+
+export function isAbsence(item: JsMsg | Absence): item is Absence {
+  return 'absentThrough' in item;
+}
+
+/**
+ * The first sequence after `after` that `state` says may hold a message: at or past its first sequence, not
+ * deleted, and at most its last sequence; `undefined` when there is none. Without `state.deleted` (not asked for)
+ * deletions in the middle are not known, and only the first and last sequences bound the answer.
+ *
+ * A server whose state lags behind knows fewer deletions, an earlier first sequence and an earlier last one, so
+ * its answer errs towards "may hold a message": never does it call absent a message the stream holds.
+ */
+export function firstStoredAfter(state: StreamState, after: number): number | undefined {
+  let sequence = Math.max(after + 1, state.first_seq);
+  const deleted = state.deleted === undefined || state.deleted.length === 0 ? undefined : new Set(state.deleted);
+  while (deleted?.has(sequence) === true && sequence <= state.last_seq) sequence++;
+  return sequence <= state.last_seq ? sequence : undefined;
+}
 
 /** A consumer that delivers nothing while the stream holds messages it has not delivered: opened again. */
 class ConsumerStalled extends Error {}
@@ -30,6 +73,10 @@ class ConsumerStalled extends Error {}
  * its consumer (`#watch`): delivering nothing for two checks in a row while the stream holds messages after the
  * last one delivered, it is stalled and opened again (on a server that runs). A stalled consumer does not count
  * as a failure: the servers answer, so it is reopened as long as the reader is open.
+ *
+ * The same check tells a reader that is simply caught up from one waiting for messages that were deleted or
+ * purged after its last delivery (the stream's last sequence stays where it was): then `next` returns an
+ * `Absence`, once the buffer is empty, so that a cursor waiting for a message it knew of can move on.
  */
 export class OrderedReader {
   readonly #js: JetStreamClient;
@@ -51,8 +98,12 @@ export class OrderedReader {
   #error: Error | undefined;
   #ended = false;
   #closed = false;
+  /** The highest sequence the stream's state showed absent after a delivery, and the highest `next` reported. */
+  #absentThrough = 0;
+  #absenceReported = 0;
+  #probing = false;
 
-  readonly #lastSequence: LastSequence | undefined;
+  readonly #streamState: StreamStateReader | undefined;
 
   constructor(
     js: JetStreamClient,
@@ -60,10 +111,10 @@ export class OrderedReader {
     startSequence: number,
     retryMs: number,
     headersOnly = false,
-    lastSequence?: LastSequence,
+    streamState?: StreamStateReader,
   ) {
     this.#js = js;
-    this.#lastSequence = lastSequence;
+    this.#streamState = streamState;
     this.#stream = stream;
     this.#delivered = Math.max(1, startSequence) - 1;
     this.#last = this.#delivered;
@@ -76,8 +127,12 @@ export class OrderedReader {
     return this.#buffer.length - this.#head;
   }
 
-  /** The next message; waits for it. `undefined` once the reader is closed. */
-  async next(): Promise<JsMsg | undefined> {
+  /**
+   * The next message, or an `Absence` of the messages after the last one delivered; waits for either.
+   * `undefined` once the reader is closed. `expected`: the caller knows a message to exist after the last one
+   * delivered, so the reader soon asks the stream whether it still does, rather than only at its watch's checks.
+   */
+  async next(expected = false): Promise<JsMsg | Absence | undefined> {
     if (!this.#opened) {
       this.#opened = true;
       void this.#run();
@@ -87,6 +142,11 @@ export class OrderedReader {
       if (this.#head < this.#buffer.length) return this.#take();
       if (this.#error !== undefined) throw this.#error;
       if (this.#ended) return undefined;
+      if (this.#absentThrough > this.#absenceReported) {
+        this.#absenceReported = this.#absentThrough;
+        return { absentThrough: this.#absentThrough };
+      }
+      if (expected) void this.#probeAbsence();
       await new Promise<void>((resolve) => (this.#wakeReader = resolve));
     }
   }
@@ -172,17 +232,18 @@ export class OrderedReader {
   }
 
   /**
-   * Every `stallCheckMs` (an unreferenced timer): no message delivered since the last check, none waiting for
-   * room, and the stream's last sequence beyond the last delivered at the previous check as at this one → stops
-   * `messages` with `ConsumerStalled`. A failed request (an election) just waits for the next check.
+   * Every `stallCheckMs` (an unreferenced timer), while no message was delivered since the last check and none
+   * waits for room, asks the stream's state whether a message is stored after the last one delivered. None: the
+   * reader is caught up, and the sequences up to the stream's last are absent (`next` says so when they had been
+   * expected). One, at both this check and the previous one → stops `messages` with `ConsumerStalled`. A failed
+   * request (an election) just waits for the next check.
    */
   #watch(messages: ConsumerMessages): NodeJS.Timeout {
     let delivered = this.#delivered;
     let behind = false;
     let asking = false;
     const timer = setInterval(() => {
-      const lastSequence = this.#lastSequence;
-      if (lastSequence === undefined || asking || this.#closed) return;
+      if (this.#streamState === undefined || asking || this.#closed) return;
       const idle = this.#delivered === delivered && this.#wakePump === undefined;
       delivered = this.#delivered;
       if (!idle) {
@@ -190,14 +251,24 @@ export class OrderedReader {
         return;
       }
       asking = true;
-      lastSequence().then(
-        (last) => {
+      this.#storedAfter(delivered).then(
+        ({ stored, last }) => {
           asking = false;
-          const stalled = last > this.#delivered && this.#delivered === delivered;
-          if (stalled && behind && !this.#closed) {
-            messages.stop(new ConsumerStalled(`the consumer of stream ${this.#stream} delivers nothing`));
+          if (this.#closed) return;
+          if (this.#delivered !== delivered) {
+            behind = false;
+            return;
           }
-          behind = stalled;
+          if (stored === undefined) {
+            behind = false;
+            if (last > this.#absentThrough && last > delivered) {
+              this.#absentThrough = last;
+              this.#wake('reader');
+            }
+            return;
+          }
+          if (behind) messages.stop(new ConsumerStalled(`the consumer of stream ${this.#stream} delivers nothing`));
+          behind = true;
         },
         () => {
           asking = false;
@@ -206,6 +277,49 @@ export class OrderedReader {
     }, stallCheckMs);
     timer.unref();
     return timer;
+  }
+
+  /** While a `next` that expects a message waits, asks after each of `absenceProbePausesMs` whether one is stored. */
+  async #probeAbsence(): Promise<void> {
+    if (this.#probing || this.#streamState === undefined) return;
+    this.#probing = true;
+    try {
+      for (const pauseMs of absenceProbePausesMs) {
+        await new Promise((resolve) => setTimeout(resolve, pauseMs).unref());
+        if (this.#closed || this.#wakeReader === undefined) return;
+        const delivered = this.#delivered;
+        let answer: { stored: number | undefined; last: number };
+        try {
+          answer = await this.#storedAfter(delivered);
+        } catch {
+          continue; // an election: ask again after the next pause
+        }
+        const { stored, last } = answer;
+        if (this.#closed || this.#delivered !== delivered) continue;
+        if (stored === undefined && last > this.#absentThrough && last > delivered) {
+          this.#absentThrough = last;
+          this.#wake('reader');
+          return;
+        }
+      }
+    } finally {
+      this.#probing = false;
+    }
+  }
+
+  /**
+   * The first sequence after `after` the stream may hold a message at, and its last sequence. The deleted
+   * sequences are asked for only when some exist and the first and last sequences alone leave a candidate.
+   */
+  async #storedAfter(after: number): Promise<{ stored: number | undefined; last: number }> {
+    const read = this.#streamState as StreamStateReader;
+    let state = await read(false);
+    let stored = firstStoredAfter(state, after);
+    if (stored !== undefined && state.num_deleted > 0) {
+      state = await read(true);
+      stored = firstStoredAfter(state, after);
+    }
+    return { stored, last: state.last_seq };
   }
 
   #release(): void {

@@ -104,6 +104,43 @@ describe('JetStreamLog', { skip: nats.skip, timeout: 120_000 }, () => {
     assert.deepEqual(seen, ['before']);
   });
 
+  it('skips messages removed behind its back: deleted last messages, a purged front, a purged stream', async () => {
+    const stream = streamName();
+    await using log = await open<number>(stream);
+    for (let i = 0; i < 8; i++) await log.append(i);
+    // A batch whose last message goes can never complete; the single records after it go too.
+    await log.append([8, 9, 10]);
+    await log.append(11);
+    const values = async (options: object = {}): Promise<number[]> =>
+      (await collect(log.stream(options))).map((record) => record.value);
+    const info = (): Promise<{ records: number; firstOffset: number; lastOffset: number }> => log.info();
+    await withConnection(async (connection) => {
+      const jsm = await jetstreamManager(connection);
+      for (const seq of [12, 11, 6]) await jsm.streams.deleteMessage(stream, seq);
+      // Streams and info() wait for messages 8..12 at first (the stream still says its last is 12): the state of
+      // the stream tells them these are gone.
+      assert.deepEqual(await values(), [0, 1, 2, 3, 4, 6, 7]);
+      assert.deepEqual(await values({ reverse: true }), [7, 6, 4, 3, 2, 1, 0]);
+      assert.deepEqual(await values({ gte: 8 }), []);
+      assert.equal((await info()).records, 7);
+      await rejectsWith(log.get(10), 'RECORD_DELETED');
+      await jsm.streams.purge(stream, { seq: 4 });
+      assert.deepEqual(await values(), [3, 4, 6, 7]);
+      assert.deepEqual(await values({ reverse: true, limit: 10 }), [7, 6, 4, 3]);
+      await rejectsWith(log.get(1), 'OFFSET_OUT_OF_RANGE');
+      assert.deepEqual(await info(), { ...(await info()), records: 4, firstOffset: 3 });
+      await jsm.streams.purge(stream);
+      assert.deepEqual(await values(), []);
+      assert.deepEqual(await values({ reverse: true }), []);
+      assert.equal((await info()).records, 0);
+    });
+    // Appends go on after the removed messages, and a live stream from the start sees them.
+    const live = collect(log.stream({ live: true, limit: 2 }));
+    assert.equal(await log.append(12), 12);
+    assert.equal(await log.append(13), 13);
+    assert.deepEqual((await live).map((record) => record.value), [12, 13]);
+  });
+
   it('lets two writers share a stream: each keeps its order, no record is lost or doubled', async () => {
     const stream = streamName();
     await using first = await open<string>(stream);
