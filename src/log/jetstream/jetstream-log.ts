@@ -492,8 +492,11 @@ export class JetStreamLog<T = JsonValue> extends AbstractLog<T> {
             continue;
           }
           if (records % 4096 === 0) throwIfAborted(signal, 'info');
+          // Another publisher's message is no record; it still ends a batch it interrupts, as for every reader.
+          const foreign = !isSluiceMessage(this.subject, message);
           for (const record of batches.push(message)) {
             if (record.seq > last) break;
+            if (foreign && record === message) continue;
             if (first === 0) first = record.seq;
             records++;
           }
@@ -532,5 +535,15 @@ export class JetStreamLog<T = JsonValue> extends AbstractLog<T> {
     } finally {
       if (this.#ownsConnection) await this.#connection.close().catch(() => undefined);
     }
+  }
+}
+
+/** True when `message` reads as a record of the log on `subject` (by its subject and headers). */
+function isSluiceMessage(subject: string, message: JsMsg): boolean {
+  try {
+    fieldsOf(subject, jsStored(message));
+    return true;
+  } catch {
+    return false;
   }
 }

@@ -43,7 +43,10 @@ export interface JetStreamLogOptions<T> {
 /** The state of a JetStream log's stream, as `JetStreamLog.info` reads it. */
 export interface JetStreamLogInfo {
   readonly stream: string;
-  /** The records: the stream's messages less those of batches that did not (or not yet) complete. */
+  /**
+   * The records: the stream's messages less those of batches that did not (or not yet) complete, and less
+   * messages Sluice did not write (another publisher's, on the stream's subjects).
+   */
   readonly records: number;
   /** The stream's messages. */
   readonly messages: number;

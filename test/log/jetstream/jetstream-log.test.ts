@@ -94,6 +94,8 @@ describe('JetStreamLog', { skip: nats.skip, timeout: 120_000 }, () => {
     await rejectsWith(log.get(1), 'FOREIGN_MESSAGE');
     await rejectsWith(log.get(2), 'FOREIGN_MESSAGE');
     assert.equal(await log.get(3), 'after');
+    const info = await log.info();
+    assert.deepEqual([info.records, info.messages, info.firstOffset, info.lastOffset], [2, 4, 0, 3]);
     const seen: unknown[] = [];
     await rejectsWith(
       (async () => {
