@@ -3,8 +3,7 @@ import { basename } from 'node:path';
 import { skipValues } from '../codec/codec.js';
 import { throwIfAborted } from '../errors.js';
 import { FileLog } from '../log/file/file-log.js';
-import { readJournal } from '../log/file/deletes.js';
-import { checksumMismatch, decodeHeader, headerBytes } from '../log/file/format.js';
+import { decodeHeader, headerBytes } from '../log/file/format.js';
 import { FrameReader } from '../log/file/frame-reader.js';
 import type { Segments } from '../log/file/segments.js';
 import { FlumeOffsetLog } from '../log/flume-offset/flume-offset-log.js';
@@ -89,9 +88,9 @@ export async function stat(dir: string, options: StatOptions = {}): Promise<LogS
     const bases = [...segmentsOfLog.bases];
     const lastOffset = log.since;
     const end = segmentsOfLog.end;
-    // Frames, not a stream: a stream skips deleted records, and stat counts them.
+    // Frames, not a stream: a stream skips deleted records, and stat counts them. A record whose deletion is in
+    // progress (F-63) reads as deleted here too: the next writable open finishes it.
     const reader = new FrameReader(segmentsOfLog);
-    const erasing = deletionsInProgress(dir);
     const counts = bases.map(() => ({ records: 0, deletedRecords: 0, deletedBytes: 0 }));
     let firstOffset = -1;
     let frames = 0;
@@ -100,16 +99,7 @@ export async function stat(dir: string, options: StatOptions = {}): Promise<LogS
       const segmentEnd = Math.min(segmentsOfLog.endOf(index), end);
       for (let offset = bases[index] as number; offset < segmentEnd; ) {
         if (++frames % 4096 === 0) await checkAbort(signal);
-        const found = reader.tryAt(index, offset, true);
-        if (found === checksumMismatch && erasing.has(offset)) {
-          // A deletion in progress (F-63), half rewritten: the next writable open finishes it.
-          const size = reader.buffer.readUInt32LE(reader.positionOf(offset));
-          count.deletedRecords++;
-          count.deletedBytes += size;
-          offset += size;
-          continue;
-        }
-        const frame = typeof found === 'string' ? reader.at(index, offset, 'record', true) : found;
+        const frame = reader.at(index, offset, 'record', true);
         if (!frame.deleted) {
           count.records++;
           if (firstOffset < 0) firstOffset = offset;
@@ -187,15 +177,6 @@ export async function statFlumeOffset(file: string, options: FlumeOffsetStatOpti
     return { segments, ...counts, bytes: size, firstOffset, lastOffset, views: [] };
   } finally {
     await log.close();
-  }
-}
-
-/** The records the `DELETES` journal names (F-63); a journal that cannot be read names none (stat only reads). */
-function deletionsInProgress(dir: string): ReadonlySet<number> {
-  try {
-    return new Set(readJournal(dir));
-  } catch {
-    return new Set();
   }
 }
 

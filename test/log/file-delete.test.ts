@@ -88,6 +88,91 @@ describe('FileLog deletes', () => {
   });
 });
 
+/**
+ * The crash of a deletion (F-63): its journal written and synced, then the frame at `offset` only half rewritten
+ * (its framing intact, its checksum no longer matching).
+ */
+async function interruptDeletion(dir: string, offset: number): Promise<void> {
+  await journalDeletes(dir, [offset]);
+  const fd = openSync(join(dir, '00000000000000000000.seg'), 'r+');
+  writeSync(fd, Buffer.alloc(4), 0, 4, positionOf(0, offset) + 28);
+  closeSync(fd);
+}
+
+describe('FileLog read-only, with a deletion a crash interrupted', () => {
+  const value = (n: number): string => `record ${n} with a value long enough to be torn`;
+
+  it('reads the record as deleted, not as damage, until a writer finishes the deletion', async () => {
+    const dir = fresh();
+    let offsets: number[];
+    {
+      await using log = await FileLog.open(dir);
+      offsets = await log.append([value(0), value(1), value(2)]);
+      offsets.push(await log.append(value(3)));
+    }
+    const [first, middle, third, last] = offsets as [number, number, number, number];
+    await interruptDeletion(dir, middle);
+    await using reader = await FileLog.open(dir, { readonly: true });
+    assert.equal(reader.since, last);
+    await rejectsWith(reader.get(middle), 'RECORD_DELETED');
+    assert.equal(await reader.get(third), value(2));
+    assert.deepEqual((await collect(reader.stream())).map((record) => record.offset), [first, third, last]);
+    assert.deepEqual((await collect(reader.stream({ reverse: true }))).map((record) => record.offset), [last, third, first]);
+    assert.deepEqual((await collect(reader.stream({ gte: middle }))).map((record) => record.offset), [third, last]);
+    assert.deepEqual((await collect(reader.stream({ gt: first, lte: middle }))).map((record) => record.offset), []);
+    assert.ok(readdirSync(dir).includes(deletesFileName), 'a read-only log leaves the journal to the writer');
+    // The writer's open finishes the deletion: the reader goes on reading it as deleted.
+    await using writer = await FileLog.open(dir);
+    assert.equal(readdirSync(dir).includes(deletesFileName), false);
+    await rejectsWith(reader.get(middle), 'RECORD_DELETED');
+    await rejectsWith(writer.get(middle), 'RECORD_DELETED');
+  });
+
+  it('sees a deletion interrupted after it opened, also of records it had not taken in yet', async () => {
+    const dir = fresh();
+    let early: number;
+    {
+      await using log = await FileLog.open(dir);
+      early = await log.append(value(0));
+      await log.append(value(1));
+    }
+    await using reader = await FileLog.open(dir, { readonly: true });
+    assert.equal(await reader.get(early), value(0));
+    let later: number[];
+    {
+      await using log = await FileLog.open(dir);
+      later = await log.append([value(2), value(3)]);
+    }
+    const [deleted, kept] = later as [number, number];
+    await interruptDeletion(dir, early);
+    await interruptDeletion(dir, deleted);
+    await rejectsWith(reader.get(early), 'RECORD_DELETED');
+    // Taking in the writer's new records steps over the half-rewritten one: its batch is whole.
+    assert.equal(await reader.get(kept), value(3));
+    await rejectsWith(reader.get(deleted), 'RECORD_DELETED');
+    assert.deepEqual((await collect(reader.stream())).map((record) => record.value), [value(1), value(3)]);
+  });
+
+  it('reads a chained or encrypted record whose deletion was interrupted as deleted', async () => {
+    const key = { id: 1, key: new Uint8Array(32).fill(7) };
+    for (const options of [{ chain: 'sha256' as const }, { encryption: { key } }]) {
+      const dir = fresh();
+      let offsets: number[];
+      {
+        await using log = await FileLog.open(dir, options);
+        offsets = await log.append([value(0), value(1)]);
+      }
+      const [kept, deleted] = offsets as [number, number];
+      await interruptDeletion(dir, deleted);
+      await using reader = await FileLog.open(dir, { ...options, readonly: true });
+      assert.equal(reader.since, deleted);
+      await rejectsWith(reader.get(deleted), 'RECORD_DELETED');
+      assert.deepEqual((await collect(reader.stream())).map((record) => record.value), [value(0)]);
+      assert.equal(await reader.get(kept), value(0));
+    }
+  });
+});
+
 describe('FileLog deletes and hard links', () => {
   it('does not reach into a hard-linked copy of a segment (a backup)', async () => {
     const dir = fresh();

@@ -1,5 +1,5 @@
 import { checkFileMode, directoryModeOf } from '../../io/file-mode.js';
-import { closeSync, constants, existsSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, existsSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, statSync, writeFileSync, type Stats } from 'node:fs';
 import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { codecs, type Codec, type JsonValue } from '../../codec/codec.js';
@@ -19,7 +19,7 @@ import { LogSecurity } from './security/log-security.js';
 import { FrameReader } from './frame-reader.js';
 import { ProgressMeter, type Progress } from '../../progress/meter.js';
 import { planCompaction, rewriteSegment, type CompactionPolicy } from './compaction.js';
-import { clearJournal, eraseFrames, journalDeletes, readJournal } from './deletes.js';
+import { clearJournal, deletesFileName, eraseFrames, journalDeletes, readJournal } from './deletes.js';
 import { checkRetention, firstSegmentToKeep, type RetentionPolicy } from './retention.js';
 import { createSegment, listDirectory, makeDirectory, openNoFollow, refuseLinks, removeTemporary, syncDirectory } from './segment-files.js';
 import { checkHeader, Segments } from './segments.js';
@@ -269,6 +269,7 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
     if (bases.length === 0) {
       this.#security.create();
       this.#segments = new Segments(dir, [], 0);
+      this.#segments.deletionPending = (offset) => this.#deletionPending(offset);
       this.#reader = new FrameReader(this.#segments);
       this.#host = this.#cursorHost();
       this._opened(-1);
@@ -308,6 +309,7 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
   #start(bases: number[], base: number, fd: number, fileEnd: number, rollFirst: boolean): void {
     const segments = new Segments(this.dir, bases, fileEnd, this.#fileMode);
     segments.followsWriter = this.readonly;
+    if (this.readonly) segments.deletionPending = (offset) => this.#deletionPending(offset);
     segments.headerCheck = (header, path) => this.#security.checkSegment(header.security, path);
     segments.pin(base, fd);
     this.#segments = segments;
@@ -319,7 +321,8 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
     let since: number;
     try {
       if (!this.readonly) this.#finishDeletes(fileEnd);
-      verdict = checkTail(segments, this.#reader, index, fileEnd, this.readonly ? this.#deletionsInProgress() : undefined);
+      // Read-only, a half-rewritten deletion reads as the deleted record (`deletionPending`), not as a torn write.
+      verdict = checkTail(segments, this.#reader, index, fileEnd);
       segments.end = verdict.end;
       if (verdict.cut !== undefined && !this.readonly) this.#cut(fd, base, verdict.end, fileEnd);
       this.#reader.reset();
@@ -371,16 +374,33 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
   }
 
   /**
-   * A read-only open's view of the `DELETES` journal (F-63), which it leaves to the writer: the records being
-   * erased. Only a hint for the tail check, so a journal that cannot be read is as good as none.
+   * Read-only logs: whether the `DELETES` journal (F-63), which a read-only log leaves to the writer, names
+   * `offset`. Asked only of a frame that fails its checksum, and so only a hint: a journal that cannot be read is
+   * as good as none, and the frame is then damage. The journal is read again only when its file changed, since
+   * a scan may ask of each of a large deletion's records.
    */
-  #deletionsInProgress(): ReadonlySet<number> {
+  #deletionPending(offset: number): boolean {
+    let stats: Stats;
     try {
-      return new Set(readJournal(this.dir));
+      stats = statSync(join(this.dir, deletesFileName));
     } catch {
-      return new Set();
+      this.#journal = undefined;
+      return false;
     }
+    const seen = this.#journal;
+    if (seen === undefined || seen.ino !== stats.ino || seen.size !== stats.size || seen.mtimeMs !== stats.mtimeMs || seen.ctimeMs !== stats.ctimeMs) {
+      try {
+        this.#journal = { ino: stats.ino, size: stats.size, mtimeMs: stats.mtimeMs, ctimeMs: stats.ctimeMs, offsets: new Set(readJournal(this.dir)) };
+      } catch {
+        this.#journal = undefined;
+        return false;
+      }
+    }
+    return (this.#journal as JournalRead).offsets.has(offset);
   }
+
+  /** The `DELETES` journal as `#deletionPending` last read it, with the file's identity and times then. */
+  #journal: JournalRead | undefined;
 
   /** Moves the bytes of a torn write aside into `quarantine/` (F-42) and truncates the segment to `end`. */
   #cut(fd: number, base: number, end: number, fileEnd: number): void {
@@ -935,6 +955,15 @@ function openFollowed(path: string, base: number, missing = false): number | nul
 
 /** How long a deletion's rewrite of a record may take to read whole again (see `FileLog.#checkNotCut`). */
 const rewriteMs = 100;
+
+/** The offsets of a `DELETES` journal, and what its file looked like when they were read. */
+interface JournalRead {
+  readonly ino: number;
+  readonly size: number;
+  readonly mtimeMs: number;
+  readonly ctimeMs: number;
+  readonly offsets: ReadonlySet<number>;
+}
 
 /** What a read-only log remembers of the last record it took in (see `FileLog.#checkNotCut`). */
 interface FrameMark {

@@ -61,8 +61,42 @@ export class FrameReader {
     throw this.#error(index, offset, result, expect);
   }
 
-  /** As `at`, but returns the reason instead of throwing when no valid frame starts at `offset`. */
+  /**
+   * As `at`, but returns the reason instead of throwing when no valid frame starts at `offset`. On a read-only log
+   * (`Segments.deletionPending`), a frame that fails only its checksum where a deletion is in progress is returned
+   * as deleted: it is that record half rewritten (F-63).
+   */
   tryAt(index: number, offset: number, readAhead: boolean): Frame | string {
+    const parsed = this.#parseAt(index, offset, readAhead);
+    if (parsed !== checksumMismatch || this.#segments.deletionPending === undefined) return parsed;
+    return this.#halfDeleted(index, offset, readAhead);
+  }
+
+  /**
+   * A frame at `offset` failed only its checksum on a read-only log. A deletion rewrites a frame in place with one
+   * write, keeping its framing, offset, time, key length and flags but for *deleted* (F-62); another process reads
+   * that write half done while the writer is at work, and after a crash until a writer's open finishes it. Read
+   * as damage, a record deleted or about to be would fail every read and scan that meets it. The journal naming
+   * the offset says it is such a rewrite: the frame is the deleted record, whatever its key and value bytes hold.
+   */
+  #halfDeleted(index: number, offset: number, readAhead: boolean): Frame | string {
+    if ((this.#segments.deletionPending as (offset: number) => boolean)(offset)) {
+      // The window still holds the whole frame: the first parse checked all but the checksum on it.
+      const position = offset - this.#start;
+      const available = Math.min(this.#length - position, this.#segments.endOf(index) - offset);
+      const frame = parseFrame(this.buffer, position, available, offset, this.frame, null);
+      // A filler is never erased (F-76): a filler failing its checksum is damage, journal or not.
+      if (typeof frame === 'string' || 'needBytes' in frame || frame.filler) return checksumMismatch;
+      frame.deleted = true;
+      return frame;
+    }
+    // The writer removes the journal once its rewrites are durable: a rewrite read half done just before that
+    // reads whole now. Anything else still failing is damage.
+    this.reset();
+    return this.#parseAt(index, offset, readAhead);
+  }
+
+  #parseAt(index: number, offset: number, readAhead: boolean): Frame | string {
     const limit = this.#segments.endOf(index);
     if (offset >= limit) return 'the offset is past the end of the segment';
     let need = 4;

@@ -42,6 +42,12 @@ export class Segments {
    * segment of a log secured alike, and the file log holds what its segments must say.
    */
   headerCheck: ((header: SegmentHeader, path: string) => void) | undefined;
+  /**
+   * Set on a read-only log: whether the `DELETES` journal (F-63) names `offset`, that is, whether a deletion of the
+   * record there is in progress (a writer at work, or one a crash interrupted and no writer has finished yet). A
+   * frame there that fails only its checksum is then read as deleted (see `FrameReader.tryAt`).
+   */
+  deletionPending: ((offset: number) => boolean) | undefined;
 
   /** The mode of files created in the log directory (`FileLogOptions.fileMode`). */
   readonly fileMode: number;

@@ -1,5 +1,5 @@
 import { SluiceError } from '../../errors.js';
-import { checksumMismatch, flagBatchContinues, frameBytesMin, positionOf } from './format.js';
+import { frameBytesMin, positionOf } from './format.js';
 import type { FrameReader } from './frame-reader.js';
 import type { Segments } from './segments.js';
 
@@ -25,26 +25,23 @@ export interface TailVerdict {
  * | 3   | a valid frame ends at the end, but its batch continues                   | cut back to the last batch end|
  * | 4   | no valid frame ends at the end; no valid frame after the valid prefix    | torn write: cut to batch end  |
  * | 5   | no valid frame ends at the end; a valid frame exists after the damage    | CORRUPT_LOG: run recover      |
+ *
+ * A writable open finishes interrupted deletions first (F-63); on a read-only log the reader takes a deletion's
+ * half-rewritten frame for the deleted record (`Segments.deletionPending`), so neither cuts its batch as torn.
  */
-export function checkTail(
-  segments: Segments,
-  reader: FrameReader,
-  index: number,
-  fileEnd: number,
-  erasing: ReadonlySet<number> = new Set(),
-): TailVerdict {
+export function checkTail(segments: Segments, reader: FrameReader, index: number, fileEnd: number): TailVerdict {
   const base = segments.bases[index] as number;
   segments.end = fileEnd;
   reader.reset();
   if (fileEnd === base) return { end: base, since: -1, cut: undefined };
-  const last = lastFrame(reader, index, fileEnd, erasing);
+  const last = lastFrame(reader, index, fileEnd);
   if (last !== undefined) {
     if (!last.batchContinues) return { end: fileEnd, since: last.offset, cut: undefined };
     // Row 3: walk back to the record that ends the previous batch (a batch never spans segments, F-13).
     let offset = last.offset;
     while (offset > base) {
-      const previous = frameEndingAt(reader, index, offset, 'record', erasing);
-      if (!previous.batchContinues) return { end: offset, since: previous.offset, cut: 'an incomplete batch' };
+      const previous = reader.endingAt(index, offset, 'record');
+      if (!previous.frame.batchContinues) return { end: offset, since: previous.offset, cut: 'an incomplete batch' };
       offset = previous.offset;
     }
     return { end: base, since: -1, cut: 'an incomplete batch' };
@@ -55,8 +52,8 @@ export function checkTail(
   let since = -1;
   let batchSince = -1;
   while (offset < fileEnd) {
-    const frame = frameAt(reader, index, offset, erasing);
-    if (frame === undefined) break;
+    const frame = reader.tryAt(index, offset, true);
+    if (typeof frame === 'string') break;
     since = offset;
     offset += frame.size;
     if (!frame.batchContinues) {
@@ -78,59 +75,18 @@ export function checkTail(
   return { end: batchEnd, since: batchSince, cut: 'a torn write' };
 }
 
-interface Framing {
-  readonly offset: number;
-  readonly size: number;
-  readonly batchContinues: boolean;
-}
-
-function lastFrame(reader: FrameReader, index: number, fileEnd: number, erasing: ReadonlySet<number>): Framing | undefined {
+function lastFrame(
+  reader: FrameReader,
+  index: number,
+  fileEnd: number,
+): { offset: number; batchContinues: boolean } | undefined {
   try {
-    return frameEndingAt(reader, index, fileEnd, 'maybe', erasing);
+    const { offset, frame } = reader.endingAt(index, fileEnd, 'maybe');
+    return { offset, batchContinues: frame.batchContinues };
   } catch (error) {
     if (error instanceof SluiceError && (error.code === 'NOT_A_RECORD' || error.code === 'CORRUPT_RECORD')) {
       return undefined;
     }
     throw error;
   }
-}
-
-/**
- * The frame at `offset`, or `undefined` when none is valid there. A record in the `DELETES` journal whose frame
- * fails only its checksum is a deletion a crash (or a writer at work) left half rewritten (F-63): its framing is
- * the record's, so it counts as the record it was. A writable open finishes such deletions before the tail check;
- * a read-only one must not take them for a torn write, or it would end the log before their whole batch.
- */
-function frameAt(reader: FrameReader, index: number, offset: number, erasing: ReadonlySet<number>): Framing | undefined {
-  const frame = reader.tryAt(index, offset, true);
-  if (typeof frame !== 'string') return { offset, size: frame.size, batchContinues: frame.batchContinues };
-  return frame === checksumMismatch && erasing.has(offset) ? framingOf(reader, offset) : undefined;
-}
-
-/** As `FrameReader.endingAt`, with a half-rewritten deletion's frame taken as `frameAt` takes it. */
-function frameEndingAt(
-  reader: FrameReader,
-  index: number,
-  end: number,
-  expect: 'record' | 'maybe',
-  erasing: ReadonlySet<number>,
-): Framing {
-  try {
-    const { offset, frame } = reader.endingAt(index, end, expect);
-    return { offset, size: frame.size, batchContinues: frame.batchContinues };
-  } catch (error) {
-    const offset = error instanceof SluiceError ? error.offset : undefined;
-    if (offset !== undefined && erasing.has(offset) && reader.tryAt(index, offset, false) === checksumMismatch) {
-      const framing = framingOf(reader, offset);
-      if (offset + framing.size === end) return framing;
-    }
-    throw error;
-  }
-}
-
-/** Size and batch flag of the frame at `offset`, right after `tryAt` found only its checksum wrong (its window holds it). */
-function framingOf(reader: FrameReader, offset: number): Framing {
-  const at = reader.positionOf(offset);
-  const size = reader.buffer.readUInt32LE(at);
-  return { offset, size, batchContinues: ((reader.buffer[at + 26] as number) & flagBatchContinues) !== 0 };
 }
