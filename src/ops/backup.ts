@@ -8,7 +8,8 @@ import { SluiceError } from '../errors.js';
 import { operationFailure } from '../log/open-checks.js';
 import { deletesFileName } from '../log/file/deletes.js';
 import { FileLog } from '../log/file/file-log.js';
-import { positionOf, segmentName } from '../log/file/format.js';
+import { positionOf, segmentName, type Frame } from '../log/file/format.js';
+import { FrameReader } from '../log/file/frame-reader.js';
 import type { ViewProgress } from '../views/runner.js';
 import { check, checkArguments, listLog } from './check.js';
 import {
@@ -50,7 +51,11 @@ export interface BackupReport {
   /** The size of the backup's segment files, and how much of it was copied rather than linked. */
   readonly bytes: number;
   readonly bytesCopied: number;
-  /** The backup's first and last record (`-1`: none), and the offset just past its last record. */
+  /**
+   * The backup's first record that is not deleted (`-1`: none; compaction's fillers and deleted records come
+   * before it), its last record, deleted or not, as the log's `since` (`-1`: none), and the offset just past its
+   * last record.
+   */
   readonly firstOffset: number;
   readonly lastOffset: number;
   readonly end: number;
@@ -264,13 +269,14 @@ async function writeBackup(dir: string, target: string, options: BackupOptions):
   if (await isFile(join(dir, deletesFileName))) await copyWhole(join(dir, deletesFileName), join(target, deletesFileName));
   report(true);
   const viewsDropped = await dropViewsAhead(target, bases, snapshot);
+  const firstOffset = bases[0] !== undefined && snapshot.end > bases[0] ? await firstRecordKept(target) : -1;
   return {
     segments: bases.length,
     linked: progress.linked,
     copied: progress.copied,
     bytes: snapshot.sizes.slice(first).reduce((sum, size) => sum + size, 0),
     bytesCopied: progress.bytesCopied,
-    firstOffset: bases[0] !== undefined && snapshot.end > bases[0] ? bases[0] : -1,
+    firstOffset,
     lastOffset: snapshot.since,
     end: snapshot.end,
     views: views.filter((name) => !viewsDropped.includes(name)),
@@ -296,6 +302,38 @@ async function snapshotOf(dir: string): Promise<Snapshot> {
     const end = segments.end;
     const sizes = bases.map((base, i) => positionOf(base, i + 1 < bases.length ? (bases[i + 1] as number) : end));
     return { bases, sizes, end, since: log.since };
+  } finally {
+    await log.close();
+  }
+}
+
+/**
+ * The offset of the first record of the log in `dir` that is not deleted, or `-1`. The first segment's base is not
+ * it once compaction covered the records there with a filler or a record there was deleted (F-62, F-64). Frames
+ * are walked, never decoded, since an encrypted log is backed up without its key; the copy is walked rather than
+ * the log, so that segments retention dropped during the backup are not counted, and a deletion in progress in the
+ * copied journal counts as done (its first open finishes it). A frame that cannot be read ends the walk there:
+ * the backup copies bytes and is no check, and a damaged record was not deleted as far as it can tell.
+ */
+async function firstRecordKept(dir: string): Promise<number> {
+  const log = await FileLog.open(dir, { readonly: true, codec: skipValues, withoutKey: true });
+  try {
+    const segments = log.segments;
+    const reader = new FrameReader(segments);
+    for (let index = segments.firstIndex; index < segments.bases.length; index++) {
+      const end = segments.endOf(index);
+      for (let offset = segments.bases[index] as number; offset < end; ) {
+        let frame: Frame | string;
+        try {
+          frame = reader.tryAt(index, offset, true);
+        } catch {
+          return offset;
+        }
+        if (typeof frame === 'string' || !frame.deleted) return offset;
+        offset += frame.size;
+      }
+    }
+    return -1;
   } finally {
     await log.close();
   }

@@ -16,6 +16,7 @@ import { check } from '../../src/ops/check.js';
 import { stat } from '../../src/ops/stat.js';
 import { index, type IndexView } from '../../src/views/index-view.js';
 import { reduce, type ReduceView } from '../../src/views/reduce.js';
+import { rejectsWith } from '../conformance/log-suite.js';
 import { temporaryDirectory } from '../helpers.js';
 import {
   fillLog,
@@ -30,6 +31,7 @@ import {
   treeOf,
   waitUntil,
   type Ack,
+  valueOf,
   type Value,
 } from './support.js';
 
@@ -201,6 +203,44 @@ describe('backup and restore', () => {
     const kept = [];
     for await (const record of log.stream()) kept.push(record.offset);
     assert.deepEqual(kept, offsets.slice(0, -1));
+  });
+
+  it('reports the first record kept as firstOffset, not a filler or a deleted record, after compaction, deletes and trims', async () => {
+    const dir = fresh();
+    const key = { id: 1, key: Buffer.alloc(32, 0x41) };
+    const options = { segmentBytesMax, encryption: { key } };
+    const firstOf = async (log: FileLog<Value>): Promise<number> => {
+      for await (const record of log.stream({ limit: 1 })) return record.offset;
+      return -1;
+    };
+    const backedUp = async (): Promise<number> => (await backup(dir, fresh('backup'))).firstOffset;
+    {
+      await using log = await FileLog.open<Value>(dir, options);
+      // The first records of the first segment are superseded by later ones of their key: compaction covers them
+      // with a filler at offset 0.
+      for (let i = 0; i < 120; i++) await log.append(valueOf(i), { key: i < 10 ? 'early' : `k${i}` });
+      await log.append(valueOf(120), { key: 'early' });
+      assert.ok((await log.compact()).recordsDropped >= 10);
+      await rejectsWith(log.get(0), 'RECORD_DELETED');
+      const first = await firstOf(log);
+      assert.ok(first > 0);
+      assert.equal(await backedUp(), first);
+      // The first record kept, deleted.
+      await log.delete(first);
+      const next = await firstOf(log);
+      assert.ok(next > first);
+      assert.equal(await backedUp(), next);
+      // Trimmed: the first segment kept starts with a record.
+      const { firstOffset } = await log.trim({ beforeOffset: log.segments.bases[log.segments.indexOf(next) + 1] });
+      assert.ok(firstOffset > next);
+      assert.equal(await firstOf(log), firstOffset);
+      assert.equal(await backedUp(), firstOffset);
+      // Every record deleted: none is first.
+      const all: number[] = [];
+      for await (const record of log.stream()) all.push(record.offset);
+      await log.delete(all);
+    }
+    assert.equal(await backedUp(), -1);
   });
 
   it('backs up an encrypted, chained log without its key, and the restore reads back under the key ring', async () => {
