@@ -51,7 +51,7 @@ export async function importFlumeOffset(source: string, dir: string, options: Im
   if (lstatSync(dir, { throwIfNoEntry: false })?.isSymbolicLink() === true) {
     throw new SluiceError('INVALID_INPUT', `${dir} is a symbolic link: import into a new directory`, { file: dir });
   }
-  refuseLinks(dir);
+  refuseLinksInDirectoryAndViews(dir);
   const { signal } = options;
   const batchBytes = checkBatchBytes(options.batchBytes);
   const meter = new ProgressMeter('import', options.onProgress);
@@ -104,11 +104,13 @@ export async function importFlumeOffset(source: string, dir: string, options: Im
 }
 
 /**
- * Refuses a target that holds a symbolic link: in the directory itself or anywhere under its `views/`. A log
- * never follows one to its segments, but the views' state is written under directories that are made with
- * `mkdir -p` and would be written wherever a planted `views` (or a view's directory) points.
+ * Refuses an import target that holds a symbolic link: any entry of the directory itself, whatever its name, or
+ * anything under its `views/`. More than a writer's own refusal of linked segments and journal (`refuseLinks` of
+ * segment-files.ts): a log never follows a link to its segments, but the views' state is written under
+ * directories that are made with `mkdir -p` and would be written wherever a planted `views` (or a view's
+ * directory) points.
  */
-function refuseLinks(dir: string): void {
+function refuseLinksInDirectoryAndViews(dir: string): void {
   const walk = (path: string, deep: boolean): void => {
     let names: string[];
     try {
