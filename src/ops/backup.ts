@@ -6,7 +6,7 @@ import { open as openLmdb } from 'lmdb';
 import { skipValues } from '../codec/codec.js';
 import { SluiceError } from '../errors.js';
 import { operationFailure } from '../log/open-checks.js';
-import { deletesFileName } from '../log/file/deletes.js';
+import { deletesFileName } from '../log/file/segment-files.js';
 import { FileLog } from '../log/file/file-log.js';
 import { positionOf, segmentName, type Frame } from '../log/file/format.js';
 import { FrameReader } from '../log/file/frame-reader.js';

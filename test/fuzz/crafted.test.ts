@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Sluice } from '../../src/db/sluice.js';
 import { isSluiceError } from '../../src/errors.js';
-import { deletesFileName } from '../../src/log/file/deletes.js';
+import { deletesFileName } from '../../src/log/file/segment-files.js';
 import { FileLog } from '../../src/log/file/file-log.js';
 import { parseFrame } from '../../src/log/file/format.js';
 import { FlumeOffsetLog } from '../../src/log/flume-offset/flume-offset-log.js';

@@ -11,7 +11,8 @@ import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { isSluiceError, type ErrorCode } from '../../src/errors.js';
-import { journalDeletes, deletesFileName } from '../../src/log/file/deletes.js';
+import { journalDeletes } from '../../src/log/file/deletes.js';
+import { deletesFileName } from '../../src/log/file/segment-files.js';
 import { lockFileName } from '../../src/log/file/directory-lock.js';
 import { FileLog } from '../../src/log/file/file-log.js';
 import { headerBytes, segmentName, segmentNamePattern } from '../../src/log/file/format.js';

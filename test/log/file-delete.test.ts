@@ -8,7 +8,8 @@ import { appendFileSync, closeSync, linkSync, mkdirSync, openSync, readdirSync, 
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { FileLog } from '../../src/log/file/file-log.js';
-import { deletesFileName, journalDeletes } from '../../src/log/file/deletes.js';
+import { journalDeletes } from '../../src/log/file/deletes.js';
+import { deletesFileName } from '../../src/log/file/segment-files.js';
 import { positionOf } from '../../src/log/file/format.js';
 import { collect, rejectsWith } from '../conformance/log-suite.js';
 import { temporaryDirectory } from '../helpers.js';

@@ -18,10 +18,8 @@ import { SluiceError } from '../../errors.js';
 import { deletesJournalBytesMax, fileModeDefault } from '../../limits.js';
 import { eraseFrame, frameBytesMax, frameBytesMin, positionOf, readU64 } from './format.js';
 import type { Segments } from './segments.js';
-import { openNoFollow, syncDirectory, syncDirectorySync } from './segment-files.js';
+import { deletesFileName, openNoFollow, syncDirectory, syncDirectorySync } from './segment-files.js';
 
-/** F-63: the journal of deletions in progress, in the log directory. */
-export const deletesFileName = 'DELETES';
 const entryBytes = 16;
 
 /**

@@ -19,9 +19,18 @@ import { LogSecurity } from './security/log-security.js';
 import { FrameReader } from './frame-reader.js';
 import { ProgressMeter, type Progress } from '../../progress/meter.js';
 import { planCompaction, rewriteSegment, type CompactionPolicy } from './compaction.js';
-import { clearJournal, deletesFileName, eraseFrames, journalDeletes, readJournal } from './deletes.js';
+import { clearJournal, eraseFrames, journalDeletes, readJournal } from './deletes.js';
 import { checkRetention, firstSegmentToKeep, type RetentionPolicy } from './retention.js';
-import { createSegment, listDirectory, makeDirectory, openNoFollow, refuseLinks, removeTemporary, syncDirectory } from './segment-files.js';
+import {
+  createSegment,
+  deletesFileName,
+  listDirectory,
+  makeDirectory,
+  openNoFollow,
+  refuseLinks,
+  removeTemporary,
+  syncDirectory,
+} from './segment-files.js';
 import { checkHeader, Segments } from './segments.js';
 import { checkTail } from './tail.js';
 import { SegmentWriter, type Durability } from './writer.js';

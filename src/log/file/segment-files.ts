@@ -7,8 +7,11 @@ import { SluiceError } from '../../errors.js';
 import { lockFileName } from './directory-lock.js';
 import { encodeHeader, segmentName, segmentNamePattern, type HeaderSecurity } from './format.js';
 
+/** F-63: the journal of deletions in progress, in the log directory (written and read by deletes.ts). */
+export const deletesFileName = 'DELETES';
+
 /** Files and folders other than segments that a log directory may hold (F-4, F-30, F-42, F-63). */
-const knownNames = new Set([lockFileName, 'quarantine', 'views', 'DELETES']);
+const knownNames = new Set([lockFileName, 'quarantine', 'views', deletesFileName]);
 const temporarySuffix = '.tmp';
 
 export interface DirectoryListing {
@@ -73,7 +76,7 @@ export async function listDirectory(dir: string): Promise<DirectoryListing | und
   const links: string[] = [];
   for (const entry of entries) {
     const name = entry.name;
-    if (entry.isSymbolicLink() && (name === 'DELETES' || segmentNamePattern.test(name))) links.push(name);
+    if (entry.isSymbolicLink() && (name === deletesFileName || segmentNamePattern.test(name))) links.push(name);
     const match = segmentNamePattern.exec(name);
     if (match !== null) {
       const base = Number(match[1]);
