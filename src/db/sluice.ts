@@ -77,6 +77,8 @@ export class Sluice<T = JsonValue> extends EventEmitter<SluiceEvents> {
         const record = await log.getRecord(offset);
         return mapper === undefined ? record : { ...record, value: await mapper(record.value, offset) };
       },
+      // The native log drops its oldest segments in a trim; other logs never drop records from the front.
+      ...(log instanceof FileLog ? { firstOffset: () => log.firstOffset } : {}),
       // Unmapped: only whether the log has a record there matters, not its value.
       startsRecord: async (offset) => {
         try {

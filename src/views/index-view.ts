@@ -45,6 +45,10 @@ const appendPut = { append: true } as const;
 /** After a refused append, plain puts before appends are tried again (see `IndexView.#put`). */
 const appendRetryPuts = 256;
 const versionKey = 'version';
+/** Meta key: the `below` of the last prune that finished (`View.prune`), so a reopen does not scan again. */
+export const prunedBelowKey = 'prunedBelow';
+/** Entries looked at per step of a prune's pass, and removed in one transaction. */
+const pruneScanEntries = 10_000;
 
 /**
  * A map from index keys to records (flumeview-level semantics): `map(value, record)` returns the keys of a
@@ -181,6 +185,27 @@ export class IndexView<T> implements View<T> {
       commitSync(this.#env(), () => {
         for (const [key, offset] of doomed) if (entries.get(key as Key) === offset) entries.removeSync(key as Key);
       }, () => (this.#commitFailed = true)),
+    );
+  }
+
+  /**
+   * Drops the entries of records a trim dropped (below `below`); the reads skipped them already (`isRecordGone`),
+   * so this frees their space rather than changing an answer. Each step's removals commit with the mark of the
+   * prune done so far only at the end, so an interrupted prune starts again at its next call.
+   */
+  async prune(below: number): Promise<void> {
+    const entries = this.#store();
+    const meta = this.#meta as Database<number, string>;
+    if (below <= (meta.get(prunedBelowKey) ?? 0)) return;
+    for await (const doomed of entriesBelow(entries, below)) {
+      this.#durable().writeSync(() =>
+        commitSync(this.#env(), () => {
+          for (const key of doomed) entries.removeSync(key);
+        }, () => (this.#commitFailed = true)),
+      );
+    }
+    this.#durable().writeSync(() =>
+      commitSync(this.#env(), () => meta.putSync(prunedBelowKey, below), () => (this.#commitFailed = true)),
     );
   }
 
@@ -363,6 +388,30 @@ export class IndexView<T> implements View<T> {
  */
 export function isRecordGone(error: unknown): boolean {
   return isSluiceError(error, 'RECORD_DELETED') || isSluiceError(error, 'OFFSET_OUT_OF_RANGE');
+}
+
+/**
+ * The keys of the entries of `entries` (index key → offset) whose record lies below `below`, a step of
+ * `pruneScanEntries` entries looked at a time (a step with none is not yielded). An index is ordered by its keys,
+ * so the records a trim dropped from the front of the log have entries anywhere in it: finding them takes a pass
+ * over every entry. Between steps the event loop turns (appends go on), and the caller removes what a step found
+ * before the next one reads on after it.
+ */
+export async function* entriesBelow(entries: Database<number, Key>, below: number): AsyncGenerator<Key[]> {
+  let after: Key | undefined;
+  for (;;) {
+    const range = after === undefined ? { limit: pruneScanEntries } : { start: after, exclusiveStart: true, limit: pruneScanEntries };
+    const doomed: Key[] = [];
+    let seen = 0;
+    for (const { key, value } of entries.getRange(range)) {
+      seen++;
+      after = key;
+      if (value < below) doomed.push(key);
+    }
+    if (doomed.length > 0) yield doomed;
+    if (seen < pruneScanEntries) return;
+    await new Promise((resolve) => setImmediate(resolve));
+  }
 }
 
 /**

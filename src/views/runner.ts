@@ -23,6 +23,8 @@ export interface RunnerSource<T> {
    * the log cannot tell because the offset was trimmed away. Rejects when the log cannot be read there.
    */
   startsRecord?(offset: number): Promise<boolean>;
+  /** Optional: the offset below which the log holds no record any more (after a trim); logs that never drop one leave it out. */
+  firstOffset?(): number;
 }
 
 /** A deletion announced to a runner (`deleting`), to settle with `deleted`: the records it holds back. */
@@ -52,6 +54,8 @@ export class ViewRunner<T> {
   #status: ViewStatus = 'opening';
   #since = -1;
   #checkpointed = -1;
+  /** The last `below` the view was given by `View.prune` in this run. */
+  #prunedBelow = 0;
   #failure: SluiceError | undefined;
   readonly #source: RunnerSource<T>;
   readonly #dir: string;
@@ -227,6 +231,7 @@ export class ViewRunner<T> {
     const signal = this.#stop.signal;
     try {
       while (!signal.aborted && this.#failure === undefined) {
+        if (this.#pruneDue()) await this.#callView(() => this.#prune());
         const target = this.#source.since;
         if (this.#since >= target) {
           this.#status = 'live';
@@ -448,12 +453,31 @@ export class ViewRunner<T> {
   async #checkpoint(): Promise<void> {
     this.#lastCheckpointMs = Date.now();
     await this.#callView(async () => {
+      // Entries of trimmed records go in the state this checkpoint makes durable.
+      await this.#prune();
       const since = this.#since;
       if (since === this.#checkpointed) return;
       this.#uncheckpointedRecords = 0;
       await this.view.checkpoint(since);
       this.#checkpointed = since;
     });
+  }
+
+  /**
+   * Tells the view (`View.prune`) that the log dropped the records below its first offset, once per move of that
+   * offset; a call of the view's, so run through `#callView` (or inside one).
+   */
+  async #prune(): Promise<void> {
+    if (!this.#pruneDue()) return;
+    const below = this.#source.firstOffset?.() as number;
+    await this.view.prune?.(below);
+    this.#prunedBelow = below;
+  }
+
+  /** Whether the log's first offset moved past what the view was last told, for a view that prunes. */
+  #pruneDue(): boolean {
+    const below = this.#source.firstOffset?.();
+    return this.view.prune !== undefined && below !== undefined && below > this.#prunedBelow;
   }
 
   #callView(call: () => Promise<void>): Promise<void> {

@@ -40,6 +40,14 @@ export interface View<T> {
    * a fold cannot be undone, and a rebuild leaves deleted records out). A throw stops the view, as in `apply`.
    */
   delete?(records: readonly LogRecord<T>[]): void | Promise<void>;
+  /**
+   * Optional: the log holds no record below `below` any more (a trim dropped its oldest segments); the view may
+   * drop state that points at such records. Called between batches, with a `below` larger than the last one it
+   * was given in this run (from 0 at each open: a view that keeps what it pruned can return at once), at open and
+   * as the log is trimmed. `below` may pass the view's `since` when the view lags behind a trim. Only logs that
+   * trim (the native log) call it. A throw stops the view, as in `apply`.
+   */
+  prune?(below: number): void | Promise<void>;
 }
 
 /** When a view read may answer. */

@@ -1,15 +1,17 @@
 /**
  * A trim drops the log's oldest segments without visiting the views: the entries of index, key, time and query
- * views that point into them stay until the views are rebuilt. Reads must skip them as records no longer in the
- * log, and answer as a scan of what is left does.
+ * views that point into them stay until the views prune them (`View.prune`, at their next batch, checkpoint or
+ * open). Reads must skip them meanwhile as records no longer in the log, and answer as a scan of what is left does.
  */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { it } from 'node:test';
+import { open as openLmdb, type Key } from 'lmdb';
 import { Sluice } from '../../src/db/sluice.js';
 import { FileLog } from '../../src/log/file/file-log.js';
 import { index } from '../../src/views/index-view.js';
 import { keyIndex, timeIndex } from '../../src/views/key-time-index.js';
+import { orderedBinaryKeys } from '../../src/views/lmdb-store.js';
 import { query } from '../../src/views/query/index.js';
 import { temporaryDirectory } from '../helpers.js';
 
@@ -63,4 +65,58 @@ it('index-served reads after a trim skip the trimmed records and answer as a sca
   assert.deepEqual((await collect(byKey.records('odd'))).map((record) => record.value.n), odd);
   assert.equal((await byTime.firstAtOrAfter(0))?.offset, first);
   assert.deepEqual((await collect(byTime.between(0, 5000))).map((record) => record.value.n), left);
+});
+
+/** The offsets the entries of an LMDB view store point at (its `entries` database), read after the view closed. */
+function entryOffsets(file: string): number[] {
+  const root = openLmdb({ path: file, readOnly: true });
+  try {
+    const entries = root.openDB<number, Key>({ name: 'entries', encoding: 'ordered-binary', ...orderedBinaryKeys });
+    return [...entries.getRange({})].map(({ value }) => value);
+  } finally {
+    void root.close();
+  }
+}
+
+it('a trim prunes the entries of the records it dropped from index and query views, at the next batch and at open', async () => {
+  const root = temporaryDirectory();
+  const views = {
+    byN: index<Post>(1, (post) => post.n),
+    byTime: timeIndex<Post>(1),
+    indexed: query<Post>(1, { indexes: [{ name: 'author', value: [['value', 'author']] }] }),
+  };
+  const files = [join('byN', 'index.mdb'), join('byTime', 'index.mdb'), join('indexed', 'query.mdb')].map((file) =>
+    join(root, 'db', 'views', file),
+  );
+  const offsets: number[] = [];
+  let first: number;
+  {
+    await using log = await FileLog.open<Post>(join(root, 'log'), { segmentBytesMax: 4096 });
+    await using db = await Sluice.open<Post>(join(root, 'db'), { log, views });
+    for (let n = 0; n < 200; n++) offsets.push(await db.append({ author: `@${n % 3}`, n, pad: 'x'.repeat(100) }));
+    await db.ready();
+    await log.trim({ beforeOffset: offsets[100] });
+    first = log.firstOffset;
+    assert.ok(first > 0);
+    // The next batch a view takes in comes after the prune.
+    offsets.push(await db.append({ author: '@0', n: 200, pad: '' }));
+    await db.ready();
+    await db.close();
+    for (const file of files) {
+      const kept = entryOffsets(file);
+      assert.deepEqual(kept.filter((offset) => offset < first), [], `${file}: no entry of a trimmed record`);
+      assert.deepEqual(new Set(kept), new Set(offsets.filter((offset) => offset >= first)), `${file}: every other entry`);
+    }
+  }
+  // Trimmed while the database is closed: pruned when it opens again.
+  {
+    await using log = await FileLog.open<Post>(join(root, 'log'), { segmentBytesMax: 4096 });
+    await log.trim({ beforeOffset: offsets[150] });
+    first = log.firstOffset;
+    assert.ok(first > offsets[100]!);
+    await using db = await Sluice.open<Post>(join(root, 'db'), { log, views: { byN: index<Post>(1, (post) => post.n) } });
+    await db.ready();
+    await db.close();
+    assert.deepEqual(new Set(entryOffsets(files[0]!)), new Set(offsets.filter((offset) => offset >= first)));
+  }
 });

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { checkStoredOffset, isRecordGone, storedSinceProblem, storeRead } from '../index-view.js';
+import { checkStoredOffset, entriesBelow, isRecordGone, prunedBelowKey, storedSinceProblem, storeRead } from '../index-view.js';
 import { closeViewStore, committed, handleCommitFailure, openViewStore, orderedBinaryKeys, type StoreDurability } from '../lmdb-store.js';
 import { type Database, type Key, type RootDatabase } from 'lmdb';
 import { SluiceError } from '../../errors.js';
@@ -187,6 +187,23 @@ export class QueryView<T> implements View<T> {
     }
     await this.#durable().write(() => committed(entries.transaction(() => {
       for (const [key, offset] of doomed) if (entries.get(key) === offset) entries.removeSync(key);
+      handleCommitFailure(this.#root);
+    }), () => (this.#commitFailed = true)));
+  }
+
+  /** As `IndexView.prune`: drops the entries (of every index) of records a trim dropped. */
+  async prune(below: number): Promise<void> {
+    const entries = this.#store();
+    const meta = this.#meta as Database<number | string, string>;
+    if (below <= ((meta.get(prunedBelowKey) as number | undefined) ?? 0)) return;
+    for await (const doomed of entriesBelow(entries, below)) {
+      await this.#durable().write(() => committed(entries.transaction(() => {
+        for (const key of doomed) entries.removeSync(key);
+        handleCommitFailure(this.#root);
+      }), () => (this.#commitFailed = true)));
+    }
+    await this.#durable().write(() => committed(entries.transaction(() => {
+      meta.putSync(prunedBelowKey, below);
       handleCommitFailure(this.#root);
     }), () => (this.#commitFailed = true)));
   }
