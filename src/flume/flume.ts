@@ -38,8 +38,9 @@ export function Flume<T = unknown>(log: FlumeLogInput<T>, isReady?: boolean, map
 /**
  * A flume database. Appends go to the log and never wait for views. A view's `async` and `source` methods wait
  * until the view has processed every record appended (called back) before the call: `{ since: N }` waits for N
- * instead, `{ since: -1 }` only for the view's state to load. Waiting reads are released in offset order, fail
- * with `VIEW_CLOSED` when the database closes and `VIEW_FAILED` when their view failed.
+ * instead, `{ since: -1 }` (any negative) only for the view's state to load; a `since` that is neither is a
+ * `RangeError` at once (NaN, a fraction, Infinity). Waiting reads are released in offset order, fail with
+ * `VIEW_CLOSED` when the database closes and `VIEW_FAILED` when their view failed.
  */
 export class FlumeDB<T> {
   /**

@@ -231,15 +231,21 @@ export class MountedView<T> {
 
   /**
    * Resolves once a read with these options may run: at once with `since: -1` (once the state has loaded), when
-   * the view reached `since: N`, and by default when it reached the log's `since` as of this call.
+   * the view reached `since: N`, and by default when it reached the log's `since` as of this call. Throws
+   * `TypeError` for a `since` that is not a number, `RangeError` for one that is neither negative nor a seq.
    */
   #ready(options: unknown): Promise<void> {
-    if (this.#failure !== undefined) return Promise.reject(this.#failure);
-    if (this.#isClosed) return Promise.reject(closedViewError(this.name));
     const since = typeof options === 'object' && options !== null ? (options as { since?: unknown }).since : undefined;
     if (since !== undefined && since !== null && typeof since !== 'number') {
       throw new TypeError(`flume view "${this.name}": since must be a number`);
     }
+    // NaN, a fraction or Infinity is no seq a view could reach: the read would wait until close. (flumedb tests
+    // `since` for truth, so NaN there waits for the log as `0` does; here `0` is the first record's seq.)
+    if (typeof since === 'number' && !(since < 0) && !Number.isSafeInteger(since)) {
+      throw new RangeError(`flume view "${this.name}": since must be a seq (a safe integer) or negative, got ${since}`);
+    }
+    if (this.#failure !== undefined) return Promise.reject(this.#failure);
+    if (this.#isClosed) return Promise.reject(closedViewError(this.name));
     if (typeof since === 'number' && since < 0) {
       const loaded = this.#view.since.value;
       return loaded === null || loaded === undefined ? this.#loadWaiters.wait(-1, undefined) : Promise.resolve();

@@ -262,6 +262,20 @@ describe('Flume: views', () => {
     await close(db);
   });
 
+  it('refuses at once a since no record can reach (NaN, a fraction, Infinity), not waiting until close', async () => {
+    const { db } = await withProbe();
+    await append(db, 2);
+    const { get, read } = probeApi(db, 'p');
+    for (const since of [NaN, 0.5, Infinity]) {
+      assert.throws(() => get({ since }, () => undefined), RangeError, `get with since ${since}`);
+      assert.throws(() => read({ since }), RangeError, `read with since ${since}`);
+    }
+    assert.throws(() => get({ since: '0' }, () => undefined), TypeError, 'a since that is not a number');
+    assert.equal(await viewGet(db, 'p', { since: -Infinity }), 2, 'any negative since only waits for the load');
+    assert.equal(await viewGet(db, 'p', { since: 0 }), 2);
+    await close(db);
+  });
+
   it('releases waiting reads in offset order, whatever order they were issued in', async () => {
     const { db, p } = await withProbe({ gated: true });
     const seqs: number[] = [];
