@@ -1,7 +1,7 @@
 import { asError, isSluiceError, SluiceError } from '../errors.js';
 import { viewRestartsMax } from '../limits.js';
 import { Waiters } from '../views/waiters.js';
-import { invoke, type NodeCallback } from './errors.js';
+import { callbackify, checkCallback, invoke, type NodeCallback } from './errors.js';
 import type { FlumeItem } from './flumelog.js';
 import { readOnly } from './observable.js';
 import { deferred, guardConsumer, rethrowAsync, type PullSource } from './pull.js';
@@ -16,7 +16,7 @@ interface Feed {
 
 /** A view whose `close` takes an error first, as flumedb allows. */
 interface TwoArgumentClose {
-  close(error: null, cb: (error?: Error | null) => void): void;
+  close(error: Error | null, cb: (error?: Error | null) => void): void;
 }
 
 /**
@@ -63,8 +63,12 @@ export class MountedView<T> {
     this.#release();
   }
 
-  /** Destroys the view's state, feeds it from the start, and resolves once it has caught up with the log. */
+  /**
+   * Destroys the view's state, feeds it from the start, and resolves once it has caught up with the log. A view
+   * closed on its own (`db[name].close`) stays closed: there is nothing to rebuild.
+   */
   async rebuild(): Promise<void> {
+    if (this.#isClosed) return;
     // From now on reads wait for the rebuilt state, even before the destroy (queued behind other work) runs.
     this.#trusted = false;
     await this.#serial(async () => {
@@ -77,19 +81,22 @@ export class MountedView<T> {
     await this.#ready(undefined);
   }
 
-  /** Fails waiting reads, ends the feed once the sink has written what it took, then closes the view. */
-  close(): Promise<void> {
+  /**
+   * Fails waiting reads (with `reason` as the cause, when given), ends the feed once the sink has written what it
+   * took, then closes the view. Idempotent: a later call resolves when the first is done.
+   */
+  close(reason: Error | null = null): Promise<void> {
     this.#closing ??= (async () => {
       this.#trusted = false;
       this.#signalClosed();
-      this.#waiters.rejectAll(closedViewError(this.name));
-      this.#loadWaiters.rejectAll(closedViewError(this.name));
+      this.#waiters.rejectAll(closedViewError(this.name, reason));
+      this.#loadWaiters.rejectAll(closedViewError(this.name, reason));
       await this.#queue;
       await this.#stopFeed();
       await new Promise<void>((resolve, reject) => {
         const done = (error?: Error | null): void => (error ? reject(asError(error)) : resolve());
-        // flumedb passes views with a two-argument close an error first (none, here).
-        if (this.#view.close.length >= 2) (this.#view as unknown as TwoArgumentClose).close(null, done);
+        // flumedb passes views with a two-argument close the error it was closed with first.
+        if (this.#view.close.length >= 2) (this.#view as unknown as TwoArgumentClose).close(reason, done);
         else this.#view.close(done);
       });
     })();
@@ -285,6 +292,7 @@ export class MountedView<T> {
       name: this.name,
       since: readOnly(this.#view.since),
       methods: this.#view.methods,
+      close: this.#closeFromApi,
     };
     for (const [method, type] of Object.entries(this.#view.methods)) {
       const fn = (this.#view as unknown as Record<string, unknown>)[method] as (...args: unknown[]) => unknown;
@@ -296,9 +304,23 @@ export class MountedView<T> {
     return api as MountedViewApi;
   }
 
+  /** `db[name].close(cb)` or, as flumedb also takes it, `db[name].close(err, cb)`; `cb` is optional. */
+  readonly #closeFromApi = (...args: unknown[]): void => {
+    const [reason, cb] = typeof args[0] === 'function' ? [null, args[0]] : [args[0] ?? null, args[1]];
+    if (reason !== null && !(reason instanceof Error)) {
+      throw new TypeError(`flume view "${this.name}": close takes an error (or null) before its callback`);
+    }
+    if (cb !== undefined) checkCallback(cb, `${this.name}.close`);
+    const closing = this.close(reason);
+    if (cb !== undefined) callbackify(closing, cb as NodeCallback<null>, () => null);
+    else closing.catch(() => undefined); // The database's close reports it again.
+  };
+
   #sync(fn: (...args: unknown[]) => unknown, what: string): (...args: unknown[]) => unknown {
     return (...args) => {
       this.#host.checkOpen(what);
+      // A closed view's module has released what its methods read.
+      if (this.#isClosed) throw closedViewError(this.name);
       return fn.apply(this.#view, args);
     };
   }
@@ -346,7 +368,7 @@ export class MountedView<T> {
   }
 }
 
-function closedViewError(name: string): SluiceError {
-  return new SluiceError('VIEW_CLOSED', `flume view "${name}" was closed`);
+function closedViewError(name: string, reason: Error | null = null): SluiceError {
+  return new SluiceError('VIEW_CLOSED', `flume view "${name}" was closed`, reason === null ? {} : { cause: reason });
 }
 

@@ -45,6 +45,16 @@ export interface MountedViewApi {
   readonly since: Observable<number>;
   readonly methods: Readonly<Record<string, FlumeMethodType>>;
   /**
+   * Closes this view alone, as flumedb's `db[name].close(cb)` (or `close(err, cb)`: a view module whose `close`
+   * takes two arguments is given `err`). Its waiting reads fail with `VIEW_CLOSED`, then the view is closed
+   * once its sink has written what it took; later reads, and its sync methods, fail with `VIEW_CLOSED`. The
+   * other views go on, `db.rebuild` leaves it closed, and `db.close` does not close it twice.
+   */
+  readonly close: {
+    (cb?: (error?: Error | null) => void): void;
+    (error: Error | null, cb?: (error?: Error | null) => void): void;
+  };
+  /**
    * The view's methods, by name. Views define them at run time, so their types are unknown here: TypeScript
    * callers cast to the view's own signatures (flumeview-reduce's `get` is `(options, cb) => void`).
    */
@@ -70,7 +80,7 @@ export interface ViewHost<T> {
 }
 
 const methodTypes: ReadonlySet<string> = new Set(['sync', 'async', 'source']);
-const reservedNames: ReadonlySet<string> = new Set(['name', 'since', 'methods']);
+const reservedNames: ReadonlySet<string> = new Set(['name', 'since', 'methods', 'close']);
 
 /** Checks a view module's result: each missing or misshapen member is a `TypeError` naming it. */
 export function checkView(name: string, view: unknown): FlumeView {

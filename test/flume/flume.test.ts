@@ -467,6 +467,60 @@ describe('Flume: close', () => {
     assert.equal(log.status, 'closed');
   });
 
+  it('closes one view with db[name].close: its reads fail with VIEW_CLOSED, the other views go on', async () => {
+    const db = memoryDb();
+    const p = probe({ gated: true });
+    const other = probe();
+    db.use('p', p.create);
+    db.use('other', other.create);
+    await append(db, 1);
+    await settle(); // The probe now holds the record at its gate.
+    const waiting = viewGet(db, 'p');
+    const view = db.views.p as unknown as { close: (cb?: (error?: Error | null) => void) => void };
+    assert.equal((db as unknown as { p: unknown }).p, view, 'db[name] and db.views[name] are the same view');
+    assert.equal(typeof view.close, 'function');
+    const closed = call((cb) => view.close(cb));
+    await assert.rejects(waiting, isCode('VIEW_CLOSED'));
+    p.step(Infinity); // The probe takes the item it holds, then sees the end.
+    await closed;
+    assert.deepEqual(p.events.slice(-3), ['sink-end', 'write', 'close'], 'closed only after its last write');
+    await assert.rejects(viewGet(db, 'p'), isCode('VIEW_CLOSED'));
+    await assert.rejects(collect(probeApi(db, 'p').read()), isCode('VIEW_CLOSED'));
+    assert.throws(() => probeApi(db, 'p').peek(), isCode('VIEW_CLOSED'));
+    await call((cb) => view.close(cb));
+    await append(db, 2);
+    assert.equal(await viewGet(db, 'other'), 3, 'the other view goes on');
+    await call((cb) => db.rebuild(cb));
+    assert.equal(await viewGet(db, 'other'), 3, 'a rebuild leaves the closed view closed');
+    await close(db);
+    assert.equal(p.events.filter((event) => event === 'close').length, 1, 'closed once, not again with the database');
+    assert.deepEqual(p.events.filter((event) => event === 'destroy'), []);
+  });
+
+  it("passes the error given to a view's close(err, cb) on to a view whose close takes two arguments", async () => {
+    const db = memoryDb();
+    const given: unknown[] = [];
+    const base = probe().create;
+    db.use(
+      'p',
+      (log, name) =>
+        ({
+          ...base(log, name),
+          close(error: unknown, cb: () => void) {
+            given.push(error);
+            cb();
+          },
+        }) as never,
+    );
+    await settle();
+    const reason = new Error('shutting down');
+    const view = db.views.p as unknown as { close: (error: Error, cb: (error?: Error | null) => void) => void };
+    await call((cb) => view.close(reason, cb));
+    assert.deepEqual(given, [reason]);
+    assert.throws(() => db.use('q', () => ({ ...base({} as never, 'q'), methods: { close: 'sync' } })), /close/);
+    await close(db);
+  });
+
   it('is idempotent; every other method then throws LOG_CLOSED', async () => {
     const { db } = await withProbe();
     await append(db, 1);
