@@ -160,7 +160,10 @@ export class FlumeDB<T> {
     return this as this & Record<N, MountedViewApi>;
   };
 
-  /** Destroys every view and feeds it from the start; `cb` once all have caught up. Reads wait meanwhile. */
+  /**
+   * Destroys every view and feeds it from the start; `cb` once all have caught up (while `ready` is false,
+   * once all are destroyed and restarted: they index once it is set). Reads wait for the rebuilt state.
+   */
   readonly rebuild = (cb?: (error: Error | null) => void): void => {
     this.#checkOpen('rebuild');
     if (cb !== undefined) checkCallback(cb, 'rebuild');

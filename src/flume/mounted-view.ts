@@ -64,8 +64,9 @@ export class MountedView<T> {
   }
 
   /**
-   * Destroys the view's state, feeds it from the start, and resolves once it has caught up with the log. A view
-   * closed on its own (`db[name].close`) stays closed: there is nothing to rebuild.
+   * Destroys the view's state, feeds it from the start, and resolves once it has caught up with the log, or,
+   * while the database's `ready` is false, once it has been destroyed and restarted. A view closed on its own
+   * (`db[name].close`) stays closed: there is nothing to rebuild.
    */
   async rebuild(): Promise<void> {
     if (this.#isClosed) return;
@@ -78,7 +79,34 @@ export class MountedView<T> {
       this.#lastEndAt = -Infinity;
       this.#startFeed(-1);
     });
-    await this.#ready(undefined);
+    await this.#caughtUpUnlessHeldBack();
+  }
+
+  /**
+   * flumedb calls a rebuild back once its views caught up, whatever `ready` says, since its views index
+   * regardless. Ours index only while `ready` is true: waiting for the catch-up while it is false would hold
+   * the callback until the application sets it, and forever if it waits for the rebuild first. Reads still
+   * wait for the rebuilt state.
+   */
+  #caughtUpUnlessHeldBack(): Promise<void> {
+    if (this.#host.ready.value !== true) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const stop = this.#host.ready((value) => {
+        if (value === true) return;
+        stop();
+        resolve();
+      }, false);
+      this.#ready(undefined).then(
+        () => {
+          stop();
+          resolve();
+        },
+        (error: unknown) => {
+          stop();
+          reject(asError(error));
+        },
+      );
+    });
   }
 
   /**

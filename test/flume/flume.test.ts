@@ -354,6 +354,23 @@ describe('Flume: views', () => {
     await close(db);
   });
 
+  it('calls a rebuild back while ready is false once the views are destroyed; they index once ready', async () => {
+    const db = memoryDb(false);
+    const p = probe();
+    db.use('p', p.create);
+    await append(db, 3);
+    const rebuilt = call((cb) => db.rebuild(cb)).then(() => 'rebuilt');
+    assert.equal(await Promise.race([rebuilt, settle(10).then(() => 'still waiting')]), 'rebuilt');
+    assert.deepEqual(p.events, ['sink-end', 'write', 'destroy'], 'destroyed, and nothing indexed before ready');
+    const read = viewGet(db, 'p');
+    db.ready.set(true);
+    assert.equal(await read, 3, 'a read waits for the rebuilt state once ready');
+    // Ready from the start, a rebuild calls back once the views caught up, as before.
+    const again = call((cb) => db.rebuild(cb)).then(() => p.state.sum);
+    assert.equal(await again, 3);
+    await close(db);
+  });
+
   it('destroys and rebuilds a view whose since is ahead of the log', async () => {
     const db = memoryDb();
     await append(db, 4);
