@@ -36,11 +36,11 @@ export function Flume<T = unknown>(log: FlumeLogInput<T>, isReady?: boolean, map
 }
 
 /**
- * A flume database. Appends go to the log and never wait for views. A view's `async` and `source` methods wait
- * until the view has processed every record appended (called back) before the call: `{ since: N }` waits for N
- * instead, `{ since: -1 }` (any negative) only for the view's state to load; a `since` that is neither is a
- * `RangeError` at once (NaN, a fraction, Infinity). Waiting reads are released in offset order, fail with
- * `VIEW_CLOSED` when the database closes and `VIEW_FAILED` when their view failed.
+ * A flume database. Appends go to the log and never wait for a view to index. A view's `async` and `source`
+ * methods wait until the view has processed every record appended (called back) before the call: `{ since: N }`
+ * waits for N instead, `{ since: -1 }` (any negative) only for the view's state to load; a `since` that is
+ * neither is a `RangeError` at once (NaN, a fraction, Infinity). Waiting reads are released in offset order,
+ * fail with `VIEW_CLOSED` when the database closes and `VIEW_FAILED` when their view failed.
  */
 export class FlumeDB<T> {
   /**
@@ -112,7 +112,8 @@ export class FlumeDB<T> {
 
   /**
    * Appends one value (`cb(err, seq)` with its own seq) or an array as one batch (`cb` gets the seq of its last
-   * record). `since` has moved when `cb` runs. Does not wait for views.
+   * record). `since` has moved when `cb` runs and, on Sluice's flumelogs as on flumelog-offset, the live streams
+   * waiting for new records (views' feeds included) have been handed the batch. Does not wait for views to index.
    */
   readonly append = (value: T | readonly T[], cb: NodeCallback<number>): void => {
     this.#checkOpen('append');

@@ -3,7 +3,8 @@ import { dirname } from 'node:path';
 import { asError } from '../errors.js';
 import type { Log, LogRecord, StreamOptions } from '../log/log.js';
 import { toScanRange } from '../log/range.js';
-import { callbackify, checkCallback, invoke, type NodeCallback } from './errors.js';
+import { callbackify, checkCallback, invoke, toFlumeError, type NodeCallback } from './errors.js';
+import { LiveReaders } from './live-readers.js';
 import { createObservable, isObservable, type Observable } from './observable.js';
 import { fromAsyncIterable, type PullSource } from './pull.js';
 
@@ -128,6 +129,8 @@ function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
  * - `append(value, cb)` calls back with the record's own offset; `append(array, cb)` writes one atomic batch
  *   and calls back with the offset of its last record (`since` for an empty array, which writes nothing).
  *   Once the log has loaded, a value its codec refuses throws `TypeError` at once; before, it goes to `cb`.
+ *   As flumelog-offset's, the callback runs once the live streams of this flumelog waiting for new records have
+ *   handed the appended ones over (see `LiveReaders`), and callbacks keep the order of the appends.
  */
 export function fromLog<T>(input: Log<T> | PromiseLike<Log<T>>, options: FromLogOptions = {}): SluiceFlumeLog<T> {
   if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
@@ -143,6 +146,7 @@ export function fromLog<T>(input: Log<T> | PromiseLike<Log<T>>, options: FromLog
   let unsubscribe: (() => void) | undefined;
   let closing: Promise<void> | undefined;
   let waiting: Array<(error: Error | null) => void> = [];
+  const liveReaders = new LiveReaders();
 
   const settleWaiting = (error: Error | null): void => {
     const due = waiting;
@@ -191,12 +195,20 @@ export function fromLog<T>(input: Log<T> | PromiseLike<Log<T>>, options: FromLog
       withLog(
         (error) => invoke(cb, error),
         (target) => {
-          if (Array.isArray(value)) {
-            const batch = value as readonly T[];
-            callbackify(target.append(batch), cb, (offsets) => offsets[offsets.length - 1] ?? target.since);
-          } else {
-            callbackify(target.append(value as T), cb);
-          }
+          // Under flumedb, a live stream waiting for records has an append's before its callback runs (see
+          // `LiveReaders`).
+          const after = target.since;
+          const batch = Array.isArray(value);
+          // A single value goes as a batch of one: its promise then settles in as many steps as a batch's, and
+          // the callbacks keep the order of the appends, as flumelog-offset's do.
+          target.append(batch ? (value as readonly T[]) : [value as T]).then(
+            (offsets) => {
+              const last = offsets[offsets.length - 1];
+              const seq = last ?? target.since;
+              liveReaders.callBack(last === undefined ? undefined : { after, seq }, () => invoke(cb, null, seq));
+            },
+            (error: unknown) => liveReaders.callBack(undefined, () => invoke(cb, toFlumeError(error))),
+          );
         },
       );
     },
@@ -209,17 +221,29 @@ export function fromLog<T>(input: Log<T> | PromiseLike<Log<T>>, options: FromLog
     },
     stream(streamOptions) {
       const plan = planStream(streamOptions);
-      return fromAsyncIterable<LogRecord<T>, unknown>(
+      const reader = plan.live ? liveReaders.reader() : undefined;
+      const source = fromAsyncIterable<LogRecord<T>, unknown>(
         async (signal) => {
           // `since` is taken when the log is at hand (at once when loaded): `old: false` then starts from the
           // first read, even if an append made right after it lands before the stream opens.
           const [target, since] = await new Promise<[Log<T>, number]>((resolve, reject) =>
             withLog(reject, (loadedLog) => resolve([loadedLog, loadedLog.since])),
           );
-          return target.stream({ ...plan.options(since), signal });
+          const options = plan.options(since);
+          reader?.opened(options);
+          return target.stream({ ...options, signal });
         },
-        { map: plan.shape },
+        {
+          map:
+            reader === undefined
+              ? plan.shape
+              : (record) => {
+                  reader.handedOver(record.offset);
+                  return plan.shape(record);
+                },
+        },
       );
+      return reader === undefined ? source : reader.wrap(source);
     },
     del(seqs, cb) {
       checkCallback(cb, 'del');
@@ -254,6 +278,8 @@ export function fromLog<T>(input: Log<T> | PromiseLike<Log<T>>, options: FromLog
 }
 
 interface StreamPlan<T> {
+  /** Whether the stream follows new records. */
+  readonly live: boolean;
   /** The Sluice stream options, given the log's `since` when the stream opens (for `old: false`). */
   options(since: number): StreamOptions;
   shape(record: LogRecord<T>): unknown;
@@ -283,6 +309,7 @@ export function planStream<T>(input: FlumeStreamOptions | undefined): StreamPlan
   const seqs = options.seqs !== false;
   const values = options.values !== false;
   return {
+    live: base.live === true,
     options(since) {
       if (!newOnly) return base;
       // Only records appended after the stream opens: raise the lower bound to the current end of the log.

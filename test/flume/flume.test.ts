@@ -1,13 +1,28 @@
 import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { isSluiceError, type ErrorCode } from '../../src/errors.js';
 import { Flume, type FlumeDB, type Mapper } from '../../src/flume/flume.js';
 import { fromLog, type FlumeItem } from '../../src/flume/flumelog.js';
+import { LiveReaders } from '../../src/flume/live-readers.js';
 import { MemoryLog } from '../../src/flume/logs.js';
 import type { PullSource } from '../../src/flume/pull.js';
 import { viewRestartsMax } from '../../src/limits.js';
 import { MemoryLog as SluiceMemoryLog } from '../../src/log/memory/memory-log.js';
-import { call, collect, json, probe, pull, settle, type Probe } from './support.js';
+import { temporaryDirectory } from '../helpers.js';
+import {
+  call,
+  collect,
+  json,
+  logCases,
+  probe,
+  pull,
+  settle,
+  UpstreamFlume,
+  UpstreamOffsetLog,
+  type Probe,
+} from './support.js';
 
 function memoryDb(isReady?: boolean, mapper?: Mapper<unknown>): FlumeDB<unknown> {
   return Flume(MemoryLog({ codec: json }), isReady, mapper);
@@ -459,6 +474,121 @@ describe('Flume: views', () => {
       p.seen.map((item) => item.value),
       [1, 2, 3],
     );
+    await close(db);
+  });
+});
+
+describe('Flume: live streams and append callbacks', () => {
+  /**
+   * Appends `a`, then `b` from its callback, then the batch `[c, d]` from `b`'s, while a live stream drains:
+   * what the stream and the callbacks see, in order.
+   */
+  async function liveOrder(db: Pick<FlumeDB<unknown>, 'append' | 'stream'>): Promise<string[]> {
+    const events: string[] = [];
+    pull(
+      db.stream({ live: true, seqs: false }),
+      pull.drain(
+        (value: unknown) => {
+          events.push(`item ${String(value)}`);
+        },
+        () => undefined, // Ends with LOG_CLOSED when the database closes.
+      ),
+    );
+    await settle();
+    const appendLogged = (value: unknown, name: string): Promise<void> =>
+      new Promise((resolve, reject) =>
+        db.append(value, (error) => {
+          if (error) return reject(error);
+          events.push(`cb ${name}`);
+          resolve();
+        }),
+      );
+    await appendLogged('a', 'a');
+    await appendLogged('b', 'b');
+    await appendLogged(['c', 'd'], 'c,d');
+    await settle();
+    return events;
+  }
+
+  it('hands a waiting live stream the records of an append before the append calls back, as flumedb does', async () => {
+    const dir = temporaryDirectory('sluice-flume-live-');
+    const upstream = UpstreamFlume(UpstreamOffsetLog(join(dir, 'upstream.offset'), { codec: json }));
+    const expected = await liveOrder(upstream);
+    await call((cb) => upstream.close(cb));
+    assert.deepEqual(expected, ['item a', 'cb a', 'item b', 'cb b', 'item c', 'item d', 'cb c,d'], 'flumedb');
+    for (const [i, logCase] of logCases.entries()) {
+      const caseDir = join(dir, `case-${i}`);
+      mkdirSync(caseDir);
+      const db = Flume(logCase.open(caseDir));
+      assert.deepEqual(await liveOrder(db), expected, logCase.name);
+      await close(db);
+    }
+  });
+
+  it('calls appends back in their order, each once its records reached the live streams and views', async () => {
+    const { db, p } = await withProbe();
+    const streamed: unknown[] = [];
+    pull(
+      db.stream({ live: true, seqs: false }),
+      pull.drain(
+        (value: unknown) => {
+          streamed.push(value);
+        },
+        () => undefined,
+      ),
+    );
+    await settle();
+    const values: unknown[] = [1, 2, [3, 4], 5];
+    const calledBack: unknown[] = [];
+    await Promise.all(
+      values.map(
+        (value) =>
+          new Promise<void>((resolve, reject) =>
+            db.append(value, (error) => {
+              if (error) return reject(error);
+              calledBack.push(value);
+              const own = Array.isArray(value) ? (value as unknown[]) : [value];
+              for (const item of own) {
+                assert.ok(streamed.includes(item), `${String(item)} streamed before its append called back`);
+                assert.ok(p.seen.some((seen) => seen.value === item), `${String(item)} taken by the view before`);
+              }
+              resolve();
+            }),
+          ),
+      ),
+    );
+    assert.deepEqual(calledBack, values);
+    await close(db);
+  });
+
+  it('never holds a callback past the current macrotask, for a stream that does not hand its record over', async () => {
+    const readers = new LiveReaders();
+    const reader = readers.reader();
+    // A stream at the end of the log whose read never answers: its record was deleted, or its log reads from a
+    // server that is away.
+    const stuck = reader.wrap<unknown>(() => undefined);
+    reader.opened({ gt: -1, live: true });
+    stuck(null, () => undefined);
+    const called: string[] = [];
+    readers.callBack({ after: -1, seq: 0 }, () => called.push('first'));
+    readers.callBack(undefined, () => called.push('second'));
+    await Promise.resolve();
+    assert.deepEqual(called, [], 'held while the stream may still hand the record over');
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(called, ['first', 'second'], 'released at the next macrotask, in order');
+  });
+
+  it('does not hold an append back for a live stream that is not waiting for its records', async () => {
+    const db = memoryDb();
+    await append(db, 0);
+    const readOnce = db.stream({ live: true, seqs: false });
+    assert.equal(await new Promise((resolve) => readOnce(null, (_end, value) => resolve(value))), 0);
+    // The first consumer stopped reading; these two wait for records the appends below never reach.
+    const beyond = db.stream({ live: true, gt: 1_000_000 });
+    beyond(null, () => undefined);
+    const bounded = db.stream({ live: true, gt: 0, lte: 1 });
+    bounded(null, () => undefined);
+    for (let n = 1; n <= 3; n++) await append(db, n);
     await close(db);
   });
 });

@@ -42,6 +42,12 @@ export const Level = require('flumeview-level') as (
   version: number,
   map: (value: unknown, seq: number) => unknown[],
 ) => CreateView<unknown>;
+/** flumedb itself, to compare an order of events with. */
+export const UpstreamFlume = require('flumedb') as (log: FlumeLog<unknown>) => {
+  append(value: unknown, cb: (error: Error | null, seq?: number) => void): void;
+  stream(options?: object): PullSource<unknown>;
+  close(cb: (error?: Error | null) => void): void;
+};
 /** flumelog-offset from npm: a flumelog of someone else's, for the database to run on. */
 export const UpstreamOffsetLog = require('flumelog-offset') as (
   file: string,
