@@ -85,7 +85,9 @@ export class Sluice<T = JsonValue> extends EventEmitter<SluiceEvents> {
           await log.get(offset);
           return true;
         } catch (error) {
-          if (isSluiceError(error, 'NOT_A_RECORD')) return false;
+          // Inside the stretch of records a compaction dropped: the view's records are intact, and its stream
+          // goes on from the first record after the filler.
+          if (isSluiceError(error, 'NOT_A_RECORD')) return log instanceof FileLog && log.compactedAt(offset);
           // Deleted or undecodable: a record starts there. Out of range at or below `since`: trimmed away, which
           // cannot tell, and a rebuild would lose the trimmed records for good.
           if (isSluiceError(error, 'RECORD_DELETED') || isSluiceError(error, 'DECODE_FAILED') || isSluiceError(error, 'OFFSET_OUT_OF_RANGE')) {

@@ -19,8 +19,9 @@ export interface RunnerSource<T> {
   getRecord(offset: number): Promise<LogRecord<T>>;
   /**
    * Optional: whether a record, deleted or not, starts at `offset` (at most `since`). False only when none does
-   * (the offset points into a record, or between the fillers of a compacted stretch); true when one does, and when
-   * the log cannot tell because the offset was trimmed away. Rejects when the log cannot be read there.
+   * (the offset points into a record); true when one does, when the offset lies in a stretch of records a
+   * compaction dropped, and when the log cannot tell because the offset was trimmed away. Rejects when the log
+   * cannot be read there.
    */
   startsRecord?(offset: number): Promise<boolean>;
   /** Optional: the offset below which the log holds no record any more (after a trim); logs that never drop one leave it out. */

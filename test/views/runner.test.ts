@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Sluice } from '../../src/db/sluice.js';
 import { isSluiceError } from '../../src/errors.js';
+import { FileLog } from '../../src/log/file/file-log.js';
 import { MemoryLog } from '../../src/log/memory/memory-log.js';
 import type { LogRecord } from '../../src/log/log.js';
 import { reduce } from '../../src/views/reduce.js';
@@ -343,5 +344,43 @@ describe('view runner', () => {
     assert.equal(atARecord.clears() + atADeletedOne.clears(), 0);
     assert.equal(reports.length, 1);
     assert.match(reports[0] as string, /^into: no record of the log starts at the view's since/);
+  });
+
+  it('goes on without a rebuild from a since inside the records a compaction dropped', async () => {
+    const dir = directory();
+    await using log = await FileLog.open<number>(join(dir, 'log'), { segmentBytesMax: 4096 });
+    const offsets: number[] = [];
+    // 37-byte frames: the first 100 records (one key) fill the first segment.
+    for (let i = 0; i < 300; i++) offsets.push(await log.append(i, { key: i < 100 ? 'same' : `key-${i}` }));
+    assert.ok((await log.compact()).recordsDropped >= 90);
+    assert.ok(log.compactedAt(offsets[5] as number), 'record 5 lies inside a filler');
+    assert.ok(!log.compactedAt(offsets[140] as number) && !log.compactedAt((offsets[140] as number) + 1));
+    await using db = await Sluice.open<number>(join(dir, 'db'), { log });
+    const reports: string[] = [];
+    db.on('report', ({ view, message }) => reports.push(`${view}: ${message}`));
+    const opened = (name: string, since: number): { applied: number[]; clears: () => number } => {
+      const applied: number[] = [];
+      let clears = 0;
+      db.use(name, {
+        version: 1,
+        open: () => Promise.resolve(since),
+        apply: (records) => {
+          for (const record of records) applied.push(record.value);
+        },
+        checkpoint: () => Promise.resolve(),
+        clear: () => (clears++, Promise.resolve()),
+        close: () => Promise.resolve(),
+      });
+      return { applied, clears: () => clears };
+    };
+    const compacted = opened('compacted', offsets[5] as number);
+    const intoARecord = opened('into', (offsets[140] as number) + 1);
+    await db.ready();
+    assert.equal(compacted.clears(), 0);
+    const kept = Array.from({ length: 201 }, (_, i) => 99 + i);
+    assert.deepEqual(compacted.applied, kept, 'the records after the compacted stretch');
+    assert.equal(intoARecord.clears(), 1);
+    assert.deepEqual(reports.length, 1);
+    assert.match(reports[0] as string, /^into: no record of the log starts/);
   });
 });

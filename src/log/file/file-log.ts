@@ -485,6 +485,29 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
     return this.#writer === undefined ? Promise.resolve(this.since) : this.#writer.sync();
   }
 
+  /**
+   * Whether `offset` lies inside a filler (F-64): within bytes that held records compaction dropped, rather than
+   * at a record's start or inside a record. Walks the frames of its segment from the segment's start, so it is
+   * for rare questions (the runner asks it of a view's `since` at which no record starts any more). False outside
+   * the log, and where a frame before `offset` cannot be read.
+   */
+  compactedAt(offset: number): boolean {
+    if (this.status !== 'open') throw this._closedError();
+    const segments = this.#segments;
+    if (!Number.isSafeInteger(offset) || offset < segments.first || offset >= segments.end) return false;
+    const index = segments.indexOf(offset);
+    // A reader of its own: the log's shared one keeps its window for the reads in flight.
+    const reader = new FrameReader(segments);
+    const end = segments.endOf(index);
+    for (let at = segments.bases[index] as number; at < end; ) {
+      const frame = reader.tryAt(index, at, true);
+      if (typeof frame === 'string' || at === offset) return false;
+      if (at + frame.size > offset) return frame.filler;
+      at += frame.size;
+    }
+    return false;
+  }
+
   /** The first available offset: `0` until the log is trimmed, then the base of its oldest segment (F-60). */
   get firstOffset(): number {
     return this.#segments.first;
