@@ -251,7 +251,7 @@ export class OrderedReader {
         return;
       }
       asking = true;
-      this.#storedAfter(delivered).then(
+      this.#storedAfter(Math.max(delivered, this.#absentThrough)).then(
         ({ stored, last }) => {
           asking = false;
           if (this.#closed) return;
@@ -290,7 +290,7 @@ export class OrderedReader {
         const delivered = this.#delivered;
         let answer: { stored: number | undefined; last: number };
         try {
-          answer = await this.#storedAfter(delivered);
+          answer = await this.#storedAfter(Math.max(delivered, this.#absentThrough));
         } catch {
           continue; // an election: ask again after the next pause
         }
@@ -308,7 +308,9 @@ export class OrderedReader {
   }
 
   /**
-   * The first sequence after `after` the stream may hold a message at, and its last sequence. The deleted
+   * The first sequence after `after` the stream may hold a message at, and its last sequence. Callers ask after
+   * what is known absent too (a deletion is for good): an idle reader past the stream's deleted last messages
+   * then needs no list of deleted sequences at every check. The deleted
    * sequences are asked for only when some exist and the first and last sequences alone leave a candidate.
    */
   async #storedAfter(after: number): Promise<{ stored: number | undefined; last: number }> {
