@@ -95,7 +95,7 @@ const followRestartMs = 1000;
  * **Messages removed behind the log's back** (a purge, a stream limit, a deleted message) are skipped by every
  * reader: `get` of one fails with `OFFSET_OUT_OF_RANGE` below the stream's first sequence and `RECORD_DELETED`
  * above it. A stream waiting for messages deleted after the last one it received (the stream's last messages)
- * learns so from the stream's state at its reader's next check (every 4 s), and moves on.
+ * learns so from the stream's state, which its reader asks after short pauses (0.2 s, then longer), and moves on.
  *
  * **Errors**: `UNAVAILABLE` (servers unreachable, JetStream off, no quorum for longer than `retryMs`),
  * `UNAUTHORIZED` (the servers refused the credentials, or TLS found no trusted certificate), `LOG_NOT_FOUND` (no
