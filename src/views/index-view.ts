@@ -194,6 +194,7 @@ export class IndexView<T> implements View<T> {
    * prune done so far only at the end, so an interrupted prune starts again at its next call.
    */
   async prune(below: number): Promise<void> {
+    checkPruneBound(below);
     const entries = this.#store();
     const meta = this.#meta as Database<number, string>;
     if (below <= (meta.get(prunedBelowKey) ?? 0)) return;
@@ -388,6 +389,12 @@ export class IndexView<T> implements View<T> {
  */
 export function isRecordGone(error: unknown): boolean {
   return isSluiceError(error, 'RECORD_DELETED') || isSluiceError(error, 'OFFSET_OUT_OF_RANGE');
+}
+
+/** Validates `View.prune`'s argument: an offset (a programmer mistake otherwise). */
+export function checkPruneBound(below: unknown): asserts below is number {
+  if (typeof below !== 'number') throw new TypeError(`below must be a number, got ${typeof below}`);
+  if (!Number.isSafeInteger(below) || below < 0) throw new RangeError(`below must be a non-negative safe integer, got ${below}`);
 }
 
 /**

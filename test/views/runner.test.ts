@@ -355,6 +355,8 @@ describe('view runner', () => {
     assert.ok((await log.compact()).recordsDropped >= 90);
     assert.ok(log.compactedAt(offsets[5] as number), 'record 5 lies inside a filler');
     assert.ok(!log.compactedAt(offsets[140] as number) && !log.compactedAt((offsets[140] as number) + 1));
+    assert.throws(() => log.compactedAt(-1), RangeError);
+    assert.throws(() => log.compactedAt('5' as unknown as number), TypeError);
     await using db = await Sluice.open<number>(join(dir, 'db'), { log });
     const reports: string[] = [];
     db.on('report', ({ view, message }) => reports.push(`${view}: ${message}`));

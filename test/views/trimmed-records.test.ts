@@ -95,6 +95,8 @@ it('a trim prunes the entries of the records it dropped from index and query vie
     await using db = await Sluice.open<Post>(join(root, 'db'), { log, views });
     for (let n = 0; n < 200; n++) offsets.push(await db.append({ author: `@${n % 3}`, n, pad: 'x'.repeat(100) }));
     await db.ready();
+    await assert.rejects(views.byN.prune(-1), RangeError);
+    await assert.rejects(views.indexed.prune(Number.NaN), RangeError);
     await log.trim({ beforeOffset: offsets[100] });
     first = log.firstOffset;
     assert.ok(first > 0);

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { codecs, type Codec, type JsonValue } from '../../codec/codec.js';
 import { SluiceError, throwIfAborted } from '../../errors.js';
 import { segmentBytesDefault, segmentBytesLimit, segmentBytesMin } from '../../limits.js';
-import { AbstractLog, checkOffsets, type EncodedEntry, type RecordCursor } from '../abstract-log.js';
+import { AbstractLog, checkOffset, checkOffsets, type EncodedEntry, type RecordCursor } from '../abstract-log.js';
 import type { LogRecord, LogSupports } from '../log.js';
 import type { ScanRange } from '../range.js';
 import { ForwardCursor, recordOf, ReverseCursor, type CursorHost } from './cursors.js';
@@ -492,9 +492,10 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
    * the log, and where a frame before `offset` cannot be read.
    */
   compactedAt(offset: number): boolean {
+    checkOffset(offset);
     if (this.status !== 'open') throw this._closedError();
     const segments = this.#segments;
-    if (!Number.isSafeInteger(offset) || offset < segments.first || offset >= segments.end) return false;
+    if (offset < segments.first || offset >= segments.end) return false;
     const index = segments.indexOf(offset);
     // A reader of its own: the log's shared one keeps its window for the reads in flight.
     const reader = new FrameReader(segments);

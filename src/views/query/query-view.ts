@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { checkStoredOffset, entriesBelow, isRecordGone, prunedBelowKey, storedSinceProblem, storeRead } from '../index-view.js';
+import { checkPruneBound, checkStoredOffset, entriesBelow, isRecordGone, prunedBelowKey, storedSinceProblem, storeRead } from '../index-view.js';
 import { closeViewStore, committed, handleCommitFailure, openViewStore, orderedBinaryKeys, type StoreDurability } from '../lmdb-store.js';
 import { type Database, type Key, type RootDatabase } from 'lmdb';
 import { SluiceError } from '../../errors.js';
@@ -193,6 +193,7 @@ export class QueryView<T> implements View<T> {
 
   /** As `IndexView.prune`: drops the entries (of every index) of records a trim dropped. */
   async prune(below: number): Promise<void> {
+    checkPruneBound(below);
     const entries = this.#store();
     const meta = this.#meta as Database<number | string, string>;
     if (below <= ((meta.get(prunedBelowKey) as number | undefined) ?? 0)) return;
