@@ -179,9 +179,13 @@ async function cutToPrefix(dir: string, scan: LogScan): Promise<{ cuts: RecoverC
     removedSegments.push({ file: segment.path, quarantine: target });
   }
   await syncDirectory(quarantine);
-  if (kept.length === 0 && segments.length > 0) {
-    // Nothing readable is left: an empty segment at the first base keeps offsets from going back to 0.
-    closeSync(await createSegment(dir, (segments[0] as SegmentScan).base, security));
+  const firstBase = (segments[0] as SegmentScan | undefined)?.base;
+  // Nothing readable is left: an empty segment at the first base keeps offsets from going back to 0. Unless no
+  // header could be read and that base is 0: a header made up here would have to guess the log's chain and cipher
+  // (plain, for an encrypted log, would let its next records be written in the clear), while no segment at all
+  // loses nothing, and the next writable open creates the log with its own options.
+  if (kept.length === 0 && firstBase !== undefined && !(security === undefined && firstBase === 0)) {
+    closeSync(await createSegment(dir, firstBase, security));
   }
   await syncDirectory(dir);
   return { cuts, removedSegments };

@@ -194,6 +194,25 @@ describe('recover', () => {
     assert.equal(await log.append(valueOf(0)), 0);
   });
 
+  it('makes up no header for a log of one segment whose header is the damage: reopened with its key, it is encrypted', async () => {
+    const dir = fresh();
+    const encryption = { key: { id: 7, key: randomBytes(32) } };
+    {
+      await using log = await FileLog.open<Value>(dir, { segmentBytesMax: 1 << 20, encryption });
+      for (let i = 0; i < 10; i++) await log.append(valueOf(i));
+    }
+    const files = segmentFiles(dir);
+    assert.equal(files.length, 1);
+    flipByte((files[0] as (typeof files)[number]).path, 3);
+    const report = await recover(dir);
+    assert.equal(report.lastOffset, -1);
+    assert.deepEqual(segmentFiles(dir), []);
+    assert.equal(readdirSync(join(dir, 'quarantine')).length, 1);
+    await using log = await FileLog.open<Value>(dir, { encryption });
+    assert.equal(log.encrypted, true);
+    assert.equal(await log.append(valueOf(0)), 0);
+  });
+
   it('removes the state of views ahead of the recovered log, and they rebuild', async () => {
     const dir = fresh();
     const offsets = await fillLog(dir, 600);
