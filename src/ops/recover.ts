@@ -179,7 +179,7 @@ async function cutToPrefix(dir: string, scan: LogScan): Promise<{ cuts: RecoverC
     removedSegments.push({ file: segment.path, quarantine: target });
   }
   await syncDirectory(quarantine);
-  const firstBase = (segments[0] as SegmentScan | undefined)?.base;
+  const firstBase = segments[0]?.base;
   // Nothing readable is left: an empty segment at the first base keeps offsets from going back to 0. Unless no
   // header could be read and that base is 0: a header made up here would have to guess the log's chain and cipher
   // (plain, for an encrypted log, would let its next records be written in the clear), while no segment at all

@@ -70,6 +70,29 @@ function slowView(batchRecords: number): {
   };
 }
 
+/** A view that opens with a stored `since` and records what it is given and how often it is cleared. */
+interface OpenedAt {
+  readonly applied: number[];
+  clears(): number;
+}
+
+function openedAt(db: Sluice<number>, name: string, since: number): OpenedAt {
+  const applied: number[] = [];
+  let clears = 0;
+  const view: View<number> = {
+    version: 1,
+    open: () => Promise.resolve(since),
+    apply: (records) => {
+      for (const record of records) applied.push(record.value);
+    },
+    checkpoint: () => Promise.resolve(),
+    clear: () => (clears++, Promise.resolve()),
+    close: () => Promise.resolve(),
+  };
+  db.use(name, view);
+  return { applied, clears: () => clears };
+}
+
 describe('view runner', () => {
   it('applies batches one at a time, in order, while reading ahead', async () => {
     await using db = await Sluice.open<number>(directory(), { log: await MemoryLog.open<number>() });
@@ -317,22 +340,7 @@ describe('view runner', () => {
     await db.delete(offsets[1] as number);
     const reports: string[] = [];
     db.on('report', ({ view, message }) => reports.push(`${view}: ${message}`));
-    const opened = (name: string, since: number): { view: View<number>; applied: number[]; clears: () => number } => {
-      const applied: number[] = [];
-      let clears = 0;
-      const view: View<number> = {
-        version: 1,
-        open: () => Promise.resolve(since),
-        apply: (records) => {
-          for (const record of records) applied.push(record.value);
-        },
-        checkpoint: () => Promise.resolve(),
-        clear: () => (clears++, Promise.resolve()),
-        close: () => Promise.resolve(),
-      };
-      db.use(name, view);
-      return { view, applied, clears: () => clears };
-    };
+    const opened = (name: string, since: number): OpenedAt => openedAt(db, name, since);
     const intoARecord = opened('into', (offsets[0] as number) + 1);
     const atARecord = opened('at', offsets[0] as number);
     const atADeletedOne = opened('deleted', offsets[1] as number);
@@ -360,21 +368,7 @@ describe('view runner', () => {
     await using db = await Sluice.open<number>(join(dir, 'db'), { log });
     const reports: string[] = [];
     db.on('report', ({ view, message }) => reports.push(`${view}: ${message}`));
-    const opened = (name: string, since: number): { applied: number[]; clears: () => number } => {
-      const applied: number[] = [];
-      let clears = 0;
-      db.use(name, {
-        version: 1,
-        open: () => Promise.resolve(since),
-        apply: (records) => {
-          for (const record of records) applied.push(record.value);
-        },
-        checkpoint: () => Promise.resolve(),
-        clear: () => (clears++, Promise.resolve()),
-        close: () => Promise.resolve(),
-      });
-      return { applied, clears: () => clears };
-    };
+    const opened = (name: string, since: number): OpenedAt => openedAt(db, name, since);
     const compacted = opened('compacted', offsets[5] as number);
     const intoARecord = opened('into', (offsets[140] as number) + 1);
     await db.ready();
