@@ -308,10 +308,10 @@ export class OrderedReader {
   }
 
   /**
-   * The first sequence after `after` the stream may hold a message at, and its last sequence. Callers ask after
-   * what is known absent too (a deletion is for good): an idle reader past the stream's deleted last messages
-   * then needs no list of deleted sequences at every check. The deleted
+   * The first sequence after `after` the stream may hold a message at, and its last sequence. The deleted
    * sequences are asked for only when some exist and the first and last sequences alone leave a candidate.
+   * Callers ask after what is known absent too (a deletion is for good), so an idle reader past the stream's
+   * deleted last messages needs no list of deleted sequences at every check.
    */
   async #storedAfter(after: number): Promise<{ stored: number | undefined; last: number }> {
     const read = this.#streamState as StreamStateReader;
