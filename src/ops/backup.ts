@@ -114,7 +114,7 @@ export interface RestoreReport {
   readonly dir: string;
   readonly segments: number;
   readonly bytes: number;
-  /** The restored log's first and last record (`-1`: none). */
+  /** The restored log's first record that is not deleted and its last record, as `BackupReport` has them (`-1`: none). */
   readonly firstOffset: number;
   readonly lastOffset: number;
   readonly views: readonly string[];
@@ -189,7 +189,8 @@ async function restoreBackup(backupDir: string, dir: string, options: RestoreOpt
       dir,
       segments: listing.bases.length,
       bytes: bytesTotal,
-      firstOffset: report.firstOffset,
+      // As backup reports it: the first record not deleted (check counts deleted records and fillers too).
+      firstOffset: report.firstOffset === -1 ? -1 : await firstRecordKept(temporary),
       lastOffset: report.lastOffset,
       views: views.filter((name) => !viewsCleared.includes(name)),
       viewsCleared,

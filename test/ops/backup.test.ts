@@ -213,7 +213,12 @@ describe('backup and restore', () => {
       for await (const record of log.stream({ limit: 1 })) return record.offset;
       return -1;
     };
-    const backedUp = async (): Promise<number> => (await backup(dir, fresh('backup'))).firstOffset;
+    const backedUp = async (): Promise<number> => {
+      const target = fresh('backup');
+      const { firstOffset } = await backup(dir, target);
+      assert.equal((await restore(target, fresh('restored'))).firstOffset, firstOffset, 'restore reports it alike');
+      return firstOffset;
+    };
     {
       await using log = await FileLog.open<Value>(dir, options);
       // The first records of the first segment are superseded by later ones of their key: compaction covers them
