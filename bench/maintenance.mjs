@@ -3,14 +3,15 @@
 //
 //   node bench/maintenance.mjs [--n 1000000] [--runs 3]
 //
-// Then a backup of a 1 GiB log while appends go on (once). Prints the medians and the goals:
+// Then, once each: an index view's prune after a trim, and a backup of a 1 GiB log while appends go on. Prints
+// the medians and the goals:
 // trim of 1M records under 100 ms, compaction at ≥ 50 MB/s, check at ≥ 300 MB/s, appends during a backup
 // above half their rate.
 import { mkdtempSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import { join } from 'node:path'
 import { FileLog, check } from '../dist/src/index.js'
-import { message } from './workload.mjs'
+import { authorTsKey, message } from './workload.mjs'
 
 const args = Object.fromEntries(process.argv.slice(2).map((a, i, all) => a.startsWith('--') ? [a.slice(2), Number(all[i + 1])] : null).filter(Boolean))
 const n = args.n ?? 1_000_000
@@ -59,6 +60,25 @@ console.log(`n = ${n}, ${keys} keys, 16 MiB segments, medians of ${runs} runs`)
 console.log(`check:      ${median(results.checkMBps).toFixed(0)} MB/s   (goal ≥ 300 MB/s)`)
 console.log(`compaction: ${median(results.compactMBps).toFixed(0)} MB/s of sealed segments   (goal ≥ 50 MB/s)`)
 console.log(`trim:       ${median(results.trimMs).toFixed(1)} ms to drop every sealed segment   (goal < 100 ms)`)
+
+// The index view's prune after a trim (View.prune): an index by author and time over the n messages, then a trim
+// of the older half of the log; timed from the trim until the view has taken in one more append, which it does
+// after its prune. Once.
+{
+  const { Sluice, index } = await import('../dist/src/index.js')
+  const { dir, log } = await filled()
+  const db = await Sluice.open(join(dir, '..', 'db'), { log, views: { byAuthor: index(1, authorTsKey) } })
+  await db.ready()
+  const trimmed = await log.trim({ beforeOffset: Math.floor(log.since / 2) })
+  const t0 = performance.now()
+  await db.append(message(n))
+  await db.ready()
+  const pruneMs = performance.now() - t0
+  await db.close()
+  await log.close()
+  rmSync(join(dir, '..'), { recursive: true, force: true })
+  console.log(`prune:      ${(pruneMs / 1000).toFixed(2)} s for the index view to drop the entries of ${trimmed.segmentsDropped} trimmed segments (a pass over ${n.toLocaleString('en')} entries)`)
+}
 
 // Backup of a ~1 GB log while appends go on: the append rate (batches of 100 messages) alone, then while
 // backup() runs, in the same process.
