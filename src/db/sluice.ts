@@ -77,8 +77,8 @@ export class Sluice<T = JsonValue> extends EventEmitter<SluiceEvents> {
         const record = await log.getRecord(offset);
         return mapper === undefined ? record : { ...record, value: await mapper(record.value, offset) };
       },
-      // The native log drops its oldest segments in a trim; other logs never drop records from the front.
-      ...(log instanceof FileLog ? { firstOffset: () => log.firstOffset } : {}),
+      // Logs that drop records from the front say where they start now (trims, a stream's purges and limits).
+      ...(log.firstOffset === undefined ? {} : { firstOffset: () => log.firstOffset ?? 0 }),
       // Unmapped: only whether the log has a record there matters, not its value.
       startsRecord: async (offset) => {
         try {

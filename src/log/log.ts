@@ -103,6 +103,13 @@ export interface Log<T> extends AsyncDisposable {
   readonly since: number;
 
   /**
+   * Optional, on logs that drop records from the front (the native log's trims, a JetStream stream's purges and
+   * limits): the offset below which the log holds no record any more, as the log last learnt it. Never decreases.
+   * Views are told of it (`View.prune`) to drop state that points below it.
+   */
+  readonly firstOffset?: number;
+
+  /**
    * Appends one value and resolves to its offset; appends an array of values as one batch and resolves to their
    * offsets, in order. What "resolved" promises about durability depends on the implementation and its options
    * (for the file log: see `Durability`); it always means the record is readable and counted in `since`.

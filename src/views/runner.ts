@@ -24,7 +24,7 @@ export interface RunnerSource<T> {
    * cannot be read there.
    */
   startsRecord?(offset: number): Promise<boolean>;
-  /** Optional: the offset below which the log holds no record any more (after a trim); logs that never drop one leave it out. */
+  /** Optional: the offset below which the log holds no record any more (`Log.firstOffset`); logs that never drop one leave it out. */
   firstOffset?(): number;
 }
 

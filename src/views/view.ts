@@ -45,7 +45,8 @@ export interface View<T> {
    * drop state that points at such records. Called between batches, with a `below` larger than the last one it
    * was given in this run (from 0 at each open: a view that keeps what it pruned can return at once), at open and
    * as the log is trimmed. `below` may pass the view's `since` when the view lags behind a trim. Only logs that
-   * trim (the native log) call it. A throw stops the view, as in `apply`.
+   * drop records from the front (`Log.firstOffset`: the native log, JetStream) call it. A throw stops the view, as
+   * in `apply`.
    */
   prune?(below: number): void | Promise<void>;
 }

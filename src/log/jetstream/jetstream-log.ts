@@ -369,6 +369,14 @@ export class JetStreamLog<T = JsonValue> extends AbstractLog<T> {
     return this._record(offsetOf(message.seq), buffer, 0, buffer.length, fields.time, fields.key);
   }
 
+  /**
+   * The offset below which the stream holds no message any more (a purge, a stream limit), as this log last learnt
+   * it from the server (when it opened, and at each stream's start, `get` and `info`).
+   */
+  get firstOffset(): number {
+    return offsetOf(this.#firstSequence);
+  }
+
   protected _cursor(range: ScanRange): RecordCursor<T> {
     const host: CursorHost<T> = {
       since: 0,

@@ -2,7 +2,13 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect, headers, type NatsConnection } from '@nats-io/transport-node';
+import { open as openLmdb, type Key } from 'lmdb';
+import { join } from 'node:path';
+import { Sluice } from '../../../src/db/sluice.js';
 import { JetStreamLog } from '../../../src/log/jetstream/jetstream-log.js';
+import { index } from '../../../src/views/index-view.js';
+import { orderedBinaryKeys } from '../../../src/views/lmdb-store.js';
+import { temporaryDirectory } from '../../helpers.js';
 import { collect, rejectsWith } from '../../conformance/log-suite.js';
 import { track } from './cleanup.js';
 import { freePort, natsFixture } from './nats-servers.js';
@@ -141,6 +147,28 @@ describe('JetStreamLog', { skip: nats.skip, timeout: 120_000 }, () => {
     assert.equal(await log.append(12), 12);
     assert.equal(await log.append(13), 13);
     assert.deepEqual((await live).map((record) => record.value), [12, 13]);
+  });
+
+  it('tells views of a purge: an index drops the entries of the purged records', async () => {
+    const stream = streamName();
+    const dir = temporaryDirectory();
+    const log = await open<number>(stream);
+    const db = await Sluice.open<number>(dir, { log, views: { byN: index<number>(1, (n) => n) } });
+    await db.append([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    await db.ready();
+    await withConnection(async (connection) => (await jetstreamManager(connection)).streams.purge(stream, { seq: 6 }));
+    assert.equal(await db.append(10), 10);
+    await db.ready();
+    assert.equal(log.firstOffset, 5);
+    await db.close();
+    await log.close();
+    const root = openLmdb({ path: join(dir, 'views', 'byN', 'index.mdb'), readOnly: true });
+    try {
+      const entries = root.openDB<number, Key>({ name: 'entries', encoding: 'ordered-binary', ...orderedBinaryKeys });
+      assert.deepEqual([...entries.getRange({})].map(({ value }) => value), [5, 6, 7, 8, 9, 10]);
+    } finally {
+      await root.close();
+    }
   });
 
   it('lets two writers share a stream: each keeps its order, no record is lost or doubled', async () => {
