@@ -6,7 +6,7 @@ import { open as openLmdb } from 'lmdb';
 import { skipValues } from '../codec/codec.js';
 import { SluiceError } from '../errors.js';
 import { operationFailure } from '../log/open-checks.js';
-import { readJournal } from '../log/file/deletes.js';
+import { readJournalOrNone } from '../log/file/deletes.js';
 import { deletesFileName } from '../log/file/segment-files.js';
 import { FileLog } from '../log/file/file-log.js';
 import { positionOf, segmentName, type Frame } from '../log/file/format.js';
@@ -323,7 +323,7 @@ async function firstRecordKept(dir: string): Promise<number> {
     const segments = log.segments;
     const reader = new FrameReader(segments);
     // A deletion journaled but not yet rewritten (a crash between the two) is done at the backup's first open.
-    const journaled = new Set(journalOrNone(dir));
+    const journaled = new Set(readJournalOrNone(dir));
     for (let index = segments.firstIndex; index < segments.bases.length; index++) {
       const end = segments.endOf(index);
       for (let offset = segments.bases[index] as number; offset < end; ) {
@@ -340,15 +340,6 @@ async function firstRecordKept(dir: string): Promise<number> {
     return -1;
   } finally {
     await log.close();
-  }
-}
-
-/** The offsets the `DELETES` journal of `dir` names; none when it cannot be read (a torn one names none either). */
-function journalOrNone(dir: string): number[] {
-  try {
-    return readJournal(dir);
-  } catch {
-    return [];
   }
 }
 

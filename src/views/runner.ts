@@ -232,7 +232,7 @@ export class ViewRunner<T> {
     const signal = this.#stop.signal;
     try {
       while (!signal.aborted && this.#failure === undefined) {
-        if (this.#pruneDue()) await this.#callView(() => this.#prune());
+        if (this.#pruneBound() !== undefined) await this.#callView(() => this.#prune());
         const target = this.#source.since;
         if (this.#since >= target) {
           this.#status = 'live';
@@ -469,16 +469,16 @@ export class ViewRunner<T> {
    * offset; a call of the view's, so run through `#callView` (or inside one).
    */
   async #prune(): Promise<void> {
-    if (!this.#pruneDue()) return;
-    const below = this.#source.firstOffset?.() as number;
+    const below = this.#pruneBound();
+    if (below === undefined) return;
     await this.view.prune?.(below);
     this.#prunedBelow = below;
   }
 
-  /** Whether the log's first offset moved past what the view was last told, for a view that prunes. */
-  #pruneDue(): boolean {
+  /** The log's first offset when it moved past what the view was last told, for a view that prunes. */
+  #pruneBound(): number | undefined {
     const below = this.#source.firstOffset?.();
-    return this.view.prune !== undefined && below !== undefined && below > this.#prunedBelow;
+    return this.view.prune !== undefined && below !== undefined && below > this.#prunedBelow ? below : undefined;
   }
 
   #callView(call: () => Promise<void>): Promise<void> {

@@ -53,6 +53,18 @@ export async function journalDeletes(dir: string, offsets: readonly number[], fi
   await syncDirectory(dir);
 }
 
+/**
+ * For readers that leave the journal to the writer and only take it as a hint: its offsets, or none when it cannot
+ * be read (too large, unreadable), as when there is none.
+ */
+export function readJournalOrNone(dir: string): number[] {
+  try {
+    return readJournal(dir);
+  } catch {
+    return [];
+  }
+}
+
 /** The offsets of the journal's whole, intact entries (a torn last entry is a deletion never acknowledged). */
 export function readJournal(dir: string): number[] {
   const path = join(dir, deletesFileName);

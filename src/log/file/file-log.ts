@@ -19,7 +19,7 @@ import { LogSecurity } from './security/log-security.js';
 import { FrameReader } from './frame-reader.js';
 import { ProgressMeter, type Progress } from '../../progress/meter.js';
 import { planCompaction, rewriteSegment, type CompactionPolicy } from './compaction.js';
-import { clearJournal, eraseFrames, journalDeletes, readJournal } from './deletes.js';
+import { clearJournal, eraseFrames, journalDeletes, readJournal, readJournalOrNone } from './deletes.js';
 import { checkRetention, firstSegmentToKeep, type RetentionPolicy } from './retention.js';
 import {
   createSegment,
@@ -396,16 +396,12 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
       this.#journal = undefined;
       return false;
     }
-    const seen = this.#journal;
+    let seen = this.#journal;
     if (seen === undefined || seen.ino !== stats.ino || seen.size !== stats.size || seen.mtimeMs !== stats.mtimeMs || seen.ctimeMs !== stats.ctimeMs) {
-      try {
-        this.#journal = { ino: stats.ino, size: stats.size, mtimeMs: stats.mtimeMs, ctimeMs: stats.ctimeMs, offsets: new Set(readJournal(this.dir)) };
-      } catch {
-        this.#journal = undefined;
-        return false;
-      }
+      seen = { ino: stats.ino, size: stats.size, mtimeMs: stats.mtimeMs, ctimeMs: stats.ctimeMs, offsets: new Set(readJournalOrNone(this.dir)) };
+      this.#journal = seen;
     }
-    return (this.#journal as JournalRead).offsets.has(offset);
+    return seen.offsets.has(offset);
   }
 
   /** The `DELETES` journal as `#deletionPending` last read it, with the file's identity and times then. */

@@ -182,7 +182,8 @@ export class JetStreamLog<T = JsonValue> extends AbstractLog<T> {
       );
     }
     const last = info.state.last_seq;
-    this.#firstSequence = info.state.first_seq;
+    // An empty stream reports 0.
+    this.#firstSequence = Math.max(1, info.state.first_seq);
     let msgId: string | undefined;
     let since = last;
     if (last > 0) {
