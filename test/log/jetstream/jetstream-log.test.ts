@@ -136,7 +136,8 @@ describe('JetStreamLog', { skip: nats.skip, timeout: 120_000 }, () => {
       assert.deepEqual(await values(), [3, 4, 6, 7]);
       assert.deepEqual(await values({ reverse: true, limit: 10 }), [7, 6, 4, 3]);
       await rejectsWith(log.get(1), 'OFFSET_OUT_OF_RANGE');
-      assert.deepEqual(await info(), { ...(await info()), records: 4, firstOffset: 3 });
+      const purgedFront = await info();
+      assert.deepEqual([purgedFront.records, purgedFront.firstOffset], [4, 3]);
       await jsm.streams.purge(stream);
       assert.deepEqual(await values(), []);
       assert.deepEqual(await values({ reverse: true }), []);
