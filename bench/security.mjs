@@ -79,8 +79,10 @@ const median = (values) => { const sorted = [...values].sort((a, b) => a - b); r
 const results = {}
 for (let run = 0; run < runs; run++) {
   for (const mode of ['single', 'batch']) {
-    // Interleaved: the variants of one run follow each other, so a noisy moment hits them alike.
-    for (const variant of Object.keys(VARIANTS)) {
+    // Interleaved: the variants of one run follow each other, so a noisy moment hits them alike; and each run
+    // starts at the next variant, so none always runs first or just after another's writes are flushed.
+    const names = Object.keys(VARIANTS)
+    for (const variant of [...names.slice(run % names.length), ...names.slice(0, run % names.length)]) {
       const { rate, verifyMBs, scanRate } = await appendCase(variant, mode)
       const cell = (results[`${mode}:${variant}`] ??= { rates: [], verify: [], verifySingle: [], scans: [] })
       cell.rates.push(rate)

@@ -11,7 +11,8 @@
  *   may still be done by the reopen (its journal may have reached the disk), a failed append never is; a failed
  *   compaction or trim fails alone (it left every file whole) and the log goes on;
  * - reads still return every acknowledged record (or fail with a code: `WRITE_FAILED` for buffered appends that
- *   were never written), never a wrong value, and `close()` resolves;
+ *   were never written; a failed delete's records read whole or deleted, never as damage), never a wrong value,
+ *   and `close()` resolves;
  * - after reopening, `check` finds no damage and the log is a valid prefix of what was attempted: whole batches
  *   in call order, each record intact, every acknowledged one there (in `buffered` mode, every one a resolved
  *   `sync()` covered), acknowledged deletions in force; and the next append works.
@@ -169,11 +170,16 @@ async function runWith(store: FaultyFs, dir: string, durability: Durability, fau
       await assert.rejects(log.compact(), (error) => isSluiceError(error, 'WRITE_FAILED'), `${context}: sticky compact`);
     }
   }
-  // Reads go on: acknowledged records read back, or fail with a code; never a wrong value.
+  // Reads go on: acknowledged records read back, or fail with a code; never a wrong value. A failed delete's
+  // records read whole or deleted, never as damage (its rewrite may be half done).
   for (const [offset, value] of outcome.acked) {
     await log.get(offset).then(
       (read) => assert.deepEqual(read, value, `${context}: get(${offset}) before the reopen`),
-      (error: unknown) => assert.ok(error instanceof Error && 'code' in error, `${context}: get(${offset}): ${String(error)}`),
+      (error: unknown) => {
+        assert.ok(error instanceof Error && 'code' in error, `${context}: get(${offset}): ${String(error)}`);
+        const unwritten = isSluiceError(error, 'WRITE_FAILED');
+        if (outcome.maybeDeleted.has(offset)) assert.ok(gone(error) || unwritten, `${context}: get(${offset}) of a failed delete: ${String(error)}`);
+      },
     );
   }
   await log.close();

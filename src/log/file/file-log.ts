@@ -596,7 +596,11 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
       clearJournal(this.dir);
     } catch (cause) {
       // Sticky, like a failed append: a rewrite may be half done (a torn frame) and the journal may or may not
-      // have reached the disk; only the next open, which finishes the journal, settles it.
+      // have reached the disk; only the next open, which finishes the journal, settles it. Until then this
+      // handle reads a half-rewritten frame among these as the deleted record, as a read-only log does (F-63),
+      // not as damage: a rewrite only begins once the journal naming it is synced.
+      const erasing = new Set(pending);
+      segments.deletionPending = (offset) => erasing.has(offset);
       this.#failure =
         cause instanceof SluiceError
           ? cause

@@ -62,9 +62,9 @@ export class FrameReader {
   }
 
   /**
-   * As `at`, but returns the reason instead of throwing when no valid frame starts at `offset`. On a read-only log
-   * (`Segments.deletionPending`), a frame that fails only its checksum where a deletion is in progress is returned
-   * as deleted: it is that record half rewritten (F-63).
+   * As `at`, but returns the reason instead of throwing when no valid frame starts at `offset`. On a read-only log,
+   * or a writer whose delete failed (`Segments.deletionPending`), a frame that fails only its checksum where a
+   * deletion is in progress is returned as deleted: it is that record half rewritten (F-63).
    */
   tryAt(index: number, offset: number, readAhead: boolean): Frame | string {
     const parsed = this.#parseAt(index, offset, readAhead);
@@ -73,9 +73,10 @@ export class FrameReader {
   }
 
   /**
-   * A frame at `offset` failed only its checksum on a read-only log. A deletion rewrites a frame in place with one
-   * write, keeping its framing, offset, time, key length and flags but for *deleted* (F-62); another process reads
-   * that write half done while the writer is at work, and after a crash until a writer's open finishes it. Read
+   * A frame at `offset` failed only its checksum where deletions may be half done. A deletion rewrites a frame in
+   * place with one write, keeping its framing, offset, time, key length and flags but for *deleted* (F-62); another
+   * process reads that write half done while the writer is at work, and after a crash until a writer's open
+   * finishes it; the writer itself reads it so after that write failed. Read
    * as damage, a record deleted or about to be would fail every read and scan that meets it. The journal naming
    * the offset says it is such a rewrite: the frame is the deleted record, whatever its key and value bytes hold.
    */

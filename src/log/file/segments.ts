@@ -45,7 +45,8 @@ export class Segments {
   /**
    * Set on a read-only log: whether the `DELETES` journal (F-63) names `offset`, that is, whether a deletion of the
    * record there is in progress (a writer at work, or one a crash interrupted and no writer has finished yet). A
-   * frame there that fails only its checksum is then read as deleted (see `FrameReader.tryAt`).
+   * frame there that fails only its checksum is then read as deleted (see `FrameReader.tryAt`). Set on a writer
+   * after a delete failed, for that delete's offsets.
    */
   deletionPending: ((offset: number) => boolean) | undefined;
 
