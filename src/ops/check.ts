@@ -72,11 +72,15 @@ export interface CheckReport {
   /** Problems found beyond `checkProblemsMax`, counted only. */
   readonly problemsOmitted: number;
   readonly segments: number;
-  /** Valid records read (damaged stretches skipped). */
+  /** Valid frames read (damaged stretches skipped), deleted records and compaction's fillers included. */
   readonly records: number;
   /** Bytes of segment files read. */
   readonly bytes: number;
-  /** The first and last record of the longest valid prefix; `-1` when it holds none. */
+  /**
+   * The first and last frame of the longest valid prefix (deleted records and compaction's fillers count, as in
+   * `records`: the first is the first segment's base, the log's `firstOffset`); `-1` when it holds none. `stat`
+   * and `backup` give the first record that is not deleted instead.
+   */
   readonly firstOffset: number;
   readonly lastOffset: number;
   /**
