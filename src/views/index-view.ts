@@ -6,7 +6,7 @@ import { isSluiceError, SluiceError } from '../errors.js';
 import { indexBatchRecords } from '../limits.js';
 import { KeyBytes } from './key-bytes.js';
 import type { LogRecord } from '../log/log.js';
-import type { ReadOptions, View, ViewContext } from './view.js';
+import { checkReadOptions, type ReadOptions, type View, type ViewContext } from './view.js';
 
 /** An index key: a string, a number, or an array of them (sorted element by element). */
 export type IndexKey = string | number | ReadonlyArray<string | number>;
@@ -473,15 +473,23 @@ function inRange(key: IndexKey, options: RangeOptions): boolean {
 }
 
 function toRangeOptions(range: IndexRange): RangeOptions {
+  if (typeof range !== 'object' || range === null) throw new TypeError('an index range must be an object');
+  // The read options too, now: otherwise a bad signal or since would surface only at the first `next()`.
+  checkReadOptions(range);
   const { gt, gte, lt, lte } = range;
   if (gt !== undefined && gte !== undefined) throw new TypeError('give gt or gte, not both');
   if (lt !== undefined && lte !== undefined) throw new TypeError('give lt or lte, not both');
   for (const bound of [gt, gte, lt, lte]) if (bound !== undefined) checkKey(bound);
+  // Checked, not coerced: `reverse: 'yes'` or `live: 1` read forward or once would look like a result.
+  for (const name of ['reverse', 'live'] as const) {
+    if (range[name] !== undefined && typeof range[name] !== 'boolean') throw new TypeError(`${name} must be a boolean`);
+  }
   const reverse = range.reverse === true;
   const low = gt ?? gte;
   const high = lt ?? lte;
   const options: RangeOptions = { reverse };
   if (range.limit !== undefined) {
+    if (typeof range.limit !== 'number') throw new TypeError('limit must be a number');
     if (!Number.isSafeInteger(range.limit) || range.limit < 0) throw new RangeError('limit must be a non-negative integer');
     options.limit = range.limit;
   }

@@ -1,7 +1,7 @@
 import { hash } from 'node:crypto';
 import type { LogRecord } from '../log/log.js';
 import { IndexView, type IndexEntry } from './index-view.js';
-import type { ReadOptions } from './view.js';
+import { checkReadOptions, type ReadOptions } from './view.js';
 
 /** Offsets are below 2^53: the largest second element an entry key can have. */
 const offsetCeiling = Number.MAX_SAFE_INTEGER;
@@ -36,6 +36,7 @@ export interface KeyIndexOptions<T> {
  */
 export class KeyIndexView<T> extends IndexView<T> {
   constructor(version: number, options: KeyIndexOptions<T> = {}) {
+    if (typeof options !== 'object' || options === null) throw new TypeError('keyIndex options must be an object');
     const keyOf = options.keyOf ?? ((_value: T, record: LogRecord<T>) => record.key);
     if (typeof keyOf !== 'function') throw new TypeError('keyOf must be a function');
     super(version, (value, record) => {
@@ -46,7 +47,8 @@ export class KeyIndexView<T> extends IndexView<T> {
 
   /** The last record appended with `key`, or `undefined`. */
   async last(key: Uint8Array | string, options?: ReadOptions): Promise<LogRecord<T> | undefined> {
-    for await (const record of this._readRecords({ ...options, ...bounds(key, 0), reverse: true, limit: 1 })) {
+    const range = { ...bounds(key, 0), reverse: true, limit: 1 };
+    for await (const record of this._readRecords({ ...checkReadOptions(options), ...range })) {
       return record;
     }
     return undefined;
@@ -54,11 +56,13 @@ export class KeyIndexView<T> extends IndexView<T> {
 
   /** Every record of `key` whose offset is at least `from`, oldest first. Arguments are checked at once. */
   records(key: Uint8Array | string, from = 0, options?: ReadOptions): AsyncIterable<LogRecord<T>> {
-    return this._readRecords({ ...options, ...bounds(key, from) });
+    return this._readRecords({ ...checkReadOptions(options), ...bounds(key, from) });
   }
 }
 
 function bounds(key: Uint8Array | string, from: number): { gte: [string, number]; lte: [string, number] } {
+  if (typeof key !== 'string' && !(key instanceof Uint8Array)) throw new TypeError('key must be a string or a Uint8Array');
+  if (typeof from !== 'number') throw new TypeError(`from must be a number, got ${typeof from}`);
   if (!Number.isSafeInteger(from) || from < 0) throw new RangeError('from must be a non-negative offset');
   const hex = hexOf(key);
   if (hex.length === 0) throw new TypeError('key must not be empty');
@@ -77,7 +81,7 @@ export class TimeIndexView<T> extends IndexView<T> {
   /** The first record whose time is at or after `time`, or `undefined`. */
   async firstAtOrAfter(time: number, options?: ReadOptions): Promise<IndexEntry<T> | undefined> {
     checkTime(time);
-    for await (const entry of this.read({ ...options, gte: [time, 0], limit: 1 })) return entry;
+    for await (const entry of this.read({ ...checkReadOptions(options), gte: [time, 0], limit: 1 })) return entry;
     return undefined;
   }
 
@@ -85,11 +89,12 @@ export class TimeIndexView<T> extends IndexView<T> {
   between(from: number, to: number, options?: ReadOptions): AsyncIterable<IndexEntry<T>> {
     checkTime(from);
     checkTime(to);
-    return this.read({ ...options, gte: [from, 0], lt: [to, 0] });
+    return this.read({ ...checkReadOptions(options), gte: [from, 0], lt: [to, 0] });
   }
 }
 
 function checkTime(time: number): void {
+  if (typeof time !== 'number') throw new TypeError(`a time is a number of milliseconds, got ${typeof time}`);
   if (!Number.isSafeInteger(time) || time < 0) throw new RangeError('a time is a non-negative integer of milliseconds');
 }
 

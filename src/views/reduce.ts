@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { syncDirectory } from '../log/file/segment-files.js';
 import type { LogRecord } from '../log/log.js';
 import { restoreState, writeState } from './state-file.js';
-import type { ReadOptions, View, ViewContext } from './view.js';
+import { checkReadOptions, type ReadOptions, type View, type ViewContext } from './view.js';
 
 export interface ReduceOptions<T, M, S> {
   /** The state before any record (copied with structuredClone, so it can be an object). */
@@ -56,7 +56,8 @@ export class ReduceView<T, S, M = T> implements View<T> {
    * (closed or failed: the iteration ends with `VIEW_CLOSED` or `VIEW_FAILED`). States are not
    * queued: a slow consumer sees the latest state, not every intermediate one.
    */
-  async *changes(options: ReadOptions = {}): AsyncIterable<S> {
+  async *changes(given?: ReadOptions): AsyncIterable<S> {
+    const options = checkReadOptions(given);
     const signal = options.signal;
     let latest: S | undefined;
     let fresh = false;

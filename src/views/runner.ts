@@ -1,11 +1,11 @@
 import { directoryModeOf } from '../io/file-mode.js';
 import { mkdirSync } from 'node:fs';
-import { asError, SluiceError } from '../errors.js';
+import { asError, SluiceError, throwIfAborted } from '../errors.js';
 import { viewBatchRecords, viewCheckpointIdleMs, viewCheckpointMs, viewCheckpointRecords, fileModeDefault } from '../limits.js';
 import type { LogRecord, StreamOptions } from '../log/log.js';
 import { recordBatches } from '../log/log-stream.js';
 import type { Progress } from '../progress/meter.js';
-import type { ReadOptions, View, ViewContext } from './view.js';
+import { checkReadOptions, type ReadOptions, type View, type ViewContext } from './view.js';
 import { Waiters } from './waiters.js';
 
 /** The part of the database a runner reads from: the log, with the database's mapper applied. */
@@ -212,9 +212,11 @@ export class ViewRunner<T> {
   }
 
   /** Resolves once the view has processed what `options` asks for (by default, everything appended so far). */
-  async ready(options: ReadOptions = {}): Promise<void> {
+  async ready(given?: ReadOptions): Promise<void> {
+    const options = checkReadOptions(given);
+    // Already aborted: refused even when nothing would be waited for, as a stream refuses it.
+    throwIfAborted(options.signal, 'the read');
     const target = options.since ?? this.#source.since;
-    if (!Number.isSafeInteger(target) || target < -1) throw new RangeError('since must be an integer ≥ -1');
     await this.#opened;
     this.#check();
     if (target <= this.#since) return;

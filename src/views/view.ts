@@ -58,8 +58,23 @@ export interface ReadOptions {
    * is issued (read-after-append). `-1`: answer from what is processed now (only waits for the state to load).
    */
   readonly since?: number;
-  /** Aborting rejects the wait with `ABORTED`. */
+  /** Aborting rejects the wait with `ABORTED`; a signal aborted before the read rejects it at once. */
   readonly signal?: AbortSignal;
+}
+
+/**
+ * Validates read options (`TypeError` / `RangeError`): an object or nothing, `since` an integer from -1, `signal`
+ * an AbortSignal. Returns just those two, so that a read built on a range read (the key and time indexes) never
+ * takes a stray `reverse`, `limit` or bound from them.
+ */
+export function checkReadOptions(options: unknown): ReadOptions {
+  if (options === undefined) return {};
+  if (typeof options !== 'object' || options === null) throw new TypeError('read options must be an object');
+  const { since, signal } = options as ReadOptions;
+  if (since !== undefined && typeof since !== 'number') throw new TypeError(`since must be a number, got ${typeof since}`);
+  if (since !== undefined && (!Number.isSafeInteger(since) || since < -1)) throw new RangeError('since must be an integer ≥ -1');
+  if (signal !== undefined && !(signal instanceof AbortSignal)) throw new TypeError('signal must be an AbortSignal');
+  return { ...(since === undefined ? {} : { since }), ...(signal === undefined ? {} : { signal }) };
 }
 
 /** What the runner gives a view. */

@@ -5,7 +5,7 @@ import { type Database, type Key, type RootDatabase } from 'lmdb';
 import { SluiceError } from '../../errors.js';
 import { indexBatchRecords } from '../../limits.js';
 import type { LogRecord } from '../../log/log.js';
-import type { ReadOptions, View, ViewContext } from '../view.js';
+import { checkReadOptions, type ReadOptions, type View, type ViewContext } from '../view.js';
 import { chain, compileStages, type CompiledStage, type QueryFilter, type QueryStage, type Sink } from './compile.js';
 import { checkIndexes, choosePlan, entryKey, type KeyBounds, type QueryIndex, type QueryPlan } from './plan.js';
 import { describe, isPlainObject } from './values.js';
@@ -246,7 +246,7 @@ export class QueryView<T> implements View<T> {
    * `TypeError`; a bad `limit` a `RangeError`; `live: true` with `reverse` or with a `$reduce` / `$sort` stage a `TypeError`.
    */
   read<R = unknown>(q: Query, options?: ReadOptions): AsyncIterable<R> {
-    return this.#run(this.#compile(q), options) as AsyncIterable<R>;
+    return this.#run(this.#compile(q), checkReadOptions(options)) as AsyncIterable<R>;
   }
 
   /** How `read(q)` would run, without running it: the index and the part of it read, or a scan. */

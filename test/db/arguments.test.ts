@@ -1,0 +1,116 @@
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { Sluice } from '../../src/db/sluice.js';
+import { MemoryLog } from '../../src/log/memory/memory-log.js';
+import { index } from '../../src/views/index-view.js';
+import { keyIndex, timeIndex } from '../../src/views/key-time-index.js';
+import { query } from '../../src/views/query/query-view.js';
+import { reduce } from '../../src/views/reduce.js';
+import type { ReadOptions } from '../../src/views/view.js';
+import { collect, rejectsWith } from '../conformance/log-suite.js';
+import { temporaryDirectory } from '../helpers.js';
+
+/**
+ * Programmer mistakes in the arguments of public calls are refused at once, as `TypeError` / `RangeError` naming
+ * the argument, rather than accepted and misbehaving later (a value ignored, a raw error from deep inside).
+ */
+
+const root = temporaryDirectory();
+let count = 0;
+const directory = (): string => join(root, `args-${count++}`);
+
+/** Stands for a caller without types: a value of the wrong type where the signature names another. */
+function untyped<T>(value: unknown): T {
+  return value as T;
+}
+
+async function openWithViews() {
+  const db = await Sluice.open<{ k: string }>(directory(), { log: new MemoryLog<{ k: string }>() });
+  const views = {
+    counted: db.use('counted', reduce(1, (n: number) => n + 1, { initial: 0 })),
+    byK: db.use('byK', index(1, (value: { k: string }) => value.k)),
+    byKey: db.use('byKey', keyIndex<{ k: string }>(1)),
+    byTime: db.use('byTime', timeIndex<{ k: string }>(1)),
+    queried: db.use('queried', query<{ k: string }>(1)),
+  };
+  await db.append({ k: 'a' }, { key: 'x', time: 10 });
+  await db.append({ k: 'b' }, { key: 'x', time: 20 });
+  return { db, ...views, [Symbol.asyncDispose]: () => db.close() };
+}
+describe('view read options', () => {
+  it('refuses a signal that is not an AbortSignal, also when the read would not wait', async () => {
+    await using fixture = await openWithViews();
+    const { counted, byK, byKey, queried } = fixture;
+    const signal = untyped<AbortSignal>('stop');
+    await assert.rejects(counted.get({ signal }), TypeError);
+    await assert.rejects(counted.get({ since: -1, signal }), TypeError);
+    await assert.rejects(byK.get('a', { signal }), TypeError);
+    assert.throws(() => byK.read({ signal }), TypeError);
+    await assert.rejects(byKey.last('x', { signal }), TypeError);
+    assert.throws(() => queried.read({ query: [], live: true }, { signal }), TypeError);
+    await assert.rejects(counted.changes({ signal })[Symbol.asyncIterator]().next(), TypeError);
+  });
+
+  it('refuses options that are not an object, and a since that is not a number', async () => {
+    await using fixture = await openWithViews();
+    const { db, counted, byK } = fixture;
+    await assert.rejects(counted.get(untyped<ReadOptions>(null)), TypeError);
+    await assert.rejects(counted.get(untyped<ReadOptions>(5)), TypeError);
+    await assert.rejects(counted.get({ since: untyped<number>('1') }), TypeError);
+    await assert.rejects(db.ready('counted', { since: 0.5 }), RangeError);
+    assert.throws(() => byK.read(untyped<object>(null)), TypeError);
+  });
+
+  it('rejects with ABORTED when the signal has aborted before the read, whether or not it would wait', async () => {
+    await using fixture = await openWithViews();
+    const { counted, byK, byTime, queried } = fixture;
+    const signal = AbortSignal.abort();
+    await rejectsWith(counted.get({ since: -1, signal }), 'ABORTED');
+    await rejectsWith(byK.get('a', { signal }), 'ABORTED');
+    await rejectsWith(collect(byK.read({ signal }) as AsyncIterable<never>), 'ABORTED');
+    await rejectsWith(byTime.firstAtOrAfter(0, { signal }), 'ABORTED');
+    await rejectsWith(queried.read({ query: [] }, { signal })[Symbol.asyncIterator]().next(), 'ABORTED');
+  });
+
+  it('index ranges: reverse and live are booleans and limit a number, checked at once', async () => {
+    await using fixture = await openWithViews();
+    const { byK } = fixture;
+    assert.throws(() => byK.read({ reverse: untyped<boolean>('yes') }), /reverse must be a boolean/);
+    assert.throws(() => byK.read({ live: untyped<boolean>(1) }), /live must be a boolean/);
+    assert.throws(() => byK.read({ limit: untyped<number>('1') }), TypeError);
+  });
+
+  it('key and time index reads take only since and signal from their options', async () => {
+    await using fixture = await openWithViews();
+    const { byKey, byTime } = fixture;
+    const stray = untyped<ReadOptions>({ reverse: true, limit: 1, lt: [0, 0] });
+    const records: number[] = [];
+    for await (const record of byKey.records('x', 0, stray)) records.push(record.offset);
+    assert.equal(records.length, 2);
+    assert.ok((records[0] as number) < (records[1] as number));
+    assert.deepEqual((await byTime.firstAtOrAfter(0, stray))?.value, { k: 'a' });
+    const times: string[] = [];
+    for await (const entry of byTime.between(0, 100, stray)) times.push(entry.value.k);
+    assert.deepEqual(times, ['a', 'b']);
+  });
+
+  it('key index reads refuse a key that is neither a string nor bytes, naming it', async () => {
+    await using fixture = await openWithViews();
+    const { byKey, byTime } = fixture;
+    await assert.rejects(byKey.last(untyped<string>(5)), /key must be a string or a Uint8Array/);
+    await assert.rejects(byKey.last(untyped<string>(null)), /key must be a string or a Uint8Array/);
+    assert.throws(() => byKey.records(untyped<string>({})), /key must be a string or a Uint8Array/);
+    assert.throws(() => byKey.records('x', untyped<number>('0')), TypeError);
+    await assert.rejects(byTime.firstAtOrAfter(untyped<number>('10')), TypeError);
+  });
+
+});
+
+describe('view constructors', () => {
+  it('keyIndex options must be an object', () => {
+    assert.throws(() => keyIndex(1, untyped<object>(null)), TypeError);
+    assert.throws(() => keyIndex(1, untyped<object>('key')), TypeError);
+  });
+
+});
