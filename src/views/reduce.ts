@@ -6,7 +6,7 @@ import { restoreState, writeState } from './state-file.js';
 import { checkReadOptions, type ReadOptions, type View, type ViewContext } from './view.js';
 
 export interface ReduceOptions<T, M, S> {
-  /** The state before any record (copied with structuredClone, so it can be an object). */
+  /** The state before any record: JSON (`TypeError` otherwise), copied, so it can be an object. */
   readonly initial: S;
   /**
    * Turns a record's value into what the reducer sees; returning `undefined` skips the record. Default: the
@@ -36,6 +36,10 @@ export class ReduceView<T, S, M = T> implements View<T> {
       throw new TypeError('options.initial is required');
     }
     if (options.map !== undefined && typeof options.map !== 'function') throw new TypeError('map must be a function');
+    // The state is stored as JSON: an initial state that JSON cannot hold would fail at the first checkpoint, or
+    // come back from the state file as something else (a Map as {}, NaN as null) after a restart.
+    const problem = options.initial === undefined ? undefined : notJson(options.initial, 'options.initial', new Set());
+    if (problem !== undefined) throw new TypeError(`${problem}: the state of a reduce view must be JSON`);
     this.version = version;
     this.#reducer = reducer;
     this.#map = options.map;
@@ -136,6 +140,39 @@ export class ReduceView<T, S, M = T> implements View<T> {
 
   #path(): string {
     return join((this.#context as ViewContext<T>).dir, 'state');
+  }
+}
+
+/** Where `value` stops being JSON that reads back as it is (a description), or `undefined` when it is such JSON. */
+function notJson(value: unknown, path: string, ancestors: Set<object>): string | undefined {
+  if (value === null || typeof value === 'string' || typeof value === 'boolean') return undefined;
+  if (typeof value === 'number') return Number.isFinite(value) ? undefined : `${path} is ${value}`;
+  if (typeof value !== 'object') return `${path} is a ${typeof value}`;
+  if (ancestors.has(value)) return `${path} refers back to itself`;
+  const prototype: unknown = Object.getPrototypeOf(value);
+  const isArray = Array.isArray(value);
+  if (!isArray && prototype !== Object.prototype && prototype !== null) {
+    return `${path} is a ${(value as { constructor?: { name?: string } }).constructor?.name ?? 'object with a prototype'}`;
+  }
+  ancestors.add(value);
+  try {
+    if (isArray) {
+      for (let i = 0; i < value.length; i++) {
+        // A hole or `undefined` in an array is written as null.
+        const problem = value[i] === undefined ? `${path}[${i}] is undefined` : notJson(value[i], `${path}[${i}]`, ancestors);
+        if (problem !== undefined) return problem;
+      }
+      return undefined;
+    }
+    for (const [key, item] of Object.entries(value)) {
+      // An own property that is undefined is left out by JSON, and reads back as absent: undefined all the same.
+      if (item === undefined) continue;
+      const problem = notJson(item, `${path}.${key}`, ancestors);
+      if (problem !== undefined) return problem;
+    }
+    return undefined;
+  } finally {
+    ancestors.delete(value);
   }
 }
 

@@ -113,4 +113,18 @@ describe('view constructors', () => {
     assert.throws(() => keyIndex(1, untyped<object>('key')), TypeError);
   });
 
+  it('a reduce view refuses an initial state that JSON would not give back as it is', () => {
+    const refused: unknown[] = [() => 0, new Map(), 1n, NaN, { total: Infinity }, [undefined], new Date(0), Symbol('s')];
+    const cycle: Record<string, unknown> = {};
+    cycle.self = cycle;
+    refused.push(cycle);
+    for (const initial of refused) {
+      assert.throws(() => reduce(1, (state: unknown) => state, { initial }), TypeError, String(initial));
+    }
+    const shared = { n: 1 };
+    for (const initial of [0, 'a', null, true, [], { a: [1, { b: null }], c: shared, d: shared }, Object.create(null) as object]) {
+      assert.doesNotThrow(() => reduce(1, (state: unknown) => state, { initial }));
+    }
+  });
+
 });
