@@ -11,7 +11,10 @@ import { ViewRunner, type RunnerSource, type ViewProgress, type ViewStatus } fro
 import type { ReadOptions, View } from '../views/view.js';
 
 export interface SluiceOptions<T> {
-  /** The log; default: the native file log in `dir` (with `codec` and `durability`). Closed with the database. */
+  /**
+   * The log; default: the native file log in `dir` (with `codec` and `durability`, which a given log has already
+   * chosen: `TypeError` when they come with it). Closed with the database; `LOG_CLOSED` when it is closed already.
+   */
   readonly log?: Log<T>;
   readonly codec?: Codec<T>;
   readonly durability?: Durability;
@@ -107,6 +110,12 @@ export class Sluice<T = JsonValue> extends EventEmitter<SluiceEvents> {
       throw new TypeError('mapper must be a function');
     }
     const fileMode = checkFileMode(options.fileMode);
+    if (options.log !== undefined) checkGivenLog(options);
+    const views: unknown = options.views ?? {};
+    // An array would give views named "0", "1"…: names are what find a view's state again.
+    if (typeof views !== 'object' || views === null || Array.isArray(views)) {
+      throw new TypeError('views must be an object from view name to view');
+    }
     // Before the log is opened: a bad view must not leave it open (and locked) behind a thrown error.
     const given = new Set<View<T>>();
     for (const [name, view] of Object.entries(options.views ?? {})) {
@@ -356,6 +365,28 @@ const viewsInUse = new WeakSet<object>();
 function checkNotInUse(name: string, view: View<never>): void {
   if (viewsInUse.has(view)) {
     throw new TypeError(`view ${name} is an object already in use (one view object serves one name of one open database)`);
+  }
+}
+
+const logMethods = ['append', 'get', 'getRecord', 'stream', 'subscribe', 'sync', 'close'] as const;
+
+/**
+ * A log given to `open` is used as it is: it must be a log (anything else would fail only when a view reads or the
+ * database closes), still open, and not come with the options of the log `open` would have made in its place,
+ * which it could not apply.
+ */
+function checkGivenLog<T>(options: SluiceOptions<T>): void {
+  const log = options.log as Partial<Log<T>> | null;
+  if (typeof log !== 'object' || log === null) throw new TypeError('log must be a Sluice log (FileLog, MemoryLog, …)');
+  for (const method of logMethods) {
+    if (typeof log[method] !== 'function') throw new TypeError(`log must be a Sluice log: it has no ${method}() method`);
+  }
+  if (typeof log.since !== 'number') throw new TypeError('log must be a Sluice log: it has no since');
+  for (const name of ['codec', 'durability'] as const) {
+    if (options[name] !== undefined) throw new TypeError(`${name} is an option of the log Sluice opens: give it to the log passed as log`);
+  }
+  if (log.status === 'closing' || log.status === 'closed') {
+    throw new SluiceError('LOG_CLOSED', `the log given is ${log.status}`);
   }
 }
 

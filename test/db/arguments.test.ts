@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { codecs } from '../../src/codec/codec.js';
 import { Sluice } from '../../src/db/sluice.js';
+import type { Log } from '../../src/log/log.js';
 import { MemoryLog } from '../../src/log/memory/memory-log.js';
 import { index } from '../../src/views/index-view.js';
 import { keyIndex, timeIndex } from '../../src/views/key-time-index.js';
@@ -38,6 +40,30 @@ async function openWithViews() {
   await db.append({ k: 'b' }, { key: 'x', time: 20 });
   return { db, ...views, [Symbol.asyncDispose]: () => db.close() };
 }
+describe('Sluice.open refuses what it cannot use', () => {
+  it('refuses a log that is not a log, before anything reads from it', async () => {
+    await assert.rejects(Sluice.open(directory(), { log: untyped<Log<unknown>>('log') }), TypeError);
+    await assert.rejects(Sluice.open(directory(), { log: untyped<Log<unknown>>({}) }), /no append\(\) method/);
+  });
+
+  it('refuses the options of the log it would have opened beside a log given', async () => {
+    await assert.rejects(Sluice.open(directory(), { log: new MemoryLog<string>(), codec: codecs.utf8() }), /codec/);
+    await assert.rejects(Sluice.open(directory(), { log: new MemoryLog(), durability: 'disk' }), /durability/);
+  });
+
+  it('refuses a closed log with LOG_CLOSED', async () => {
+    const log = new MemoryLog();
+    await log.close();
+    await rejectsWith(Sluice.open(directory(), { log }), 'LOG_CLOSED');
+  });
+
+  it('refuses views given as an array (their names would be indexes)', async () => {
+    const views = untyped<Record<string, never>>([reduce(1, (n: number) => n, { initial: 0 })]);
+    await assert.rejects(Sluice.open(directory(), { log: new MemoryLog(), views }), TypeError);
+  });
+
+});
+
 describe('view read options', () => {
   it('refuses a signal that is not an AbortSignal, also when the read would not wait', async () => {
     await using fixture = await openWithViews();
