@@ -12,6 +12,7 @@ import { ProgressMeter } from '../progress/meter.js';
 import { recordStartsAt, scanLog, type LogScan, type SegmentScan } from './scan.js';
 import { readViewStates, type ViewState } from './view-states.js';
 import { checkWorkers, verifyChain, type ChainVerification } from './verify-chain.js';
+import { checkChainKey } from '../log/file/security/keys.js';
 
 /** What a problem is about. */
 export type CheckProblemKind =
@@ -201,11 +202,15 @@ export function checkArguments(dir: unknown, options: unknown): asserts dir is s
   if (signal !== undefined && !(signal instanceof AbortSignal)) throw new TypeError('signal must be an AbortSignal');
   if (onProgress !== undefined && typeof onProgress !== 'function') throw new TypeError('onProgress must be a function');
   const { verifyChain: verify, head, chainKey, workers } = options as CheckOptions;
-  if (chainKey !== undefined && !(chainKey instanceof Uint8Array)) throw new TypeError('chainKey must be a Uint8Array');
+  if (chainKey !== undefined) checkChainKey(chainKey);
   if (verify !== undefined && typeof verify !== 'boolean') throw new TypeError('verifyChain must be a boolean');
   if (workers !== undefined) checkWorkers(workers);
   if (head !== undefined && (typeof head !== 'string' || !/^[0-9a-f]{64}$/i.test(head))) {
     throw new TypeError('head must be 64 hexadecimal digits');
+  }
+  // These only steer the chain's verification: without it a head would be silently left unchecked.
+  for (const [name, value] of [['head', head], ['chainKey', chainKey], ['workers', workers]] as const) {
+    if (value !== undefined && verify !== true) throw new TypeError(`${name} goes with verifyChain: true`);
   }
 }
 

@@ -105,5 +105,9 @@ describe('sluice with tamper-evident and encrypted logs', () => {
     assert.match(withoutKey.stdout, /takes its chain key/);
     const appendWithoutKey = await runCli(['append', dir], '3\n');
     assert.match(appendWithoutKey.stderr, /KEY_REQUIRED/);
+    // Without --verify-chain the key would check nothing: a usage mistake, as --head is.
+    const keyAlone = await runCli(['check', dir, '--chain-key-file', chainKeyFile]);
+    assert.equal(keyAlone.status, 2);
+    assert.match(keyAlone.stderr, /--chain-key-file goes with --verify-chain/);
   });
 });

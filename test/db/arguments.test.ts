@@ -3,8 +3,10 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { codecs } from '../../src/codec/codec.js';
 import { Sluice } from '../../src/db/sluice.js';
+import { FileLog } from '../../src/log/file/file-log.js';
 import type { Log } from '../../src/log/log.js';
 import { MemoryLog } from '../../src/log/memory/memory-log.js';
+import { check } from '../../src/ops/check.js';
 import { index } from '../../src/views/index-view.js';
 import { keyIndex, timeIndex } from '../../src/views/key-time-index.js';
 import { query } from '../../src/views/query/query-view.js';
@@ -151,6 +153,21 @@ describe('view constructors', () => {
     for (const initial of [0, 'a', null, true, [], { a: [1, { b: null }], c: shared, d: shared }, Object.create(null) as object]) {
       assert.doesNotThrow(() => reduce(1, (state: unknown) => state, { initial }));
     }
+  });
+
+});
+
+describe('operations on directories', () => {
+  it('check refuses head, chainKey and workers without verifyChain, and a chain key of the wrong size', async () => {
+    const dir = directory();
+    const log = await FileLog.open(dir, { chain: 'sha256' });
+    await log.append(1);
+    await log.close();
+    await assert.rejects(check(dir, { head: 'ab'.repeat(32) }), /head goes with verifyChain/);
+    await assert.rejects(check(dir, { chainKey: new Uint8Array(32) }), /chainKey goes with verifyChain/);
+    await assert.rejects(check(dir, { workers: 0 }), /workers goes with verifyChain/);
+    await assert.rejects(check(dir, { verifyChain: true, chainKey: new Uint8Array(3) }), RangeError);
+    assert.equal((await check(dir, { verifyChain: true, head: 'ab'.repeat(32) })).healthy, false);
   });
 
 });

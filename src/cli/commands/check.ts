@@ -49,6 +49,7 @@ async function run(line: CommandLine, io: CommandIo): Promise<number> {
   const workers = line.integer('workers');
   if (workers !== undefined && !verifyChain) throw line.usageError('--workers goes with --verify-chain');
   if (workers !== undefined && workers > workersMax) throw line.usageError(`--workers must be at most ${workersMax}`);
+  if (line.string('chain-key-file') !== undefined && !verifyChain) throw line.usageError('--chain-key-file goes with --verify-chain');
   const chainKey = chainKeyOf(line);
   const report = await runInterruptible((context) =>
     check(dir, {
