@@ -14,6 +14,15 @@ export function checkBooleanOptions(options: object, names: readonly string[]): 
 }
 
 /**
+ * The options of the operations on a flumelog-offset file (import, export, `statFlumeOffset`): an object, and
+ * `legacy` a boolean, since each reads only `legacy === true` and would take `'yes'` for the 3.x format.
+ */
+export function checkFlumeOffsetFileOptions(options: unknown): void {
+  if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
+  checkBooleanOptions(options, ['legacy']);
+}
+
+/**
  * An open that met a system error rather than a verdict on the files fails with a code like every other failure:
  * `NOT_A_LOG` when the path cannot be a log (a directory where a file goes, a path under a file), else
  * `READ_FAILED` for a read and `WRITE_FAILED` otherwise, the system error as its cause. Sluice's own errors and

@@ -7,6 +7,7 @@ import { importBatchRecords } from '../limits.js';
 import type { ViewProgress } from '../views/runner.js';
 import { ProgressMeter } from '../progress/meter.js';
 import { checkBatchBytes } from './import.js';
+import { checkFlumeOffsetFileOptions } from '../log/open-checks.js';
 
 export interface ExportOptions {
   /** The offset width of the file written (4, 6 or 8; default 4). */
@@ -39,6 +40,7 @@ export interface ExportResult {
 export async function exportFlumeOffset(dir: string, file: string, options: ExportOptions = {}): Promise<ExportResult> {
   if (typeof dir !== 'string' || dir.length === 0) throw new TypeError('dir must be a non-empty string');
   if (typeof file !== 'string' || file.length === 0) throw new TypeError('file must be a non-empty string');
+  checkFlumeOffsetFileOptions(options);
   // lstat, not exists: a symbolic link (even one pointing nowhere) is a file that exists and is never written through.
   if (lstatOrUndefined(file) !== undefined) throw new SluiceError('INVALID_INPUT', `${file} exists: export writes a new file only`, { file });
   const { signal } = options;

@@ -9,6 +9,7 @@ import { importBatchBytes, importBatchRecords } from '../limits.js';
 import { importedOffsetKey, importedOffsets, importedOffsetsViewName } from '../views/imported-offsets.js';
 import type { ViewProgress } from '../views/runner.js';
 import { ProgressMeter } from '../progress/meter.js';
+import { checkFlumeOffsetFileOptions } from '../log/open-checks.js';
 
 export interface ImportOptions {
   /** The source's offset width (4, 6 or 8; default 4), as `FlumeOffsetLog.open` takes it. */
@@ -51,6 +52,8 @@ export async function importFlumeOffset(source: string, dir: string, options: Im
   if (lstatSync(dir, { throwIfNoEntry: false })?.isSymbolicLink() === true) {
     throw new SluiceError('INVALID_INPUT', `${dir} is a symbolic link: import into a new directory`, { file: dir });
   }
+  checkFlumeOffsetFileOptions(options);
+  checkLogSecurity(options.log);
   refuseLinksInDirectoryAndViews(dir);
   const { signal } = options;
   const batchBytes = checkBatchBytes(options.batchBytes);
@@ -134,6 +137,17 @@ function refuseLinksInDirectoryAndViews(dir: string): void {
 }
 
 /** The byte budget of the appends of an import or export: an integer from 1 to `importBatchBytes`. */
+const securityOptions = ['chain', 'chainKey', 'encryption'];
+
+/** The new log's security options: only these are taken, since the others (`readonly`, `codec`…) are import's own. */
+function checkLogSecurity(log: unknown): void {
+  if (log === undefined) return;
+  if (typeof log !== 'object' || log === null) throw new TypeError('log must be an object { chain?, chainKey?, encryption? }');
+  for (const name of Object.keys(log)) {
+    if (!securityOptions.includes(name)) throw new TypeError(`unknown log option ${name} (${securityOptions.join(', ')})`);
+  }
+}
+
 export function checkBatchBytes(batchBytes: number | undefined): number {
   if (batchBytes === undefined) return importBatchBytes;
   if (!Number.isSafeInteger(batchBytes) || batchBytes < 1 || batchBytes > importBatchBytes) {

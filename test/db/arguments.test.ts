@@ -4,9 +4,13 @@ import { describe, it } from 'node:test';
 import { codecs } from '../../src/codec/codec.js';
 import { Sluice } from '../../src/db/sluice.js';
 import { FileLog } from '../../src/log/file/file-log.js';
+import { FlumeOffsetLog } from '../../src/log/flume-offset/flume-offset-log.js';
 import type { Log } from '../../src/log/log.js';
 import { MemoryLog } from '../../src/log/memory/memory-log.js';
 import { check } from '../../src/ops/check.js';
+import { exportFlumeOffset } from '../../src/ops/export.js';
+import { importFlumeOffset } from '../../src/ops/import.js';
+import { stat, statFlumeOffset } from '../../src/ops/stat.js';
 import { index } from '../../src/views/index-view.js';
 import { keyIndex, timeIndex } from '../../src/views/key-time-index.js';
 import { query } from '../../src/views/query/query-view.js';
@@ -168,6 +172,36 @@ describe('operations on directories', () => {
     await assert.rejects(check(dir, { workers: 0 }), /workers goes with verifyChain/);
     await assert.rejects(check(dir, { verifyChain: true, chainKey: new Uint8Array(3) }), RangeError);
     assert.equal((await check(dir, { verifyChain: true, head: 'ab'.repeat(32) })).healthy, false);
+  });
+
+  it('stat refuses options that are not an object and a signal that is not an AbortSignal', async () => {
+    const dir = directory();
+    await (await FileLog.open(dir)).close();
+    await assert.rejects(stat(dir, untyped<object>(null)), TypeError);
+    await assert.rejects(stat(dir, { signal: untyped<AbortSignal>('stop') }), /signal must be an AbortSignal/);
+  });
+
+  it('flumelog-offset operations refuse a legacy that is not a boolean, rather than read the 3.x format', async () => {
+    const file = join(directory(), 'log.offset');
+    const source = await FlumeOffsetLog.open(file, { codec: codecs.json() });
+    await source.append([1, 2]);
+    await source.close();
+    const legacy = untyped<boolean>('yes');
+    await assert.rejects(statFlumeOffset(file, { legacy }), /legacy must be a boolean/);
+    await assert.rejects(statFlumeOffset(file, untyped<object>(null)), TypeError);
+    await assert.rejects(importFlumeOffset(file, directory(), { legacy }), /legacy must be a boolean/);
+    await assert.rejects(importFlumeOffset(file, directory(), untyped<object>(null)), TypeError);
+    const dir = directory();
+    await importFlumeOffset(file, dir);
+    await assert.rejects(exportFlumeOffset(dir, join(directory(), 'out.offset'), { legacy }), /legacy must be a boolean/);
+    await assert.rejects(exportFlumeOffset(dir, join(directory(), 'out.offset'), untyped<object>(null)), TypeError);
+  });
+
+  it('import takes only security options for the new log', async () => {
+    const file = join(directory(), 'log.offset');
+    await (await FlumeOffsetLog.open(file)).close();
+    await assert.rejects(importFlumeOffset(file, directory(), { log: untyped<object>({ readonly: true }) }), /unknown log option readonly/);
+    await assert.rejects(importFlumeOffset(file, directory(), { log: untyped<object>(5) }), TypeError);
   });
 
 });
