@@ -46,6 +46,7 @@ async function openWithViews() {
   await db.append({ k: 'b' }, { key: 'x', time: 20 });
   return { db, ...views, [Symbol.asyncDispose]: () => db.close() };
 }
+
 describe('Sluice.open refuses what it cannot use', () => {
   it('refuses a log that is not a log, before anything reads from it', async () => {
     await assert.rejects(Sluice.open(directory(), { log: untyped<Log<unknown>>('log') }), TypeError);
@@ -67,7 +68,6 @@ describe('Sluice.open refuses what it cannot use', () => {
     const views = untyped<Record<string, never>>([reduce(1, (n: number) => n, { initial: 0 })]);
     await assert.rejects(Sluice.open(directory(), { log: new MemoryLog(), views }), TypeError);
   });
-
 });
 
 describe('view read options', () => {
@@ -136,7 +136,6 @@ describe('view read options', () => {
     assert.throws(() => byKey.records('x', untyped<number>('0')), TypeError);
     await assert.rejects(byTime.firstAtOrAfter(untyped<number>('10')), TypeError);
   });
-
 });
 
 describe('view constructors', () => {
@@ -158,7 +157,6 @@ describe('view constructors', () => {
       assert.doesNotThrow(() => reduce(1, (state: unknown) => state, { initial }));
     }
   });
-
 });
 
 describe('operations on directories', () => {
@@ -203,5 +201,11 @@ describe('operations on directories', () => {
     await assert.rejects(importFlumeOffset(file, directory(), { log: untyped<object>({ readonly: true }) }), /unknown log option readonly/);
     await assert.rejects(importFlumeOffset(file, directory(), { log: untyped<object>(5) }), TypeError);
   });
+});
 
+describe('MemoryLog options', () => {
+  it('refuses a now that is not a function, as FileLog does, even a falsy one', () => {
+    assert.throws(() => new MemoryLog({ now: untyped<() => number>(0) }), /now must be a function/);
+    assert.throws(() => new MemoryLog({ now: untyped<() => number>(false) }), /now must be a function/);
+  });
 });

@@ -36,7 +36,8 @@ export class MemoryLog<T = JsonValue> extends AbstractLog<T> {
 
   constructor(options: MemoryLogOptions<T> = {}) {
     if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
-    super({ codec: options.codec ?? codecs.json<T>(), ...(options.now ? { now: options.now } : {}) });
+    // `now` is passed on whenever given, so that a `now` that is no function is refused as FileLog refuses it.
+    super({ codec: options.codec ?? codecs.json<T>(), ...(options.now === undefined ? {} : { now: options.now }) });
     this._opened(-1);
   }
 
