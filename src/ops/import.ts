@@ -136,10 +136,10 @@ function refuseLinksInDirectoryAndViews(dir: string): void {
   walk(dir, false);
 }
 
-/** The byte budget of the appends of an import or export: an integer from 1 to `importBatchBytes`. */
+/** The options of the new log that import takes; the others (`readonly`, `codec`…) are import's own to choose. */
 const securityOptions = ['chain', 'chainKey', 'encryption'];
 
-/** The new log's security options: only these are taken, since the others (`readonly`, `codec`…) are import's own. */
+/** The new log's options: `securityOptions` only. */
 function checkLogSecurity(log: unknown): void {
   if (log === undefined) return;
   if (typeof log !== 'object' || log === null) throw new TypeError('log must be an object { chain?, chainKey?, encryption? }');
@@ -148,6 +148,7 @@ function checkLogSecurity(log: unknown): void {
   }
 }
 
+/** The byte budget of the appends of an import or export: an integer from 1 to `importBatchBytes`. */
 export function checkBatchBytes(batchBytes: number | undefined): number {
   if (batchBytes === undefined) return importBatchBytes;
   if (!Number.isSafeInteger(batchBytes) || batchBytes < 1 || batchBytes > importBatchBytes) {
