@@ -437,17 +437,19 @@ async function readUnlessGone<E>(read: Promise<E>): Promise<E | typeof goneRecor
 }
 
 function isKeyList(keys: IndexKey | readonly IndexKey[]): keys is readonly IndexKey[] {
-  // A key may itself be an array of strings and numbers; a list of keys is an array whose items are keys.
-  return Array.isArray(keys) && keys.length > 0 && keys.every((key) => Array.isArray(key));
+  // A key may itself be an array of strings and numbers; a list of keys is an array whose items are keys. An empty
+  // array is an empty list (no key at all), as a `map` that collects a record's keys into an array returns it.
+  return Array.isArray(keys) && keys.every((key) => Array.isArray(key));
 }
 
 function checkKey(key: IndexKey): IndexKey {
   if (Array.isArray(key) ? key.length > 0 && key.every(isKeyPart) : isKeyPart(key)) return key;
-  throw new TypeError(`an index key is a non-empty string, a finite number, or an array of them: ${JSON.stringify(key)}`);
+  throw new TypeError(`an index key is a string, a finite number, or a non-empty array of them: ${JSON.stringify(key)}`);
 }
 
 function isKeyPart(part: unknown): boolean {
-  return (typeof part === 'string' && part.length > 0) || (typeof part === 'number' && Number.isFinite(part));
+  // The empty string is a key like any other (ordered-binary writes it as one escape byte, sorted first).
+  return typeof part === 'string' || (typeof part === 'number' && Number.isFinite(part));
 }
 
 interface RangeOptions {

@@ -114,8 +114,27 @@ describe('index view', () => {
       ['post', 0],
       ['post', 3],
     ]);
-    await assert.rejects(tags.get(''), TypeError);
+    await assert.rejects(tags.get([]), TypeError);
+    await assert.rejects(tags.get([['post', 0]] as unknown as string), TypeError);
     assert.throws(() => tags.read({ gt: 1, gte: 1 }), TypeError);
+  });
+
+  it('takes the empty string as a key (sorted first), and an empty array from map as no key', async () => {
+    await using db = await Sluice.open<Message>(directory());
+    const failures: string[] = [];
+    db.on('view-error', ({ error }) => failures.push(error.message));
+    // A map whose field is empty, or which collects a record's keys into an array that stays empty.
+    const byText = db.use('byText', index<Message>(1, (value) => (value.n === 0 ? '' : value.n === 1 ? [] : value.n === 2 ? [['', 'x'], ['x', '']] : 'x')));
+    const offsets = await db.append([message(0), message(1), message(2), message(3)]);
+    assert.deepEqual(await entries(byText), [
+      ['', offsets[0]],
+      [['', 'x'], offsets[2]],
+      ['x', offsets[3]],
+      [['x', ''], offsets[2]],
+    ]);
+    assert.equal((await byText.get(''))?.offset, offsets[0]);
+    assert.deepEqual((await entries(byText, { gt: '', lt: 'x' })).map(([key]) => key), [['', 'x']]);
+    assert.deepEqual(failures, []);
   });
 
   it('reads live: existing entries in range, then new ones as they are indexed, until the limit', async () => {
