@@ -244,8 +244,8 @@ export class IndexView<T> implements View<T> {
   }
 
   /** The entry of `key`, or `undefined`, once the view has caught up (see `ReadOptions`). */
-  async get(key: IndexKey, options?: ReadOptions): Promise<IndexEntry<T> | undefined> {
-    checkKey(key);
+  async get(given: IndexKey, options?: ReadOptions): Promise<IndexEntry<T> | undefined> {
+    const key = checkKey(given);
     const context = this.#ready();
     await context.ready(options);
     const offset = storeRead(this.#file(), () => this.#store().get(key as Key));
@@ -442,9 +442,24 @@ function isKeyList(keys: IndexKey | readonly IndexKey[]): keys is readonly Index
   return Array.isArray(keys) && keys.every((key) => Array.isArray(key));
 }
 
+/**
+ * Validates a key and returns it with every -0 made 0: ordered-binary writes -0 as its own number, sorted after
+ * every other and decoded as another key, while JavaScript (and `map`) takes -0 and 0 for the same value.
+ */
 function checkKey(key: IndexKey): IndexKey {
-  if (Array.isArray(key) ? key.length > 0 && key.every(isKeyPart) : isKeyPart(key)) return key;
+  if (Array.isArray(key) ? key.length > 0 && key.every(isKeyPart) : isKeyPart(key)) {
+    if (isArrayKey(key)) return key.some(isNegativeZero) ? key.map((part) => (isNegativeZero(part) ? 0 : part)) : key;
+    return isNegativeZero(key) ? 0 : key;
+  }
   throw new TypeError(`an index key is a string, a finite number, or a non-empty array of them: ${JSON.stringify(key)}`);
+}
+
+function isArrayKey(key: IndexKey): key is ReadonlyArray<string | number> {
+  return Array.isArray(key);
+}
+
+function isNegativeZero(part: unknown): boolean {
+  return part === 0 && Object.is(part, -0);
 }
 
 function isKeyPart(part: unknown): boolean {
@@ -481,14 +496,14 @@ function toRangeOptions(range: IndexRange): RangeOptions {
   const { gt, gte, lt, lte } = range;
   if (gt !== undefined && gte !== undefined) throw new TypeError('give gt or gte, not both');
   if (lt !== undefined && lte !== undefined) throw new TypeError('give lt or lte, not both');
-  for (const bound of [gt, gte, lt, lte]) if (bound !== undefined) checkKey(bound);
+  const checked = (bound: IndexKey | undefined): IndexKey | undefined => (bound === undefined ? undefined : checkKey(bound));
   // Checked, not coerced: `reverse: 'yes'` or `live: 1` read forward or once would look like a result.
   for (const name of ['reverse', 'live'] as const) {
     if (range[name] !== undefined && typeof range[name] !== 'boolean') throw new TypeError(`${name} must be a boolean`);
   }
   const reverse = range.reverse === true;
-  const low = gt ?? gte;
-  const high = lt ?? lte;
+  const low = checked(gt ?? gte);
+  const high = checked(lt ?? lte);
   const options: RangeOptions = { reverse };
   if (range.limit !== undefined) {
     if (typeof range.limit !== 'number') throw new TypeError('limit must be a number');

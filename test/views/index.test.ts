@@ -137,6 +137,20 @@ describe('index view', () => {
     assert.deepEqual(failures, []);
   });
 
+  it('takes -0 from map for the key 0, alone and in arrays', async () => {
+    await using db = await Sluice.open<Message>(directory());
+    // -n is -0 for n = 0; JSON values never hold -0, but what map computes may.
+    const negated = db.use('negated', index<Message>(1, (value) => -value.n));
+    const pairs = db.use('pairs', index<Message>(1, (value) => ['n', -value.n]));
+    const offsets = await db.append([message(1), message(0)]);
+    assert.deepEqual(await entries(negated), [[-1, offsets[0]], [0, offsets[1]]]);
+    assert.deepEqual(await entries(negated, { gte: 0, lt: 1 }), [[0, offsets[1]]]);
+    assert.deepEqual(await entries(pairs, { gt: ['n', -1] }), [[['n', 0], offsets[1]]]);
+    assert.equal((await negated.get(0))?.offset, offsets[1]);
+    assert.equal((await negated.get(-0))?.offset, offsets[1]);
+    assert.deepEqual(await entries(negated, { lte: -0 }), [[-1, offsets[0]], [0, offsets[1]]]);
+  });
+
   it('reads live: existing entries in range, then new ones as they are indexed, until the limit', async () => {
     await using db = await Sluice.open<Message>(directory());
     const byN = db.use('byN', index<Message>(1, (value) => value.n));
