@@ -383,12 +383,13 @@ export class IndexView<T> implements View<T> {
 
 /**
  * Whether a read of an index entry's record failed because the record is no longer in the log, so the entry is
- * to be skipped: deleted (`RECORD_DELETED`), or below the log's first offset after a trim dropped its segment
+ * to be skipped: deleted (`RECORD_DELETED`), below the log's first offset after a trim dropped its segment
  * (`OFFSET_OUT_OF_RANGE`: an entry never points past what the view has seen, and a view ahead of its log is
- * rebuilt before it answers).
+ * rebuilt before it answers), or dropped by a compaction, which the views do not hear of (`NOT_A_RECORD`: the
+ * entry was made for a record that started there, and a filler covers it now, F-64).
  */
 export function isRecordGone(error: unknown): boolean {
-  return isSluiceError(error, 'RECORD_DELETED') || isSluiceError(error, 'OFFSET_OUT_OF_RANGE');
+  return isSluiceError(error, 'RECORD_DELETED') || isSluiceError(error, 'OFFSET_OUT_OF_RANGE') || isSluiceError(error, 'NOT_A_RECORD');
 }
 
 /** Validates `View.prune`'s argument: an offset (a programmer mistake otherwise). */
@@ -423,7 +424,8 @@ export async function* entriesBelow(entries: Database<number, Key>, below: numbe
 
 /**
  * Marks an entry whose record is gone from the log: deleted (a crash between the log's deletion and the view's
- * left the entry behind), or trimmed away with its segment (a trim does not visit the views).
+ * left the entry behind), trimmed away with its segment (a trim does not visit the views), or dropped by a
+ * compaction (which does not either).
  */
 const goneRecord = Symbol('gone record');
 

@@ -2,6 +2,7 @@
  * A trim drops the log's oldest segments without visiting the views: the entries of index, key, time and query
  * views that point into them stay until the views prune them (`View.prune`, at their next batch, checkpoint or
  * open). Reads must skip them meanwhile as records no longer in the log, and answer as a scan of what is left does.
+ * A compaction drops records without visiting the views either, and reads skip their entries the same way.
  */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -121,4 +122,34 @@ it('a trim prunes the entries of the records it dropped from index and query vie
     await db.close();
     assert.deepEqual(new Set(entryOffsets(files[0]!)), new Set(offsets.filter((offset) => offset >= first)));
   }
+});
+
+it('index-served reads after a compaction skip the records it dropped and answer as a scan does', async () => {
+  const root = temporaryDirectory();
+  await using log = await FileLog.open<Post>(join(root, 'log'), { segmentBytesMax: 4096 });
+  await using db = await Sluice.open<Post>(join(root, 'db'), { log });
+  const indexed = db.use('indexed', query<Post>(1, { indexes: [{ name: 'author', value: [['value', 'author']] }] }));
+  const scanned = db.use('scanned', query<Post>(1));
+  const byN = db.use('byN', index<Post>(1, (post) => post.n));
+  const byKey = db.use('byKey', keyIndex<Post>(1));
+  const byTime = db.use('byTime', timeIndex<Post>(1));
+  const offsets: number[] = [];
+  // Three record keys in turn: compaction keeps each key's last record and covers runs of the others with fillers,
+  // so that a dropped record's offset is a filler's (RECORD_DELETED) or inside one (NOT_A_RECORD).
+  for (let n = 0; n < 100; n++) {
+    offsets.push(await db.append({ author: n % 2 === 0 ? '@a' : '@b', n, pad: 'x'.repeat(100) }, { key: `k${n % 3}`, time: 1000 + n }));
+  }
+  await db.ready();
+  assert.ok((await log.compact()).recordsDropped > 50);
+  const left = (await collect(db.stream())).map((record) => record.value.n);
+  assert.ok(left.length < 50 && left.includes(99));
+
+  assert.deepEqual(await collect(indexed.read({ query: [{ $filter: { value: { author: '@a' } } }, { $map: ['value', 'n'] }] })), left.filter((n) => n % 2 === 0));
+  assert.deepEqual(await collect(scanned.read({ query: [{ $map: ['value', 'n'] }] })), left);
+  assert.deepEqual((await collect(byN.read())).map((entry) => entry.value.n), left);
+  for (let n = 0; n < 5; n++) assert.equal((await byN.get(n))?.offset, left.includes(n) ? offsets[n] : undefined, `get(${n})`);
+  assert.deepEqual((await collect(byKey.records('k1'))).map((record) => record.value.n), left.filter((n) => n % 3 === 1));
+  assert.equal((await byKey.last('k1'))?.value.n, 97);
+  assert.equal((await byTime.firstAtOrAfter(0))?.value.n, left[0]);
+  assert.deepEqual((await collect(byTime.between(0, 5000))).map((entry) => entry.value.n), left);
 });

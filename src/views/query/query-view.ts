@@ -411,8 +411,8 @@ export class QueryView<T> implements View<T> {
         try {
           record = await context.getRecord(offset);
         } catch (error) {
-          // An entry a crash left behind between the log's deletion and the view's, or one a trim left: the record
-          // is gone.
+          // An entry a crash left behind between the log's deletion and the view's, or one a trim or a compaction
+          // left: the record is gone.
           if (isRecordGone(error)) continue;
           throw error;
         }
