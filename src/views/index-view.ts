@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { closeViewStore, commitSync, committed, openViewStore, orderedBinaryKeys, type StoreDurability } from './lmdb-store.js';
 import { type Database, type Key, type RootDatabase } from 'lmdb';
-import { compareKeys } from 'ordered-binary';
+import { compareKeys, toBufferKey } from 'ordered-binary';
 import { isSluiceError, SluiceError } from '../errors.js';
 import { indexBatchRecords } from '../limits.js';
 import { KeyBytes } from './key-bytes.js';
@@ -321,6 +321,7 @@ export class IndexView<T> implements View<T> {
         if (skipped === 0 || options.limit === undefined) break;
       }
       if (range.live !== true) return;
+      const bounds = byteRange(options);
       while (remaining > 0) {
         if (signal?.aborted === true) throw new SluiceError('ABORTED', 'the read was aborted', { cause: signal.reason });
         if (stopped.aborted) throw stopped.reason as Error;
@@ -333,7 +334,7 @@ export class IndexView<T> implements View<T> {
         // Batches (or, after a rebuild, records) the read has already covered are skipped.
         if (batch.since <= covered) continue;
         for (const [key, offset] of batch.entries) {
-          if (remaining === 0 || offset <= covered || !inRange(key, options)) continue;
+          if (remaining === 0 || offset <= covered || !inRange(key, bounds)) continue;
           const entry = await readUnlessGone(item(key, offset));
           if (entry === goneRecord) continue;
           remaining--;
@@ -478,15 +479,37 @@ interface RangeOptions {
   inclusiveEnd?: boolean;
 }
 
-/** Whether a (forward) range holds `key`, compared as LMDB orders keys. */
-function inRange(key: IndexKey, options: RangeOptions): boolean {
-  if (options.start !== undefined) {
-    const order = compareKeys(key as Key, options.start);
-    if (order < 0 || (order === 0 && options.exclusiveStart === true)) return false;
+/** The bounds of a (forward) range as key bytes, for `inRange`. */
+interface ByteRange {
+  readonly start: Buffer | undefined;
+  readonly end: Buffer | undefined;
+  readonly exclusiveStart: boolean;
+  readonly inclusiveEnd: boolean;
+}
+
+function byteRange(options: RangeOptions): ByteRange {
+  return {
+    start: options.start === undefined ? undefined : toBufferKey(options.start),
+    end: options.end === undefined ? undefined : toBufferKey(options.end),
+    exclusiveStart: options.exclusiveStart === true,
+    inclusiveEnd: options.inclusiveEnd === true,
+  };
+}
+
+/**
+ * Whether a (forward) range holds `key`, compared as LMDB orders keys: by their bytes. Not with `compareKeys`,
+ * which orders strings by UTF-16 code units, so that a live read would take or leave other keys than LMDB's range
+ * of the same bounds (a character past U+FFFF sorts after U+E000…U+FFFF as bytes, before them as code units).
+ */
+function inRange(key: IndexKey, range: ByteRange): boolean {
+  const bytes = toBufferKey(key as Key);
+  if (range.start !== undefined) {
+    const order = Buffer.compare(bytes, range.start);
+    if (order < 0 || (order === 0 && range.exclusiveStart)) return false;
   }
-  if (options.end !== undefined) {
-    const order = compareKeys(key as Key, options.end);
-    if (order > 0 || (order === 0 && options.inclusiveEnd !== true)) return false;
+  if (range.end !== undefined) {
+    const order = Buffer.compare(bytes, range.end);
+    if (order > 0 || (order === 0 && !range.inclusiveEnd)) return false;
   }
   return true;
 }

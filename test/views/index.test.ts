@@ -168,6 +168,23 @@ describe('index view', () => {
     assert.throws(() => byN.read({ live: true, reverse: true }), TypeError);
   });
 
+  it('takes new entries into a live read by the order of the entries it read (characters past U+FFFF last)', async () => {
+    await using db = await Sluice.open<Message>(directory());
+    const byText = db.use('byText', index<Message>(1, (value) => ['\uffff', '\u{1F600}', '\uffffa', 'z'][value.n % 4] as string));
+    await db.append(message(0));
+    await db.ready();
+    const range = { gt: '\uffff', lte: '\u{1F600}' };
+    const seen: string[] = [];
+    const reading = (async () => {
+      for await (const entry of byText.read({ ...range, live: true, limit: 3 })) seen.push(entry.key as string);
+    })();
+    await db.append([message(1), message(2), message(3)]);
+    await db.append([message(5), message(6)]);
+    await reading;
+    assert.deepEqual(seen, ['\u{1F600}', '\uffffa', '\u{1F600}']);
+    assert.deepEqual((await entries(byText, range)).map(([key]) => key), ['\uffffa', '\u{1F600}'], 'as a read that is not live');
+  });
+
   it('counts a limit in entries handed out, past entries left for records the log deleted behind its back', async () => {
     await using db = await Sluice.open<Message>(directory());
     const byN = db.use('byN', index<Message>(1, (value) => value.n));
