@@ -297,28 +297,33 @@ export class IndexView<T> implements View<T> {
     try {
       await context.ready(range);
       // The keys are read a page at a time, so that the log reads between entries do not hold an LMDB read
-      // transaction. `limit` counts the entries handed out: an entry of a deleted record (left by a crash between
-      // the log's delete and the view's) is skipped without counting, and the next page makes up for it.
+      // transaction. `limit` counts the entries handed out: an entry of a record no longer in the log is skipped
+      // without counting, and the next page makes up for it. A page goes on after the last key of the one before,
+      // not after as many entries, which entries put or removed meanwhile would shift (an entry read twice, or
+      // passed over). A live read leaves the entries indexed after its first page to the batches it is told of.
       let covered = this.#committed;
       let remaining = options.limit ?? Infinity;
-      for (let skip = 0; remaining > 0; ) {
+      let after: Key | undefined;
+      while (remaining > 0) {
         const found: Array<{ key: Key; offset: number }> = [];
-        const page = { ...options, offset: skip, ...(options.limit === undefined ? {} : { limit: remaining }) };
+        const page = {
+          ...options,
+          ...(after === undefined ? {} : { start: after, exclusiveStart: true }),
+          ...(options.limit === undefined ? {} : { limit: remaining }),
+        };
         storeRead(this.#file(), () => {
           for (const { key, value } of this.#store().getRange(page)) found.push({ key, offset: checkStoredOffset(value, this.#file()) });
         });
-        skip += found.length;
-        let skipped = 0;
+        const full = found.length === remaining;
         for (const { key, offset } of found) {
+          after = key;
+          if (range.live === true && offset > covered) continue;
           const entry = await readUnlessGone(item(key as IndexKey, offset));
-          if (entry === goneRecord) {
-            skipped++;
-            continue;
-          }
+          if (entry === goneRecord) continue;
           remaining--;
           yield entry;
         }
-        if (skipped === 0 || options.limit === undefined) break;
+        if (!full) break;
       }
       if (range.live !== true) return;
       const bounds = byteRange(options);

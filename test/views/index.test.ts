@@ -199,6 +199,31 @@ describe('index view', () => {
     assert.deepEqual(await keys({ gte: 7, limit: 5 }), [7]);
   });
 
+  it('reads on after entries of deleted records by key, not by position: appends between its pages move nothing', async () => {
+    await using db = await Sluice.open<Message>(directory());
+    const byN = db.use('byN', index<Message>(1, (value) => value.n));
+    const offsets = await db.append(Array.from({ length: 5 }, (_, n) => message(n)));
+    await db.ready();
+    // Entries left for records deleted behind the view's back: a limited read needs a second page to make up for them.
+    await db.log.delete?.([offsets[1] as number, offsets[2] as number]);
+    const read = async (options: object, appends: Record<number, Message>): Promise<number[]> => {
+      const seen: number[] = [];
+      for await (const entry of byN.read(options)) {
+        seen.push(entry.key as number);
+        const append = appends[seen.length];
+        if (append === undefined) continue;
+        await db.append(append);
+        await db.ready();
+      }
+      return seen;
+    };
+    // Between the first page and the second, a record whose key sorts before the second page.
+    assert.deepEqual(await read({ limit: 4 }, { 1: message(-5) }), [0, 3, 4]);
+    // Live: an entry indexed after the read began comes once, after those that existed, even if a page took it in.
+    assert.deepEqual(await read({ gte: 0, live: true, limit: 5 }, { 1: { ...message(0), n: 4.5 }, 4: message(6) }), [0, 3, 4, 4.5, 6]);
+    assert.deepEqual(await read({ lt: 4, reverse: true, limit: 3 }, { 1: { ...message(0), n: 3.5 } }), [3, 0, -5]);
+  });
+
   it('yields each entry once in a live read across a rebuild', async () => {
     await using db = await Sluice.open<Message>(directory());
     const byN = db.use('byN', index<Message>(1, (value) => value.n));
