@@ -142,7 +142,7 @@ export class IndexView<T> implements View<T> {
     );
     this.#committed = since;
     if (this.#watchers.size === 0) return;
-    const batch: IndexedBatch = { since, entries: keys.map((key, i) => [key, offsets[i] as number] as const) };
+    const batch: IndexedBatch = { since, entries: liveEntries(keys, offsets) };
     for (const watcher of this.#watchers) watcher(batch);
   }
 
@@ -442,6 +442,29 @@ async function readUnlessGone<E>(read: Promise<E>): Promise<E | typeof goneRecor
     if (isRecordGone(error)) return goneRecord;
     throw error;
   }
+}
+
+/**
+ * A batch's entries as live reads get them: a key that a record's `map` listed twice (or as `'a'` and `['a']`,
+ * one key to LMDB) is one entry, as it is in the index, not one per listing.
+ */
+function liveEntries(keys: readonly IndexKey[], offsets: readonly number[]): Array<readonly [IndexKey, number]> {
+  const entries: Array<readonly [IndexKey, number]> = [];
+  let seen = new Set<string>();
+  for (let i = 0; i < keys.length; i++) {
+    const offset = offsets[i] as number;
+    const key = keys[i] as IndexKey;
+    const shared = offsets[i - 1] === offset || offsets[i + 1] === offset;
+    if (shared) {
+      // Only records with several keys pay for the comparison.
+      if (offsets[i - 1] !== offset) seen = new Set();
+      const bytes = toBufferKey(key as Key).toString('latin1');
+      if (seen.has(bytes)) continue;
+      seen.add(bytes);
+    }
+    entries.push([key, offset]);
+  }
+  return entries;
 }
 
 function isKeyList(keys: IndexKey | readonly IndexKey[]): keys is readonly IndexKey[] {
