@@ -9,6 +9,7 @@ import { recordBatches } from '../log/log-stream.js';
 import type { AppendOptions, Log, LogRecord, StreamOptions } from '../log/log.js';
 import { ViewRunner, type RunnerSource, type ViewProgress, type ViewStatus } from '../views/runner.js';
 import type { ReadOptions, View } from '../views/view.js';
+import { checkOptionNames } from '../log/open-checks.js';
 
 export interface SluiceOptions<T> {
   /**
@@ -106,6 +107,8 @@ export class Sluice<T = JsonValue> extends EventEmitter<SluiceEvents> {
   static async open<T = JsonValue>(dir: string, options: SluiceOptions<T> = {}): Promise<Sluice<T>> {
     if (typeof dir !== 'string' || dir.length === 0) throw new TypeError('dir must be a non-empty string');
     if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
+    // The native log's other options (retention, security…) are FileLog.open's: such a log is given as `log`.
+    checkOptionNames(options, ['log', 'codec', 'durability', 'views', 'mapper', 'fileMode'], 'Sluice.open');
     if (options.mapper !== undefined && typeof options.mapper !== 'function') {
       throw new TypeError('mapper must be a function');
     }

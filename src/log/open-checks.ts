@@ -14,6 +14,19 @@ export function checkBooleanOptions(options: object, names: readonly string[]): 
 }
 
 /**
+ * `TypeError` for an option `options` gives (not `undefined`) whose name is none of `known`: a misspelt option
+ * (`readOnly` for `readonly`) would otherwise be dropped without a word, and a log meant to be read would open as
+ * the writer. Names differing only in case are suggested.
+ */
+export function checkOptionNames(options: object, known: readonly string[], what: string): void {
+  for (const [name, value] of Object.entries(options)) {
+    if (value === undefined || known.includes(name)) continue;
+    const alike = known.find((candidate) => candidate.toLowerCase() === name.toLowerCase());
+    throw new TypeError(`${what} has no option ${name}${alike === undefined ? '' : ` (did you mean ${alike}?)`}; it takes ${known.join(', ')}`);
+  }
+}
+
+/**
  * The options of the operations on a flumelog-offset file (import, export, `statFlumeOffset`): an object, and
  * `legacy` a boolean, since each reads only `legacy === true` and would take `'yes'` for the 3.x format.
  */

@@ -12,7 +12,7 @@ import { FileLog } from '../log/file/file-log.js';
 import { positionOf, segmentName, type Frame } from '../log/file/format.js';
 import { FrameReader } from '../log/file/frame-reader.js';
 import type { ViewProgress } from '../views/runner.js';
-import { check, checkArguments, listLog } from './check.js';
+import { check, checkArguments, listLog, operationOptions } from './check.js';
 import {
   copyRange,
   copyWhole,
@@ -86,7 +86,7 @@ export interface BackupReport {
  * read-only `FileLog.open` (`CORRUPT_*`); `ABORTED`.
  */
 export async function backup(dir: string, dest: string, options: BackupOptions = {}): Promise<BackupReport> {
-  checkArguments(dir, options);
+  checkArguments(dir, options, 'backup', [...operationOptions, 'link']);
   if (typeof dest !== 'string' || dest.length === 0) throw new TypeError('dest must be a non-empty string');
   if (options.link !== undefined && typeof options.link !== 'boolean') throw new TypeError('link must be a boolean');
   const startMs = performance.now();
@@ -134,7 +134,7 @@ export interface RestoreReport {
  * `LOG_NOT_FOUND` / `NOT_A_LOG` for `backupDir`; `CORRUPT_LOG`; `ABORTED`.
  */
 export async function restore(backupDir: string, dir: string, options: RestoreOptions = {}): Promise<RestoreReport> {
-  checkArguments(backupDir, options);
+  checkArguments(backupDir, options, 'restore');
   if (typeof dir !== 'string' || dir.length === 0) throw new TypeError('dir must be a non-empty string');
   try {
     return await restoreBackup(backupDir, dir, options);

@@ -13,6 +13,7 @@ import { recordStartsAt, scanLog, type LogScan, type SegmentScan } from './scan.
 import { readViewStates, type ViewState } from './view-states.js';
 import { checkWorkers, verifyChain, type ChainVerification } from './verify-chain.js';
 import { checkChainKey } from '../log/file/security/keys.js';
+import { checkOptionNames } from '../log/open-checks.js';
 
 /** What a problem is about. */
 export type CheckProblemKind =
@@ -129,7 +130,7 @@ export interface CheckOptions {
  * empty, healthy log. Opening a view's LMDB environment read-only may create LMDB's `-lock` file beside it.
  */
 export async function check(dir: string, options: CheckOptions = {}): Promise<CheckReport> {
-  checkArguments(dir, options);
+  checkArguments(dir, options, 'check', [...operationOptions, ...checkOnlyOptions]);
   try {
     return await checkLog(dir, options);
   } catch (error) {
@@ -194,10 +195,24 @@ function chainProblems(dir: string, chain: ChainVerification, head: string | und
   return problems;
 }
 
-/** Validates the arguments of an operation on a directory (programmer mistakes). */
-export function checkArguments(dir: unknown, options: unknown): asserts dir is string {
+/** What every operation on a directory takes; `check` takes `checkOnlyOptions` too. */
+export const operationOptions = ['signal', 'onProgress'] as const;
+const checkOnlyOptions = ['verifyChain', 'head', 'chainKey', 'workers'] as const;
+
+/**
+ * Validates the arguments of an operation on a directory (programmer mistakes); `operation` names it, and
+ * `optionNames` are the options it takes (another's, such as `check`'s `verifyChain` given to `recover`, would be
+ * dropped without a word).
+ */
+export function checkArguments(
+  dir: unknown,
+  options: unknown,
+  operation: string,
+  optionNames: readonly string[] = operationOptions,
+): asserts dir is string {
   if (typeof dir !== 'string' || dir.length === 0) throw new TypeError('dir must be a non-empty string');
   if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
+  checkOptionNames(options, optionNames, operation);
   const { signal, onProgress } = options as CheckOptions;
   if (signal !== undefined && !(signal instanceof AbortSignal)) throw new TypeError('signal must be an AbortSignal');
   if (onProgress !== undefined && typeof onProgress !== 'function') throw new TypeError('onProgress must be a function');

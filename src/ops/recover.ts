@@ -79,7 +79,7 @@ export interface RecoverReport {
  * is killed leaves a log that opens, with every byte either in it or in `quarantine/`; run it again to finish.
  */
 export async function recover(dir: string, options: RecoverOptions = {}): Promise<RecoverReport> {
-  checkArguments(dir, options);
+  checkArguments(dir, options, 'recover');
   try {
     return await recoverLog(dir, options);
   } catch (error) {

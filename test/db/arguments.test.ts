@@ -7,7 +7,9 @@ import { FileLog } from '../../src/log/file/file-log.js';
 import { FlumeOffsetLog } from '../../src/log/flume-offset/flume-offset-log.js';
 import type { Log } from '../../src/log/log.js';
 import { MemoryLog } from '../../src/log/memory/memory-log.js';
+import { backup, restore } from '../../src/ops/backup.js';
 import { check } from '../../src/ops/check.js';
+import { recover } from '../../src/ops/recover.js';
 import { exportFlumeOffset } from '../../src/ops/export.js';
 import { importFlumeOffset } from '../../src/ops/import.js';
 import { stat, statFlumeOffset } from '../../src/ops/stat.js';
@@ -207,5 +209,46 @@ describe('MemoryLog options', () => {
   it('refuses a now that is not a function, as FileLog does, even a falsy one', () => {
     assert.throws(() => new MemoryLog({ now: untyped<() => number>(0) }), /now must be a function/);
     assert.throws(() => new MemoryLog({ now: untyped<() => number>(false) }), /now must be a function/);
+  });
+});
+
+describe('option names', () => {
+  it('a misspelt option of an open is refused, naming the option and the one meant, before anything is opened', async () => {
+    const dir = directory();
+    await assert.rejects(FileLog.open(dir, untyped<never>({ readOnly: true })), /FileLog\.open has no option readOnly \(did you mean readonly\?\)/);
+    await assert.rejects(FileLog.open(dir, untyped<never>({ segmentSize: 4096 })), (error: Error) => error instanceof TypeError && /segmentBytesMax/.test(error.message));
+    await assert.rejects(FlumeOffsetLog.open(join(dir, 'log.offset'), untyped<never>({ offsetCodec: 48 })), /FlumeOffsetLog\.open has no option offsetCodec/);
+    assert.throws(() => new MemoryLog(untyped<never>({ clock: () => 0 })), /MemoryLog has no option clock/);
+    await assert.rejects(Sluice.open(dir, untyped<never>({ retention: { maxRecords: 1 } })), /Sluice\.open has no option retention/);
+    // Nothing was created by the refused opens: a writer would have made the directory and its lock.
+    await assert.rejects(FileLog.open(dir, { readonly: true }), (error: Error) => 'code' in error && error.code === 'LOG_NOT_FOUND');
+  });
+
+  it('an option given as undefined is as good as absent, so that options can be spread from a wider object', async () => {
+    const log = await FileLog.open(directory(), untyped<never>({ readOnly: undefined, durability: undefined }));
+    await log.close();
+    assert.equal(new MemoryLog(untyped<never>({ extra: undefined })).since, -1);
+  });
+});
+
+describe('options that belong elsewhere', () => {
+  it('withoutKey goes with readonly: a writer must be able to seal its appends', async () => {
+    await assert.rejects(FileLog.open(directory(), { withoutKey: true }), /withoutKey goes with readonly: true/);
+  });
+
+  it("an operation on a directory refuses another's options", async () => {
+    const dir = directory();
+    await (await FileLog.open(dir)).close();
+    await assert.rejects(recover(dir, untyped<never>({ verifyChain: true })), /recover has no option verifyChain/);
+    await assert.rejects(restore(dir, directory(), untyped<never>({ link: false })), /restore has no option link/);
+    await assert.rejects(backup(dir, directory(), untyped<never>({ overwrite: true })), /backup has no option overwrite/);
+    await assert.rejects(check(dir, untyped<never>({ verifychain: true })), /did you mean verifyChain\?/);
+  });
+
+  it('a $filter number that is not finite is refused, as a range bound is: JSON holds none', async () => {
+    const db = await Sluice.open<{ n: number }>(directory(), { log: new MemoryLog<{ n: number }>() });
+    const numbers = db.use('numbers', query<{ n: number }>(1, { indexes: [] }));
+    for (const n of [NaN, Infinity]) assert.throws(() => numbers.read({ query: [{ $filter: { n } }] }), /\$filter\.n must be a finite number/);
+    await db.close();
   });
 });

@@ -10,7 +10,7 @@ import type { LogRecord, LogSupports } from '../log.js';
 import type { ScanRange } from '../range.js';
 import { ForwardCursor, recordOf, ReverseCursor, type CursorHost } from './cursors.js';
 import { Follower } from '../follower.js';
-import { checkBooleanOptions, openFailure } from '../open-checks.js';
+import { checkBooleanOptions, checkOptionNames, openFailure } from '../open-checks.js';
 import { DirectoryLock } from './directory-lock.js';
 import { flagDeleted, headerBytes, offsetAt, positionOf, readU64, segmentName, segmentNamePattern, type Frame } from './format.js';
 import { checkChainAlgorithm, genesisLink, type ChainAlgorithm } from './security/chain.js';
@@ -131,8 +131,8 @@ export interface FileLogOptions<T> {
    */
   readonly encryption?: EncryptionOptions;
   /**
-   * Read-only logs: open an encrypted log without its key, to walk its frames (as `stat` does); every read of a
-   * record then fails with `KEY_REQUIRED`.
+   * Read-only logs (`TypeError` otherwise): open an encrypted log without its key, to walk its frames (as `stat`
+   * does); every read of a record then fails with `KEY_REQUIRED`.
    */
   readonly withoutKey?: boolean;
   /**
@@ -1006,12 +1006,30 @@ interface FrameMark {
   readonly deleted: boolean;
 }
 
+const fileLogOptionNames: ReadonlyArray<keyof FileLogOptions<unknown>> = [
+  'codec',
+  'readonly',
+  'create',
+  'durability',
+  'segmentBytesMax',
+  'now',
+  'retention',
+  'chain',
+  'chainKey',
+  'encryption',
+  'withoutKey',
+  'fileMode',
+];
+
 function checkOptions(dir: unknown, options: unknown): void {
   if (typeof dir !== 'string' || dir.length === 0) throw new TypeError('dir must be a non-empty string');
   if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
   const { durability, segmentBytesMax, retention, chain, chainKey, encryption, fileMode } = options as FileLogOptions<unknown>;
+  checkOptionNames(options, fileLogOptionNames, 'FileLog.open');
   checkBooleanOptions(options, ['readonly', 'create', 'withoutKey']);
-  const { now } = options as FileLogOptions<unknown>;
+  const { now, withoutKey, readonly } = options as FileLogOptions<unknown>;
+  // A writer must be able to seal what it appends: without the key it would be a log that cannot append.
+  if (withoutKey === true && readonly !== true) throw new TypeError('withoutKey goes with readonly: true');
   if (now !== undefined && typeof now !== 'function') throw new TypeError('now must be a function');
   checkFileMode(fileMode);
   if (retention !== undefined) checkRetention(retention);

@@ -3,7 +3,7 @@ import { closeSync, constants, fstatSync, fsyncSync, ftruncateSync, mkdirSync, o
 import { basename, dirname, join } from 'node:path';
 import { codecs, type Codec, type JsonValue } from '../../codec/codec.js';
 import { asError, SluiceError } from '../../errors.js';
-import { checkBooleanOptions, openFailure } from '../open-checks.js';
+import { checkBooleanOptions, checkOptionNames, openFailure } from '../open-checks.js';
 import { getReadBytes, fileModeDefault } from '../../limits.js';
 import { AbstractLog, checkOffset, checkOffsets, type EncodedEntry, type RecordCursor } from '../abstract-log.js';
 import { DirectoryLock } from '../file/directory-lock.js';
@@ -405,9 +405,21 @@ function notFound(file: string): SluiceError {
   return new SluiceError('LOG_NOT_FOUND', `there is no flumelog-offset file at ${file}`, { file });
 }
 
+const flumeOffsetLogOptionNames: ReadonlyArray<keyof FlumeOffsetLogOptions<unknown>> = [
+  'codec',
+  'offsetWidth',
+  'legacy',
+  'readonly',
+  'create',
+  'durability',
+  'recover',
+  'fileMode',
+];
+
 function checkOptions(file: unknown, options: unknown): void {
   if (typeof file !== 'string' || file.length === 0) throw new TypeError('file must be a non-empty string');
   if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
+  checkOptionNames(options, flumeOffsetLogOptionNames, 'FlumeOffsetLog.open');
   const { offsetWidth, durability } = options as FlumeOffsetLogOptions<unknown>;
   if (offsetWidth !== undefined && offsetWidth !== 4 && offsetWidth !== 6 && offsetWidth !== 8) {
     throw new RangeError(`offsetWidth must be 4, 6 or 8, got ${String(offsetWidth)}`);

@@ -10,6 +10,7 @@ import {
   type TlsOptions,
 } from '@nats-io/transport-node';
 import { SluiceError } from '../../errors.js';
+import { checkOptionNames } from '../open-checks.js';
 
 /**
  * How a log proves who it is to servers that require it: one of a user and password, a token, an nkey seed
@@ -60,6 +61,8 @@ export function checkConnectionOptions(credentials: unknown, tls: unknown): void
       if (typeof record[name] !== 'string' || record[name] === '') throw new TypeError(`credentials.${name} must be a non-empty string`);
     };
     const kind = given[0] as (typeof credentialKinds)[number];
+    // A password beside a token (or any other stray field) would be dropped without a word.
+    checkOptionNames(credentials, kind === 'user' ? ['user', 'password'] : [kind], 'credentials');
     if (kind === 'user') {
       nonEmpty('user');
       nonEmpty('password');
@@ -77,6 +80,7 @@ export function checkConnectionOptions(credentials: unknown, tls: unknown): void
   }
   if (tls !== undefined && tls !== true) {
     if (typeof tls !== 'object' || tls === null) throw new TypeError('tls must be true or an object');
+    checkOptionNames(tls, tlsFields, 'tls');
     for (const field of tlsFields) {
       const value = (tls as Record<string, unknown>)[field];
       if (value !== undefined && (typeof value !== 'string' || value === '')) {

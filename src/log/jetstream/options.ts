@@ -1,5 +1,6 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Codec } from '../../codec/codec.js';
+import { checkOptionNames } from '../open-checks.js';
 import { checkConnectionOptions, serverList, type JetStreamCredentials, type JetStreamTls } from './connection.js';
 
 // The options of `JetStreamLog.open`, what `info()` returns, and the synchronous checks of the options.
@@ -65,9 +66,26 @@ export const retryMsDefault = 60_000;
 const streamNamePattern = /^[A-Za-z0-9_-]{1,255}$/;
 const subjectPattern = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
 
+const optionNames: ReadonlyArray<keyof JetStreamLogOptions<unknown>> = [
+  'stream',
+  'servers',
+  'connection',
+  'credentials',
+  'tls',
+  'subject',
+  'codec',
+  'create',
+  'replicas',
+  'readonly',
+  'publishTimeoutMs',
+  'retryMs',
+  'now',
+];
+
 /** Throws `TypeError` / `RangeError` for options of the wrong shape (a programmer's mistake), synchronously. */
 export function checkOptions(options: unknown): void {
   if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
+  checkOptionNames(options, optionNames, 'JetStreamLog.open');
   const { stream, servers, connection, subject, replicas, publishTimeoutMs, retryMs, credentials, tls } =
     options as JetStreamLogOptions<unknown>;
   if (typeof stream !== 'string' || !streamNamePattern.test(stream)) {

@@ -5,6 +5,7 @@ import { AbstractLog, checkOffsets, type EncodedEntry, type RecordCursor } from 
 import { frameBytes } from '../file/format.js';
 import type { LogRecord, LogSupports } from '../log.js';
 import type { ScanRange } from '../range.js';
+import { checkOptionNames } from '../open-checks.js';
 
 export interface MemoryLogOptions<T> {
   readonly codec?: Codec<T>;
@@ -36,6 +37,7 @@ export class MemoryLog<T = JsonValue> extends AbstractLog<T> {
 
   constructor(options: MemoryLogOptions<T> = {}) {
     if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
+    checkOptionNames(options, ['codec', 'now'], 'MemoryLog');
     // `now` is passed on whenever given, so that a `now` that is no function is refused as FileLog refuses it.
     super({ codec: options.codec ?? codecs.json<T>(), ...(options.now === undefined ? {} : { now: options.now }) });
     this._opened(-1);

@@ -155,6 +155,8 @@ describe('JetStreamLog with credentials and TLS', { skip: users.skip, timeout: 1
     for (const credentials of [
       { user: 'alice' },
       { user: 'alice', password, token },
+      { token, password },
+      { nkeySeed: 'SUAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA', password },
       { token: '' },
       { nkeySeed: password },
       { creds: 42 },
@@ -167,6 +169,7 @@ describe('JetStreamLog with credentials and TLS', { skip: users.skip, timeout: 1
     }
     assert.throws(() => JetStreamLog.open({ servers, stream: 's', tls: { certFile: 'c.pem' } }), TypeError);
     assert.throws(() => JetStreamLog.open({ servers, stream: 's', tls: 'yes' as never }), TypeError);
+    assert.throws(() => JetStreamLog.open({ servers, stream: 's', tls: { caFlie: 'ca.pem' } as never }), /tls has no option caFlie/);
   });
 });
 

@@ -70,6 +70,7 @@ describe('JetStreamLog', { skip: nats.skip, timeout: 120_000 }, () => {
     assert.throws(() => JetStreamLog.open({ stream: 'ok', servers: 'x', subject: 'a.>' }), TypeError);
     assert.throws(() => JetStreamLog.open({ stream: 'ok', servers: 'x', replicas: 0 }), RangeError);
     assert.throws(() => JetStreamLog.open({ stream: 'ok', servers: 'x', retryMs: -5 }), RangeError);
+    assert.throws(() => JetStreamLog.open({ stream: 'ok', servers: 'x', readOnly: true } as never), /no option readOnly \(did you mean readonly\?\)/);
   });
 
   it('refuses a stream that is not a Sluice log with NOT_A_LOG', async () => {
