@@ -1,7 +1,8 @@
 import { join } from 'node:path';
 import { closeViewStore, commitSync, committed, openViewStore, orderedBinaryKeys, type StoreDurability } from './lmdb-store.js';
 import { type Database, type Key, type RootDatabase } from 'lmdb';
-import { compareKeys, toBufferKey } from 'ordered-binary';
+import { compareKeys } from 'ordered-binary';
+import { orderedKeyBytes } from './ordered-key.js';
 import { isSluiceError, SluiceError } from '../errors.js';
 import { indexBatchRecords } from '../limits.js';
 import { KeyBytes } from './key-bytes.js';
@@ -458,7 +459,7 @@ function liveEntries(keys: readonly IndexKey[], offsets: readonly number[]): Arr
     if (shared) {
       // Only records with several keys pay for the comparison.
       if (offsets[i - 1] !== offset) seen = new Set();
-      const bytes = toBufferKey(key as Key).toString('latin1');
+      const bytes = orderedKeyBytes(key as Key).toString('latin1');
       if (seen.has(bytes)) continue;
       seen.add(bytes);
     }
@@ -517,8 +518,8 @@ interface ByteRange {
 
 function byteRange(options: RangeOptions): ByteRange {
   return {
-    start: options.start === undefined ? undefined : toBufferKey(options.start),
-    end: options.end === undefined ? undefined : toBufferKey(options.end),
+    start: options.start === undefined ? undefined : orderedKeyBytes(options.start),
+    end: options.end === undefined ? undefined : orderedKeyBytes(options.end),
     exclusiveStart: options.exclusiveStart === true,
     inclusiveEnd: options.inclusiveEnd === true,
   };
@@ -530,7 +531,7 @@ function byteRange(options: RangeOptions): ByteRange {
  * of the same bounds (a character past U+FFFF sorts after U+E000…U+FFFF as bytes, before them as code units).
  */
 function inRange(key: IndexKey, range: ByteRange): boolean {
-  const bytes = toBufferKey(key as Key);
+  const bytes = orderedKeyBytes(key as Key);
   if (range.start !== undefined) {
     const order = Buffer.compare(bytes, range.start);
     if (order < 0 || (order === 0 && range.exclusiveStart)) return false;

@@ -1,4 +1,4 @@
-import { writeKey } from 'ordered-binary';
+import { writeOrderedKey as writeKey } from './ordered-key.js';
 import type { IndexKey } from './index-view.js';
 
 /** The scratch a key is encoded into: LMDB refuses keys over 1978 bytes long before this. */

@@ -1,9 +1,10 @@
 import { closeSync, chmodSync, constants, fstatSync, fsyncSync, openSync, readFileSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { open as openLmdb, type RootDatabase } from 'lmdb';
-import { readKey, writeKey } from 'ordered-binary';
+import { readKey } from 'ordered-binary';
 import { fileModeDefault } from '../limits.js';
 import { syncDirectorySync } from '../log/file/segment-files.js';
+import { writeOrderedKey } from './ordered-key.js';
 
 /**
  * Opening the LMDB environment of an index or query view (FORMAT.md F-52, F-98). LMDB maps its file into memory
@@ -20,9 +21,10 @@ import { syncDirectorySync } from '../log/file/segment-files.js';
  * assuming zeros there, while its shared key buffer holds whatever an earlier key left: a range starting at a
  * strict prefix of stored keys then skipped some of them. The same encoding given as an explicit encoder makes
  * lmdb-js leave comparing to LMDB's own (bytes, then length), the order `ordered-binary` is made for, so existing
- * files keep their order.
+ * files keep their order. The encoder is `ordered-binary`'s but for long strings holding U+0000…U+0004, which it
+ * leaves unescaped (see `writeOrderedKey`).
  */
-export const orderedBinaryKeys = { keyEncoder: { writeKey, readKey } };
+export const orderedBinaryKeys = { keyEncoder: { writeKey: writeOrderedKey, readKey } };
 
 /** lmdb-js 3 on 64-bit platforms: the meta pages (page 0 and 1) hold these fields (LMDB's MDB_meta). */
 const metaMagic = 0xbeef_c0de;

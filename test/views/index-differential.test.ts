@@ -46,8 +46,9 @@ interface Doc {
 }
 
 // Key parts: strings sharing prefixes, the empty string, characters the key encoding escapes, unicode beyond the
-// Basic Multilingual Plane (which sorts after U+FFFF as bytes but before it as UTF-16), numbers of both signs.
-const strings = ['', 'a', 'ab', 'abc', 'b', 'é', '中', '\uffff', '😀', '\u0001', '\u001b', 'a\u0000b', 'a'.repeat(70)];
+// Basic Multilingual Plane (which sorts after U+FFFF as bytes but before it as UTF-16), long strings with and
+// without those characters (`ordered-binary` escapes them only in short ones), numbers of both signs.
+const strings = ['', 'a', 'ab', 'abc', 'b', 'é', '中', '\uffff', '😀', '\u0001', '\u001b', 'a\u0000b', 'a'.repeat(70), `${'a'.repeat(70)}\u0000b`, `\u0002${'a'.repeat(70)}`];
 const numbers = [0, 1, -1, 2.5, -2.5, 1000, -1e-7, 1e21];
 const partArb: fc.Arbitrary<Part> = fc.oneof(fc.constantFrom(...strings), fc.constantFrom(...numbers));
 /** An array key: two or three parts (one-part arrays are left out: see README, "index"). */

@@ -168,6 +168,21 @@ describe('index view', () => {
     assert.throws(() => byN.read({ live: true, reverse: true }), TypeError);
   });
 
+  it('reads back keys with long strings holding U+0000…U+0004 (ordered-binary leaves them unescaped)', async () => {
+    await using db = await Sluice.open<{ s: string; n: number }>(directory());
+    const long = 'a'.repeat(70);
+    const texts = [long + '\u0000b', long + '\u0000', long + '\u0004z', long, '\u0001' + long];
+    const byText = db.use('byText', index<{ s: string; n: number }>(1, (value) => [value.s, value.n]));
+    await db.append(texts.map((s, n) => ({ s, n })));
+    const read: unknown[] = [];
+    for await (const entry of byText.read()) read.push(entry.key);
+    assert.deepEqual(read, [['\u0001' + long, 4], [long, 3], [long + '\u0000', 1], [long + '\u0000b', 0], [long + '\u0004z', 2]]);
+    assert.equal((await byText.get([long + '\u0000b', 0]))?.value.n, 0);
+    const ranged: unknown[] = [];
+    for await (const entry of byText.read({ gt: [long + '\u0000'], lt: [long + '\u0004'] })) ranged.push(entry.key);
+    assert.deepEqual(ranged, [[long + '\u0000', 1], [long + '\u0000b', 0]]);
+  });
+
   it('hands a live read one entry for a key that map listed twice for a record, as the index holds one', async () => {
     await using db = await Sluice.open<Message>(directory());
     const tags = db.use('tags', index<Message>(1, (value) => [['t', value.n % 2], ['t', value.n % 2], ['u', value.n]]));

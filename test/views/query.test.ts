@@ -601,3 +601,21 @@ describe('query view: record keys', () => {
     assert.deepEqual(await run([{ $filter: { key: '\ufeffa' } }, { $map: ['value', 'n'] }]), [2]);
   });
 });
+
+describe('query view: long strings', () => {
+  it('finds values with long strings holding U+0000…U+0004 through an index as by a scan', async () => {
+    await using db = await Sluice.open<{ s: string; n: number }>(temporaryDirectory());
+    const indexed = db.use('indexed', query<{ s: string; n: number }>(1, { indexes: [{ name: 's', value: [['value', 's']] }] }));
+    const scanned = db.use('scanned', query<{ s: string; n: number }>(1));
+    const long = 'x'.repeat(80);
+    await db.append([long + '\u0000', long + '\u0000y', long + '\u0003', long].map((s, n) => ({ s, n })));
+    for (const view of [indexed, scanned]) {
+      const found: unknown[] = [];
+      for await (const row of view.read({ query: [{ $filter: { value: { s: { $prefix: long + '\u0000' } } } }, { $map: ['value', 'n'] }] })) found.push(row);
+      assert.deepEqual(found.sort(), [0, 1]);
+      const equal: unknown[] = [];
+      for await (const row of view.read({ query: [{ $filter: { value: { s: long + '\u0003' } } }, { $map: ['value', 'n'] }] })) equal.push(row);
+      assert.deepEqual(equal, [2]);
+    }
+  });
+});

@@ -1,0 +1,72 @@
+import { writeKey } from 'ordered-binary';
+
+type Key = Parameters<typeof writeKey>[0];
+
+/**
+ * Writes an index key as `ordered-binary` bytes (F-52), with one difference: `ordered-binary` escapes the
+ * characters U+0000 to U+0004 of a string (as byte 4 and the character) only in strings under 64 characters, and
+ * writes longer ones as plain UTF-8, where such a character reads back as the end of the string (U+0000, the
+ * separator of array parts) or as an escape. Such a key then decodes as another key, and a read that meets it
+ * fails with `CORRUPT_VIEW`. Here long strings are escaped as short ones are, which `ordered-binary` reads back
+ * as they were; every other key is written by `ordered-binary` itself, byte for byte.
+ *
+ * Same signature as `ordered-binary`'s `writeKey`: writes `key` at `position` of `target`, returns the end.
+ */
+export function writeOrderedKey(key: unknown, target: Uint8Array, position: number, inSequence?: boolean): number {
+  if (typeof key === 'string') {
+    return needsEscapes(key) ? writeEscapedString(key, target, position) : writeKey(key as Key, target, position, inSequence);
+  }
+  if (Array.isArray(key) && key.some(needsEscapes)) {
+    let end = position;
+    for (let i = 0; i < key.length; i++) {
+      // Parts are separated by a zero byte, as `ordered-binary` writes arrays.
+      if (i > 0) target[end++] = 0;
+      end = writeOrderedKey(key[i], target, end, true);
+    }
+    return end;
+  }
+  return writeKey(key as Key, target, position, inSequence);
+}
+
+/** Strings this long or longer are written unescaped by `ordered-binary`. */
+const escapedCharsMax = 63;
+/** The characters `ordered-binary` escapes (as byte 4, then the character). */
+const escapedCharacter = /[\u0000-\u0004]/;
+const escapeByte = 4;
+/** The byte `ordered-binary` puts before a string whose first character is under 28, to tell it from other types. */
+const stringMark = 27;
+const utf8 = new TextEncoder();
+
+function needsEscapes(part: unknown): part is string {
+  return typeof part === 'string' && part.length > escapedCharsMax && escapedCharacter.test(part);
+}
+
+function writeEscapedString(text: string, target: Uint8Array, position: number): number {
+  let end = position;
+  if (!(text.charCodeAt(0) >= 28)) target[end++] = stringMark;
+  let from = 0;
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code > escapeByte) continue;
+    // An escaped character is never half of a surrogate pair, so the runs between them are whole text.
+    end = writeUtf8(text.slice(from, i), target, end);
+    target[end++] = escapeByte;
+    target[end++] = code;
+    from = i + 1;
+  }
+  return writeUtf8(text.slice(from), target, end);
+}
+
+function writeUtf8(text: string, target: Uint8Array, position: number): number {
+  const { read, written } = utf8.encodeInto(text, target.subarray(position));
+  // Two bytes short of the end at least: the caller writes an escape after a run.
+  if (read < text.length || position + written > target.length - 2) throw new RangeError('the key does not fit the buffer it is written to');
+  return position + written;
+}
+
+const keyScratch = Buffer.allocUnsafe(8192);
+
+/** The bytes of `key` as `writeOrderedKey` writes them (a copy): what LMDB stores and sorts for it. */
+export function orderedKeyBytes(key: unknown): Buffer {
+  return Buffer.from(keyScratch.subarray(0, writeOrderedKey(key, keyScratch, 0)));
+}
