@@ -459,7 +459,7 @@ function liveEntries(keys: readonly IndexKey[], offsets: readonly number[]): Arr
     if (shared) {
       // Only records with several keys pay for the comparison.
       if (offsets[i - 1] !== offset) seen = new Set();
-      const bytes = orderedKeyBytes(key as Key).toString('latin1');
+      const bytes = orderedKeyBytes(key).toString('latin1');
       if (seen.has(bytes)) continue;
       seen.add(bytes);
     }
@@ -531,7 +531,7 @@ function byteRange(options: RangeOptions): ByteRange {
  * of the same bounds (a character past U+FFFF sorts after U+E000…U+FFFF as bytes, before them as code units).
  */
 function inRange(key: IndexKey, range: ByteRange): boolean {
-  const bytes = orderedKeyBytes(key as Key);
+  const bytes = orderedKeyBytes(key);
   if (range.start !== undefined) {
     const order = Buffer.compare(bytes, range.start);
     if (order < 0 || (order === 0 && range.exclusiveStart)) return false;

@@ -14,7 +14,7 @@ type Key = Parameters<typeof writeKey>[0];
  */
 export function writeOrderedKey(key: unknown, target: Uint8Array, position: number, inSequence?: boolean): number {
   if (typeof key === 'string') {
-    return needsEscapes(key) ? writeEscapedString(key, target, position) : writeKey(key as Key, target, position, inSequence);
+    return needsEscapes(key) ? writeEscapedString(key, target, position) : writeKey(key, target, position, inSequence);
   }
   if (Array.isArray(key) && key.some(needsEscapes)) {
     let end = position;
@@ -30,15 +30,16 @@ export function writeOrderedKey(key: unknown, target: Uint8Array, position: numb
 
 /** Strings this long or longer are written unescaped by `ordered-binary`. */
 const escapedCharsMax = 63;
-/** The characters `ordered-binary` escapes (as byte 4, then the character). */
-const escapedCharacter = /[\u0000-\u0004]/;
+/** The characters up to U+0004 are those `ordered-binary` escapes (as this byte, then the character). */
 const escapeByte = 4;
 /** The byte `ordered-binary` puts before a string whose first character is under 28, to tell it from other types. */
 const stringMark = 27;
 const utf8 = new TextEncoder();
 
 function needsEscapes(part: unknown): part is string {
-  return typeof part === 'string' && part.length > escapedCharsMax && escapedCharacter.test(part);
+  if (typeof part !== 'string' || part.length <= escapedCharsMax) return false;
+  for (let i = 0; i < part.length; i++) if (part.charCodeAt(i) <= escapeByte) return true;
+  return false;
 }
 
 function writeEscapedString(text: string, target: Uint8Array, position: number): number {
