@@ -245,10 +245,10 @@ describe('options that belong elsewhere', () => {
     await assert.rejects(check(dir, untyped<never>({ verifychain: true })), /did you mean verifyChain\?/);
   });
 
-  it('a $filter number that is not finite is refused, as a range bound is: JSON holds none', async () => {
+  it('a $filter NaN is refused: it could match nothing', async () => {
     const db = await Sluice.open<{ n: number }>(directory(), { log: new MemoryLog<{ n: number }>() });
     const numbers = db.use('numbers', query<{ n: number }>(1, { indexes: [] }));
-    for (const n of [NaN, Infinity]) assert.throws(() => numbers.read({ query: [{ $filter: { n } }] }), /\$filter\.n must be a finite number/);
+    assert.throws(() => numbers.read({ query: [{ $filter: { n: NaN } }] }), /\$filter\.n must be a number other than NaN/);
     await db.close();
   });
 });

@@ -116,8 +116,8 @@ export function isOperatorObject(filter: Record<string, unknown>): boolean {
 }
 
 /**
- * - a string, number, boolean or `null`: the field equals it (`===`); `undefined`: the field is missing; a number
- *   that is not finite is a TypeError (JSON holds none: it could match nothing);
+ * - a string, number, boolean or `null`: the field equals it (`===`); `undefined`: the field is missing; NaN is a
+ *   TypeError (it could match nothing);
  * - an object of fields: the field is an object (or array) and each listed field matches, recursively;
  * - an array: the field is an array of that length whose items match one by one;
  * - an object of operators: `$gt`, `$gte`, `$lt`, `$lte` (a string or finite number, all of one type; the field
@@ -126,9 +126,9 @@ export function isOperatorObject(filter: Record<string, unknown>): boolean {
  */
 export function compileFilter(filter: unknown, where: string): Test {
   if (filter === undefined) return (value) => value === undefined;
-  if (typeof filter === 'number' && !Number.isFinite(filter)) {
-    // JSON holds no NaN nor Infinity: such a filter could match nothing, as a range bound could not.
-    throw new TypeError(`${where} must be a finite number, got ${describe(filter)}`);
+  if (Number.isNaN(filter)) {
+    // NaN equals nothing: such a filter could match nothing, not even a NaN a codec other than JSON kept.
+    throw new TypeError(`${where} must be a number other than NaN, got ${describe(filter)}`);
   }
   if (filter === null || typeof filter === 'string' || typeof filter === 'boolean' || typeof filter === 'number') {
     return (value) => value === filter;
