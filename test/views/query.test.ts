@@ -321,6 +321,10 @@ describe('query view: plans', () => {
       'type',
       'every leading filter is considered',
     );
+    // `text` and `lang` tie (one field fixed each): the index declared first wins, whichever filter fixes it.
+    for (const filters of [[{ value: { meta: { lang: 'en' } } }, { value: { text: 'hello' } }], [{ value: { text: 'hello' } }, { value: { meta: { lang: 'en' } } }]]) {
+      assert.equal(view.explain({ query: filters.map(($filter) => ({ $filter })) }).index, 'text', `ties across filters: ${JSON.stringify(filters)}`);
+    }
     assert.deepEqual(query<Doc>(1).explain(filter({ value: { type: 'post' } })), scan, 'no indexes: always a scan');
   });
 

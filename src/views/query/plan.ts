@@ -114,8 +114,10 @@ function constraintAt(filter: QueryFilter, path: Path): Constraint {
  */
 export function choosePlan(indexes: readonly QueryIndex[], filters: readonly QueryFilter[]): { plan: QueryPlan; bounds?: KeyBounds } {
   let best: { index: QueryIndex; eq: KeyPart[]; parts: KeyPart[]; range: FieldRange | undefined; score: number } | undefined;
-  for (const filter of filters) {
-    for (const index of indexes) {
+  // Indexes outside, filters inside: a tie between indexes served by different filters goes to the index declared
+  // first, not to the one the first filter happens to serve.
+  for (const index of indexes) {
+    for (const filter of filters) {
       const eq: KeyPart[] = [];
       const parts: KeyPart[] = [];
       let range: FieldRange | undefined;
