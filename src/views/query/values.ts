@@ -126,17 +126,20 @@ export function cutString(text: string): string {
 
 /**
  * A field value as an element of an index key, or `undefined` for a value no index holds (missing, `null`,
- * objects, arrays, non-finite numbers): the record is then not in that index. Every value a filter can select
- * through an index (by equality with a string, number or boolean, or by a range or prefix, which only match
- * strings and finite numbers) is indexable, so no match is ever missing from its index range.
+ * objects, arrays, NaN): the record is then not in that index. Every value a filter can select through an index
+ * (by equality with a string, number or boolean, or by a range or prefix, which only match strings and numbers
+ * other than NaN) is indexable, so no match is ever missing from its index range.
  */
 export function keyPart(value: unknown): KeyPart | undefined {
   switch (typeof value) {
     case 'string':
       return cutString(value);
     case 'number':
+      // NaN equals nothing and lies in no range. The infinities do lie in ranges (a codec other than JSON keeps
+      // them), and ordered-binary puts them at the two ends of the numbers, where the ranges look for them.
+      if (Number.isNaN(value)) return undefined;
       // ordered-binary puts -0 after every positive number; as a key it is 0, which it equals.
-      return Number.isFinite(value) ? (value === 0 ? 0 : value) : undefined;
+      return value === 0 ? 0 : value;
     case 'boolean':
       return value;
     default:
