@@ -305,19 +305,27 @@ export class IndexView<T> implements View<T> {
       let covered = this.#committed;
       let remaining = options.limit ?? Infinity;
       let after: Key | undefined;
+      let afterOffset = -1;
       while (remaining > 0) {
         const found: Array<{ key: Key; offset: number }> = [];
+        // A one-part array key reads back as its part, whose bytes may be shorter (a number's are, outside an
+        // array): a page after it then starts at that entry again, which is skipped, so such a page takes one more.
+        const pageLimit = remaining + (after === undefined ? 0 : 1);
         const page = {
           ...options,
           ...(after === undefined ? {} : { start: after, exclusiveStart: true }),
-          ...(options.limit === undefined ? {} : { limit: remaining }),
+          ...(options.limit === undefined ? {} : { limit: pageLimit }),
         };
         storeRead(this.#file(), () => {
           for (const { key, value } of this.#store().getRange(page)) found.push({ key, offset: checkStoredOffset(value, this.#file()) });
         });
-        const full = found.length === remaining;
+        const full = found.length === pageLimit;
+        const again = found[0];
+        if (after !== undefined && again !== undefined && again.offset === afterOffset && compareKeys(again.key, after) === 0) found.shift();
         for (const { key, offset } of found) {
+          if (remaining === 0) break;
           after = key;
+          afterOffset = offset;
           if (range.live === true && offset > covered) continue;
           const entry = await readUnlessGone(item(key as IndexKey, offset));
           if (entry === goneRecord) continue;
