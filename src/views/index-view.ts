@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { closeViewStore, commitSync, committed, openViewStore, orderedBinaryKeys, type StoreDurability } from './lmdb-store.js';
 import { type Database, type Key, type RootDatabase } from 'lmdb';
 import { compareKeys } from 'ordered-binary';
-import { orderedKeyBytes } from './ordered-key.js';
+import { keyLayout, orderedKeyBytes } from './ordered-key.js';
 import { isSluiceError, SluiceError } from '../errors.js';
 import { indexBatchRecords } from '../limits.js';
 import { KeyBytes } from './key-bytes.js';
@@ -46,6 +46,8 @@ const appendPut = { append: true } as const;
 /** After a refused append, plain puts before appends are tried again (see `IndexView.#put`). */
 const appendRetryPuts = 256;
 const versionKey = 'version';
+/** Meta key: the layout of the entries' keys (`keyLayout`). */
+export const layoutKey = 'layout';
 /** Meta key: the `below` of the last prune that finished (`View.prune`), so a reopen does not scan again. */
 export const prunedBelowKey = 'prunedBelow';
 /** Entries looked at per step of a prune's pass, and removed in one transaction. */
@@ -88,7 +90,8 @@ export class IndexView<T> implements View<T> {
       (message) => context.report(message),
       (opened) => {
         const meta = opened.openDB<number, string>({ name: 'meta' });
-        return { entries: opened.openDB<number, Key>({ name: 'entries', encoding: 'ordered-binary', ...orderedBinaryKeys }), meta, version: meta.get(versionKey), since: meta.get(sinceKey) };
+        const entries = opened.openDB<number, Key>({ name: 'entries', encoding: 'ordered-binary', ...orderedBinaryKeys });
+        return { entries, meta, version: meta.get(versionKey), since: meta.get(sinceKey), layout: meta.get(layoutKey) };
       },
       context.fileMode,
     );
@@ -96,9 +99,12 @@ export class IndexView<T> implements View<T> {
     this.#durability = durability;
     this.#entries = probed.entries;
     this.#meta = probed.meta;
-    const { version, since } = probed;
+    const { version, since, layout } = probed;
     if (version === undefined || since === undefined) return -1;
-    const stale = storedSinceProblem(since) ?? (version !== this.version ? `version ${version} on disk, ${this.version} in code` : undefined);
+    const stale =
+      storedSinceProblem(since) ??
+      (version !== this.version ? `version ${version} on disk, ${this.version} in code` : undefined) ??
+      layoutProblem(layout);
     if (stale !== undefined) {
       context.report(`${stale}: rebuilding`);
       await this.clear();
@@ -139,6 +145,7 @@ export class IndexView<T> implements View<T> {
         }
         meta.putSync(sinceKey, since);
         meta.putSync(versionKey, this.version);
+        meta.putSync(layoutKey, keyLayout);
       }, () => (this.#commitFailed = true)),
     );
     this.#committed = since;
@@ -305,27 +312,21 @@ export class IndexView<T> implements View<T> {
       let covered = this.#committed;
       let remaining = options.limit ?? Infinity;
       let after: Key | undefined;
-      let afterOffset = -1;
       while (remaining > 0) {
         const found: Array<{ key: Key; offset: number }> = [];
-        // A one-part array key reads back as its part, whose bytes may be shorter (a number's are, outside an
-        // array): a page after it then starts at that entry again, which is skipped, so such a page takes one more.
-        const pageLimit = remaining + (after === undefined ? 0 : 1);
+        // A key read back is written to the same bytes again (`checkKey` stores no one-part array, whose number
+        // part would read back as a number of shorter bytes), so a page can start right after it.
         const page = {
           ...options,
           ...(after === undefined ? {} : { start: after, exclusiveStart: true }),
-          ...(options.limit === undefined ? {} : { limit: pageLimit }),
+          ...(options.limit === undefined ? {} : { limit: remaining }),
         };
         storeRead(this.#file(), () => {
           for (const { key, value } of this.#store().getRange(page)) found.push({ key, offset: checkStoredOffset(value, this.#file()) });
         });
-        const full = found.length === pageLimit;
-        const again = found[0];
-        if (after !== undefined && again !== undefined && again.offset === afterOffset && compareKeys(again.key, after) === 0) found.shift();
+        const full = found.length === remaining;
         for (const { key, offset } of found) {
-          if (remaining === 0) break;
           after = key;
-          afterOffset = offset;
           if (range.live === true && offset > covered) continue;
           const entry = await readUnlessGone(item(key as IndexKey, offset));
           if (entry === goneRecord) continue;
@@ -407,6 +408,11 @@ export function isRecordGone(error: unknown): boolean {
   return isSluiceError(error, 'RECORD_DELETED') || isSluiceError(error, 'OFFSET_OUT_OF_RANGE') || isSluiceError(error, 'NOT_A_RECORD');
 }
 
+/** Why the stored key layout (`keyLayout`) is not this code's, or `undefined` when it is. */
+export function layoutProblem(layout: unknown): string | undefined {
+  return layout === keyLayout ? undefined : `key layout ${layout === undefined ? 'of before 2' : JSON.stringify(layout)} on disk, ${keyLayout} in code`;
+}
+
 /** Validates `View.prune`'s argument: an offset (a programmer mistake otherwise). */
 export function checkPruneBound(below: unknown): asserts below is number {
   if (typeof below !== 'number') throw new TypeError(`below must be a number, got ${typeof below}`);
@@ -483,13 +489,17 @@ function isKeyList(keys: IndexKey | readonly IndexKey[]): keys is readonly Index
 }
 
 /**
- * Validates a key and returns it with every -0 made 0: ordered-binary writes -0 as its own number, sorted after
- * every other and decoded as another key, while JavaScript (and `map`) takes -0 and 0 for the same value.
+ * Validates a key and returns it as it is stored: every -0 made 0 (ordered-binary writes -0 as its own number,
+ * sorted after every other and decoded as another key, while JavaScript and `map` take -0 and 0 for one value),
+ * and a one-part array as its part (which it reads back as; a number in an array takes more bytes than alone, so
+ * `[1]` would otherwise be another key than the `1` it reads back as, and a read going on after it would start
+ * in the wrong place).
  */
 function checkKey(key: IndexKey): IndexKey {
   if (Array.isArray(key) ? key.length > 0 && key.every(isKeyPart) : isKeyPart(key)) {
-    if (isArrayKey(key)) return key.some(isNegativeZero) ? key.map((part) => (isNegativeZero(part) ? 0 : part)) : key;
-    return isNegativeZero(key) ? 0 : key;
+    const single = isArrayKey(key) && key.length === 1 ? (key[0] as string | number) : key;
+    if (isArrayKey(single)) return single.some(isNegativeZero) ? single.map((part) => (isNegativeZero(part) ? 0 : part)) : single;
+    return isNegativeZero(single) ? 0 : single;
   }
   throw new TypeError(`an index key is a string, a finite number, or a non-empty array of them: ${JSON.stringify(key)}`);
 }

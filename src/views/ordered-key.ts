@@ -3,6 +3,14 @@ import { writeKey } from 'ordered-binary';
 type Key = Parameters<typeof writeKey>[0];
 
 /**
+ * The layout of the keys of index and query environments, stored in their `meta` beside the view's version: an
+ * environment of another layout (none: written before this rule) is rebuilt, since its keys may not be where
+ * reads now look for them. 2: long strings escaped (`writeOrderedKey`), `-0` stored as `0`, a one-part array as
+ * its part, infinities in query indexes.
+ */
+export const keyLayout = 2;
+
+/**
  * Writes an index key as `ordered-binary` bytes (F-52), with one difference: `ordered-binary` escapes the
  * characters U+0000 to U+0004 of a string (as byte 4 and the character) only in strings under 64 characters, and
  * writes longer ones as plain UTF-8, where such a character reads back as the end of the string (U+0000, the
@@ -28,7 +36,7 @@ export function writeOrderedKey(key: unknown, target: Uint8Array, position: numb
   return writeKey(key as Key, target, position, inSequence);
 }
 
-/** Strings this long or longer are written unescaped by `ordered-binary`. */
+/** Strings longer than this are written unescaped by `ordered-binary`. */
 const escapedCharsMax = 63;
 /** The characters up to U+0004 are those `ordered-binary` escapes (as this byte, then the character). */
 const escapeByte = 4;
@@ -36,7 +44,7 @@ const escapeByte = 4;
 const stringMark = 27;
 const utf8 = new TextEncoder();
 
-function needsEscapes(part: unknown): part is string {
+function needsEscapes(part: unknown): boolean {
   if (typeof part !== 'string' || part.length <= escapedCharsMax) return false;
   for (let i = 0; i < part.length; i++) if (part.charCodeAt(i) <= escapeByte) return true;
   return false;

@@ -2,10 +2,12 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { open as openLmdb } from 'lmdb';
 import { Sluice } from '../../src/db/sluice.js';
 import { MemoryLog } from '../../src/log/memory/memory-log.js';
 import type { LogRecord } from '../../src/log/log.js';
-import { index, IndexView, type IndexEntry } from '../../src/views/index-view.js';
+import { index, IndexView, layoutKey, type IndexEntry } from '../../src/views/index-view.js';
+import { query } from '../../src/views/query/index.js';
 import { message, viewSuite, type Message } from '../conformance/view-suite.js';
 import { mulberry32, temporaryDirectory } from '../helpers.js';
 
@@ -309,6 +311,30 @@ describe('index view', () => {
     db = await Sluice.open<Message>(dir);
     view = db.use('ix', index<Message>(2, (value) => value.type));
     assert.deepEqual((await entries(view)).map(([key]) => key), ['like', 'post']);
+    await db.close();
+  });
+
+  it('rebuilds an index or query environment whose key layout is not the code\'s (one written before the layout was stored)', async () => {
+    const dir = directory();
+    let db = await Sluice.open<Message>(dir);
+    db.use('ix', index<Message>(1, (value) => [[value.n]]));
+    db.use('q', query<Message>(1, { indexes: [{ name: 'n', value: [['value', 'n']] }] }));
+    await db.append(Array.from({ length: 5 }, (_, n) => message(n)));
+    await db.ready();
+    await db.close();
+    for (const file of [join(dir, 'views', 'ix', 'index.mdb'), join(dir, 'views', 'q', 'query.mdb')]) {
+      const root = openLmdb({ path: file });
+      await root.openDB<number, string>({ name: 'meta' }).remove(layoutKey);
+      await root.close();
+    }
+    const reports: string[] = [];
+    db = await Sluice.open<Message>(dir);
+    db.on('report', ({ message: text }) => reports.push(text));
+    const view = db.use('ix', index<Message>(1, (value) => [[value.n]]));
+    db.use('q', query<Message>(1, { indexes: [{ name: 'n', value: [['value', 'n']] }] }));
+    assert.deepEqual((await entries(view)).map(([key]) => key), [0, 1, 2, 3, 4]);
+    await db.ready();
+    assert.equal(reports.filter((text) => /key layout of before 2 on disk, 2 in code: rebuilding/.test(text)).length, 2, reports.join('; '));
     await db.close();
   });
 

@@ -1,5 +1,6 @@
 import { join } from 'node:path';
-import { checkPruneBound, checkStoredOffset, entriesBelow, isRecordGone, prunedBelowKey, storedSinceProblem, storeRead } from '../index-view.js';
+import { checkPruneBound, checkStoredOffset, entriesBelow, isRecordGone, layoutKey, layoutProblem, prunedBelowKey, storedSinceProblem, storeRead } from '../index-view.js';
+import { keyLayout } from '../ordered-key.js';
 import { closeViewStore, committed, handleCommitFailure, openViewStore, orderedBinaryKeys, type StoreDurability } from '../lmdb-store.js';
 import { type Database, type Key, type RootDatabase } from 'lmdb';
 import { SluiceError } from '../../errors.js';
@@ -123,20 +124,21 @@ export class QueryView<T> implements View<T> {
       (opened) => {
         const meta = opened.openDB<number | string, string>({ name: 'meta' });
         const entries = opened.openDB<number, Key>({ name: 'entries', encoding: 'ordered-binary', ...orderedBinaryKeys });
-        return { entries, meta, version: meta.get(versionKey), since: meta.get(sinceKey), declarations: meta.get(indexesKey) };
+        return { entries, meta, version: meta.get(versionKey), since: meta.get(sinceKey), declarations: meta.get(indexesKey), layout: meta.get(layoutKey) };
       },
       context.fileMode,
     );
     this.#root = root;
     this.#durability = durability;
     this.#entries = probed.entries;
-    const { meta, version, since, declarations } = probed;
+    const { meta, version, since, declarations, layout } = probed;
     this.#meta = meta;
     if (version === undefined || since === undefined) return -1;
     let stale: string | undefined;
     if (storedSinceProblem(since) !== undefined) stale = `${storedSinceProblem(since)}: rebuilding`;
     else if (version !== this.version) stale = `version ${version} on disk, ${this.version} in code: rebuilding`;
     else if (declarations !== this.#declarations) stale = 'the declared indexes changed: rebuilding';
+    else if (layoutProblem(layout) !== undefined) stale = `${layoutProblem(layout)}: rebuilding`;
     if (stale !== undefined) {
       context.report(stale);
       // The entries of another version or other indexes must not survive into the rebuild.
@@ -165,6 +167,7 @@ export class QueryView<T> implements View<T> {
       meta.putSync(sinceKey, since);
       meta.putSync(versionKey, this.version);
       meta.putSync(indexesKey, this.#declarations);
+      meta.putSync(layoutKey, keyLayout);
       handleCommitFailure(this.#root);
     }), () => (this.#commitFailed = true)));
     this.#since = since;
