@@ -27,11 +27,13 @@ export function checkOptionNames(options: object, known: readonly string[], what
 }
 
 /**
- * The options of the operations on a flumelog-offset file (import, export, `statFlumeOffset`): an object, and
- * `legacy` a boolean, since each reads only `legacy === true` and would take `'yes'` for the 3.x format.
+ * The options of the operations on a flumelog-offset file (import, export, `statFlumeOffset`): an object of the
+ * options `operation` takes (`names`), and `legacy` a boolean, since each reads only `legacy === true` and would
+ * take `'yes'` for the 3.x format.
  */
-export function checkFlumeOffsetFileOptions(options: unknown): void {
+export function checkFlumeOffsetFileOptions(options: unknown, names: readonly string[], operation: string): void {
   if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
+  checkOptionNames(options, names, operation);
   checkBooleanOptions(options, ['legacy']);
 }
 

@@ -31,6 +31,8 @@ export interface ExportResult {
   readonly bytes: number;
 }
 
+const exportOptionNames: ReadonlyArray<keyof ExportOptions> = ['offsetWidth', 'legacy', 'signal', 'onProgress', 'encryption', 'fileMode', 'batchBytes'];
+
 /**
  * Writes the records of the native log in `dir` into a new flumelog-offset file, payload bytes unchanged, in
  * order (offsets change: each format has its own framing). Keys and times are not kept (the format has no place
@@ -40,7 +42,7 @@ export interface ExportResult {
 export async function exportFlumeOffset(dir: string, file: string, options: ExportOptions = {}): Promise<ExportResult> {
   if (typeof dir !== 'string' || dir.length === 0) throw new TypeError('dir must be a non-empty string');
   if (typeof file !== 'string' || file.length === 0) throw new TypeError('file must be a non-empty string');
-  checkFlumeOffsetFileOptions(options);
+  checkFlumeOffsetFileOptions(options, exportOptionNames, 'exportFlumeOffset');
   // lstat, not exists: a symbolic link (even one pointing nowhere) is a file that exists and is never written through.
   if (lstatOrUndefined(file) !== undefined) throw new SluiceError('INVALID_INPUT', `${file} exists: export writes a new file only`, { file });
   const { signal } = options;

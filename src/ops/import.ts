@@ -9,7 +9,7 @@ import { importBatchBytes, importBatchRecords } from '../limits.js';
 import { importedOffsetKey, importedOffsets, importedOffsetsViewName } from '../views/imported-offsets.js';
 import type { ViewProgress } from '../views/runner.js';
 import { ProgressMeter } from '../progress/meter.js';
-import { checkFlumeOffsetFileOptions } from '../log/open-checks.js';
+import { checkFlumeOffsetFileOptions, checkOptionNames } from '../log/open-checks.js';
 
 export interface ImportOptions {
   /** The source's offset width (4, 6 or 8; default 4), as `FlumeOffsetLog.open` takes it. */
@@ -52,7 +52,7 @@ export async function importFlumeOffset(source: string, dir: string, options: Im
   if (lstatSync(dir, { throwIfNoEntry: false })?.isSymbolicLink() === true) {
     throw new SluiceError('INVALID_INPUT', `${dir} is a symbolic link: import into a new directory`, { file: dir });
   }
-  checkFlumeOffsetFileOptions(options);
+  checkFlumeOffsetFileOptions(options, importOptionNames, 'importFlumeOffset');
   checkLogSecurity(options.log);
   refuseLinksInDirectoryAndViews(dir);
   const { signal } = options;
@@ -136,16 +136,13 @@ function refuseLinksInDirectoryAndViews(dir: string): void {
   walk(dir, false);
 }
 
-/** The options of the new log that import takes; the others (`readonly`, `codec`…) are import's own to choose. */
-const securityOptions = ['chain', 'chainKey', 'encryption'];
+const importOptionNames: ReadonlyArray<keyof ImportOptions> = ['offsetWidth', 'legacy', 'signal', 'onProgress', 'log', 'fileMode', 'batchBytes'];
 
-/** The new log's options: `securityOptions` only. */
+/** The new log's options: its security only; the others (`readonly`, `codec`…) are import's own to choose. */
 function checkLogSecurity(log: unknown): void {
   if (log === undefined) return;
   if (typeof log !== 'object' || log === null) throw new TypeError('log must be an object { chain?, chainKey?, encryption? }');
-  for (const name of Object.keys(log)) {
-    if (!securityOptions.includes(name)) throw new TypeError(`unknown log option ${name} (${securityOptions.join(', ')})`);
-  }
+  checkOptionNames(log, ['chain', 'chainKey', 'encryption'], 'the log of importFlumeOffset');
 }
 
 /** The byte budget of the appends of an import or export: an integer from 1 to `importBatchBytes`. */

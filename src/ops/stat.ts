@@ -8,7 +8,7 @@ import { FrameReader } from '../log/file/frame-reader.js';
 import type { Segments } from '../log/file/segments.js';
 import { FlumeOffsetLog } from '../log/flume-offset/flume-offset-log.js';
 import { readViewStates, type ViewStorage } from './view-states.js';
-import { checkFlumeOffsetFileOptions } from '../log/open-checks.js';
+import { checkFlumeOffsetFileOptions, checkOptionNames } from '../log/open-checks.js';
 
 /** One segment file of a log. */
 export interface SegmentStat {
@@ -80,7 +80,7 @@ export interface StatOptions {
  * as `FileLog.open` and `stream` do, and `ABORTED`.
  */
 export async function stat(dir: string, options: StatOptions = {}): Promise<LogStat> {
-  checkStatOptions(options);
+  checkStatOptions(options, ['signal'], 'stat');
   const signal = options.signal;
   throwIfAborted(signal, 'stat');
   const log = await FileLog.open(dir, { readonly: true, codec: skipValues, withoutKey: true });
@@ -148,8 +148,9 @@ export async function stat(dir: string, options: StatOptions = {}): Promise<LogS
 }
 
 /** A signal that is not an AbortSignal would be ignored by the checks between frames rather than refused. */
-function checkStatOptions(options: unknown): asserts options is StatOptions {
+function checkStatOptions(options: unknown, names: readonly string[], operation: string): asserts options is StatOptions {
   if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
+  checkOptionNames(options, names, operation);
   const { signal } = options as StatOptions;
   if (signal !== undefined && !(signal instanceof AbortSignal)) throw new TypeError('signal must be an AbortSignal');
 }
@@ -164,8 +165,8 @@ export interface FlumeOffsetStatOptions extends StatOptions {
  * (zeroed payloads, O-6) counted apart.
  */
 export async function statFlumeOffset(file: string, options: FlumeOffsetStatOptions = {}): Promise<LogStat> {
-  checkStatOptions(options);
-  checkFlumeOffsetFileOptions(options);
+  checkFlumeOffsetFileOptions(options, ['signal', 'offsetWidth', 'legacy'], 'statFlumeOffset');
+  checkStatOptions(options, ['signal', 'offsetWidth', 'legacy'], 'statFlumeOffset');
   const signal = options.signal;
   throwIfAborted(signal, 'stat');
   const log = await FlumeOffsetLog.open(file, {

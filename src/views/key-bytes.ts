@@ -1,4 +1,4 @@
-import { writeOrderedKey as writeKey } from './ordered-key.js';
+import { writeOrderedKey } from './ordered-key.js';
 import type { IndexKey } from './index-view.js';
 
 /** The scratch a key is encoded into: LMDB refuses keys over 1978 bytes long before this. */
@@ -8,7 +8,7 @@ const rememberedParts = 4;
 const rememberedChars = 512;
 
 /**
- * Encodes index keys to the bytes `ordered-binary` makes of them (F-52: the bytes LMDB stores and sorts), faster
+ * Encodes index keys to the bytes `writeOrderedKey` makes of them (F-52: the bytes LMDB stores and sorts), faster
  * when a string part repeats from one key to the next (an author, a type, a feed): the bytes of the last string
  * of each of the first parts are kept and copied instead of being encoded again, character by character. The
  * bytes are the same either way: a string's encoding does not depend on where in a key it is.
@@ -29,19 +29,19 @@ export class KeyBytes {
     let end: number;
     if (typeof key === 'string') {
       if (key.length > rememberedChars) return undefined;
-      end = writeKey(key, scratch, 0);
+      end = writeOrderedKey(key, scratch, 0);
     } else if (typeof key === 'number') {
-      end = writeKey(key, scratch, 0);
+      end = writeOrderedKey(key, scratch, 0);
     } else {
       if (key.length > 64) return undefined;
       end = 0;
       for (let i = 0; i < key.length; i++) {
         if (i > 0) scratch[end++] = 0;
         const part = key[i] as string | number;
-        if (typeof part !== 'string') end = writeKey(part, scratch, end, true);
+        if (typeof part !== 'string') end = writeOrderedKey(part, scratch, end, true);
         // Three bytes a character at most: a part that could overflow the scratch is left to LMDB.
         else if (end + part.length * 3 + 16 > scratchBytes) return undefined;
-        else end = i < rememberedParts ? this.#string(part, i, end) : writeKey(part, scratch, end, true);
+        else end = i < rememberedParts ? this.#string(part, i, end) : writeOrderedKey(part, scratch, end, true);
       }
     }
     return (this.#views[end] ??= scratch.subarray(0, end));
@@ -57,7 +57,7 @@ export class KeyBytes {
       for (let i = 0; i < length; i++) scratch[position + i] = bytes[i] as number;
       return position + length;
     }
-    const end = writeKey(part, this.#scratch, position, true);
+    const end = writeOrderedKey(part, this.#scratch, position, true);
     if (part.length <= rememberedChars) {
       const scratch = this.#scratch;
       for (let i = position; i < end; i++) bytes[i - position] = scratch[i] as number;

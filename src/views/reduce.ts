@@ -58,10 +58,14 @@ export class ReduceView<T, S, M = T> implements View<T> {
    * The state once the view has caught up (as `get`), then the new state after every batch of records the view
    * applies, until the consumer stops or `signal` aborts (the iteration then ends quietly), or the view stops
    * (closed or failed: the iteration ends with `VIEW_CLOSED` or `VIEW_FAILED`). States are not
-   * queued: a slow consumer sees the latest state, not every intermediate one.
+   * queued: a slow consumer sees the latest state, not every intermediate one. Options are checked at once; a
+   * signal aborted before the call rejects the first state with `ABORTED`, as any read does.
    */
-  async *changes(given?: ReadOptions): AsyncIterable<S> {
-    const options = checkReadOptions(given);
+  changes(options?: ReadOptions): AsyncIterable<S> {
+    return this.#changes(checkReadOptions(options));
+  }
+
+  async *#changes(options: ReadOptions): AsyncIterable<S> {
     const signal = options.signal;
     let latest: S | undefined;
     let fresh = false;

@@ -7,7 +7,7 @@ import { workersMax } from '../../ops/verify-chain.js';
 import { runInterruptible } from './interrupt.js';
 
 const usage = usageText(
-  'check <dir> [--json] [--verify-chain [--head <hash>] [--workers <n>]]',
+  'check <dir> [--json] [--verify-chain [--head <hash>] [--chain-key-file <path>] [--workers <n>]]',
   'Verifies the log in <dir> without modifying it: every segment header, every record (framing, offset and\n' +
     'checksum), that segments follow each other without a gap, how the last one ends, the LOCK file, and each\n' +
     "view's state against the log. Prints each problem (file, position, what) and a summary; a progress bar goes\n" +
