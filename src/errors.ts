@@ -134,6 +134,11 @@ export function asError(error: unknown): Error {
   return error instanceof Error ? error : new Error(String(error));
 }
 
+/** A programmer mistake (`TypeError`): a `signal` option that is not an AbortSignal, which no check would heed. */
+export function checkSignal(signal: unknown): void {
+  if (signal !== undefined && !(signal instanceof AbortSignal)) throw new TypeError('signal must be an AbortSignal');
+}
+
 /** Throws `ABORTED` (the signal's reason as cause) when `signal` has aborted; `what` names the call. */
 export function throwIfAborted(signal: AbortSignal | undefined, what: string): void {
   if (signal?.aborted === true) throw new SluiceError('ABORTED', `${what} was aborted`, { cause: signal.reason });

@@ -119,9 +119,10 @@ export class Sluice<T = JsonValue> extends EventEmitter<SluiceEvents> {
     if (typeof views !== 'object' || views === null || Array.isArray(views)) {
       throw new TypeError('views must be an object from view name to view');
     }
+    const named = Object.entries(views as Readonly<Record<string, View<T>>>);
     // Before the log is opened: a bad view must not leave it open (and locked) behind a thrown error.
     const given = new Set<View<T>>();
-    for (const [name, view] of Object.entries(options.views ?? {})) {
+    for (const [name, view] of named) {
       checkView(name, view);
       if (given.has(view)) throw new TypeError(`view ${name} is the same object as another view given`);
       checkNotInUse(name, view);
@@ -136,7 +137,7 @@ export class Sluice<T = JsonValue> extends EventEmitter<SluiceEvents> {
       }));
     const db = new Sluice<T>(dir, log, options.mapper, fileMode);
     try {
-      for (const [name, view] of Object.entries(options.views ?? {})) db.use(name, view);
+      for (const [name, view] of named) db.use(name, view);
     } catch (error) {
       // Another database took one of the views while the log opened: the log is not left open (and locked).
       await db.close().catch(() => undefined);

@@ -1,4 +1,5 @@
 import type { StreamOptions } from './log.js';
+import { checkSignal } from '../errors.js';
 
 /**
  * A stream's options reduced to one half-open offset range `[low, high)`. Offsets are integers, so `gt: x` is
@@ -40,9 +41,7 @@ export function toScanRange(options: StreamOptions | undefined): ScanRange {
     }
     limit = options.limit;
   }
-  if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
-    throw new TypeError('signal must be an AbortSignal');
-  }
+  checkSignal(options.signal);
   const low = Math.max(0, gt !== undefined ? gt + 1 : (gte ?? 0));
   const high = lt !== undefined ? lt : lte !== undefined ? lte + 1 : Infinity;
   return { low, high, reverse, limit, live };

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { isSluiceError, SluiceError } from '../errors.js';
+import { checkSignal, isSluiceError, SluiceError } from '../errors.js';
 import { operationFailure } from '../log/open-checks.js';
 import { checkProblemsMax } from '../limits.js';
 import { readJournal } from '../log/file/deletes.js';
@@ -214,7 +214,7 @@ export function checkArguments(
   if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
   checkOptionNames(options, optionNames, operation);
   const { signal, onProgress } = options as CheckOptions;
-  if (signal !== undefined && !(signal instanceof AbortSignal)) throw new TypeError('signal must be an AbortSignal');
+  checkSignal(signal);
   if (onProgress !== undefined && typeof onProgress !== 'function') throw new TypeError('onProgress must be a function');
   const { verifyChain: verify, head, chainKey, workers } = options as CheckOptions;
   if (chainKey !== undefined) checkChainKey(chainKey);

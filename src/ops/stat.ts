@@ -1,7 +1,7 @@
 import { stat as statFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { skipValues } from '../codec/codec.js';
-import { throwIfAborted } from '../errors.js';
+import { checkSignal, throwIfAborted } from '../errors.js';
 import { FileLog } from '../log/file/file-log.js';
 import { decodeHeader, headerBytes } from '../log/file/format.js';
 import { FrameReader } from '../log/file/frame-reader.js';
@@ -80,7 +80,7 @@ export interface StatOptions {
  * as `FileLog.open` and `stream` do, and `ABORTED`.
  */
 export async function stat(dir: string, options: StatOptions = {}): Promise<LogStat> {
-  checkStatOptions(options, ['signal'], 'stat');
+  checkStatOptions(options);
   const signal = options.signal;
   throwIfAborted(signal, 'stat');
   const log = await FileLog.open(dir, { readonly: true, codec: skipValues, withoutKey: true });
@@ -147,12 +147,10 @@ export async function stat(dir: string, options: StatOptions = {}): Promise<LogS
   }
 }
 
-/** A signal that is not an AbortSignal would be ignored by the checks between frames rather than refused. */
-function checkStatOptions(options: unknown, names: readonly string[], operation: string): asserts options is StatOptions {
+function checkStatOptions(options: unknown): asserts options is StatOptions {
   if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
-  checkOptionNames(options, names, operation);
-  const { signal } = options as StatOptions;
-  if (signal !== undefined && !(signal instanceof AbortSignal)) throw new TypeError('signal must be an AbortSignal');
+  checkOptionNames(options, ['signal'], 'stat');
+  checkSignal((options as StatOptions).signal);
 }
 
 export interface FlumeOffsetStatOptions extends StatOptions {
@@ -166,7 +164,7 @@ export interface FlumeOffsetStatOptions extends StatOptions {
  */
 export async function statFlumeOffset(file: string, options: FlumeOffsetStatOptions = {}): Promise<LogStat> {
   checkFlumeOffsetFileOptions(options, ['signal', 'offsetWidth', 'legacy'], 'statFlumeOffset');
-  checkStatOptions(options, ['signal', 'offsetWidth', 'legacy'], 'statFlumeOffset');
+  checkSignal(options.signal);
   const signal = options.signal;
   throwIfAborted(signal, 'stat');
   const log = await FlumeOffsetLog.open(file, {

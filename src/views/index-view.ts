@@ -410,7 +410,8 @@ export function isRecordGone(error: unknown): boolean {
 
 /** Why the stored key layout (`keyLayout`) is not this code's, or `undefined` when it is. */
 export function layoutProblem(layout: unknown): string | undefined {
-  return layout === keyLayout ? undefined : `key layout ${layout === undefined ? 'of before 2' : JSON.stringify(layout)} on disk, ${keyLayout} in code`;
+  if (layout === keyLayout) return undefined;
+  return `${layout === undefined ? 'no key layout' : `key layout ${JSON.stringify(layout)}`} on disk, ${keyLayout} in code`;
 }
 
 /** Validates `View.prune`'s argument: an offset (a programmer mistake otherwise). */

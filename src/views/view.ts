@@ -1,4 +1,5 @@
 import type { LogRecord, StreamOptions } from '../log/log.js';
+import { checkSignal } from '../errors.js';
 
 /**
  * Derived state kept in step with the log: an index, a reduction, a query structure. A view processes records
@@ -73,7 +74,7 @@ export function checkReadOptions(options: unknown): ReadOptions {
   const { since, signal } = options as ReadOptions;
   if (since !== undefined && typeof since !== 'number') throw new TypeError(`since must be a number, got ${typeof since}`);
   if (since !== undefined && (!Number.isSafeInteger(since) || since < -1)) throw new RangeError('since must be an integer ≥ -1');
-  if (signal !== undefined && !(signal instanceof AbortSignal)) throw new TypeError('signal must be an AbortSignal');
+  checkSignal(signal);
   return { ...(since === undefined ? {} : { since }), ...(signal === undefined ? {} : { signal }) };
 }
 

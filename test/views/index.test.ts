@@ -334,7 +334,7 @@ describe('index view', () => {
     db.use('q', query<Message>(1, { indexes: [{ name: 'n', value: [['value', 'n']] }] }));
     assert.deepEqual((await entries(view)).map(([key]) => key), [0, 1, 2, 3, 4]);
     await db.ready();
-    assert.equal(reports.filter((text) => /key layout of before 2 on disk, 2 in code: rebuilding/.test(text)).length, 2, reports.join('; '));
+    assert.equal(reports.filter((text) => /no key layout on disk, 2 in code: rebuilding/.test(text)).length, 2, reports.join('; '));
     await db.close();
   });
 

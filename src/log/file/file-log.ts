@@ -3,7 +3,7 @@ import { closeSync, constants, existsSync, fstatSync, fsyncSync, ftruncateSync, 
 import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { codecs, type Codec, type JsonValue } from '../../codec/codec.js';
-import { SluiceError, throwIfAborted } from '../../errors.js';
+import { checkSignal, SluiceError, throwIfAborted } from '../../errors.js';
 import { segmentBytesDefault, segmentBytesLimit, segmentBytesMin } from '../../limits.js';
 import { AbstractLog, checkOffset, checkOffsets, type EncodedEntry, type RecordCursor } from '../abstract-log.js';
 import type { LogRecord, LogSupports } from '../log.js';
@@ -70,7 +70,7 @@ export interface MaintenanceOptions {
 function checkMaintenance(options: unknown): asserts options is MaintenanceOptions {
   if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
   const { signal, onProgress } = options as MaintenanceOptions;
-  if (signal !== undefined && !(signal instanceof AbortSignal)) throw new TypeError('signal must be an AbortSignal');
+  checkSignal(signal);
   if (onProgress !== undefined && typeof onProgress !== 'function') throw new TypeError('onProgress must be a function');
 }
 
