@@ -2,36 +2,33 @@ import { join } from 'node:path';
 import { closeViewStore, commitSync, committed, openViewStore, orderedBinaryKeys, type StoreDurability } from './lmdb-store.js';
 import { type Database, type Key, type RootDatabase } from 'lmdb';
 import { compareKeys } from 'ordered-binary';
-import { keyLayout, orderedKeyBytes } from './ordered-key.js';
+import { keyLayout } from './ordered-key.js';
 import { isSluiceError, SluiceError } from '../errors.js';
 import { indexBatchRecords } from '../limits.js';
 import { KeyBytes } from './key-bytes.js';
 import type { LogRecord } from '../log/log.js';
-import { checkReadOptions, type ReadOptions, type View, type ViewContext } from './view.js';
+import type { ReadOptions, View, ViewContext } from './view.js';
+import {
+  byteRange,
+  checkKey,
+  checkKeyFits,
+  fitRange,
+  inRange,
+  isKeyList,
+  liveEntries,
+  toRangeOptions,
+  type IndexKey,
+  type IndexRange,
+  type RangeOptions,
+} from './index-key.js';
 
-/** An index key: a string, a number, or an array of them (sorted element by element). */
-export type IndexKey = string | number | ReadonlyArray<string | number>;
+export type { IndexKey, IndexRange } from './index-key.js';
 
 /** One index entry as reads return it. */
 export interface IndexEntry<T> {
   readonly key: IndexKey;
   readonly offset: number;
   readonly value: T;
-}
-
-/** The range of an index read, on keys. Bounds compare as the keys sort (see `IndexKey`). */
-export interface IndexRange extends ReadOptions {
-  readonly gt?: IndexKey;
-  readonly gte?: IndexKey;
-  readonly lt?: IndexKey;
-  readonly lte?: IndexKey;
-  readonly reverse?: boolean;
-  readonly limit?: number;
-  /**
-   * After the entries that exist, yield new ones in the range as records are indexed (in log order), until
-   * `limit`, the consumer stops, or `signal` aborts (`ABORTED`). Cannot be combined with `reverse`.
-   */
-  readonly live?: boolean;
 }
 
 /** Entries indexed by one batch, told to live reads. */
@@ -74,6 +71,8 @@ export class IndexView<T> implements View<T> {
   #meta: Database<number, string> | undefined;
   /** The last offset whose entries are committed. */
   #committed = -1;
+  /** The longest key LMDB takes, in bytes (1,978 with its default page size). */
+  #keyBytesMax = 1978;
   readonly #watchers = new Set<(batch: IndexedBatch) => void>();
 
   constructor(version: number, map: (value: T, record: LogRecord<T>) => IndexKey | readonly IndexKey[] | undefined) {
@@ -99,6 +98,8 @@ export class IndexView<T> implements View<T> {
     this.#durability = durability;
     this.#entries = probed.entries;
     this.#meta = probed.meta;
+    // lmdb-js's databases know it; its typings do not say so.
+    this.#keyBytesMax = (probed.entries as unknown as { maxKeySize: number }).maxKeySize;
     const { version, since, layout } = probed;
     if (version === undefined || since === undefined) return -1;
     const stale =
@@ -126,11 +127,11 @@ export class IndexView<T> implements View<T> {
       if (produced === undefined) continue;
       if (isKeyList(produced)) {
         for (const key of produced) {
-          keys.push(checkKey(key));
+          keys.push(this.#storable(key, record.offset));
           offsets.push(record.offset);
         }
       } else {
-        keys.push(checkKey(produced));
+        keys.push(this.#storable(produced, record.offset));
         offsets.push(record.offset);
       }
     }
@@ -152,6 +153,13 @@ export class IndexView<T> implements View<T> {
     if (this.#watchers.size === 0) return;
     const batch: IndexedBatch = { since, entries: liveEntries(keys, offsets) };
     for (const watcher of this.#watchers) watcher(batch);
+  }
+
+  /** A key `map` gave the record at `offset`, checked and made as it is stored (see `checkKey`, `checkKeyFits`). */
+  #storable(given: IndexKey, offset: number): IndexKey {
+    const key = checkKey(given);
+    checkKeyFits(key, this.#keyBytesMax, offset);
+    return key;
   }
 
   /**
@@ -304,6 +312,7 @@ export class IndexView<T> implements View<T> {
     stopped.addEventListener('abort', onAbort);
     try {
       await context.ready(range);
+      const walked = fitRange(options, this.#keyBytesMax);
       // The keys are read a page at a time, so that the log reads between entries do not hold an LMDB read
       // transaction. `limit` counts the entries handed out: an entry of a record no longer in the log is skipped
       // without counting, and the next page makes up for it. A page goes on after the last key of the one before,
@@ -317,7 +326,7 @@ export class IndexView<T> implements View<T> {
         // A key read back is written to the same bytes again (`checkKey` stores no one-part array, whose number
         // part would read back as a number of shorter bytes), so a page can start right after it.
         const page = {
-          ...options,
+          ...walked,
           ...(after === undefined ? {} : { start: after, exclusiveStart: true }),
           ...(options.limit === undefined ? {} : { limit: remaining }),
         };
@@ -458,140 +467,6 @@ async function readUnlessGone<E>(read: Promise<E>): Promise<E | typeof goneRecor
     if (isRecordGone(error)) return goneRecord;
     throw error;
   }
-}
-
-/**
- * A batch's entries as live reads get them: a key that a record's `map` listed twice (or as `'a'` and `['a']`,
- * one key to LMDB) is one entry, as it is in the index, not one per listing.
- */
-function liveEntries(keys: readonly IndexKey[], offsets: readonly number[]): Array<readonly [IndexKey, number]> {
-  const entries: Array<readonly [IndexKey, number]> = [];
-  let seen = new Set<string>();
-  for (let i = 0; i < keys.length; i++) {
-    const offset = offsets[i] as number;
-    const key = keys[i] as IndexKey;
-    const shared = offsets[i - 1] === offset || offsets[i + 1] === offset;
-    if (shared) {
-      // Only records with several keys pay for the comparison.
-      if (offsets[i - 1] !== offset) seen = new Set();
-      const bytes = orderedKeyBytes(key).toString('latin1');
-      if (seen.has(bytes)) continue;
-      seen.add(bytes);
-    }
-    entries.push([key, offset]);
-  }
-  return entries;
-}
-
-function isKeyList(keys: IndexKey | readonly IndexKey[]): keys is readonly IndexKey[] {
-  // A key may itself be an array of strings and numbers; a list of keys is an array whose items are keys. An empty
-  // array is an empty list (no key at all), as a `map` that collects a record's keys into an array returns it.
-  return Array.isArray(keys) && keys.every((key) => Array.isArray(key));
-}
-
-/**
- * Validates a key and returns it as it is stored: every -0 made 0 (ordered-binary writes -0 as its own number,
- * sorted after every other and decoded as another key, while JavaScript and `map` take -0 and 0 for one value),
- * and a one-part array as its part (which it reads back as; a number in an array takes more bytes than alone, so
- * `[1]` would otherwise be another key than the `1` it reads back as, and a read going on after it would start
- * in the wrong place).
- */
-function checkKey(key: IndexKey): IndexKey {
-  if (Array.isArray(key) ? key.length > 0 && key.every(isKeyPart) : isKeyPart(key)) {
-    const single = isArrayKey(key) && key.length === 1 ? (key[0] as string | number) : key;
-    if (isArrayKey(single)) return single.some(isNegativeZero) ? single.map((part) => (isNegativeZero(part) ? 0 : part)) : single;
-    return isNegativeZero(single) ? 0 : single;
-  }
-  throw new TypeError(`an index key is a string, a finite number, or a non-empty array of them: ${JSON.stringify(key)}`);
-}
-
-function isArrayKey(key: IndexKey): key is ReadonlyArray<string | number> {
-  return Array.isArray(key);
-}
-
-function isNegativeZero(part: unknown): boolean {
-  return part === 0 && Object.is(part, -0);
-}
-
-function isKeyPart(part: unknown): boolean {
-  // The empty string is a key like any other (ordered-binary writes it as one escape byte, sorted first).
-  return typeof part === 'string' || (typeof part === 'number' && Number.isFinite(part));
-}
-
-interface RangeOptions {
-  start?: Key;
-  end?: Key;
-  reverse: boolean;
-  limit?: number;
-  exclusiveStart?: boolean;
-  inclusiveEnd?: boolean;
-}
-
-/** The bounds of a (forward) range as key bytes, for `inRange`. */
-interface ByteRange {
-  readonly start: Buffer | undefined;
-  readonly end: Buffer | undefined;
-  readonly exclusiveStart: boolean;
-  readonly inclusiveEnd: boolean;
-}
-
-function byteRange(options: RangeOptions): ByteRange {
-  return {
-    start: options.start === undefined ? undefined : orderedKeyBytes(options.start),
-    end: options.end === undefined ? undefined : orderedKeyBytes(options.end),
-    exclusiveStart: options.exclusiveStart === true,
-    inclusiveEnd: options.inclusiveEnd === true,
-  };
-}
-
-/**
- * Whether a (forward) range holds `key`, compared as LMDB orders keys: by their bytes. Not with `compareKeys`,
- * which orders strings by UTF-16 code units, so that a live read would take or leave other keys than LMDB's range
- * of the same bounds (a character past U+FFFF sorts after U+E000…U+FFFF as bytes, before them as code units).
- */
-function inRange(key: IndexKey, range: ByteRange): boolean {
-  const bytes = orderedKeyBytes(key);
-  if (range.start !== undefined) {
-    const order = Buffer.compare(bytes, range.start);
-    if (order < 0 || (order === 0 && range.exclusiveStart)) return false;
-  }
-  if (range.end !== undefined) {
-    const order = Buffer.compare(bytes, range.end);
-    if (order > 0 || (order === 0 && !range.inclusiveEnd)) return false;
-  }
-  return true;
-}
-
-function toRangeOptions(range: IndexRange): RangeOptions {
-  if (typeof range !== 'object' || range === null) throw new TypeError('an index range must be an object');
-  // The read options too, now: otherwise a bad signal or since would surface only at the first `next()`.
-  checkReadOptions(range);
-  const { gt, gte, lt, lte } = range;
-  if (gt !== undefined && gte !== undefined) throw new TypeError('give gt or gte, not both');
-  if (lt !== undefined && lte !== undefined) throw new TypeError('give lt or lte, not both');
-  const checked = (bound: IndexKey | undefined): IndexKey | undefined => (bound === undefined ? undefined : checkKey(bound));
-  // Checked, not coerced: `reverse: 'yes'` or `live: 1` read forward or once would look like a result.
-  for (const name of ['reverse', 'live'] as const) {
-    if (range[name] !== undefined && typeof range[name] !== 'boolean') throw new TypeError(`${name} must be a boolean`);
-  }
-  const reverse = range.reverse === true;
-  const low = checked(gt ?? gte);
-  const high = checked(lt ?? lte);
-  const options: RangeOptions = { reverse };
-  if (range.limit !== undefined) {
-    if (typeof range.limit !== 'number') throw new TypeError('limit must be a number');
-    if (!Number.isSafeInteger(range.limit) || range.limit < 0) throw new RangeError('limit must be a non-negative integer');
-    options.limit = range.limit;
-  }
-  // LMDB walks from start to end; reversed, start is the high bound.
-  const [start, end] = reverse ? [high, low] : [low, high];
-  if (start !== undefined) options.start = start as Key;
-  if (end !== undefined) options.end = end as Key;
-  const startExclusive = reverse ? lt !== undefined : gt !== undefined;
-  const endInclusive = reverse ? gte !== undefined : lte !== undefined;
-  if (startExclusive) options.exclusiveStart = true;
-  if (endInclusive) options.inclusiveEnd = true;
-  return options;
 }
 
 /** `index(version, map)`: see `IndexView`. */

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { inspect } from 'node:util';
 import { describe, it } from 'node:test';
 import { open as openLmdb } from 'lmdb';
 import { Sluice } from '../../src/db/sluice.js';
@@ -370,6 +371,50 @@ describe('index view', () => {
     assert.match(reports[0] ?? '', /never synced.*rebuilding/);
     await db.close();
     assert.equal(existsSync(marker), false);
+  });
+
+  it('reads ranges whose bounds are longer than an LMDB key can be, as it reads short ones', async () => {
+    await using db = await Sluice.open<Message>(directory());
+    const byAuthor = db.use('byAuthor', index<Message>(1, (value) => value.author));
+    const pairs = db.use('pairs', index<Message>(1, (value) => [value.author, value.n]));
+    const offsets = await db.append(Array.from({ length: 7 }, (_, n) => message(n)));
+    // Just above '@author-3' and everything it starts, just below '@author-4'; 3,000 bytes encoded.
+    const long = `@author-3${'z'.repeat(2991)}`;
+    const keys = async (view: IndexView<Message>, options: object): Promise<unknown[]> => (await entries(view, options)).map(([key]) => key);
+    const low = ['@author-0', '@author-1', '@author-2', '@author-3'];
+    const high = ['@author-4', '@author-5', '@author-6'];
+    for (const lt of ['lt', 'lte']) {
+      assert.deepEqual(await keys(byAuthor, { [lt]: long }), low, lt);
+      assert.deepEqual(await keys(byAuthor, { [lt]: long, reverse: true }), [...low].reverse(), `${lt}, reversed`);
+    }
+    for (const gt of ['gt', 'gte']) {
+      assert.deepEqual(await keys(byAuthor, { [gt]: long }), high, gt);
+      assert.deepEqual(await keys(byAuthor, { [gt]: long, reverse: true }), [...high].reverse(), `${gt}, reversed`);
+    }
+    assert.deepEqual(await keys(byAuthor, { gt: '@author-1', lt: long, limit: 2 }), ['@author-2', '@author-3']);
+    assert.deepEqual(await keys(pairs, { gte: ['@author-3', long], lte: ['@author-5', long] }), [['@author-4', 4], ['@author-5', 5]]);
+    assert.equal(await byAuthor.get(long), undefined);
+    assert.equal((await byAuthor.get('@author-3'))?.offset, offsets[3]);
+    // A live read takes new entries by the same bounds.
+    const seen: unknown[] = [];
+    for await (const entry of byAuthor.read({ gt: '@author-2', lt: long, live: true, limit: 2 })) {
+      seen.push(entry.key);
+      if (seen.length === 1) await db.append({ type: 'post', author: '@author-3x', n: 7 });
+    }
+    assert.deepEqual(seen, ['@author-3', '@author-3x']);
+  });
+
+  it('fails the view with a RangeError naming the record when map gives a key longer than LMDB takes', async () => {
+    await using db = await Sluice.open<Message>(directory());
+    const failures: Array<{ error: Error; offset: number }> = [];
+    db.on('view-error', (event) => failures.push(event));
+    const byText = db.use('byText', index<Message>(1, (value) => (value.n === 1 ? ['x', 'y'.repeat(2000)] : value.author)));
+    const offsets = await db.append([message(0), message(1)]);
+    await assert.rejects(byText.get('@author-0'), { code: 'VIEW_FAILED' });
+    assert.equal(failures.length, 1);
+    const cause = failures[0]?.error.cause ?? failures[0]?.error;
+    assert.ok(cause instanceof RangeError, inspect(cause));
+    assert.match(cause.message, new RegExp(`record at offset ${offsets[1]} takes 2002 bytes, over the 1978`));
   });
 
   it('ends a waiting live read with VIEW_FAILED when the view fails', async () => {

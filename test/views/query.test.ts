@@ -406,6 +406,36 @@ describe('query view: plans', () => {
     await db.close();
   });
 
+  it('groups by value: objects whatever the order of their keys, NaN apart from null, -0 with 0', async () => {
+    const codec: Codec<Record<string, unknown>> = {
+      name: 'v8',
+      encode: (value) => serialize(value),
+      decode: (bytes) => deserialize(bytes) as Record<string, unknown>,
+    };
+    const db = await Sluice.open<Record<string, unknown>>(directory(), { log: await MemoryLog.open({ codec }) });
+    const plain = db.use('plain', query<Record<string, unknown>>(1));
+    await db.append([
+      { at: { city: 'Oslo', zip: 1 } },
+      { at: { zip: 1, city: 'Oslo' } },
+      { at: { city: 'Oslo', zip: 2 } },
+      { at: [{ a: 1, b: 2 }] },
+      { at: [{ b: 2, a: 1 }] },
+      { at: Number.NaN },
+      { at: null },
+      { at: Number.NaN },
+      { at: 0 },
+      { at: -0 },
+      { at: Infinity },
+    ]);
+    const groups = await collect(plain.read({ query: [{ $reduce: { at: ['value', 'at'], n: { $count: true } } }] }));
+    assert.deepEqual(
+      groups.map((group) => (group as { n: number }).n),
+      [2, 1, 2, 2, 1, 2, 1],
+      inspect(groups),
+    );
+    await db.close();
+  });
+
   it('finds through a three-field index the records that miss both later fields (entry keys ending in nulls)', async () => {
     const db = await Sluice.open<Record<string, unknown>>(directory(), { log: await MemoryLog.open() });
     const indexed = db.use('indexed', query<Record<string, unknown>>(1, { indexes: [{ name: 'bca', value: [['value', 'b'], ['value', 'c'], ['value', 'a']] }] }));

@@ -356,9 +356,27 @@ function reduceStage(spec: unknown, where: string): CompiledStage {
   };
 }
 
-/** Distinct group values, distinct keys: JSON never holds a raw newline, and '' is only `undefined`. */
+/**
+ * One text per distinct combination of group values, compared as values, not as they were written: objects
+ * equal whatever the order of their keys, `NaN` one value and not `null` (which JSON would make of it), `-0` the
+ * same as `0`. The parts are separated by a newline, which no part holds; '' is only `undefined`.
+ */
 function groupKey(values: readonly unknown[]): string {
-  return values.map((value) => (value === undefined ? '' : JSON.stringify(value))).join('\n');
+  return values.map((value) => (value === undefined ? '' : canonicalText(value))).join('\n');
+}
+
+function canonicalText(value: unknown): string {
+  if (typeof value === 'number') return Number.isFinite(value) ? JSON.stringify(value) : `#${String(value)}`;
+  if (typeof value === 'bigint') return `#${value}n`;
+  if (typeof value !== 'object' || value === null) return JSON.stringify(value) ?? 'null';
+  const toJson = (value as { toJSON?: unknown }).toJSON;
+  if (typeof toJson === 'function') return canonicalText(toJson.call(value));
+  if (Array.isArray(value)) return `[${value.map((item) => (item === undefined ? 'null' : canonicalText(item))).join(',')}]`;
+  const fields = Object.keys(value)
+    .filter((key) => (value as Record<string, unknown>)[key] !== undefined)
+    .sort()
+    .map((key) => `${JSON.stringify(key)}:${canonicalText((value as Record<string, unknown>)[key])}`);
+  return `{${fields.join(',')}}`;
 }
 
 // ---- $sort ------------------------------------------------------------------------------------------------
