@@ -1,5 +1,5 @@
 import { writeOrderedKey } from './ordered-key.js';
-import type { IndexKey } from './index-view.js';
+import type { IndexKey } from './index-key.js';
 
 /** The scratch a key is encoded into: LMDB refuses keys over 1978 bytes long before this. */
 const scratchBytes = 8192;

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { checkPruneBound, checkStoredOffset, entriesBelow, isRecordGone, layoutKey, layoutProblem, prunedBelowKey, storedSinceProblem, storeRead } from '../index-view.js';
+import { checkPruneBound, checkStoredOffset, entriesBelow, isRecordGone, layoutKey, layoutProblem, prunedBelowKey, storedSinceProblem, storeRead } from '../view-entries.js';
 import { keyLayout } from '../ordered-key.js';
 import { closeViewStore, committed, handleCommitFailure, openViewStore, orderedBinaryKeys, type StoreDurability } from '../lmdb-store.js';
 import { type Database, type Key, type RootDatabase } from 'lmdb';
