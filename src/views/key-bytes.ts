@@ -28,24 +28,48 @@ export class KeyBytes {
     const scratch = this.#scratch;
     let end: number;
     if (typeof key === 'string') {
+      this.#leading = 0;
       if (key.length > rememberedChars) return undefined;
       end = writeOrderedKey(key, scratch, 0);
     } else if (typeof key === 'number') {
+      this.#leading = 0;
       end = writeOrderedKey(key, scratch, 0);
     } else {
       if (key.length > 64) return undefined;
+      // The leading string parts this key shares with the last one are in the scratch already, where it wrote
+      // them (every part before them being the same): they are not written again.
+      let i = 0;
       end = 0;
-      for (let i = 0; i < key.length; i++) {
+      const leading = this.#leading;
+      while (i < key.length && i < leading && key[i] === this.#leadingStrings[i]) end = this.#leadingEnds[i++] as number;
+      let kept = i;
+      for (; i < key.length; i++) {
         if (i > 0) scratch[end++] = 0;
         const part = key[i] as string | number;
         if (typeof part !== 'string') end = writeOrderedKey(part, scratch, end, true);
         // Three bytes a character at most: a part that could overflow the scratch is left to LMDB.
-        else if (end + part.length * 3 + 16 > scratchBytes) return undefined;
-        else end = i < rememberedParts ? this.#string(part, i, end) : writeOrderedKey(part, scratch, end, true);
+        else if (end + part.length * 3 + 16 > scratchBytes) {
+          this.#leading = kept;
+          return undefined;
+        } else if (i < rememberedParts) {
+          end = this.#string(part, i, end);
+          // Leading parts only: ordered-binary writes a few bytes past the end of a number, over what follows it.
+          if (i === kept) {
+            this.#leadingStrings[i] = part;
+            this.#leadingEnds[i] = end;
+            kept++;
+          }
+        } else end = writeOrderedKey(part, scratch, end, true);
       }
+      this.#leading = kept;
     }
     return (this.#views[end] ??= scratch.subarray(0, end));
   }
+
+  /** How many leading string parts of the last key are in the scratch (`#leadingStrings`), and where they end. */
+  #leading = 0;
+  readonly #leadingStrings: Array<string | undefined> = new Array<string | undefined>(rememberedParts).fill(undefined);
+  readonly #leadingEnds = new Int32Array(rememberedParts);
 
   /** Writes the string `part` of slot `slot` at `position` of the scratch; returns the end. */
   #string(part: string, slot: number, position: number): number {

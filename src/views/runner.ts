@@ -261,7 +261,7 @@ export class ViewRunner<T> {
 
   /**
    * Applies the records up to `target` in batches; false when the view failed or the runner stopped. A batch is
-   * read while the one before it is being applied (an index view's commit runs on LMDB's write thread), but
+   * read while the one before it is being applied (a query view's commit runs on LMDB's write thread), but
    * `apply` is still called one batch at a time, each once the one before has resolved; checkpoints and
    * deletions land between two applies. Never returns while an apply is in flight.
    */

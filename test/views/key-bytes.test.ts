@@ -35,6 +35,22 @@ describe('KeyBytes', () => {
     );
   });
 
+  it('encodes keys that share leading parts with the key before, of every length and kind, as LMDB is given them', () => {
+    // A few parts only, so that consecutive keys often share their first parts (written once, then left in place).
+    const few = fc.constantFrom<string | number>('a', 'bb', 'é€', '\u0000x', 'y'.repeat(70), '\u0002'.repeat(65), 1, 2.5, -3, 1763750000000);
+    const shared: fc.Arbitrary<IndexKey> = fc.oneof(few, fc.array(few, { minLength: 1, maxLength: 6 }));
+    fc.assert(
+      fc.property(fc.array(shared, { minLength: 1, maxLength: 40 }), (keys) => {
+        const bytes = new KeyBytes();
+        for (const k of keys) {
+          const encoded = bytes.encode(k);
+          if (encoded !== undefined) assert.deepEqual(Buffer.from(encoded), orderedKeyBytes(k), JSON.stringify(k));
+        }
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
   it('leaves keys that may not fit its scratch to LMDB', () => {
     const bytes = new KeyBytes();
     assert.equal(bytes.encode('x'.repeat(5000)), undefined);
