@@ -23,6 +23,13 @@ async function collect<R>(results: AsyncIterable<R>): Promise<R[]> {
   return found;
 }
 
+/** Keeps what JSON would not: NaN, the infinities, -0. */
+const v8Codec: Codec<Record<string, unknown>> = {
+  name: 'v8',
+  encode: (value) => serialize(value),
+  decode: (bytes) => deserialize(bytes) as Record<string, unknown>,
+};
+
 // ---- The shared suite: posts per author, with an index that serves the filter and without any ---------------
 
 const postsPerAuthor: Query = {
@@ -386,12 +393,7 @@ describe('query view: plans', () => {
 
   it('finds infinite numbers through an index, as the filter matches them, with a codec that keeps them', async () => {
     // JSON turns infinities into null; a structured-clone codec keeps them, and a range matches them.
-    const codec: Codec<Record<string, unknown>> = {
-      name: 'v8',
-      encode: (value) => serialize(value),
-      decode: (bytes) => deserialize(bytes) as Record<string, unknown>,
-    };
-    const db = await Sluice.open<Record<string, unknown>>(directory(), { log: await MemoryLog.open({ codec }) });
+    const db = await Sluice.open<Record<string, unknown>>(directory(), { log: await MemoryLog.open({ codec: v8Codec }) });
     const indexed = db.use('indexed', query<Record<string, unknown>>(1, { indexes: [{ name: 'n', value: [['value', 'n']] }, { name: 's-n', value: [['value', 's'], ['value', 'n']] }] }));
     const plain = db.use('plain', query<Record<string, unknown>>(1));
     await db.append([1, Infinity, -Infinity, Number.NaN, 10, -Number.MAX_VALUE, Number.MAX_VALUE].map((n) => ({ s: 'a', n })));
@@ -407,12 +409,7 @@ describe('query view: plans', () => {
   });
 
   it('groups by value: objects whatever the order of their keys, NaN apart from null, -0 with 0', async () => {
-    const codec: Codec<Record<string, unknown>> = {
-      name: 'v8',
-      encode: (value) => serialize(value),
-      decode: (bytes) => deserialize(bytes) as Record<string, unknown>,
-    };
-    const db = await Sluice.open<Record<string, unknown>>(directory(), { log: await MemoryLog.open({ codec }) });
+    const db = await Sluice.open<Record<string, unknown>>(directory(), { log: await MemoryLog.open({ codec: v8Codec }) });
     const plain = db.use('plain', query<Record<string, unknown>>(1));
     await db.append([
       { at: { city: 'Oslo', zip: 1 } },
