@@ -221,7 +221,8 @@ export class FlumeDB<T> {
     if (mapper === undefined || options?.values === false) return source;
     if (options?.seqs === false) return asyncMap(source, (value, cb) => mapper(value as T, cb));
     return asyncMap(source, (item, cb) =>
-      mapper((item as FlumeItem<T>).value, (error, value) => cb(error, { seq: (item as FlumeItem<T>).seq, value })),
+      // flumedb replaces the item's value: the keys keep the log's order (`value` first, as flumelog-offset's).
+      mapper((item as FlumeItem<T>).value, (error, value) => cb(error, { value, seq: (item as FlumeItem<T>).seq })),
     );
   }
 
@@ -232,7 +233,7 @@ export class FlumeDB<T> {
     return asyncMap(source, (item, cb) =>
       this.#whenReady(() => {
         if (mapper === undefined) return cb(null, item);
-        mapper(item.value, (error, value) => cb(error, { seq: item.seq, value: value as T }));
+        mapper(item.value, (error, value) => cb(error, { value: value as T, seq: item.seq }));
       }),
     );
   }

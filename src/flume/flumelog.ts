@@ -32,10 +32,10 @@ export interface FlumeStreamOptions {
   readonly cache?: boolean;
 }
 
-/** A stream item in the default shape. */
+/** A stream item in the default shape (keys in flumelog-offset's order). */
 export interface FlumeItem<T> {
-  seq: number;
   value: T;
+  seq: number;
 }
 
 /**
@@ -320,7 +320,8 @@ export function planStream<T>(input: FlumeStreamOptions | undefined): StreamPlan
       ? (record) => record.value
       : !values
         ? (record) => record.offset
-        : (record): FlumeItem<T> => ({ seq: record.offset, value: record.value }),
+        : // `value` first, as flumelog-offset's items: the order shows wherever an item is serialized (JSON, RPC).
+          (record): FlumeItem<T> => ({ value: record.value, seq: record.offset }),
   };
 }
 

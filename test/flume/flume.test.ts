@@ -229,6 +229,23 @@ describe('Flume: the log API', () => {
     await close(db);
   });
 
+  it("keeps the log's key order in mapped items, value first, as flumedb over flumelog-offset does", async () => {
+    const mapper: Mapper<unknown> = (value, cb) => cb(null, { mapped: value });
+    const db = memoryDb(true, mapper);
+    await append(db, 1);
+    const dir = temporaryDirectory('sluice-flume-order-');
+    const upstreamWithMapper = UpstreamFlume as unknown as (...args: unknown[]) => ReturnType<typeof UpstreamFlume>;
+    const theirs = upstreamWithMapper(UpstreamOffsetLog(join(dir, 'upstream.offset'), { codec: json }), true, mapper);
+    await call((cb) => theirs.append(1, cb));
+    // (flumedb with a mapper fails a stream() without options.)
+    const upstream = await collect<object>(theirs.stream({}));
+    const [item] = await collect<object>(db.stream({}));
+    assert.deepEqual(Object.keys(item as object), Object.keys(upstream[0] as object));
+    assert.deepEqual(Object.keys(item as object), ['value', 'seq']);
+    await close(db);
+    await call((cb) => theirs.close(cb));
+  });
+
   it('fails a stream and a get with the error of a failing mapper', async () => {
     const db = memoryDb(true, (value, cb) => (value === 'bad' ? cb(new Error('cannot map')) : cb(null, value)));
     await append(db, 'good');

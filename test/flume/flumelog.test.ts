@@ -11,7 +11,7 @@ import { fromLog, type SluiceFlumeLog } from '../../src/flume/flumelog.js';
 import { MemoryLog, NativeLog, OffsetLog } from '../../src/flume/logs.js';
 import { MemoryLog as SluiceMemoryLog } from '../../src/log/memory/memory-log.js';
 import { temporaryDirectory } from '../helpers.js';
-import { call, collect, Level, Reduce } from './support.js';
+import { call, collect, Level, Reduce, UpstreamOffsetLog } from './support.js';
 
 const root = temporaryDirectory('sluice-flumelog-');
 let count = 0;
@@ -146,6 +146,23 @@ describe('flume codecs on Sluice logs', () => {
 });
 
 describe('OffsetLog', () => {
+  it("hands out stream items with flumelog-offset's key order: value, then seq", async () => {
+    const json: FlumeCodec<unknown> = { encode: (value) => JSON.stringify(value), decode: (data) => JSON.parse(String(data)) as unknown };
+    const dir = directory();
+    const ours = OffsetLog(join(dir, 'ours.offset'), { codec: json });
+    const theirs = UpstreamOffsetLog(join(dir, 'theirs.offset'), { codec: json });
+    await appendTo(ours, { a: 1 });
+    await call((cb) => theirs.append({ a: 1 }, cb));
+    for (const options of [{}, { live: false, seqs: true, values: true }]) {
+      const mine = await collect(ours.stream(options));
+      const upstream = await collect(theirs.stream(options));
+      // JSON shows the order, as anything that serializes the items (an RPC stream) does.
+      assert.equal(JSON.stringify(mine), JSON.stringify(upstream));
+      assert.equal(JSON.stringify(mine), '[{"value":{"a":1},"seq":0}]');
+    }
+    await call((cb) => ours.close(cb));
+  });
+
   it("takes flumelog-offset's older (file, blockSize, codec?) form as well as its options", async () => {
     const json: FlumeCodec<unknown> = { encode: (value) => JSON.stringify(value), decode: (data) => JSON.parse(String(data)) as unknown };
     const file = join(directory(), 'log.offset');
