@@ -15,7 +15,7 @@ export type FlumeMethodType = 'sync' | 'async' | 'source';
  * Stream options of flumelogs and of `db.stream`. Bounds are seqs (for Sluice logs: offsets); `null` counts as
  * absent. `limit` counts after the bounds; absent, `0` or negative means no limit (as upstream). `live`: the
  * records that exist, then new ones as they are appended; `old: false`: only new ones (implies `live`).
- * Items are `{ seq, value }`, the bare seq with `values: false`, the bare value with `seqs: false`.
+ * Items are `{ value, seq }`, the bare seq with `values: false`, the bare value with `seqs: false`.
  */
 export interface FlumeStreamOptions {
   readonly gt?: number | null;

@@ -15,7 +15,7 @@ export type PullSink<T> = (source: PullSource<T>) => void;
 export interface FlumeView {
   /** The seq of the last record the view processed (`-1` for none); `undefined`/`null` while it loads. */
   readonly since: Observable<number>;
-  /** A sink for `{ seq, value }` items from the view's `since` on; calls `cb` when it ends. */
+  /** A sink for `{ value, seq }` items from the view's `since` on; calls `cb` when it ends. */
   createSink(cb: (error?: Error | null) => void): PullSink<FlumeItem<unknown>>;
   /** Discards the view's state and sets its `since` to `-1`. */
   destroy(cb: (error?: Error | null) => void): void;
@@ -68,7 +68,7 @@ export interface ViewHost<T> {
   readonly ready: Observable<boolean>;
   /** Calls back once the log has loaded (with the error that kept it from loading). */
   whenLoaded(cb: (error: Error | null) => void): void;
-  /** The view's input: live `{ seq, value }` items after `from`, mapped, held back while `ready` is false. */
+  /** The view's input: live `{ value, seq }` items after `from`, mapped, held back while `ready` is false. */
   feed(from: number): PullSource<FlumeItem<T>>;
   /** Throws `LOG_CLOSED` once the database is closed. */
   checkOpen(what: string): void;
