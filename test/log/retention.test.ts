@@ -192,6 +192,18 @@ describe('FileLog retention (trim)', () => {
     assert.equal(again.firstOffset, records[0]?.offset);
   });
 
+  it('counts the segments of appends acknowledged but not yet written (buffered durability)', async () => {
+    const dir = join(root, `log-${count++}`);
+    await using log = await FileLog.open(dir, { segmentBytesMax, durability: 'buffered' });
+    // Two batches that do not fit one segment: the second starts a new one, which the writer creates later.
+    const first = await log.append(Array.from({ length: 25 }, (_, i) => value(i)));
+    const second = await log.append(Array.from({ length: 25 }, (_, i) => value(25 + i)));
+    const result = await log.trim({ maxRecords: 25 });
+    assert.deepEqual(result, { segmentsDropped: 1, bytesDropped: (second[0] as number) - (first[0] as number) + 64, firstOffset: second[0] });
+    await rejectsWith(log.get(first[0] as number), 'OFFSET_OUT_OF_RANGE');
+    assert.deepEqual(await log.get(second[0] as number), value(25));
+  });
+
   it('takes a signal and reports progress', async () => {
     const { dir, log } = await filled(300);
     const segments = segmentFiles(dir).length;

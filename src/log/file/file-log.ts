@@ -520,7 +520,8 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
    * segment being written. The offsets of the records kept do not change; reading a dropped offset fails with
    * `OFFSET_OUT_OF_RANGE`, and a stream that was reading a dropped segment ends with that code. Files are
    * removed oldest first and the directory is synced, so a crash during a trim leaves a shorter prefix dropped,
-   * never a gap. Trims run one at a time; appends and reads go on meanwhile. Fails with `READ_ONLY` on a
+   * never a gap. Every append acknowledged before the call counts (in `buffered` durability they are written
+   * first). Trims run one at a time; appends and reads go on meanwhile. Fails with `READ_ONLY` on a
    * read-only log; a policy that is not counts and offsets throws `TypeError` / `RangeError`.
    */
   trim(policy: RetentionPolicy, options: MaintenanceOptions = {}): Promise<TrimResult> {
@@ -531,9 +532,12 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
 
   async #trim(policy: RetentionPolicy, options: MaintenanceOptions): Promise<TrimResult> {
     throwIfAborted(options.signal, 'the trim');
+    if (this.status !== 'open') throw this._closedError();
+    // Appends acknowledged but not yet written (buffered durability) may start a segment the writer has not made
+    // yet: written first, so that the trim sees the segments those appends are in, as it would in any other mode.
+    await (this.#writer as SegmentWriter).sync();
     const segments = this.#segments;
     const from = segments.firstIndex;
-    if (this.status !== 'open') throw this._closedError();
     const keep = firstSegmentToKeep(segments, policy, this.#clock());
     if (keep <= from) return { segmentsDropped: 0, bytesDropped: 0, firstOffset: segments.first };
     const paths: string[] = [];
@@ -620,7 +624,8 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
    * before; a dropped record's offset reads as `RECORD_DELETED` at the start of a dropped run and
    * `NOT_A_RECORD` inside it, and streams skip them. Appends and reads go on meanwhile (a reader that opened
    * the old file keeps reading it); deletes and trims wait. A crash at any point leaves each segment old or
-   * new, whole. `INVALID_INPUT` when no record of the log has a key (there is nothing to compact by).
+   * new, whole. Every append acknowledged before the call counts (in `buffered` durability they are written
+   * first). `INVALID_INPUT` when no record of the log has a key (there is nothing to compact by).
    */
   compact(policy: CompactionPolicy = {}, options: MaintenanceOptions = {}): Promise<CompactionResult> {
     checkCompaction(policy);
@@ -631,6 +636,8 @@ export class FileLog<T = JsonValue> extends AbstractLog<T> {
   async #compact(policy: CompactionPolicy, options: MaintenanceOptions): Promise<CompactionResult> {
     if (this.status !== 'open') throw this._closedError();
     throwIfAborted(options.signal, 'the compaction');
+    // As a trim: the segments of appends acknowledged but not yet written (buffered durability) are made first.
+    await (this.#writer as SegmentWriter).sync();
     const segments = this.#segments;
     const decryptKey = this.encrypted ? (offset: number, buffer: Buffer, frame: Frame) => this.#decrypt(offset, buffer, frame).key : undefined;
     const { plans, keyed } = planCompaction(segments, policy, this.#clock(), decryptKey);
