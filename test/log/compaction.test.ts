@@ -107,6 +107,20 @@ describe('FileLog compaction', () => {
     assert.equal((await collect(log.stream())).some((record) => record.key !== undefined && Buffer.from(record.key).toString() === 'gone'), false);
   });
 
+  it('drops every superseded record without olderThanMs, whatever its time', async () => {
+    const now = 1_000_000;
+    const dir = fresh();
+    await using log = await FileLog.open<string>(dir, { segmentBytesMax: 4096, now: () => now, codec: codecs.utf8() });
+    // Appended in the compaction's millisecond, and one with a time ahead of the log's clock.
+    const current = await log.append('v1', { key: 'a' });
+    const ahead = await log.append('w1', { key: 'b', time: now + 5000 });
+    await log.append(['v2', 'w2'], { key: ['a', 'b'] });
+    for (let i = 0; i < 40; i++) await log.append(`seal ${'s'.repeat(100)}`);
+    assert.equal((await log.compact()).recordsDropped, 2);
+    await rejectsWith(log.get(current), 'RECORD_DELETED');
+    await assert.rejects(log.get(ahead), (error: { code?: string }) => ['RECORD_DELETED', 'NOT_A_RECORD'].includes(error.code ?? ''));
+  });
+
   it('keeps a tombstone while an older record of its key is kept', async () => {
     let now = 1_000_000;
     const dir = fresh();

@@ -23,8 +23,9 @@ import type { Segments } from './segments.js';
 /** What compaction may drop (F-64). Records without a key are only dropped when deleted. */
 export interface CompactionPolicy {
   /**
-   * Drop a record whose key has a later record only once it is older than this (milliseconds, by record time).
-   * Default 0: every superseded record in a sealed segment goes.
+   * Drop a record whose key has a later record only once it is older than this (milliseconds, by record time:
+   * its time is before the clock's now minus this). Default: no age: every superseded record in a sealed segment
+   * goes, whatever its time (even one appended in the compaction's millisecond, or given a time ahead of the clock).
    */
   readonly olderThanMs?: number;
   /**
@@ -84,7 +85,9 @@ export function planCompaction(
       offset += frame.size;
     }
   }
-  const superseded = nowMs - (policy.olderThanMs ?? 0);
+  // Without an age, no time keeps a superseded record: `nowMs - 0` would keep those of the current millisecond
+  // (and any given a later time), which "every superseded record goes" does not.
+  const superseded = policy.olderThanMs === undefined ? Infinity : nowMs - policy.olderThanMs;
   const tombstones = policy.tombstonesOlderThanMs === undefined ? -Infinity : nowMs - policy.tombstonesOlderThanMs;
   const plans: SegmentPlan[] = [];
   // Keys with an older record kept: their tombstone must stay, or the older value would come back.
