@@ -55,6 +55,17 @@ describe('FileLog retention (trim)', () => {
     assert.equal((await again.trim({ beforeOffset: 0 })).segmentsDropped, 0);
   });
 
+  it('drops by beforeOffset a segment whose last record starts before it, as a stream lt the offset yields them', async () => {
+    const { log, offsets } = await filled(100);
+    const second = log.segments.bases[1] as number;
+    const last = offsets.filter((offset) => offset < second).pop() as number;
+    // Not a record start: inside the last record of the first segment.
+    assert.equal((await log.trim({ beforeOffset: last })).segmentsDropped, 0);
+    assert.deepEqual(await log.trim({ beforeOffset: last + 1 }), { segmentsDropped: 1, bytesDropped: second + 64, firstOffset: second });
+    await rejectsWith(log.get(last), 'OFFSET_OUT_OF_RANGE');
+    await log.close();
+  });
+
   it('keeps at least maxRecords records and at most maxBytes of segments (plus the active one)', async () => {
     const { dir, log } = await filled(600);
     await log.trim({ maxRecords: 100 });

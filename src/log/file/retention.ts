@@ -9,7 +9,10 @@ import type { Segments } from './segments.js';
  * before it holds the log's last record). Offsets of the records kept never change.
  */
 export interface RetentionPolicy {
-  /** Drop the segments whose records all lie before this offset. */
+  /**
+   * Drop the segments whose records all lie before this offset: each record's offset is below it (the records a
+   * stream with `lt: beforeOffset` yields), as for a Kafka `deleteRecords`. The offset need not be a record start.
+   */
   readonly beforeOffset?: number;
   /**
    * Drop the segments whose last record is older than this many milliseconds (by record time: the append time
@@ -46,7 +49,11 @@ export function firstSegmentToKeep(segments: Segments, policy: RetentionPolicy, 
   const reader = new FrameReader(segments);
   const { beforeOffset, olderThanMs, maxRecords, maxBytes } = policy;
   if (beforeOffset !== undefined) {
-    while (keep < active && segments.endOf(keep) <= beforeOffset) keep++;
+    // By the offset of the segment's last record, not its end: a bound inside that record (as `lt` takes it) still
+    // has the record before it. The last frame of a sealed segment is at its last record's offset (F-64).
+    const before = (index: number): boolean =>
+      segments.endOf(index) <= beforeOffset || reader.endingAt(index, segments.endOf(index), 'record').offset < beforeOffset;
+    while (keep < active && before(keep)) keep++;
   }
   if (olderThanMs !== undefined) {
     let index = first;
