@@ -17,7 +17,7 @@ import {
   segmentName,
   type HeaderSecurity,
 } from '../log/file/format.js';
-import { coveredAt, coveredCount, coveredFlagsValid, fillerFits } from '../log/file/security/filler.js';
+import { coveredAt, coveredCount, coveredFlagsValid, fillerFits, hasTable } from '../log/file/security/filler.js';
 import { keyCheckValue } from '../log/file/security/keys.js';
 import { ChainHasher, chainAlgorithmOf, digestContentStart, genesisLink, type ChainAlgorithm } from '../log/file/security/chain.js';
 import { checkHeader } from '../log/file/segments.js';
@@ -329,8 +329,9 @@ function verifyFrame(
   }
   const start = frame.chainStart + chainBytes + 4 - frame.size;
   // F-76: a chained filler is exactly what compaction writes: deleted and filler, never encrypted, key length 0,
-  // time 0, a table.
-  if (frame.filler && frame.deleted && !frame.encrypted && frame.keyLength === 0 && frame.time === 0 && coveredCount(buffer, start) > 0) {
+  // time 0, a table. A frame too small for a table is a record in its deleted form (its bytes 28-31 may be digest
+  // bytes, as for a record without key, of time 0, whose value took fewer than 4 bytes): its digest joins its batch.
+  if (frame.filler && frame.deleted && !frame.encrypted && frame.keyLength === 0 && frame.time === 0 && hasTable(buffer, start, frame.size)) {
     verifyFiller(buffer, start, frame.size, state, where, securityFlags);
     return;
   }

@@ -121,6 +121,22 @@ describe('FileLog compaction', () => {
     await assert.rejects(log.get(ahead), (error: { code?: string }) => ['RECORD_DELETED', 'NOT_A_RECORD'].includes(error.code ?? ''));
   });
 
+  it('covers a chained record it left in its deleted form with a filler when the records beside it go too', async () => {
+    const dir = fresh();
+    await using log = await FileLog.open<string>(dir, { segmentBytesMax: 4096, chain: 'sha256', codec: codecs.utf8() });
+    // Two records of 98 bytes, whose key and value take fewer than 4 bytes: dropped alone, each is too small for
+    // a filler with a table and stays in its deleted form (F-76); dropped together, one filler covers both.
+    const [first, second] = (await log.append(['c', 'a', 'kept'], { key: ['b', 'a', undefined] })) as [number, number];
+    await log.append('x'.repeat(3900), { key: 'a' });
+    assert.equal((await log.compact()).recordsDropped, 1);
+    await rejectsWith(log.get(second), 'RECORD_DELETED');
+    await log.append('', { key: 'b' });
+    assert.equal((await log.compact()).recordsDropped, 1);
+    await rejectsWith(log.get(first), 'RECORD_DELETED');
+    await rejectsWith(log.get(second), 'NOT_A_RECORD');
+    assert.equal(log.compactedAt(second), true);
+  });
+
   it('keeps a tombstone while an older record of its key is kept', async () => {
     let now = 1_000_000;
     const dir = fresh();

@@ -315,6 +315,23 @@ describe('one link per batch (F-73)', () => {
     assertBrokenAt(await verify(dir), batches[1]?.[0] as number, /link/);
   });
 
+  it('verifies a compacted record of fewer than 4 key and value bytes, without key, of time 0', async () => {
+    // Dropped alone, it is written in its deleted form (F-76): its bytes 28-31 hold the first bytes of its digest,
+    // which are not the table count of a filler.
+    const dir = newDir();
+    const log = await FileLog.open<string>(dir, { chain: 'sha256', segmentBytesMax: 4096 });
+    const tiny = await log.append('1', { time: 0 });
+    await log.append('k', { key: 'k' });
+    await log.delete(tiny);
+    for (let i = 0; i < 40; i++) await log.append('s'.repeat(100));
+    assert.equal((await log.compact()).recordsDropped, 1);
+    const head = log.chainHead();
+    await log.close();
+    const report = await verify(dir, head.hash);
+    assert.equal(report.chain?.broken, null, JSON.stringify(report.chain?.broken));
+    assert.equal(report.healthy, true, JSON.stringify(report.problems));
+  });
+
   it('keeps every batch link through deletes inside batches, compaction of partial batches, and a trim', async () => {
     const dir = newDir();
     const options = { chain: 'sha256', segmentBytesMax: 4096 } as const;

@@ -16,7 +16,7 @@ import {
   readU64,
   type Frame,
 } from './format.js';
-import { coveredCount, encodeChainedFiller, fillerFits, type CoveredRecord } from './security/filler.js';
+import { encodeChainedFiller, fillerFits, hasTable, type CoveredRecord } from './security/filler.js';
 import { openNoFollow } from './segment-files.js';
 import type { Segments } from './segments.js';
 
@@ -252,7 +252,9 @@ function writeChainedRun(source: number, target: number, base: number, run: Read
   for (const record of run) {
     const frame = Buffer.allocUnsafe(record.size);
     readAllOf(source, frame, positionOf(base, record.offset));
-    if (((frame[26] as number) & flagFiller) !== 0 && coveredCount(frame, 0) > 0) {
+    // Not by its count alone: a record left in its deleted form may hold digest bytes there (see `hasTable`), and
+    // would stay a frame of its own instead of being covered with the records beside it.
+    if (((frame[26] as number) & flagFiller) !== 0 && hasTable(frame, 0, record.size)) {
       // A filler of an earlier compaction: kept whole (its table and link), between the groups around it.
       flush();
       writeFully(target, frame, 0, frame.length, positionOf(base, record.offset));

@@ -36,6 +36,17 @@ export function fillerFits(count: number, bytes: number): boolean {
 }
 
 /**
+ * Whether a frame flagged filler at `position` of `buffer`, `size` bytes long, has a table (F-76), rather than
+ * being a record compaction left in its deleted form. Such a record's bytes 28-31 are zeros only when its key and
+ * value took at least 4 bytes: with fewer, they hold the first bytes of its digest. But it is always smaller than
+ * a filler with a table of one record can be (compaction writes a record in its deleted form only when the records
+ * of its run, one or two, are too small for a table), so a frame of that size never has a table.
+ */
+export function hasTable(buffer: Buffer, position: number, size: number): boolean {
+  return fillerFits(1, size) && coveredCount(buffer, position) > 0;
+}
+
+/**
  * The two written parts of a filler over `records` starting at `offset` (the rest of its bytes are zeros, left as
  * a hole): its head (fixed part and table) and its tail (chain bytes and trailing size), and its size.
  */
