@@ -10,8 +10,8 @@
  * over as F-13 says), which frames each holds (records, deleted records, fillers), and what each read returns.
  *
  * The log's clock is the test's, so ages are deterministic. Values are UTF-8 strings, so that an empty value (a
- * tombstone) can be appended. Half the runs use a chained log (F-72), whose compaction writes chained fillers (F-76);
- * each run picks the `os` or `buffered` durability.
+ * tombstone) can be appended. Half the runs use a chained log (F-72), whose compaction writes chained fillers (F-76),
+ * half an encrypted one (F-74); each run picks the `os` or `buffered` durability.
  *
  * Reproducible: fixed seed. To explore further: SLUICE_MAINTENANCE_DIFFERENTIAL_SEED and
  * SLUICE_MAINTENANCE_DIFFERENTIAL_RUNS.
@@ -28,12 +28,14 @@ import type { AppendOptions, LogRecord, StreamOptions } from '../../src/log/log.
 import { temporaryDirectory } from '../helpers.js';
 
 const seed = Number(process.env.SLUICE_MAINTENANCE_DIFFERENTIAL_SEED ?? 11);
-const numRuns = Number(process.env.SLUICE_MAINTENANCE_DIFFERENTIAL_RUNS ?? 80);
+const numRuns = Number(process.env.SLUICE_MAINTENANCE_DIFFERENTIAL_RUNS ?? 50);
 const opsMax = 60;
 const segmentBytesMax = 4096;
 const headerBytes = 64;
 const frameOverheadBytes = 32;
 const chainBytes = 64;
+const sealBytes = 28;
+const encryption = { key: { id: 1, key: Buffer.alloc(32, 0x5a) } };
 const startMs = 1_700_000_000_000;
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -314,14 +316,17 @@ const keyHex = (key: Key): string | undefined => {
 class Model {
   /** A chained log (F-72): frames carry 64 more bytes, and compaction writes chained fillers (F-76). */
   readonly chained: boolean;
+  /** An encrypted log (F-74): frames carry a 28-byte seal. */
+  readonly encrypted: boolean;
   /** Every record ever appended, in offset order (targets pick from them). */
   readonly records: MRecord[] = [];
   /** The segments not trimmed, oldest first; the last is the one being written. */
   segments: MSegment[] = [{ base: 0, frames: [] }];
   now = startMs;
 
-  constructor(chained: boolean) {
+  constructor(chained: boolean, encrypted: boolean) {
     this.chained = chained;
+    this.encrypted = encrypted;
   }
 
   get since(): number {
@@ -345,7 +350,7 @@ class Model {
   append(entries: ReadonlyArray<{ value: string; key: string | undefined; time: number }>): number[] {
     if (entries.length === 0) return [];
     const start = this.end;
-    const overhead = frameOverheadBytes + (this.chained ? chainBytes : 0);
+    const overhead = frameOverheadBytes + (this.chained ? chainBytes : 0) + (this.encrypted ? sealBytes : 0);
     const sizes = entries.map((entry) => overhead + (entry.key === undefined ? 0 : entry.key.length / 2) + Buffer.byteLength(entry.value));
     const bytes = sizes.reduce((sum, size) => sum + size, 0);
     let active = this.segments[this.segments.length - 1] as MSegment;
@@ -647,6 +652,7 @@ function open(run: { dir: string; durability: Durability; model: Model }, readon
   return FileLog.open<string>(run.dir, {
     codec: codecs.utf8(),
     ...(run.model.chained && !readonly && { chain: 'sha256' as const }),
+    ...(run.model.encrypted && { encryption }),
     segmentBytesMax,
     now: () => clock.now,
     ...(readonly ? { readonly: true } : { durability: run.durability }),
@@ -866,9 +872,9 @@ async function step(run: Run, op: Op, label: string): Promise<void> {
 it(`FileLog maintenance against a model (seed ${seed}, ${numRuns} runs of up to ${opsMax} operations)`, async (t) => {
   const root = temporaryDirectory('sluice-maintenance-differential-');
   const details = await fc.check(
-    fc.asyncProperty(fc.constantFrom<Durability>('os', 'os', 'buffered'), fc.boolean(), fc.array(opArb, { maxLength: opsMax, size: 'max' }), async (durability, chained, ops) => {
+    fc.asyncProperty(fc.constantFrom<Durability>('os', 'os', 'buffered'), fc.boolean(), fc.boolean(), fc.array(opArb, { maxLength: opsMax, size: 'max' }), async (durability, chained, encrypted, ops) => {
       const dir = mkdtempSync(join(root, 'run-'));
-      const model = new Model(chained);
+      const model = new Model(chained, encrypted);
       const run: Run = { dir, durability, model, log: await open({ dir, durability, model }) };
       try {
         for (const [index, op] of ops.entries()) await step(run, op, `op ${index} (${op.op})`);
@@ -878,6 +884,7 @@ it(`FileLog maintenance against a model (seed ${seed}, ${numRuns} runs of up to 
         count('segments', model.segments.length);
         count('records', model.records.length);
         if (chained) count('chained logs');
+        if (encrypted) count('encrypted logs');
       } finally {
         await run.log.close();
       }
