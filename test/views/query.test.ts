@@ -433,6 +433,42 @@ describe('query view: plans', () => {
     await db.close();
   });
 
+  it('groups apart values that only JSON would take for one: undefined and holes in arrays, Maps, Sets, Dates, typed arrays', async () => {
+    const db = await Sluice.open<Record<string, unknown>>(directory(), { log: await MemoryLog.open({ codec: v8Codec }) });
+    const plain = db.use('plain', query<Record<string, unknown>>(1));
+    // eslint-disable-next-line no-sparse-arrays
+    const holed = [, 1];
+    const values: unknown[] = [
+      [undefined, 1],
+      [null, 1],
+      holed,
+      [],
+      // eslint-disable-next-line no-sparse-arrays
+      [,],
+      new Map([['a', 1]]),
+      new Map([['b', 2]]),
+      new Map([['b', 2]]),
+      new Set([1]),
+      new Set([2]),
+      {},
+      new Date(0),
+      '1970-01-01T00:00:00.000Z',
+      new Date(Number.NaN),
+      null,
+      new Uint8Array([7]),
+      { 0: 7 },
+    ];
+    await db.append(values.map((at) => ({ at })));
+    const groups = await collect(plain.read({ query: [{ $reduce: { at: ['value', 'at'], n: { $count: true } } }] }));
+    // A hole reads as undefined (as a filter takes it); every other pair is two values. The two equal Maps are one group.
+    assert.deepEqual(
+      groups.map((group) => (group as { n: number }).n),
+      [2, 1, 1, 1, 1, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1],
+      inspect(groups),
+    );
+    await db.close();
+  });
+
   it('finds through a three-field index the records that miss both later fields (entry keys ending in nulls)', async () => {
     const db = await Sluice.open<Record<string, unknown>>(directory(), { log: await MemoryLog.open() });
     const indexed = db.use('indexed', query<Record<string, unknown>>(1, { indexes: [{ name: 'bca', value: [['value', 'b'], ['value', 'c'], ['value', 'a']] }] }));

@@ -365,13 +365,34 @@ function groupKey(values: readonly unknown[]): string {
   return values.map((value) => (value === undefined ? '' : canonicalText(value))).join('\n');
 }
 
+/**
+ * Text tokens other than JSON's start with '#', which no JSON text does (a string's starts with '"'), so no value
+ * takes another's text.
+ */
 function canonicalText(value: unknown): string {
   if (typeof value === 'number') return Number.isFinite(value) ? JSON.stringify(value) : `#${String(value)}`;
   if (typeof value === 'bigint') return `#${value}n`;
+  if (value === undefined) return '#undefined';
   if (typeof value !== 'object' || value === null) return JSON.stringify(value) ?? 'null';
+  // Not by JSON's rules for these: a Date is not the string `toJSON` makes of it (nor, invalid, `null`), and Maps,
+  // Sets and typed arrays have contents that JSON leaves out or writes as a plain object's (a codec such as
+  // structured clone keeps them).
+  if (value instanceof Date) return `#Date(${value.getTime()})`;
+  if (value instanceof Map) {
+    const entries = [...value].map(([key, item]) => `${canonicalText(key)}=>${canonicalText(item)}`);
+    return `#Map{${entries.sort().join(',')}}`;
+  }
+  if (value instanceof Set) return `#Set{${[...value].map(canonicalText).sort().join(',')}}`;
+  if (ArrayBuffer.isView(value)) return `#${Object.prototype.toString.call(value)}[${Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('hex')}]`;
   const toJson = (value as { toJSON?: unknown }).toJSON;
   if (typeof toJson === 'function') return canonicalText(toJson.call(value));
-  if (Array.isArray(value)) return `[${value.map((item) => (item === undefined ? 'null' : canonicalText(item))).join(',')}]`;
+  if (Array.isArray(value)) {
+    // A hole and `undefined` are one (a path reads both as missing), neither is `null`, and every item counts:
+    // `map` would pass over holes, and `[,]` be `[]`.
+    const items: string[] = [];
+    for (let i = 0; i < value.length; i++) items.push(canonicalText(value[i]));
+    return `[${items.join(',')}]`;
+  }
   const fields = Object.keys(value)
     .filter((key) => (value as Record<string, unknown>)[key] !== undefined)
     .sort()
