@@ -1,6 +1,6 @@
 import { checkReadOptions, type ReadOptions } from './view.js';
 import type { Key } from 'lmdb';
-import { orderedKeyBytes } from './ordered-key.js';
+import { encodedBytesBound, orderedKeyBytes } from './ordered-key.js';
 
 /**
  * Index keys (flumeview-level semantics, FORMAT.md F-52): what a key may be, how it is stored, and how a range of
@@ -167,20 +167,25 @@ export function toRangeOptions(range: IndexRange): RangeOptions {
  * without encoding them.
  */
 export function checkKeyFits(key: IndexKey, keyBytesMax: number, offset: number): void {
-  if (encodedBytesBound(key) <= keyBytesMax) return;
-  const bytes = orderedKeyBytes(key).length;
+  const bytes = keyBytes(key, keyBytesMax);
   if (bytes <= keyBytesMax) return;
   throw new RangeError(
     `the index key of the record at offset ${offset} takes ${bytes} bytes, over the ${keyBytesMax} an LMDB key can take: map it to a shorter key (a hash of it)`,
   );
 }
 
-function encodedBytesBound(key: IndexKey): number {
-  if (typeof key === 'string') return 1 + 3 * key.length;
-  if (typeof key === 'number') return 9;
-  let bound = 0;
-  for (const part of key) bound += 1 + (typeof part === 'string' ? 1 + 3 * part.length : 9);
-  return bound;
+/**
+ * Whether `key` is short enough to be an LMDB key, so that LMDB may be asked for it: no stored key is longer, and
+ * LMDB fails on a key that is (with a key it cannot even encode, as damage).
+ */
+export function keyFits(key: IndexKey, keyBytesMax: number): boolean {
+  return keyBytes(key, keyBytesMax) <= keyBytesMax;
+}
+
+/** The bytes of `key` encoded, or a bound on them when that is at most `keyBytesMax` (no need to encode it then). */
+function keyBytes(key: IndexKey, keyBytesMax: number): number {
+  const bound = encodedBytesBound(key);
+  return bound <= keyBytesMax ? bound : orderedKeyBytes(key).length;
 }
 
 /**

@@ -26,6 +26,7 @@ import {
   fitRange,
   inRange,
   isKeyList,
+  keyFits,
   liveEntries,
   toRangeOptions,
   type IndexKey,
@@ -268,6 +269,8 @@ export class IndexView<T> implements View<T> {
     const key = checkKey(given);
     const context = this.#ready();
     await context.ready(options);
+    // A key longer than LMDB takes is in no entry, and LMDB would fail on it (as on damage: `CORRUPT_VIEW`).
+    if (!keyFits(key, this.#keyBytesMax)) return undefined;
     const offset = storeRead(this.#file(), () => this.#store().get(key as Key));
     if (offset === undefined) return undefined;
     const record = await readUnlessGone(this.#record(key, checkStoredOffset(offset, this.#file())));

@@ -74,8 +74,32 @@ function writeUtf8(text: string, target: Uint8Array, position: number): number {
 }
 
 const keyScratch = Buffer.allocUnsafe(8192);
+/** Bytes past a key's end that `ordered-binary` may write (a number's last word, a null terminator, checks). */
+const keySlackBytes = 16;
 
-/** The bytes of `key` as `writeOrderedKey` writes them (a copy): what LMDB stores and sorts for it. */
+/**
+ * The bytes of `key` as `writeOrderedKey` writes them (a copy): what LMDB stores and sorts for it. A key of any
+ * length: a read's bound or a key from `map` may be far longer than LMDB takes, and must still be compared (or
+ * measured) rather than fail with a bare "does not fit".
+ */
 export function orderedKeyBytes(key: unknown): Buffer {
-  return Buffer.from(keyScratch.subarray(0, writeOrderedKey(key, keyScratch, 0)));
+  const bound = encodedBytesBound(key) + keySlackBytes;
+  // A whole number of words, of its own memory: ordered-binary views the buffer as 32-bit words, rounding its length up.
+  const target = bound <= keyScratch.length ? keyScratch : Buffer.allocUnsafeSlow((bound + 7) & ~7);
+  return Buffer.from(target.subarray(0, writeOrderedKey(key, target, 0)));
+}
+
+/**
+ * At least the bytes `key` takes encoded (for an index key): three a UTF-16 unit of a string and one for its mark
+ * (an escaped character takes two), nine a number, one more a part of an array for its separator.
+ */
+export function encodedBytesBound(key: unknown): number {
+  if (typeof key === 'string') return 1 + 3 * key.length;
+  if (Array.isArray(key)) {
+    let bound = 0;
+    for (const part of key) bound += 1 + encodedBytesBound(part);
+    return bound;
+  }
+  if (ArrayBuffer.isView(key)) return key.byteLength;
+  return 9;
 }

@@ -418,6 +418,29 @@ describe('index view', () => {
     assert.match(cause.message, new RegExp(`record at offset ${offsets[1]} takes 2002 bytes, over the 1978`));
   });
 
+  it('takes bounds and keys of any length: longer than the buffer a key is encoded into', async () => {
+    await using db = await Sluice.open<Message>(directory());
+    const failures: Array<{ error: Error }> = [];
+    db.on('view-error', (event) => failures.push(event));
+    const byAuthor = db.use('byAuthor', index<Message>(1, (value) => value.author));
+    const pairs = db.use('pairs', index<Message>(1, (value) => [value.author, value.n]));
+    await db.append(Array.from({ length: 3 }, (_, n) => message(n)));
+    // 10,000 characters: 20,000 bytes encoded with the escapes, past any fixed scratch.
+    const long = `@author-1${'\u0001'.repeat(10_000)}`;
+    const keys = async (view: IndexView<Message>, options: object): Promise<unknown[]> => (await entries(view, options)).map(([key]) => key);
+    assert.deepEqual(await keys(byAuthor, { lt: long }), ['@author-0', '@author-1']);
+    assert.deepEqual(await keys(byAuthor, { gte: long, reverse: true }), ['@author-2']);
+    assert.deepEqual(await keys(pairs, { gt: ['@author-1', long] }), [['@author-2', 2]]);
+    assert.equal(await byAuthor.get(long), undefined);
+    for await (const entry of byAuthor.read({ gt: long, live: true, limit: 1 })) assert.equal(entry.key, '@author-2');
+    // A key from map that long fails the view as a shorter one over LMDB's limit does: naming its record.
+    const byText = db.use('byText', index<Message>(1, (value) => (value.n === 1 ? long : value.author)));
+    await assert.rejects(byText.get('@author-0'), { code: 'VIEW_FAILED' });
+    const cause = failures[0]?.error.cause ?? failures[0]?.error;
+    assert.ok(cause instanceof RangeError, inspect(cause));
+    assert.match(cause.message, /the index key of the record at offset \d+ takes 20009 bytes/);
+  });
+
   it('ends a waiting live read with VIEW_FAILED when the view fails', async () => {
     await using db = await Sluice.open<Message>(directory());
     const byN = db.use(
