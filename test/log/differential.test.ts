@@ -18,11 +18,11 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import type { JsonValue } from '../../src/codec/codec.js';
-import { SluiceError } from '../../src/errors.js';
 import { FileLog, type Durability } from '../../src/log/file/file-log.js';
 import type { AppendOptions, Log, LogRecord, StreamOptions } from '../../src/log/log.js';
 import { MemoryLog } from '../../src/log/memory/memory-log.js';
 import { temporaryDirectory } from '../helpers.js';
+import { outcomeOf, type Outcome } from '../outcome.js';
 
 const seed = Number(process.env.SLUICE_DIFFERENTIAL_SEED ?? 42);
 const numRuns = Number(process.env.SLUICE_DIFFERENTIAL_RUNS ?? 100);
@@ -211,35 +211,6 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
 
 // ---------------------------------------------------------------------------------------------------------------
 // Running an operation and describing its outcome in a form that can be compared with deepEqual.
-
-/** What a call did: a result, or an error (its code, or its class for programmer mistakes). */
-type Outcome =
-  | { readonly ok: unknown }
-  | { readonly error: string; readonly thrown: 'synchronously' | 'asynchronously' };
-
-function describeError(error: unknown): string {
-  if (error instanceof SluiceError) return `SluiceError ${error.code}`;
-  if (error instanceof TypeError) return 'TypeError';
-  if (error instanceof RangeError) return 'RangeError';
-  return `unexpected ${String(error)}`;
-}
-
-async function outcomeOf<R>(
-  call: () => Promise<R>,
-  map: (result: R) => unknown = (result) => result,
-): Promise<Outcome> {
-  let promise: Promise<R>;
-  try {
-    promise = call();
-  } catch (error) {
-    return { error: describeError(error), thrown: 'synchronously' };
-  }
-  try {
-    return { ok: map(await promise) };
-  } catch (error) {
-    return { error: describeError(error), thrown: 'asynchronously' };
-  }
-}
 
 interface PlainRecord {
   readonly offset: number;

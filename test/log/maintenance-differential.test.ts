@@ -22,10 +22,10 @@ import { join } from 'node:path';
 import { it } from 'node:test';
 import fc from 'fast-check';
 import { codecs } from '../../src/codec/codec.js';
-import { SluiceError } from '../../src/errors.js';
 import { FileLog, type CompactionPolicy, type Durability, type RetentionPolicy } from '../../src/log/file/file-log.js';
 import type { AppendOptions, LogRecord, StreamOptions } from '../../src/log/log.js';
 import { temporaryDirectory } from '../helpers.js';
+import { outcomeOf, type Outcome } from '../outcome.js';
 
 const seed = Number(process.env.SLUICE_MAINTENANCE_DIFFERENTIAL_SEED ?? 11);
 const numRuns = Number(process.env.SLUICE_MAINTENANCE_DIFFERENTIAL_RUNS ?? 50);
@@ -236,29 +236,6 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
 
 // ---------------------------------------------------------------------------------------------------------------
 // Outcomes, comparable with deepEqual.
-
-type Outcome = { readonly ok: unknown } | { readonly error: string; readonly thrown: 'synchronously' | 'asynchronously' };
-
-function describeError(error: unknown): string {
-  if (error instanceof SluiceError) return `SluiceError ${error.code}`;
-  if (error instanceof TypeError) return 'TypeError';
-  if (error instanceof RangeError) return 'RangeError';
-  return `unexpected ${String(error)}`;
-}
-
-async function outcomeOf<R>(call: () => Promise<R> | R, map: (result: R) => unknown = (result) => result): Promise<Outcome> {
-  let promise: Promise<R> | R;
-  try {
-    promise = call();
-  } catch (error) {
-    return { error: describeError(error), thrown: 'synchronously' };
-  }
-  try {
-    return { ok: map(await promise) };
-  } catch (error) {
-    return { error: describeError(error), thrown: 'asynchronously' };
-  }
-}
 
 const failed = (code: string): Outcome => ({ error: `SluiceError ${code}`, thrown: 'asynchronously' });
 const refused = (error: 'TypeError' | 'RangeError'): Outcome => ({ error, thrown: 'synchronously' });
