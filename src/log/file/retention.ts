@@ -51,8 +51,10 @@ export function firstSegmentToKeep(segments: Segments, policy: RetentionPolicy, 
   if (beforeOffset !== undefined) {
     // By the offset of the segment's last record, not its end: a bound inside that record (as `lt` takes it) still
     // has the record before it. The last frame of a sealed segment is at its last record's offset (F-64).
+    // A bound at or below the segment's base keeps it without reading it (an empty segment has no last frame).
     const before = (index: number): boolean =>
-      segments.endOf(index) <= beforeOffset || reader.endingAt(index, segments.endOf(index), 'record').offset < beforeOffset;
+      segments.endOf(index) <= beforeOffset ||
+      (beforeOffset > (segments.bases[index] as number) && reader.endingAt(index, segments.endOf(index), 'record').offset < beforeOffset);
     while (keep < active && before(keep)) keep++;
   }
   if (olderThanMs !== undefined) {
