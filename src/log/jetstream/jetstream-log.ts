@@ -419,12 +419,24 @@ export class JetStreamLog<T = JsonValue> extends AbstractLog<T> {
     if (this.status !== 'open') return;
     const info = await this.#info(`reading the state of stream ${this.streamName}`);
     const known = sequenceOf(this.since);
-    // This log's own unresolved appends are not visible yet: look below them (no request per batch in flight).
+    // This log's own unresolved appends are not visible yet: look below them. Read after the state, so that a
+    // renumbering (below) can only move them past the state's last sequence.
     const unresolved = this.#writer?.unresolvedSequence;
-    const top = unresolved === undefined ? info.state.last_seq : Math.min(info.state.last_seq, unresolved - 1);
+    const unresolvedId = this.#writer?.unresolvedMsgId;
+    let top = info.state.last_seq;
+    if (unresolved !== undefined && top >= unresolved) {
+      // The sequence the writer counts on may be stale: another writer may have taken it, and the writer will move
+      // its records after that one's. Capping at it regardless hid the other writer's records stored before this
+      // read began (a get of them failed with OFFSET_OUT_OF_RANGE, a stream ended without them). Our records are
+      // stored at that sequence or not at all (each expects its predecessor), so one request tells.
+      const there = await this.#message(unresolved);
+      if (there === null || there.header.get(msgIdHeader) === unresolvedId) top = unresolved - 1;
+    }
     if (top <= known) return;
     const floor = Math.max(known, info.state.first_seq - 1);
-    this.#observed(await this.#lastRecordSequence(top, floor));
+    const last = await this.#lastRecordSequence(top, floor);
+    // Not `#observed`: its cap at the unresolved sequence is the stale one this has just checked.
+    if (this.status === 'open') this._advance(offsetOf(last));
   }
 
   /** The message at `sequence` is stored: `since` follows, but never past this log's own unresolved appends. */

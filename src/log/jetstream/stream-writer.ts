@@ -117,6 +117,11 @@ export class StreamWriter {
     return this.#queue[this.#head]?.sequence;
   }
 
+  /** The message id of that record (it changes with its sequence when another writer took the sequence). */
+  get unresolvedMsgId(): string | undefined {
+    return this.#queue[this.#head]?.msgId;
+  }
+
   /** Publishes `messages` as the next records; resolves to their offsets once all are acknowledged. */
   append(messages: readonly RecordMessage[]): Promise<number[]> {
     if (this.#failure !== undefined) return Promise.reject(this.#failure);
