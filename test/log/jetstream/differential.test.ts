@@ -45,7 +45,6 @@ import { jetstream } from '@nats-io/jetstream';
 import { connect, headers, type NatsConnection } from '@nats-io/transport-node';
 import fc from 'fast-check';
 import type { JsonValue } from '../../../src/codec/codec.js';
-import { SluiceError } from '../../../src/errors.js';
 import { batchHeader } from '../../../src/log/jetstream/batch.js';
 import { JetStreamLog } from '../../../src/log/jetstream/jetstream-log.js';
 import { timeHeader } from '../../../src/log/jetstream/message.js';
@@ -54,6 +53,7 @@ import { MemoryLog } from '../../../src/log/memory/memory-log.js';
 import { toScanRange } from '../../../src/log/range.js';
 import { track } from './cleanup.js';
 import { natsFixture } from './nats-servers.js';
+import { outcomeOf, type Outcome } from '../../outcome.js';
 
 const seed = Number(process.env.SLUICE_JETSTREAM_DIFFERENTIAL_SEED ?? 42);
 const numRuns = Number(process.env.SLUICE_JETSTREAM_DIFFERENTIAL_RUNS ?? 40);
@@ -311,31 +311,6 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
 
 // ---------------------------------------------------------------------------------------------------------------
 // Outcomes.
-
-type Outcome =
-  | { readonly ok: unknown }
-  | { readonly error: string; readonly thrown: 'synchronously' | 'asynchronously' };
-
-function describeError(error: unknown): string {
-  if (error instanceof SluiceError) return `SluiceError ${error.code}`;
-  if (error instanceof TypeError) return 'TypeError';
-  if (error instanceof RangeError) return 'RangeError';
-  return `unexpected ${String(error)}`;
-}
-
-async function outcomeOf<R>(call: () => Promise<R>, map: (result: R) => unknown = (result) => result): Promise<Outcome> {
-  let promise: Promise<R>;
-  try {
-    promise = call();
-  } catch (error) {
-    return { error: describeError(error), thrown: 'synchronously' };
-  }
-  try {
-    return { ok: map(await promise) };
-  } catch (error) {
-    return { error: describeError(error), thrown: 'asynchronously' };
-  }
-}
 
 interface PlainRecord {
   readonly offset: number;
