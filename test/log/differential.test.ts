@@ -17,9 +17,10 @@ import { mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
+import { appendCallArbOf, fixedTime, invalidOffsetArb, startAppend, type AppendCall, type Item, type Key, type Time } from './append-calls.js';
 import type { JsonValue } from '../../src/codec/codec.js';
 import { FileLog, type Durability } from '../../src/log/file/file-log.js';
-import type { AppendOptions, Log, LogRecord, StreamOptions } from '../../src/log/log.js';
+import type { Log, LogRecord, StreamOptions } from '../../src/log/log.js';
 import { MemoryLog } from '../../src/log/memory/memory-log.js';
 import { temporaryDirectory } from '../helpers.js';
 import { outcomeOf, type Outcome } from '../outcome.js';
@@ -27,37 +28,11 @@ import { outcomeOf, type Outcome } from '../outcome.js';
 const seed = Number(process.env.SLUICE_DIFFERENTIAL_SEED ?? 42);
 const numRuns = Number(process.env.SLUICE_DIFFERENTIAL_RUNS ?? 100);
 const opsMax = 40;
-const fixedTime = 1_700_000_000_000;
 const segmentBytesMax = 4096;
 
 // ---------------------------------------------------------------------------------------------------------------
 // Operation descriptions. Offsets are not known when the operations are generated, so targets are described by
 // kind plus a few random numbers and resolved against the records the model has when the operation runs.
-
-type Key = string | Uint8Array | undefined;
-type Time = number | undefined;
-
-interface Item {
-  readonly value: JsonValue;
-  readonly key: Key;
-  readonly time: Time;
-}
-
-/**
- * How a batch passes keys (times): `none`; `shared`, the first item's for all; `each`, an array with one per
- * record; `mismatch`, an array one too long (a TypeError).
- */
-type Mode = 'none' | 'shared' | 'each' | 'mismatch';
-
-/** One `append` call: a single value (wrapped as `[value]` when it is an array) or a batch. */
-type AppendCall =
-  | { readonly kind: 'single'; readonly item: Item }
-  | {
-      readonly kind: 'batch';
-      readonly items: readonly Item[];
-      readonly keyMode: Mode;
-      readonly timeMode: Mode;
-    };
 
 /** Where a `get` points, resolved at run time. */
 type Target =
@@ -115,19 +90,7 @@ const timeArb: fc.Arbitrary<Time> = fc.oneof(
 
 const itemArb: fc.Arbitrary<Item> = fc.record({ value: valueArb, key: keyArb, time: timeArb });
 
-const modeArb = fc.constantFrom<Mode>('none', 'none', 'none', 'shared', 'shared', 'each', 'each', 'mismatch');
-
-const appendCallArb: fc.Arbitrary<AppendCall> = fc.oneof(
-  fc.record({ kind: fc.constant('single' as const), item: itemArb }),
-  fc.record({
-    kind: fc.constant('batch' as const),
-    items: fc.array(itemArb, { maxLength: 8, size: 'medium' }),
-    keyMode: modeArb,
-    timeMode: modeArb,
-  }),
-);
-
-const invalidOffsetArb = fc.constantFrom<unknown>(-1, 1.5, Number.NaN, Infinity, Number.MAX_SAFE_INTEGER + 1, '3');
+const appendCallArb = appendCallArbOf(itemArb, 8);
 
 const targetArb: fc.Arbitrary<Target> = fc.oneof(
   { weight: 4, arbitrary: fc.record({ kind: fc.constant('record' as const), pick: fc.nat() }) },
@@ -238,26 +201,6 @@ async function collect(iterable: AsyncIterable<LogRecord<JsonValue>>): Promise<P
 }
 
 /** Starts one append call (without awaiting it); throws synchronously as `append` does. */
-function startAppend(log: Log<JsonValue>, call: AppendCall): Promise<number | number[]> {
-  if (call.kind === 'single') {
-    const { value, key, time } = call.item;
-    const options: AppendOptions = { ...(key !== undefined && { key }), ...(time !== undefined && { time }) };
-    // An array passed to append is a batch: a single array value is appended as a batch of one.
-    return Array.isArray(value) ? log.append([value], options) : log.append(value, options);
-  }
-  const { items, keyMode, timeMode } = call;
-  const values = items.map((item) => item.value);
-  const options: { key?: AppendOptions['key']; time?: AppendOptions['time'] } = {};
-  const first = items[0];
-  if (keyMode === 'shared' && first?.key !== undefined) options.key = first.key;
-  if (keyMode === 'each') options.key = items.map((item) => item.key);
-  if (keyMode === 'mismatch') options.key = [...items.map((item) => item.key), 'extra'];
-  if (timeMode === 'shared' && first?.time !== undefined) options.time = first.time;
-  if (timeMode === 'each') options.time = items.map((item) => item.time ?? fixedTime);
-  if (timeMode === 'mismatch') options.time = [...items.map((item) => item.time ?? fixedTime), 1];
-  return log.append(values, options);
-}
-
 /** The record starts the model knows, in offset order. */
 class Model {
   readonly starts: number[] = [];

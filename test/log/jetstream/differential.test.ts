@@ -44,11 +44,12 @@ import { isDeepStrictEqual } from 'node:util';
 import { jetstream } from '@nats-io/jetstream';
 import { connect, headers, type NatsConnection } from '@nats-io/transport-node';
 import fc from 'fast-check';
+import { appendCallArbOf, fixedTime, invalidOffsetArb, startAppend, type AppendCall, type Item, type Key, type Time } from '../append-calls.js';
 import type { JsonValue } from '../../../src/codec/codec.js';
 import { batchHeader } from '../../../src/log/jetstream/batch.js';
 import { JetStreamLog } from '../../../src/log/jetstream/jetstream-log.js';
 import { timeHeader } from '../../../src/log/jetstream/message.js';
-import type { AppendOptions, Log, LogRecord, StreamOptions } from '../../../src/log/log.js';
+import type { Log, LogRecord, StreamOptions } from '../../../src/log/log.js';
 import { MemoryLog } from '../../../src/log/memory/memory-log.js';
 import { toScanRange } from '../../../src/log/range.js';
 import { track } from './cleanup.js';
@@ -58,7 +59,6 @@ import { outcomeOf, type Outcome } from '../../outcome.js';
 const seed = Number(process.env.SLUICE_JETSTREAM_DIFFERENTIAL_SEED ?? 42);
 const numRuns = Number(process.env.SLUICE_JETSTREAM_DIFFERENTIAL_RUNS ?? 40);
 const opsMax = 24;
-const fixedTime = 1_700_000_000_000;
 /** Aborts a live stream that has not ended this long after its appends resolved: it would wait for ever. */
 const liveHangMs = 30_000;
 
@@ -68,25 +68,6 @@ let streamCount = 0;
 // ---------------------------------------------------------------------------------------------------------------
 // Operation descriptions. Positions are not known when the operations are generated, so targets are described
 // by kind plus a few random numbers and resolved against the records the model has when the operation runs.
-
-type Key = string | Uint8Array | undefined;
-type Time = number | undefined;
-
-interface Item {
-  readonly value: JsonValue;
-  readonly key: Key;
-  readonly time: Time;
-}
-
-/**
- * How a batch passes keys (times): `none`; `shared`, the first item's for all; `each`, an array with one per
- * record; `mismatch`, an array one too long (a TypeError).
- */
-type Mode = 'none' | 'shared' | 'each' | 'mismatch';
-
-type AppendCall =
-  | { readonly kind: 'single'; readonly item: Item }
-  | { readonly kind: 'batch'; readonly items: readonly Item[]; readonly keyMode: Mode; readonly timeMode: Mode };
 
 /** Where a `get` points, in JetStream offsets. */
 type Target =
@@ -172,19 +153,7 @@ const timeArb: fc.Arbitrary<Time> = fc.oneof(
 
 const itemArb: fc.Arbitrary<Item> = fc.record({ value: valueArb, key: keyArb, time: timeArb });
 
-const modeArb = fc.constantFrom<Mode>('none', 'none', 'none', 'shared', 'shared', 'each', 'each', 'mismatch');
-
-const appendCallArb: fc.Arbitrary<AppendCall> = fc.oneof(
-  fc.record({ kind: fc.constant('single' as const), item: itemArb }),
-  fc.record({
-    kind: fc.constant('batch' as const),
-    items: fc.array(itemArb, { maxLength: 6, size: 'medium' }),
-    keyMode: modeArb,
-    timeMode: modeArb,
-  }),
-);
-
-const invalidOffsetArb = fc.constantFrom<unknown>(-1, 1.5, Number.NaN, Infinity, Number.MAX_SAFE_INTEGER + 1, '3');
+const appendCallArb = appendCallArbOf(itemArb, 6);
 
 const targetArb: fc.Arbitrary<Target> = fc.oneof(
   { weight: 5, arbitrary: fc.record({ kind: fc.constant('record' as const), pick: fc.nat() }) },
@@ -331,25 +300,6 @@ function plain(record: LogRecord<JsonValue>, offset = record.offset): PlainRecor
 }
 
 /** Starts one append call (without awaiting it); throws synchronously as `append` does. */
-function startAppend(log: Log<JsonValue>, call: AppendCall): Promise<number | number[]> {
-  if (call.kind === 'single') {
-    const { value, key, time } = call.item;
-    const options: AppendOptions = { ...(key !== undefined && { key }), ...(time !== undefined && { time }) };
-    return Array.isArray(value) ? log.append([value], options) : log.append(value, options);
-  }
-  const { items, keyMode, timeMode } = call;
-  const values = items.map((item) => item.value);
-  const options: { key?: AppendOptions['key']; time?: AppendOptions['time'] } = {};
-  const first = items[0];
-  if (keyMode === 'shared' && first?.key !== undefined) options.key = first.key;
-  if (keyMode === 'each') options.key = items.map((item) => item.key);
-  if (keyMode === 'mismatch') options.key = [...items.map((item) => item.key), 'extra'];
-  if (timeMode === 'shared' && first?.time !== undefined) options.time = first.time;
-  if (timeMode === 'each') options.time = items.map((item) => item.time ?? fixedTime);
-  if (timeMode === 'mismatch') options.time = [...items.map((item) => item.time ?? fixedTime), 1];
-  return log.append(values, options);
-}
-
 // ---------------------------------------------------------------------------------------------------------------
 // The model: the memory log, read by position.
 
