@@ -197,10 +197,9 @@ export function fitRange(options: RangeOptions, keyBytesMax: number): RangeOptio
   const fitted = { ...options };
   for (const end of ['start', 'end'] as const) {
     const bound = options[end];
-    if (bound === undefined) continue;
-    const bytes = orderedKeyBytes(bound);
-    if (bytes.length <= keyBytesMax) continue;
-    fitted[end] = bytes.subarray(0, keyBytesMax);
+    // Most bounds are short, which their length bound shows without encoding them (every ranged read comes here).
+    if (bound === undefined || keyBytes(bound as IndexKey, keyBytesMax) <= keyBytesMax) continue;
+    fitted[end] = orderedKeyBytes(bound).subarray(0, keyBytesMax);
     // Walking forward, the start is the low bound; reversed, the end is.
     const low = (end === 'start') !== options.reverse;
     if (end === 'start') fitted.exclusiveStart = low;

@@ -2,6 +2,7 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { syncDirectory } from '../log/file/segment-files.js';
 import type { LogRecord } from '../log/log.js';
+import { isPlainObject } from './query/values.js';
 import { restoreState, writeState } from './state-file.js';
 import { checkReadOptions, type ReadOptions, type View, type ViewContext } from './view.js';
 
@@ -153,9 +154,8 @@ function notJson(value: unknown, path: string, ancestors: Set<object>): string |
   if (typeof value === 'number') return Number.isFinite(value) ? undefined : `${path} is ${value}`;
   if (typeof value !== 'object') return `${path} is a ${typeof value}`;
   if (ancestors.has(value)) return `${path} refers back to itself`;
-  const prototype: unknown = Object.getPrototypeOf(value);
   const isArray = Array.isArray(value);
-  if (!isArray && prototype !== Object.prototype && prototype !== null) {
+  if (!isArray && !isPlainObject(value)) {
     return `${path} is a ${(value as { constructor?: { name?: string } }).constructor?.name ?? 'object with a prototype'}`;
   }
   ancestors.add(value);

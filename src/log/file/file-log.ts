@@ -1031,10 +1031,10 @@ const fileLogOptionNames: ReadonlyArray<keyof FileLogOptions<unknown>> = [
 function checkOptions(dir: unknown, options: unknown): void {
   if (typeof dir !== 'string' || dir.length === 0) throw new TypeError('dir must be a non-empty string');
   if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
-  const { durability, segmentBytesMax, retention, chain, chainKey, encryption, fileMode } = options as FileLogOptions<unknown>;
+  const { durability, segmentBytesMax, retention, chain, chainKey, encryption, fileMode, now, withoutKey, readonly } =
+    options as FileLogOptions<unknown>;
   checkOptionNames(options, fileLogOptionNames, 'FileLog.open');
   checkBooleanOptions(options, ['readonly', 'create', 'withoutKey']);
-  const { now, withoutKey, readonly } = options as FileLogOptions<unknown>;
   // A writer must be able to seal what it appends: without the key it would be a log that cannot append.
   if (withoutKey === true && readonly !== true) throw new TypeError('withoutKey goes with readonly: true');
   if (now !== undefined && typeof now !== 'function') throw new TypeError('now must be a function');
